@@ -1,1 +1,29 @@
+//! wasm-ipc runs WebAssembly producer/consumer plugins, each in its own OS process, wires their
+//! ports through a shared-memory (`shm`) or message-passing (`msg`) backend, and reports what
+//! each backend cost: throughput, latency, bytes copied, CPU, context switches, memory — and
+//! digests that prove both delivered the same bytes.
+//!
+//! The flow: [`scenario`] parses and validates a TOML scenario; [`supervisor`] compiles each
+//! module once and starts one [`worker`] process per plugin; a worker instantiates its plugin
+//! ([`plugin`], with the ABI in `plugin/abi.rs`) and moves messages through a [`backend`];
+//! [`report`] turns what the workers measured into a table or JSON.
+//!
+//! ```no_run
+//! use wasm_ipc::{scenario::Scenario, supervisor::Session, report::Report};
+//! let sc = Scenario::load("scenarios/producer-consumer.toml".as_ref())?;
+//! let exe = std::env::current_exe()?;
+//! let session = Session::new(&sc, exe, "example".into())?;
+//! let runs = sc.run.backends.iter().map(|b| session.run(&sc, *b, 0)).collect();
+//! println!("{}", Report::new(&sc, runs).table());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
 
+pub mod backend;
+pub mod plugin;
+pub mod report;
+pub mod scenario;
+pub mod supervisor;
+pub mod sys;
+pub mod worker;

@@ -1,1 +1,177 @@
-fn main() {}
+//! The `wasm-ipc` command line: `run`, `compare`, `check`, and the hidden `worker`.
+#![deny(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use wasm_ipc::report::Report;
+use wasm_ipc::scenario::{BackendKind, Scenario};
+use wasm_ipc::supervisor::{self, Session};
+
+/// Run WebAssembly producer/consumer plugins in separate processes over shared memory or
+/// message passing, and compare the two.
+#[derive(Debug, Parser)]
+#[command(name = "wasm-ipc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a scenario on one backend (default: the scenario's first).
+    Run {
+        /// Scenario file (default: the bundled scenarios/producer-consumer.toml).
+        scenario: Option<PathBuf>,
+        /// Backend: shm or msg.
+        #[arg(long)]
+        backend: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a scenario on every backend it lists and show them side by side.
+    Compare {
+        /// Scenario file (default: the bundled scenarios/producer-consumer.toml).
+        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Validate a scenario (never builds or runs anything).
+    Check {
+        /// Scenario file.
+        scenario: PathBuf,
+    },
+    /// One plugin instance; started by the supervisor only.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        run_id: String,
+        #[arg(long)]
+        plugin: String,
+        #[arg(long)]
+        parent_pid: i32,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Print the report as JSON (schema 1).
+    #[arg(long)]
+    json: bool,
+    /// Tag for this run's processes and memfds (default: pid and time).
+    #[arg(long, hide = true)]
+    run_id: Option<String>,
+}
+
+/// The bundled scenario: ./scenarios/producer-consumer.toml, else the one in the source tree.
+fn default_scenario() -> PathBuf {
+    let local = PathBuf::from("scenarios/producer-consumer.toml");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/producer-consumer.toml")
+}
+
+fn load(path: &Option<PathBuf>) -> Result<Scenario, ExitCode> {
+    let path = path.clone().unwrap_or_else(default_scenario);
+    let sc = Scenario::load(&path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    sc.build_stale().map_err(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(2)
+    })?;
+    Ok(sc)
+}
+
+fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::Result<ExitCode> {
+    let run_id = common.run_id.clone().unwrap_or_else(|| {
+        format!("{}-{}", std::process::id(), wasm_ipc::sys::now_ns() % 1_000_000_000)
+    });
+    let exe = match std::env::var_os("WASM_IPC_WORKER_EXE") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_exe().context("finding this executable")?,
+    };
+    let session = Session::new(sc, exe, run_id)?;
+    let mut runs = Vec::new();
+    'outer: for &backend in backends {
+        for repeat in 0..sc.run.repeat {
+            eprintln!("wasm-ipc: {} on {} (run {})", sc.name, backend.name(), repeat + 1);
+            runs.push(session.run(sc, backend, repeat));
+            if supervisor::was_interrupted() {
+                break 'outer;
+            }
+        }
+    }
+    let report = Report::new(sc, runs);
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if supervisor::was_interrupted() {
+        ExitCode::from(130)
+    } else if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Worker { plugin, parent_pid, .. } => {
+            return ExitCode::from(wasm_ipc::worker::main(&plugin, parent_pid) as u8);
+        }
+        Cmd::Check { scenario } => match Scenario::load(&scenario) {
+            Ok(sc) => {
+                println!(
+                    "{}: ok ({} plugins, {} channels)",
+                    scenario.display(),
+                    sc.plugins.len(),
+                    sc.channels.len()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Cmd::Run { scenario, backend, common } => {
+            let sc = match load(&scenario) {
+                Ok(sc) => sc,
+                Err(code) => return code,
+            };
+            let backend = match backend.as_deref() {
+                None => sc.run.backends[0],
+                Some("shm") => BackendKind::Shm,
+                Some("msg") => BackendKind::Msg,
+                Some(other) => {
+                    eprintln!("error: --backend {other}: expected shm or msg");
+                    return ExitCode::from(2);
+                }
+            };
+            execute(&sc, &[backend], &common)
+        }
+        Cmd::Compare { scenario, common } => {
+            let sc = match load(&scenario) {
+                Ok(sc) => sc,
+                Err(code) => return code,
+            };
+            let backends = sc.run.backends.clone();
+            execute(&sc, &backends, &common)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Plugins: the wasmtime engine, compiling and checking modules, and the per-worker host state
+//! behind the ABI (`abi.rs`, the list of host functions) and WASI preview 1 (`wasi.rs`).
+
+pub mod abi;
+pub mod cache;
+pub mod wasi;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use wasmtime::{Config, Engine, ExternType, Module, ValType};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::backend::{Delivery, PortSpec, Receiver, Sender, Stop};
+
+/// Builds the engine every process of a run uses. Supervisor and workers must agree on it:
+/// workers load the supervisor's compiled code.
+pub fn engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    // Timeouts reach code that never calls the host: the worker's ticker bumps the epoch.
+    config.epoch_interruption(true);
+    // A store into a read-only page must become a trap, not a dead process.
+    config.signals_based_traps(true);
+    Ok(Engine::new(&config)?)
+}
+
+/// The exported function types the ABI requires.
+fn func_sig(ty: &wasmtime::FuncType) -> (Vec<ValType>, Vec<ValType>) {
+    (ty.params().collect(), ty.results().collect())
+}
+
+fn sig_eq(a: &[ValType], b: &[ValType]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
+}
+
+/// Checks a compiled module against ABI v0: exports, and that every import is provided with
+/// the right signature. `needs_windows` is true when the scenario gives the plugin ports.
+pub fn check_module(module: &Module, needs_windows: bool) -> anyhow::Result<()> {
+    use ValType::I32;
+    let mut problems = Vec::new();
+    let exports: BTreeMap<&str, ExternType> =
+        module.exports().map(|e| (e.name(), e.ty())).collect();
+    match exports.get("memory") {
+        Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
+        Some(_) => problems.push("export `memory` must be a 32-bit, non-shared memory".to_string()),
+        None => problems.push("no `memory` export".to_string()),
+    }
+    let mut want_func = |name: &str, params: &[ValType], results: &[ValType], required: bool| {
+        match exports.get(name) {
+            Some(ExternType::Func(f)) => {
+                let (p, r) = func_sig(f);
+                if !sig_eq(&p, params) || !sig_eq(&r, results) {
+                    problems.push(format!(
+                        "export `{name}` has type {f}, the ABI wants (func (param{}) (result{}))",
+                        params.iter().map(|t| format!(" {t}")).collect::<String>(),
+                        results.iter().map(|t| format!(" {t}")).collect::<String>(),
+                    ));
+                }
+            }
+            Some(_) => problems.push(format!("export `{name}` is not a function")),
+            None if required => problems.push(format!("no `{name}` export")),
+            None => {}
+        }
+    };
+    want_func("run", &[], &[I32], true);
+    want_func("_initialize", &[], &[], false);
+    want_func("cabi_realloc", &[I32, I32, I32, I32], &[I32], needs_windows);
+    for import in module.imports() {
+        let (m, n) = (import.module(), import.name());
+        let ExternType::Func(ty) = import.ty() else {
+            problems.push(format!(
+                "imports `{m}`.`{n}`, which is not a function: the host provides functions only"
+            ));
+            continue;
+        };
+        if m == abi::HOST_MODULE {
+            match abi::HOST_FUNCTIONS.iter().find(|f| f.name == n) {
+                Some(f) => {
+                    let (p, r) = func_sig(&ty);
+                    if !sig_eq(&p, &f.params()) || !sig_eq(&r, &f.results()) {
+                        problems.push(format!(
+                            "imports `{m}`.`{n}` as {ty}, the host provides {}",
+                            f.describe()
+                        ));
+                    }
+                }
+                None => problems.push(format!(
+                    "imports `{m}`.`{n}`, which the host does not provide (it provides: {})",
+                    abi::HOST_FUNCTIONS
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        } else if m != wasi::MODULE {
+            problems.push(format!(
+                "imports `{m}`.`{n}`: the host provides only `{}` and `{}`",
+                abi::HOST_MODULE,
+                wasi::MODULE
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("does not meet the plugin ABI: {}", problems.join("; "))
+    }
+}
+
+/// Compiles `path` (.wasm or .wat).
+pub fn compile(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Module> {
+    Ok(Module::new(engine, bytes)?)
+}
+
+/// A port of a running plugin.
+pub(crate) struct Port {
+    pub spec: PortSpec,
+    /// Offset of the window in the plugin's memory.
+    pub window: u32,
+    pub side: Side,
+}
+
+pub(crate) enum Side {
+    Out {
+        tx: Box<dyn Sender>,
+        /// Offset in the window and length of the current loan.
+        loan: Option<(u32, u32)>,
+        /// Digest of everything published (the same for every link of a fan-out).
+        digest: Xxh3,
+        messages: u64,
+        bytes: u64,
+    },
+    In {
+        rx: Box<dyn Receiver>,
+        held: Option<Delivery>,
+        /// One digest per link.
+        digests: Vec<Xxh3>,
+        messages: u64,
+        bytes: u64,
+    },
+}
+
+/// Everything a plugin's host functions can reach: the store's data.
+pub struct Host {
+    /// Plugin name (prefix of its output and of error messages).
+    pub name: String,
+    pub(crate) config: BTreeMap<String, String>,
+    pub(crate) ports: Vec<Port>,
+    pub(crate) memory: Option<wasmtime::Memory>,
+    pub(crate) stop: Arc<Stop>,
+    pub(crate) verify: bool,
+    pub(crate) reports: BTreeMap<String, i64>,
+    pub(crate) output: wasi::Output,
+    pub(crate) rng: u64,
+    pub(crate) latency: Histogram<u64>,
+    /// The blocking host call the plugin is in, for "interrupted in …".
+    pub(crate) in_call: Option<&'static str>,
+    /// Set when a host call told the plugin that a peer failed.
+    pub(crate) saw_peer_failure: Option<String>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("name", &self.name).finish()
+    }
+}
+
+impl Host {
+    /// New host state for plugin `name`.
+    pub fn new(
+        name: &str,
+        config: BTreeMap<String, String>,
+        stop: Arc<Stop>,
+        verify: bool,
+        seed: u64,
+    ) -> Host {
+        Host {
+            name: name.to_string(),
+            config,
+            ports: Vec::new(),
+            memory: None,
+            stop,
+            verify,
+            reports: BTreeMap::new(),
+            output: wasi::Output::new(name),
+            rng: seed ^ xxhash_rust::xxh3::xxh3_64(name.as_bytes()) | 1,
+            latency: Histogram::new(3).expect("3 significant figures is valid"),
+            in_call: None,
+            saw_peer_failure: None,
+        }
+    }
+
+    /// Adds an opened port whose window starts at `window`.
+    pub fn add_port(&mut self, spec: PortSpec, window: u32) -> anyhow::Result<()> {
+        let side = match spec.direction {
+            crate::backend::Direction::Out => Side::Out {
+                tx: crate::backend::open_sender(&spec)?,
+                loan: None,
+                digest: Xxh3::new(),
+                messages: 0,
+                bytes: 0,
+            },
+            crate::backend::Direction::In => Side::In {
+                rx: crate::backend::open_receiver(&spec)?,
+                held: None,
+                digests: spec.links.iter().map(|_| Xxh3::new()).collect(),
+                messages: 0,
+                bytes: 0,
+            },
+        };
+        self.ports.push(Port { spec, window, side });
+        Ok(())
+    }
+
+    /// Closes every output (end of stream) and drops every input.
+    pub fn close_ports(&mut self) {
+        for port in &mut self.ports {
+            if let Side::Out { tx, .. } = &mut port.side {
+                tx.close(&self.stop);
+            }
+        }
+    }
+
+    /// The plugin's figures, once `run` returned.
+    pub fn figures(&self) -> Figures {
+        let mut f = Figures {
+            reports: self.reports.clone(),
+            ..Figures::default()
+        };
+        for port in &self.ports {
+            match &port.side {
+                Side::Out {
+                    tx,
+                    digest,
+                    messages,
+                    bytes,
+                    ..
+                } => {
+                    f.copied_bytes += tx.copied_bytes();
+                    f.messages_sent += messages;
+                    f.bytes_sent += bytes;
+                    for link in &port.spec.links {
+                        f.sent
+                            .insert(link.key.clone(), format!("{:016x}", digest.digest()));
+                    }
+                }
+                Side::In {
+                    rx,
+                    digests,
+                    messages,
+                    bytes,
+                    ..
+                } => {
+                    f.copied_bytes += rx.copied_bytes();
+                    f.messages_received += messages;
+                    f.bytes_received += bytes;
+                    for (link, d) in port.spec.links.iter().zip(digests) {
+                        f.received
+                            .insert(link.key.clone(), format!("{:016x}", d.digest()));
+                    }
+                }
+            }
+        }
+        f.latency = self
+            .latency
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        f.output_dropped = self.output.dropped();
+        f
+    }
+}
+
+/// What one plugin measured and counted.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Figures {
+    /// `report(key, value)` calls.
+    pub reports: BTreeMap<String, i64>,
+    /// Messages published (once per publish, whatever the fan-out).
+    pub messages_sent: u64,
+    /// Bytes published.
+    pub bytes_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Payload bytes the transport copied in this process.
+    pub copied_bytes: u64,
+    /// Link key → digest of what was published on it.
+    pub sent: BTreeMap<String, String>,
+    /// Link key → digest of what was received from it.
+    pub received: BTreeMap<String, String>,
+    /// Latency histogram: (value ns, count) pairs.
+    pub latency: Vec<(u64, u64)>,
+    /// Output bytes dropped by the rate limit.
+    pub output_dropped: u64,
+}
+
+/// Instantiates a plugin: links the ABI and WASI, calls `_initialize`, and asks the plugin for
+/// one window per port (`cabi_realloc`). Returns the store and the `run` function.
+pub fn instantiate(
+    engine: &Engine,
+    module: &Module,
+    host: Host,
+    ports: Vec<PortSpec>,
+) -> anyhow::Result<(wasmtime::Store<Host>, wasmtime::TypedFunc<(), i32>)> {
+    let needs_windows = !ports.is_empty();
+    check_module(module, needs_windows)?;
+    let mut linker = wasmtime::Linker::new(engine);
+    abi::add_to_linker(&mut linker)?;
+    wasi::add_to_linker(&mut linker, module)?;
+    let stop = host.stop.clone();
+    let mut store = wasmtime::Store::new(engine, host);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_ctx| {
+        if stop.interrupted() {
+            Err(wasmtime::Error::new(abi::HostTrap::Interrupted(format!(
+                "interrupted in wasm code: {}",
+                stop.error()
+            ))))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        }
+    });
+    let instance = linker
+        .instantiate(&mut store, module)
+        .map_err(anyhow::Error::from)
+        .context("instantiating")?;
+    let memory = instance
+        .get_memory(&mut store, "memory")
+        .context("no `memory` export")?;
+    store.data_mut().memory = Some(memory);
+    if let Some(init) = instance.get_func(&mut store, "_initialize") {
+        init.typed::<(), ()>(&store)?
+            .call(&mut store, ())
+            .map_err(anyhow::Error::from)
+            .context("calling `_initialize`")?;
+    }
+    if needs_windows {
+        let realloc = instance.get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, "cabi_realloc")?;
+        for spec in ports {
+            let len = spec.window_len;
+            let ptr = realloc
+                .call(&mut store, (0, 0, 65536, len as i32))
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("calling `cabi_realloc` for port `{}`", spec.name))?
+                as u32;
+            let size = memory.data_size(&store) as u64;
+            if ptr == 0 || ptr % 65536 != 0 {
+                bail!(
+                    "`cabi_realloc(0, 0, 65536, {len})` for port `{}` returned {ptr:#x}: a window must be a non-null, 64 KiB-aligned allocation",
+                    spec.name
+                );
+            }
+            if ptr as u64 + len as u64 > size || ptr as u64 + len as u64 > 1 << 31 {
+                bail!(
+                    "`cabi_realloc` for port `{}` returned {ptr:#x}+{len}, outside the plugin's {size}-byte memory (or above 2 GiB)",
+                    spec.name
+                );
+            }
+            if let Some(other) = store.data().ports.iter().find(|p| {
+                p.window < ptr + len && ptr < p.window + p.spec.window_len
+            }) {
+                bail!(
+                    "`cabi_realloc` returned overlapping windows for ports `{}` and `{}`",
+                    other.spec.name,
+                    spec.name
+                );
+            }
+            store.data_mut().add_port(spec, ptr)?;
+        }
+    }
+    let run = instance
+        .get_typed_func::<(), i32>(&mut store, "run")
+        .map_err(anyhow::Error::from)
+        .context("export `run`")?;
+    Ok((store, run))
+}

@@ -1,0 +1,382 @@
+//! The report: per-run figures (JSON schema 1, the fields of DESIGN §7) and the table.
+//!
+//! Figures come from the workers, measured from the barrier's release; CPU, RSS and context
+//! switches from `wait4`. `copied_bytes` is the sum of what each worker's transport counted
+//! where it copied; digests combine per-link digests in link-key order.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{BackendKind, Scenario, Verify};
+use crate::supervisor::RunState;
+use crate::worker::Status;
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Schema version of this JSON.
+    pub schema: u32,
+    /// Scenario name.
+    pub scenario: String,
+    /// The supervisor's pid.
+    pub supervisor_pid: u32,
+    /// Whether every ok run delivered the same bytes (digests equal across runs).
+    pub digests_agree: bool,
+    /// Every run, in order.
+    pub runs: Vec<RunReport>,
+}
+
+/// Latency percentiles, publish → receive, all consumers merged.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// One worker process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessReport {
+    /// Plugin instance.
+    pub plugin: String,
+    /// Its pid.
+    pub pid: i32,
+    /// How it ended: ok, failed, peer-failed, interrupted, killed.
+    pub status: Status,
+    /// What happened, when not ok.
+    pub error: Option<String>,
+    /// Spawn → ready (instantiated, windows allocated), ns.
+    pub ready_ns: u64,
+    /// User CPU seconds (whole process life).
+    pub user_s: f64,
+    /// System CPU seconds.
+    pub sys_s: f64,
+    /// Peak RSS, KiB.
+    pub max_rss_kib: u64,
+    /// Voluntary context switches.
+    pub voluntary_cs: u64,
+    /// Involuntary context switches.
+    pub involuntary_cs: u64,
+    /// The plugin's `report` figures.
+    pub reports: BTreeMap<String, i64>,
+    /// Messages published.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Payload bytes the transport copied in this process.
+    pub copied_bytes: u64,
+    /// Bytes passed to read-family syscalls (/proc/self/io `rchar`), at the end.
+    pub io_rchar: Option<u64>,
+    /// Bytes passed to write-family syscalls (/proc/self/io `wchar`), at the end.
+    pub io_wchar: Option<u64>,
+}
+
+/// One run of a scenario on one backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// `shm` or `msg`.
+    pub backend: String,
+    /// 0-based repeat index.
+    pub repeat: u32,
+    /// Every plugin ok and, with verify = full, digests equal.
+    pub ok: bool,
+    /// What went wrong, naming the plugin.
+    pub error: Option<String>,
+    /// Messages delivered, summed over consumers.
+    pub messages: u64,
+    /// Bytes delivered, summed over consumers.
+    pub bytes: u64,
+    /// Barrier release → last plugin finished, seconds.
+    pub elapsed_s: f64,
+    /// messages / elapsed.
+    pub msgs_per_s: f64,
+    /// bytes / elapsed.
+    pub bytes_per_s: f64,
+    /// Publish → receive.
+    pub latency_ns: Latency,
+    /// Payload bytes moved through a copy, counted where copied.
+    pub copied_bytes: u64,
+    /// Digest of what producers published (xxh3-64 hex), or null with verify = off.
+    pub digest_sent: Option<String>,
+    /// Digest of what consumers received, from their own memory.
+    pub digest_received: Option<String>,
+    /// Modules compiled (not loaded from the cache) for this scenario.
+    pub modules_compiled: usize,
+    /// `full` or `off`.
+    pub verify: String,
+    /// Every worker.
+    pub processes: Vec<ProcessReport>,
+}
+
+/// Combines link digests: xxh3-64 over `key=digest\n` lines in key order (a sorted list, not
+/// XOR, so equal fan-out links do not cancel).
+pub fn combine(links: &BTreeMap<String, String>) -> String {
+    let mut text = String::new();
+    for (k, v) in links {
+        let _ = writeln!(text, "{k}={v}");
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+pub(crate) fn build(
+    sc: &Scenario,
+    backend: BackendKind,
+    repeat: u32,
+    modules_compiled: usize,
+    run: &RunState,
+    start_error: Option<anyhow::Error>,
+) -> RunReport {
+    let mut sent = BTreeMap::new();
+    let mut received = BTreeMap::new();
+    let mut latency = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let (mut messages, mut bytes, mut copied) = (0, 0, 0);
+    let mut end_ns = run.release_ns.unwrap_or(0);
+    let mut processes = Vec::new();
+    for w in &run.workers {
+        let u = w.usage.unwrap_or_default();
+        let (status, error, figures, io) = match &w.outcome {
+            Some(o) => (o.status, o.error.clone(), o.figures.clone(), o.io),
+            None => {
+                let how = match (u.signal, &w.killed) {
+                    (Some(sig), Some(why)) => format!("killed by the supervisor (signal {sig}): {why}"),
+                    (Some(sig), None) => format!("killed by signal {sig}"),
+                    (None, _) => format!("exited with status {} without reporting", u.exit_code.unwrap_or(-1)),
+                };
+                (
+                    Status::Killed,
+                    Some(format!("plugin `{}` (pid {}) {how}", w.name, w.pid)),
+                    Default::default(),
+                    None,
+                )
+            }
+        };
+        if let Some(o) = &w.outcome {
+            end_ns = end_ns.max(o.end_ns);
+        }
+        sent.extend(figures.sent.clone());
+        received.extend(figures.received.clone());
+        for (v, c) in &figures.latency {
+            let _ = latency.record_n(*v, *c);
+        }
+        messages += figures.messages_received;
+        bytes += figures.bytes_received;
+        copied += figures.copied_bytes;
+        processes.push(ProcessReport {
+            plugin: w.name.clone(),
+            pid: w.pid,
+            status,
+            error,
+            ready_ns: w
+                .outcome
+                .as_ref()
+                .map(|o| o.ready_at_ns)
+                .or(w.ready_ns)
+                .filter(|&r| r > 0)
+                .map_or(0, |r| r.saturating_sub(w.spawn_ns)),
+            user_s: u.user_s,
+            sys_s: u.sys_s,
+            max_rss_kib: u.max_rss_kib,
+            voluntary_cs: u.voluntary_cs,
+            involuntary_cs: u.involuntary_cs,
+            reports: figures.reports.clone(),
+            messages_sent: figures.messages_sent,
+            messages_received: figures.messages_received,
+            copied_bytes: figures.copied_bytes,
+            io_rchar: io.map(|x| x.0),
+            io_wchar: io.map(|x| x.1),
+        });
+    }
+    let verify = sc.run.verify == Verify::Full;
+    let (digest_sent, digest_received) = if verify && !run.workers.is_empty() {
+        (Some(combine(&sent)), Some(combine(&received)))
+    } else {
+        (None, None)
+    };
+    // The cause first: a plugin's own failure before those that only saw a peer fail.
+    let rank = |s: Status| match s {
+        Status::Failed | Status::Killed => 0,
+        Status::Interrupted => 1,
+        Status::PeerFailed => 2,
+        Status::Ok => 3,
+    };
+    let mut error = start_error.map(|e| format!("{e:#}"));
+    if error.is_none() && run.interrupted {
+        error = Some("interrupted (Ctrl-C)".into());
+    }
+    if error.is_none() {
+        error = processes
+            .iter()
+            .filter(|p| p.status != Status::Ok)
+            .min_by_key(|p| rank(p.status))
+            .and_then(|p| p.error.clone());
+    }
+    if error.is_none() && digest_sent != digest_received {
+        let bad: Vec<&String> = sent
+            .iter()
+            .filter(|(k, v)| received.get(*k) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        error = Some(format!(
+            "digest mismatch: what was received differs from what was sent on {}",
+            bad.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let elapsed_s = match run.release_ns {
+        Some(r) if end_ns > r => (end_ns - r) as f64 / 1e9,
+        _ => 0.0,
+    };
+    let per_s = |x: u64| if elapsed_s > 0.0 { x as f64 / elapsed_s } else { 0.0 };
+    RunReport {
+        scenario: sc.name.clone(),
+        backend: backend.name().to_string(),
+        repeat,
+        ok: error.is_none(),
+        error,
+        messages,
+        bytes,
+        elapsed_s,
+        msgs_per_s: per_s(messages),
+        bytes_per_s: per_s(bytes),
+        latency_ns: if latency.is_empty() {
+            Latency::default()
+        } else {
+            Latency {
+                p50: latency.value_at_quantile(0.5),
+                p99: latency.value_at_quantile(0.99),
+                p999: latency.value_at_quantile(0.999),
+                max: latency.max(),
+            }
+        },
+        copied_bytes: copied,
+        digest_sent,
+        digest_received,
+        modules_compiled,
+        verify: if verify { "full" } else { "off" }.into(),
+        processes,
+    }
+}
+
+impl Report {
+    /// Assembles the report and checks that every ok run with digests delivered the same bytes.
+    pub fn new(sc: &Scenario, runs: Vec<RunReport>) -> Report {
+        let mut digests = runs
+            .iter()
+            .filter(|r| r.ok)
+            .filter_map(|r| r.digest_received.as_ref());
+        let first = digests.next();
+        let digests_agree = digests.all(|d| Some(d) == first);
+        Report {
+            schema: 1,
+            scenario: sc.name.clone(),
+            supervisor_pid: std::process::id(),
+            digests_agree,
+            runs,
+        }
+    }
+
+    /// Every run ok and every digest equal.
+    pub fn ok(&self) -> bool {
+        self.digests_agree && self.runs.iter().all(|r| r.ok)
+    }
+
+    /// The human-readable table: one column per run.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+        let mut row = |name: &str, f: &dyn Fn(&RunReport) -> String| {
+            rows.push((name.to_string(), self.runs.iter().map(f).collect()));
+        };
+        row("backend", &|r| {
+            if self.runs.iter().any(|o| o.repeat > 0) {
+                format!("{}#{}", r.backend, r.repeat)
+            } else {
+                r.backend.clone()
+            }
+        });
+        row("ok", &|r| if r.ok { "yes".into() } else { "NO".into() });
+        row("messages", &|r| r.messages.to_string());
+        row("bytes", &|r| human_bytes(r.bytes as f64));
+        row("elapsed", &|r| format!("{:.3} s", r.elapsed_s));
+        row("throughput", &|r| format!("{:.0} msg/s", r.msgs_per_s));
+        row("bandwidth", &|r| format!("{}/s", human_bytes(r.bytes_per_s)));
+        row("latency p50", &|r| human_ns(r.latency_ns.p50));
+        row("latency p99", &|r| human_ns(r.latency_ns.p99));
+        row("latency p99.9", &|r| human_ns(r.latency_ns.p999));
+        row("latency max", &|r| human_ns(r.latency_ns.max));
+        row("copied", &|r| human_bytes(r.copied_bytes as f64));
+        row("cpu user+sys", &|r| {
+            let (u, s) = r
+                .processes
+                .iter()
+                .fold((0.0, 0.0), |(u, s), p| (u + p.user_s, s + p.sys_s));
+            format!("{u:.2}+{s:.2} s")
+        });
+        row("ctx switches", &|r| {
+            let (v, i) = r
+                .processes
+                .iter()
+                .fold((0, 0), |(v, i), p| (v + p.voluntary_cs, i + p.involuntary_cs));
+            format!("{v} vol, {i} invol")
+        });
+        row("max rss", &|r| {
+            human_bytes(r.processes.iter().map(|p| p.max_rss_kib).max().unwrap_or(0) as f64 * 1024.0)
+        });
+        row("digest sent", &|r| r.digest_sent.clone().unwrap_or("-".into()));
+        row("digest received", &|r| r.digest_received.clone().unwrap_or("-".into()));
+        let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..self.runs.len())
+            .map(|i| rows.iter().map(|(_, v)| v[i].len()).max().unwrap_or(0))
+            .collect();
+        let mut out = format!("scenario: {}\n", self.scenario);
+        for (name, vals) in &rows {
+            let _ = write!(out, "{name:<w0$}");
+            for (v, w) in vals.iter().zip(&widths) {
+                let _ = write!(out, "  {v:>w$}");
+            }
+            out.push('\n');
+        }
+        for r in &self.runs {
+            if let Some(e) = &r.error {
+                let _ = writeln!(out, "{}#{}: {e}", r.backend, r.repeat);
+            }
+        }
+        if !self.digests_agree {
+            out.push_str("digests differ between runs: the runs did not deliver the same bytes\n");
+        } else if self.runs.len() > 1 && self.runs.iter().all(|r| r.ok && r.digest_received.is_some()) {
+            out.push_str("every run delivered identical bytes (equal digests)\n");
+        }
+        out
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn human_ns(ns: u64) -> String {
+    match ns {
+        0..=9_999 => format!("{ns} ns"),
+        10_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        _ => format!("{:.2} ms", ns as f64 / 1e6),
+    }
+}

@@ -1,0 +1,1366 @@
+//! Scenario files: which plugins run, how their ports are wired, and how to run them.
+//!
+//! A scenario is a TOML file (see DESIGN.md §6). It is read in two stages, as ripgrep reads
+//! its arguments (`LowArgs` → `HiArgs`):
+//!
+//! 1. **Raw**: serde types with `deny_unknown_fields` and [`toml::Spanned`] wherever a later
+//!    check needs the line. Syntax errors, unknown keys, missing keys and wrong types stop here.
+//! 2. **Resolved**: [`Scenario`], where names are checked, endpoints are resolved to plugin
+//!    indices, sizes and durations are parsed, and defaults are applied.
+//!
+//! Every error is a [`ScenarioError`] naming the file, the line and the dotted key path
+//! (`channel[0].slot_size`), and saying what would have been valid.
+//!
+//! This module does not depend on wasmtime, so a fuzz target can drive [`Scenario::parse`]
+//! alone; `parse` never panics and never touches the file system.
+//!
+//! ```toml
+//! name = "producer-consumer"
+//!
+//! [[plugin]]
+//! name = "producer"
+//! wasm = "../plugins/target/wasm32-wasip1/release/producer.wasm"
+//! build = "cargo build --release --manifest-path ../plugins/Cargo.toml -p producer"
+//! config = { count = 10000, size = 4096 }
+//!
+//! [[plugin]]
+//! name = "consumer"
+//! wasm = "../plugins/target/wasm32-wasip1/release/consumer.wasm"
+//!
+//! [[channel]]
+//! from = "producer.out"
+//! to = ["consumer.in"]
+//! slot_size = "64KiB"
+//! capacity = 16
+//!
+//! [run]
+//! backends = ["shm", "msg"]
+//! repeat = 3
+//! timeout = "60s"
+//! wait = "adaptive"
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::ops::Range;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use toml::Spanned;
+
+/// Default [`Channel::slot_size`]: 64 KiB.
+pub const DEFAULT_SLOT_SIZE: u32 = 64 * 1024;
+/// Largest accepted [`Channel::slot_size`]: 256 MiB.
+pub const MAX_SLOT_SIZE: u32 = 256 * 1024 * 1024;
+/// Default [`Channel::capacity`].
+pub const DEFAULT_CAPACITY: u32 = 16;
+/// Largest accepted [`Channel::capacity`].
+pub const MAX_CAPACITY: u32 = 65536;
+/// Largest accepted [`RunConfig::repeat`].
+pub const MAX_REPEAT: u32 = 1000;
+/// Default [`RunConfig::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const SIZE_HINT: &str = "sizes look like 4096, \"4KiB\", \"1MiB\" (units: B, KiB, MiB, GiB)";
+const DURATION_HINT: &str = "durations look like \"500ms\", \"60s\", \"2m\" or 60 (seconds)";
+const ENDPOINT_HINT: &str = "expected \"plugin.port\", e.g. \"producer.out\"";
+const NAME_HINT: &str = "use letters, digits, '_' and '-' only";
+
+// ---- resolved scenario types ----
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The scenario file as given.
+    pub path: PathBuf,
+    /// Folder of the scenario file: relative paths and `build` commands start here.
+    pub dir: PathBuf,
+    /// The scenario's `name`.
+    pub name: String,
+    /// The scenario's optional `description`.
+    pub description: Option<String>,
+    /// The `[[plugin]]` tables, in file order; [`Endpoint::plugin`] indexes this.
+    pub plugins: Vec<Plugin>,
+    /// The `[[channel]]` tables, in file order.
+    pub channels: Vec<Channel>,
+    /// The `[run]` table with defaults applied.
+    pub run: RunConfig,
+}
+
+/// One `[[plugin]]` table.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    /// Unique name: letters, digits, `_` and `-`.
+    pub name: String,
+    /// Absolute (dir-joined) path to the .wasm or .wat file.
+    pub wasm: PathBuf,
+    /// Shell command run in `dir` through `sh -c` when `wasm` is missing or stale.
+    pub build: Option<String>,
+    /// Optional folder (dir-joined) whose files, when newer than `wasm`, make it stale.
+    pub source: Option<PathBuf>,
+    /// Config values as text: integers as decimal digits, strings without quotes, booleans
+    /// as true/false, floats as Rust prints them.
+    pub config: BTreeMap<String, String>,
+}
+
+/// `plugin.port`: index into `Scenario::plugins` and the port name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// Index into [`Scenario::plugins`].
+    pub plugin: usize,
+    /// The port's name within that plugin.
+    pub port: String,
+}
+
+/// One `[[channel]]` table.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// One or more producers (`from = "a.out"` or `from = ["a.out", "b.out"]`).
+    pub from: Vec<Endpoint>,
+    /// One or more consumers.
+    pub to: Vec<Endpoint>,
+    /// Largest message in bytes (1 ..= 256 MiB). Default 64 KiB.
+    pub slot_size: u32,
+    /// Messages in flight per producer->consumer link (1 ..= 65536). Default 16.
+    pub capacity: u32,
+}
+
+/// An IPC backend a scenario can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackendKind {
+    /// `"shm"`: shared-memory rings.
+    Shm,
+    /// `"msg"`: message passing over sockets.
+    Msg,
+}
+
+impl BackendKind {
+    /// Every backend, in the default order.
+    pub const ALL: [BackendKind; 2] = [BackendKind::Shm, BackendKind::Msg];
+
+    /// The name used in scenario files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Shm => "shm",
+            BackendKind::Msg => "msg",
+        }
+    }
+
+    /// The backend called `name` (`"shm"` or `"msg"`), if any.
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        BackendKind::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// How a shared-memory endpoint waits for its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitMode {
+    /// `"adaptive"`: spin briefly, then sleep on a futex.
+    Adaptive,
+    /// `"spin"`: never sleep.
+    Spin,
+    /// `"futex"`: sleep on a futex at once.
+    Futex,
+}
+
+impl WaitMode {
+    /// Every mode, in the order error messages list them.
+    pub const ALL: [WaitMode; 3] = [WaitMode::Adaptive, WaitMode::Spin, WaitMode::Futex];
+
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitMode::Adaptive => "adaptive",
+            WaitMode::Spin => "spin",
+            WaitMode::Futex => "futex",
+        }
+    }
+}
+
+/// Whether consumers check the payloads they receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// `"full"`: check every message.
+    Full,
+    /// `"off"`: check nothing.
+    Off,
+}
+
+impl Verify {
+    /// Every setting, in the order error messages list them.
+    pub const ALL: [Verify; 2] = [Verify::Full, Verify::Off];
+
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verify::Full => "full",
+            Verify::Off => "off",
+        }
+    }
+}
+
+/// The `[run]` table.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Default ["shm", "msg"]; no duplicates; non-empty.
+    pub backends: Vec<BackendKind>,
+    /// Default 1; 1 ..= 1000.
+    pub repeat: u32,
+    /// Default 60 s. Durations: "500ms", "60s", "2m" (also a bare integer = seconds). > 0.
+    pub timeout: Duration,
+    /// Default Adaptive.
+    pub wait: WaitMode,
+    /// Default Full.
+    pub verify: Verify,
+    /// Seed for the plugins' WASI random_get. Default 0.
+    pub seed: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            backends: BackendKind::ALL.to_vec(),
+            repeat: 1,
+            timeout: DEFAULT_TIMEOUT,
+            wait: WaitMode::Adaptive,
+            verify: Verify::Full,
+            seed: 0,
+        }
+    }
+}
+
+/// A scenario that could not be read, parsed or validated.
+///
+/// `Display`: "{file}:{line}: {key}: {message}" where key is the dotted TOML key path
+/// (e.g. `channel[0].slot_size`, `plugin[1].wasm`, `run.wait`), and message says what was
+/// wrong and what would be valid. For TOML syntax errors, the line where it happened.
+/// Parts that are unknown are left out.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render_error(.file, *.line, .key.as_deref(), .message))]
+pub struct ScenarioError {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// 1-based line of the offending key or value, when known.
+    pub line: Option<usize>,
+    /// Dotted key path such as `channel[0].slot_size`, when known.
+    pub key: Option<String>,
+    /// What was wrong and what would be valid.
+    pub message: String,
+}
+
+fn render_error(file: &Path, line: Option<usize>, key: Option<&str>, message: &str) -> String {
+    let mut s = file.display().to_string();
+    if let Some(line) = line {
+        s.push_str(&format!(":{line}"));
+    }
+    if let Some(key) = key {
+        s.push_str(&format!(": {key}"));
+    }
+    s.push_str(&format!(": {message}"));
+    s
+}
+
+impl Scenario {
+    /// Read, parse, validate, and check that every plugin's wasm file exists or has `build`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read the scenario file: {e}"),
+        })?;
+        let (scenario, wasm_lines) = parse_with_lines(path, &text)?;
+        for (i, (plugin, line)) in scenario.plugins.iter().zip(wasm_lines).enumerate() {
+            if plugin.build.is_none() && !plugin.wasm.exists() {
+                return Err(ScenarioError {
+                    file: path.to_path_buf(),
+                    line: Some(line),
+                    key: Some(format!("plugin[{i}].wasm")),
+                    message: format!(
+                        "{} does not exist; build it first, or add a `build` key with a shell \
+                         command (run in {}) that creates it",
+                        plugin.wasm.display(),
+                        scenario.dir.display()
+                    ),
+                });
+            }
+        }
+        Ok(scenario)
+    }
+
+    /// Parse and validate text (no file-system access: `wasm` existence is not checked).
+    /// `path` is used for messages and to resolve relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        parse_with_lines(path, text).map(|(scenario, _)| scenario)
+    }
+
+    /// Runs each plugin's `build` command (sh -c, cwd = dir, stdout/stderr of the build go
+    /// to our stderr) when its wasm is missing or older than the newest file under `source`.
+    /// Afterwards the wasm must exist. Errors name the plugin and the command.
+    ///
+    /// A command shared by several plugins runs at most once per call. Under `source`,
+    /// folders named `target` or `node_modules` and hidden folders are skipped.
+    pub fn build_stale(&self) -> anyhow::Result<()> {
+        let mut built: HashSet<&str> = HashSet::new();
+        for plugin in &self.plugins {
+            let Some(cmd) = plugin.build.as_deref() else {
+                continue;
+            };
+            let stale = is_stale(plugin).with_context(|| {
+                format!(
+                    "plugin {}: checking whether {} is up to date",
+                    plugin.name,
+                    plugin.wasm.display()
+                )
+            })?;
+            if !stale {
+                continue;
+            }
+            if built.insert(cmd) {
+                eprintln!("building plugin {}: {cmd}", plugin.name);
+                let stdout = std::io::stderr()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .context("duplicating stderr for the build's output")?;
+                let status = Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .current_dir(&self.dir)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::from(stdout))
+                    .status()
+                    .with_context(|| {
+                        format!(
+                            "plugin {}: running build command `{cmd}` in {}",
+                            plugin.name,
+                            self.dir.display()
+                        )
+                    })?;
+                if !status.success() {
+                    bail!(
+                        "plugin {}: build command `{cmd}` failed ({status}) in {}",
+                        plugin.name,
+                        self.dir.display()
+                    );
+                }
+            }
+            if !plugin.wasm.exists() {
+                bail!(
+                    "plugin {}: build command `{cmd}` did not create {}; \
+                     check `wasm` and `build` in {}",
+                    plugin.name,
+                    plugin.wasm.display(),
+                    self.path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Inputs of plugin `i`: (port name, channel index), in channel order.
+    pub fn inputs_of(&self, i: usize) -> Vec<(String, usize)> {
+        self.ports_of(i, |c| &c.to)
+    }
+
+    /// Outputs of plugin `i`: (port name, channel index), in channel order.
+    pub fn outputs_of(&self, i: usize) -> Vec<(String, usize)> {
+        self.ports_of(i, |c| &c.from)
+    }
+
+    /// `plugin.port` as written in the scenario file.
+    pub fn endpoint_name(&self, endpoint: &Endpoint) -> String {
+        match self.plugins.get(endpoint.plugin) {
+            Some(plugin) => format!("{}.{}", plugin.name, endpoint.port),
+            None => format!("#{}.{}", endpoint.plugin, endpoint.port),
+        }
+    }
+
+    fn ports_of(
+        &self,
+        i: usize,
+        side: impl Fn(&Channel) -> &Vec<Endpoint>,
+    ) -> Vec<(String, usize)> {
+        let mut ports = Vec::new();
+        for (c, channel) in self.channels.iter().enumerate() {
+            for endpoint in side(channel) {
+                if endpoint.plugin == i {
+                    ports.push((endpoint.port.clone(), c));
+                }
+            }
+        }
+        ports
+    }
+}
+
+// ---- size and duration syntax ----
+
+/// Parses a size: `"4096"`, `"4096B"`, `"4KiB"`, `"1MiB"` or `"1GiB"` (a space before the
+/// unit is allowed). Returns bytes; the error says what sizes look like.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = split_number(text);
+    let n = parse_digits(digits).ok_or_else(|| format!("malformed size {text:?}; {SIZE_HINT}"))?;
+    let multiplier: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "K" | "k" | "KB" | "kB" | "kb" | "Kb" | "KIB" | "kib" | "Ki" => {
+            return Err(format!(
+                "unknown unit {unit:?}, did you mean \"KiB\"? {SIZE_HINT}"
+            ));
+        }
+        "M" | "m" | "MB" | "mb" | "Mb" | "MIB" | "mib" | "Mi" => {
+            return Err(format!(
+                "unknown unit {unit:?}, did you mean \"MiB\"? {SIZE_HINT}"
+            ));
+        }
+        "G" | "g" | "GB" | "gb" | "Gb" | "GIB" | "gib" | "Gi" => {
+            return Err(format!(
+                "unknown unit {unit:?}, did you mean \"GiB\"? {SIZE_HINT}"
+            ));
+        }
+        _ => return Err(format!("malformed size {text:?}; {SIZE_HINT}")),
+    };
+    n.checked_mul(multiplier)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// Parses a duration: `"500ms"`, `"60s"`, `"2m"`, or bare digits meaning seconds (a space
+/// before the unit is allowed). Zero is accepted here; callers decide whether it is valid.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = split_number(text);
+    let n = parse_digits(digits)
+        .ok_or_else(|| format!("malformed duration {text:?}; {DURATION_HINT}"))?;
+    let too_long = || format!("duration {text:?} is too long");
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" | "min" => Ok(Duration::from_secs(n.checked_mul(60).ok_or_else(too_long)?)),
+        "h" => Ok(Duration::from_secs(
+            n.checked_mul(3600).ok_or_else(too_long)?,
+        )),
+        _ => Err(format!(
+            "unknown unit {unit:?} in duration {text:?}; {DURATION_HINT}"
+        )),
+    }
+}
+
+/// Splits `"64 KiB"` into `("64", "KiB")`.
+fn split_number(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, rest) = text.split_at(end);
+    (digits, rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+fn parse_digits(digits: &str) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+// ---- raw (serde) types ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    description: Option<String>,
+    #[serde(default)]
+    plugin: Vec<RawPlugin>,
+    #[serde(default)]
+    channel: Vec<RawChannel>,
+    run: Option<RawRun>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    wasm: Spanned<String>,
+    build: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    config: Option<BTreeMap<String, Spanned<toml::Value>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    from: Spanned<RawEndpoints>,
+    to: Spanned<RawEndpoints>,
+    slot_size: Option<Spanned<toml::Value>>,
+    capacity: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    backends: Option<Spanned<Vec<Spanned<String>>>>,
+    repeat: Option<Spanned<toml::Value>>,
+    timeout: Option<Spanned<toml::Value>>,
+    wait: Option<Spanned<String>>,
+    verify: Option<Spanned<String>>,
+    seed: Option<Spanned<toml::Value>>,
+}
+
+/// `"a.out"` or `["a.out", "b.out"]`, keeping each array element's span.
+enum RawEndpoints {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawEndpoints {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawEndpoints, D::Error> {
+        struct EndpointsVisitor;
+        impl<'de> Visitor<'de> for EndpointsVisitor {
+            type Value = RawEndpoints;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"plugin.port\" or an array of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEndpoints, E> {
+                Ok(RawEndpoints::One(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawEndpoints, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    items.push(item);
+                }
+                Ok(RawEndpoints::Many(items))
+            }
+        }
+        deserializer.deserialize_any(EndpointsVisitor)
+    }
+}
+
+// ---- stage 1: text -> raw ----
+
+/// Where errors point: the file name for messages and the text for line numbers.
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        key: Option<String>,
+        message: String,
+    ) -> ScenarioError {
+        ScenarioError {
+            file: self.file.to_path_buf(),
+            line: span.map(|s| self.line_of(s.start)),
+            key,
+            message,
+        }
+    }
+
+    /// An error at `span` for `key`.
+    fn at(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ScenarioError {
+        self.error(Some(span), Some(key.into()), message.into())
+    }
+
+    /// Converts a toml error: the span gives the line, and the parsed document (when there
+    /// is one) gives the key path at that span.
+    fn toml_error(
+        &self,
+        error: &toml::de::Error,
+        doc: Option<&toml::de::DeTable<'_>>,
+    ) -> ScenarioError {
+        let mut message = error.message().trim().to_owned();
+        // An empty span means "the whole document" (toml reports the root that way).
+        let span = error.span().filter(|s| !s.is_empty() || doc.is_none());
+        let mut key = match (doc, &span) {
+            (Some(doc), Some(span)) => locate_in_table(doc, span.start, ""),
+            _ => None,
+        };
+        if let Some(rest) = message.strip_prefix("missing field ") {
+            let field = rest.trim_matches('`').to_owned();
+            key = Some(join_key(key.as_deref().unwrap_or(""), &field));
+            message = format!("missing required key `{field}`");
+        } else if let Some(rest) = message.strip_prefix("unknown field ") {
+            message = format!("unknown key {rest}");
+        } else if message == "duplicate key"
+            && let Some(dup) = span.as_ref().and_then(|s| self.text.get(s.clone()))
+        {
+            message = format!("duplicate key `{dup}`");
+        }
+        if matches!(key.as_deref(), Some("plugin" | "channel"))
+            && message.contains("expected a sequence")
+        {
+            let table = key.as_deref().unwrap_or_default();
+            message.push_str(&format!(
+                "; write each {table} as an array-of-tables entry, [[{table}]], not [{table}]"
+            ));
+        }
+        self.error(span, key, message)
+    }
+}
+
+/// The deepest key path whose key or value span contains `offset`.
+fn locate_in_table(table: &toml::de::DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    for (key, value) in table.iter() {
+        let path = join_key(prefix, key.get_ref());
+        if let Some(deeper) = locate_in_value(value, offset, &path) {
+            return Some(deeper);
+        }
+        if contains(&key.span(), offset) || contains(&value.span(), offset) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn locate_in_value(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    offset: usize,
+    path: &str,
+) -> Option<String> {
+    match value.get_ref() {
+        toml::de::DeValue::Table(table) => locate_in_table(table, offset, path),
+        toml::de::DeValue::Array(items) => {
+            // Items of an array of tables span only their `[[header]]`, so look inside
+            // every item, not just the one whose span matches.
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{path}[{i}]");
+                if let Some(deeper) = locate_in_value(item, offset, &item_path) {
+                    return Some(deeper);
+                }
+                if contains(&item.span(), offset) {
+                    return Some(item_path);
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// "an integer", "a string", ...
+fn a_type(value: &toml::Value) -> String {
+    let name = value.type_str();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
+}
+
+fn contains(span: &Range<usize>, offset: usize) -> bool {
+    span.start <= offset && offset < span.end
+}
+
+/// `prefix.key`, quoting `key` when it is not a bare TOML key.
+fn join_key(prefix: &str, key: &str) -> String {
+    let key = if is_bare_key(key) {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    };
+    if prefix.is_empty() {
+        key
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn is_bare_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+// ---- stage 2: raw -> resolved ----
+
+/// Parses and validates; also returns the line of each plugin's `wasm` key for `load`.
+fn parse_with_lines(path: &Path, text: &str) -> Result<(Scenario, Vec<usize>), ScenarioError> {
+    let src = Source { file: path, text };
+    let doc = toml::de::DeTable::parse(text).map_err(|e| {
+        let mut error = src.toml_error(&e, None);
+        error.message = format!("TOML syntax: {}", error.message);
+        error
+    })?;
+    let raw: RawScenario =
+        toml::from_str(text).map_err(|e| src.toml_error(&e, Some(doc.get_ref())))?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    validate(&src, raw, dir)
+}
+
+fn validate(
+    src: &Source<'_>,
+    raw: RawScenario,
+    dir: PathBuf,
+) -> Result<(Scenario, Vec<usize>), ScenarioError> {
+    if raw.name.get_ref().trim().is_empty() {
+        return Err(src.at(
+            raw.name.span(),
+            "name",
+            "the scenario name must not be empty",
+        ));
+    }
+    if raw.plugin.is_empty() {
+        return Err(src.error(
+            None,
+            Some("plugin".into()),
+            "no plugins; add at least one [[plugin]] table with `name` and `wasm`".into(),
+        ));
+    }
+
+    let mut plugins = Vec::with_capacity(raw.plugin.len());
+    let mut wasm_lines = Vec::with_capacity(raw.plugin.len());
+    let mut by_name: HashMap<String, (usize, usize)> = HashMap::new();
+    for (i, plugin) in raw.plugin.into_iter().enumerate() {
+        let key = |k: &str| format!("plugin[{i}].{k}");
+        let name = plugin.name.get_ref();
+        if !is_bare_key(name) {
+            return Err(src.at(
+                plugin.name.span(),
+                key("name"),
+                format!(
+                    "invalid plugin name {name:?}; {NAME_HINT} (no '.' or '#'), e.g. \"producer\""
+                ),
+            ));
+        }
+        let line = src.line_of(plugin.name.span().start);
+        if let Some((first, first_line)) = by_name.insert(name.clone(), (i, line)) {
+            return Err(src.at(
+                plugin.name.span(),
+                key("name"),
+                format!(
+                    "duplicate plugin name {name:?}, already used by plugin[{first}] on line \
+                     {first_line}; plugin names must be unique"
+                ),
+            ));
+        }
+
+        let wasm = plugin.wasm.get_ref();
+        let extension = Path::new(wasm).extension().and_then(|e| e.to_str());
+        if !matches!(extension, Some("wasm" | "wat")) {
+            return Err(src.at(
+                plugin.wasm.span(),
+                key("wasm"),
+                format!("expected a path to a .wasm or .wat file, got {wasm:?}"),
+            ));
+        }
+        wasm_lines.push(src.line_of(plugin.wasm.span().start));
+
+        let build = match plugin.build {
+            Some(build) if build.get_ref().trim().is_empty() => {
+                return Err(src.at(
+                    build.span(),
+                    key("build"),
+                    "empty build command; give a shell command or remove `build`",
+                ));
+            }
+            Some(build) => Some(build.into_inner()),
+            None => None,
+        };
+        let source = match plugin.source {
+            Some(source) if source.get_ref().is_empty() => {
+                return Err(src.at(
+                    source.span(),
+                    key("source"),
+                    "empty path; give the folder holding the plugin's sources or remove `source`",
+                ));
+            }
+            Some(source) => Some(dir.join(source.get_ref())),
+            None => None,
+        };
+
+        let mut config = BTreeMap::new();
+        for (name, value) in plugin.config.unwrap_or_default() {
+            let text = match value.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(src.at(
+                        value.span(),
+                        join_key(&key("config"), &name),
+                        format!(
+                            "config values must be an integer, string, boolean or float, not {}",
+                            a_type(other)
+                        ),
+                    ));
+                }
+            };
+            config.insert(name, text);
+        }
+
+        plugins.push(Plugin {
+            name: plugin.name.into_inner(),
+            wasm: dir.join(wasm),
+            build,
+            source,
+            config,
+        });
+    }
+
+    let channels = validate_channels(src, raw.channel, &plugins, &by_name)?;
+    let run = match raw.run {
+        Some(run) => validate_run(src, run)?,
+        None => RunConfig::default(),
+    };
+
+    let scenario = Scenario {
+        path: src.file.to_path_buf(),
+        dir,
+        name: raw.name.into_inner(),
+        description: raw.description,
+        plugins,
+        channels,
+        run,
+    };
+    Ok((scenario, wasm_lines))
+}
+
+/// Which ports are in use so far, and where: an output port belongs to one channel, an input
+/// port to one channel, and no port is both.
+#[derive(Default)]
+struct PortUse {
+    outputs: HashMap<Endpoint, Seen>,
+    inputs: HashMap<Endpoint, Seen>,
+}
+
+/// The channel, and the line, where an endpoint was first used.
+#[derive(Clone, Copy)]
+struct Seen {
+    channel: usize,
+    line: usize,
+}
+
+impl PortUse {
+    /// Records `endpoint` as an output (`from`) or input (`to`) of channel `c`, or explains
+    /// why it cannot be one.
+    fn claim(
+        &mut self,
+        src: &Source<'_>,
+        plugins: &[Plugin],
+        c: usize,
+        side: Side,
+        item: &ResolvedEndpoint,
+    ) -> Result<(), ScenarioError> {
+        let ResolvedEndpoint {
+            endpoint,
+            span,
+            key,
+        } = item;
+        let name = format!("{}.{}", plugins[endpoint.plugin].name, endpoint.port);
+        let (same, other) = match side {
+            Side::From => (&mut self.outputs, &self.inputs),
+            Side::To => (&mut self.inputs, &self.outputs),
+        };
+        let message = if let Some(seen) = other.get(endpoint) {
+            let (was, now) = match side {
+                Side::From => ("an input", "an output"),
+                Side::To => ("an output", "an input"),
+            };
+            format!(
+                "port {name} is {was} in channel[{}] (line {}) and cannot also be {now}; \
+                 a port is either an input or an output",
+                seen.channel, seen.line
+            )
+        } else if let Some(seen) = same.get(endpoint) {
+            match side {
+                _ if seen.channel == c => format!(
+                    "{name} appears twice in this channel's `{}`; list each endpoint once",
+                    side.key()
+                ),
+                Side::From => format!(
+                    "output port {name} already feeds channel[{}] (line {}); an output port \
+                     belongs to one channel, so list every consumer in that channel's `to`",
+                    seen.channel, seen.line
+                ),
+                Side::To => format!(
+                    "input port {name} is already fed by channel[{}] (line {}); an input port \
+                     belongs to one channel, so list every producer in that channel's `from`",
+                    seen.channel, seen.line
+                ),
+            }
+        } else {
+            let line = src.line_of(span.start);
+            same.insert(endpoint.clone(), Seen { channel: c, line });
+            return Ok(());
+        };
+        Err(src.at(span.clone(), key, message))
+    }
+}
+
+/// The two ends of a channel.
+#[derive(Clone, Copy)]
+enum Side {
+    From,
+    To,
+}
+
+impl Side {
+    fn key(self) -> &'static str {
+        match self {
+            Side::From => "from",
+            Side::To => "to",
+        }
+    }
+}
+
+/// An endpoint with the span and key path of the string that named it.
+struct ResolvedEndpoint {
+    endpoint: Endpoint,
+    span: Range<usize>,
+    key: String,
+}
+
+fn validate_channels(
+    src: &Source<'_>,
+    raw: Vec<RawChannel>,
+    plugins: &[Plugin],
+    by_name: &HashMap<String, (usize, usize)>,
+) -> Result<Vec<Channel>, ScenarioError> {
+    let mut ports = PortUse::default();
+    let mut channels = Vec::with_capacity(raw.len());
+    for (c, channel) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("channel[{c}].{k}");
+        let from = resolve_endpoints(src, &channel.from, &key("from"), plugins, by_name)?;
+        let to = resolve_endpoints(src, &channel.to, &key("to"), plugins, by_name)?;
+        for item in &from {
+            ports.claim(src, plugins, c, Side::From, item)?;
+        }
+        for item in &to {
+            ports.claim(src, plugins, c, Side::To, item)?;
+        }
+        let slot_size = match &channel.slot_size {
+            None => DEFAULT_SLOT_SIZE,
+            Some(value) => slot_size(src, value, &key("slot_size"))?,
+        };
+        let capacity = match &channel.capacity {
+            None => DEFAULT_CAPACITY,
+            Some(value) => {
+                let max = u64::from(MAX_CAPACITY);
+                integer_in(src, value, &key("capacity"), "capacity", 1, max)? as u32
+            }
+        };
+        channels.push(Channel {
+            from: from.into_iter().map(|r| r.endpoint).collect(),
+            to: to.into_iter().map(|r| r.endpoint).collect(),
+            slot_size,
+            capacity,
+        });
+    }
+    Ok(channels)
+}
+
+/// A slot size in 1 ..= [`MAX_SLOT_SIZE`]: an integer, or a string for [`parse_size`].
+fn slot_size(
+    src: &Source<'_>,
+    value: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<u32, ScenarioError> {
+    let bytes = match value.get_ref() {
+        toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| {
+            let message = format!("size must be positive, got {n}; {SIZE_HINT}");
+            src.at(value.span(), key, message)
+        })?,
+        toml::Value::String(s) => parse_size(s).map_err(|m| src.at(value.span(), key, m))?,
+        other => {
+            let message = format!("expected a size, got {}; {SIZE_HINT}", a_type(other));
+            return Err(src.at(value.span(), key, message));
+        }
+    };
+    match u32::try_from(bytes) {
+        Ok(bytes) if (1..=MAX_SLOT_SIZE).contains(&bytes) => Ok(bytes),
+        _ => Err(src.at(
+            value.span(),
+            key,
+            format!(
+                "slot size of {bytes} bytes is out of range; expected 1 ..= 256 MiB, \
+                 e.g. 4096, \"4KiB\", \"1MiB\""
+            ),
+        )),
+    }
+}
+
+/// Resolves `"plugin.port"` strings; each result keeps the span of its string.
+fn resolve_endpoints(
+    src: &Source<'_>,
+    raw: &Spanned<RawEndpoints>,
+    key: &str,
+    plugins: &[Plugin],
+    by_name: &HashMap<String, (usize, usize)>,
+) -> Result<Vec<ResolvedEndpoint>, ScenarioError> {
+    let items: Vec<(String, &str, Range<usize>)> = match raw.get_ref() {
+        RawEndpoints::One(s) => vec![(key.to_owned(), s.as_str(), raw.span())],
+        RawEndpoints::Many(list) => {
+            if list.is_empty() {
+                return Err(src.at(
+                    raw.span(),
+                    key,
+                    "empty list; expected \"plugin.port\" or a non-empty array of them, \
+                     e.g. [\"consumer.in\"]",
+                ));
+            }
+            list.iter()
+                .enumerate()
+                .map(|(j, s)| (format!("{key}[{j}]"), s.get_ref().as_str(), s.span()))
+                .collect()
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (item_key, text, span) in items {
+        let Some((plugin, port)) = text.split_once('.') else {
+            return Err(src.at(
+                span,
+                item_key,
+                format!("{text:?} has no port; {ENDPOINT_HINT}"),
+            ));
+        };
+        if !is_bare_key(plugin) || !is_bare_key(port) {
+            return Err(src.at(
+                span,
+                item_key,
+                format!(
+                    "malformed endpoint {text:?}; {ENDPOINT_HINT} \
+                     (plugin and port names: {NAME_HINT})"
+                ),
+            ));
+        }
+        let Some(&(index, _)) = by_name.get(plugin) else {
+            let known: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
+            return Err(src.at(
+                span,
+                item_key,
+                format!(
+                    "unknown plugin {plugin:?} in {text:?}; plugins are: {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        out.push(ResolvedEndpoint {
+            endpoint: Endpoint {
+                plugin: index,
+                port: port.to_owned(),
+            },
+            span,
+            key: item_key,
+        });
+    }
+    Ok(out)
+}
+
+fn validate_run(src: &Source<'_>, raw: RawRun) -> Result<RunConfig, ScenarioError> {
+    let mut run = RunConfig::default();
+    if let Some(list) = &raw.backends {
+        let valid = BackendKind::ALL.map(BackendKind::name).join(", ");
+        if list.get_ref().is_empty() {
+            return Err(src.at(
+                list.span(),
+                "run.backends",
+                format!("empty list; expected some of {valid}, e.g. [\"shm\", \"msg\"]"),
+            ));
+        }
+        run.backends.clear();
+        for (j, name) in list.get_ref().iter().enumerate() {
+            let key = format!("run.backends[{j}]");
+            let Some(kind) = BackendKind::from_name(name.get_ref()) else {
+                return Err(src.at(
+                    name.span(),
+                    key,
+                    format!(
+                        "unknown backend {:?}; expected one of {valid}",
+                        name.get_ref()
+                    ),
+                ));
+            };
+            if run.backends.contains(&kind) {
+                return Err(src.at(
+                    name.span(),
+                    key,
+                    format!(
+                        "backend {:?} is listed twice; list each backend once",
+                        kind.name()
+                    ),
+                ));
+            }
+            run.backends.push(kind);
+        }
+    }
+    if let Some(value) = &raw.repeat {
+        run.repeat =
+            integer_in(src, value, "run.repeat", "repeat", 1, u64::from(MAX_REPEAT))? as u32;
+    }
+    if let Some(value) = &raw.timeout {
+        let timeout = match value.get_ref() {
+            toml::Value::Integer(n) => Duration::from_secs(u64::try_from(*n).map_err(|_| {
+                src.at(
+                    value.span(),
+                    "run.timeout",
+                    format!("timeout must be positive, got {n}; {DURATION_HINT}"),
+                )
+            })?),
+            toml::Value::String(s) => {
+                parse_duration(s).map_err(|m| src.at(value.span(), "run.timeout", m))?
+            }
+            other => {
+                return Err(src.at(
+                    value.span(),
+                    "run.timeout",
+                    format!(
+                        "expected a duration, got {}; {DURATION_HINT}",
+                        a_type(other)
+                    ),
+                ));
+            }
+        };
+        if timeout.is_zero() {
+            return Err(src.at(
+                value.span(),
+                "run.timeout",
+                format!("timeout must be greater than zero; {DURATION_HINT}"),
+            ));
+        }
+        run.timeout = timeout;
+    }
+    if let Some(wait) = &raw.wait {
+        run.wait = one_of(src, wait, "run.wait", &WaitMode::ALL, |w| w.name())?;
+    }
+    if let Some(verify) = &raw.verify {
+        run.verify = one_of(src, verify, "run.verify", &Verify::ALL, |v| v.name())?;
+    }
+    if let Some(value) = &raw.seed {
+        run.seed = integer_in(src, value, "run.seed", "seed", 0, i64::MAX as u64)?;
+    }
+    Ok(run)
+}
+
+/// An integer value in `min ..= max`.
+fn integer_in(
+    src: &Source<'_>,
+    value: &Spanned<toml::Value>,
+    key: &str,
+    what: &str,
+    min: u64,
+    max: u64,
+) -> Result<u64, ScenarioError> {
+    let expected = format!("expected an integer in {min} ..= {max}");
+    match value.get_ref() {
+        toml::Value::Integer(n) => match u64::try_from(*n) {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(src.at(
+                value.span(),
+                key,
+                format!("{what} {n} is out of range; {expected}"),
+            )),
+        },
+        other => Err(src.at(
+            value.span(),
+            key,
+            format!(
+                "{what} must be an integer, got {}; {expected}",
+                a_type(other)
+            ),
+        )),
+    }
+}
+
+/// The item of `all` whose name is `value`.
+fn one_of<T: Copy>(
+    src: &Source<'_>,
+    value: &Spanned<String>,
+    key: &str,
+    all: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, ScenarioError> {
+    all.iter()
+        .copied()
+        .find(|&t| name(t) == value.get_ref())
+        .ok_or_else(|| {
+            let valid: Vec<&str> = all.iter().map(|&t| name(t)).collect();
+            src.at(
+                value.span(),
+                key,
+                format!(
+                    "unknown value {:?}; expected one of {}",
+                    value.get_ref(),
+                    valid.join(", ")
+                ),
+            )
+        })
+}
+
+// ---- staleness ----
+
+fn is_stale(plugin: &Plugin) -> io::Result<bool> {
+    let wasm_time = match fs::metadata(&plugin.wasm) {
+        Ok(meta) => meta.modified()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let Some(source) = &plugin.source else {
+        return Ok(false);
+    };
+    let meta = fs::metadata(source)
+        .map_err(|e| io::Error::new(e.kind(), format!("source {}: {e}", source.display())))?;
+    if meta.is_file() {
+        return Ok(meta.modified()? > wasm_time);
+    }
+    newer_file_under(source, wasm_time)
+}
+
+/// Whether any regular file under `dir` was modified after `time`; skips folders named
+/// `target` or `node_modules` and hidden folders.
+fn newer_file_under(dir: &Path, time: SystemTime) -> io::Result<bool> {
+    let entries = fs::read_dir(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    for entry in entries {
+        let entry = entry?;
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == "target" || name == "node_modules" || name.starts_with('.') {
+                continue;
+            }
+            if newer_file_under(&entry.path(), time)? {
+                return Ok(true);
+            }
+        } else if kind.is_file() {
+            match entry.metadata() {
+                Ok(meta) if meta.modified()? > time => return Ok(true),
+                Ok(_) => {}
+                // Deleted while we looked: it cannot be newer.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4096B"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("4 KiB"), Ok(4096));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in [
+            "",
+            "KiB",
+            "4.5KiB",
+            "-1",
+            "4 kb",
+            "4KB",
+            "4Kib",
+            "x",
+            "4  KiB",
+            " 4",
+            "99999999999999999999",
+        ] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(
+                err.contains("sizes look like") || err.contains("too large"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(
+            parse_size("4KB")
+                .unwrap_err()
+                .contains("did you mean \"KiB\"")
+        );
+        assert!(
+            parse_size("18446744073709551615GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in ["", "s", "1.5s", "10x", "-3s", "1 d"] {
+            assert!(
+                parse_duration(bad)
+                    .unwrap_err()
+                    .contains("durations look like"),
+                "{bad}"
+            );
+        }
+        assert!(
+            parse_duration("18446744073709551615m")
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
+    fn key_paths() {
+        assert_eq!(join_key("", "run"), "run");
+        assert_eq!(
+            join_key("plugin[0].config", "a b"),
+            "plugin[0].config.\"a b\""
+        );
+        let text = "name = \"x\"\n[[plugin]]\nname = \"a\"\n[[plugin]]\nname = \"b\"\nconfig = { k = 1 }\n";
+        let doc = toml::de::DeTable::parse(text).unwrap();
+        let at = |needle: &str| locate_in_table(doc.get_ref(), text.rfind(needle).unwrap(), "");
+        assert_eq!(at("k =").as_deref(), Some("plugin[1].config.k"));
+        assert_eq!(at("\"a\"").as_deref(), Some("plugin[0].name"));
+        assert_eq!(at("[[plugin]]").as_deref(), Some("plugin[1]"));
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        let p = Path::new("odd.toml");
+        for text in [
+            "",
+            "\u{feff}",
+            "[[plugin]]",
+            "plugin = 3",
+            "run = []",
+            "name = 1",
+            "[a.b.c]\nx=1",
+            "name=\"x\"\n[[plugin]]\nname=\"\"\nwasm=\"\"",
+        ] {
+            assert!(Scenario::parse(p, text).is_err(), "{text:?}");
+        }
+    }
+}

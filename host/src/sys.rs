@@ -1,0 +1,576 @@
+//! The crate's only `unsafe` code: memfds, raw fds, `poll`, frame I/O straight from and into
+//! guest memory, `wait4`, and the `pre_exec` hook that hands fds to a worker.
+//!
+//! Everything here sits behind small safe types; the rest of the crate is
+//! `#![deny(unsafe_code)]`. Every `unsafe` block says why it holds.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine.
+pub fn now_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// CLOCK_REALTIME in nanoseconds (WASI's realtime clock).
+pub fn realtime_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .expect("CLOCK_REALTIME is always available on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// Creates a sealed, read-only-content memfd holding `bytes`. Its name carries `name` (which
+/// should carry the run id) so leftovers can be found in `/proc/*/fd`.
+pub fn sealed_memfd(name: &str, bytes: &[u8]) -> io::Result<File> {
+    use std::io::Write;
+    let cname = CString::new(name).map_err(|_| io::Error::other("memfd name contains NUL"))?;
+    // SAFETY: `cname` is a valid NUL-terminated string; memfd_create has no other
+    // preconditions and returns a new fd or -1.
+    let fd = unsafe {
+        libc::memfd_create(
+            cname.as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(bytes)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on an fd we own, with an integer argument.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// A pair of connected, non-blocking, close-on-exec Unix stream sockets.
+pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )
+    .map_err(io::Error::from)
+}
+
+/// A pair of connected, blocking, close-on-exec Unix stream sockets (the control channel).
+pub fn blocking_stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Asks for a socket send buffer of `bytes` (the kernel caps it at `wmem_max`).
+pub fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // Best effort: the kernel clamps the value, and a smaller buffer only means more wake-ups.
+    let _ = setsockopt(&fd, sockopt::SndBuf, &bytes);
+}
+
+/// Duplicates `fd` to the lowest free number >= `min`, close-on-exec.
+fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a valid borrowed fd returns a new fd that we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Prepares `cmd` so that the child gets exactly `fds` as fd 3, 4, 5, … (in order), with every
+/// other fd closed by close-on-exec, and receives SIGKILL when the thread that spawns it ends
+/// (`PR_SET_PDEATHSIG`). Returns the duplicates that must stay alive until the spawn.
+pub fn pass_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) -> io::Result<Vec<OwnedFd>> {
+    let first_target = 3;
+    let above = first_target + fds.len() as RawFd;
+    // Move every source above the target range so that no dup2 overwrites a later source.
+    let sources: Vec<OwnedFd> = fds
+        .iter()
+        .map(|fd| dup_at_least(*fd, above))
+        .collect::<io::Result<_>>()?;
+    let raw: Vec<RawFd> = sources.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed: it calls only dup2 and prctl, reads `raw` (allocated before the fork,
+    // never freed in the child) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, src) in raw.iter().enumerate() {
+                // dup2 clears FD_CLOEXEC on the new descriptor.
+                if libc::dup2(*src, first_target + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(sources)
+}
+
+/// Takes ownership of an fd that the supervisor passed to this worker.
+///
+/// Checks that `fd` is open first, so a worker started by hand gets an error, not UB.
+pub fn inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("fd {fd} is not open: workers are started by the supervisor"),
+        ));
+    }
+    // SAFETY: the supervisor passed this fd for this worker alone (see `pass_fds`) and it is
+    // taken exactly once, by the worker's set-up.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Keep our own children (none today) from inheriting it.
+    // SAFETY: F_SETFD on an fd we own.
+    unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(owned)
+}
+
+/// Puts an fd into non-blocking mode.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// An eventfd used as a level-triggered "stop" signal that `poll` can wait on.
+#[derive(Debug)]
+pub struct StopFd(OwnedFd);
+
+impl StopFd {
+    /// A new, unsignalled stop fd.
+    pub fn new() -> io::Result<StopFd> {
+        // SAFETY: eventfd has no pointer arguments; returns a new fd or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is fresh and owned by nobody else.
+        Ok(StopFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Makes the fd readable for good (the counter is never read back).
+    pub fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
+        unsafe {
+            libc::write(
+                self.0.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+
+    /// The fd to include in `poll`.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// What `wait_ready` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// The fd at this index is ready.
+    Ready(usize),
+    /// The stop fd is readable.
+    Stopped,
+    /// The timeout passed.
+    TimedOut,
+}
+
+/// Waits until one of `fds` is ready for `events` (POLLIN or POLLOUT), `stop` is signalled, or
+/// `timeout` passes. Starts looking at `start` so that no fd starves (round robin). Errors and
+/// hang-ups count as ready: the following read or write reports them.
+pub fn wait_ready(
+    fds: &[BorrowedFd<'_>],
+    write: bool,
+    stop: &StopFd,
+    start: usize,
+    timeout: Duration,
+) -> io::Result<Readiness> {
+    let events = if write { libc::POLLOUT } else { libc::POLLIN };
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        })
+        .collect();
+    pfds.push(libc::pollfd {
+        fd: stop.fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: `pfds` is a live, correctly sized array of pollfd for the whole call.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Ok(Readiness::TimedOut);
+        }
+        if pfds[fds.len()].revents != 0 {
+            return Ok(Readiness::Stopped);
+        }
+        let k = fds.len();
+        for j in 0..k {
+            let i = (start + j) % k;
+            if pfds[i].revents != 0 {
+                return Ok(Readiness::Ready(i));
+            }
+        }
+        return Ok(Readiness::TimedOut);
+    }
+}
+
+/// A view of one port's window inside a guest's linear memory, valid for one host call.
+///
+/// The host call that makes it holds the store exclusively, so the guest cannot run while the
+/// view is used; and wasmtime's default linear memory on 64-bit hosts is a fixed reservation
+/// that never moves. A `Window` is never kept across host calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Window {
+    /// A view of `memory[off .. off + len]`; `None` when that lies outside the memory.
+    pub fn of<T>(
+        memory: &wasmtime::Memory,
+        store: impl wasmtime::AsContext<Data = T>,
+        off: u32,
+        len: u32,
+    ) -> Option<Window> {
+        let size = memory.data_size(&store);
+        let end = (off as usize).checked_add(len as usize)?;
+        if end > size {
+            return None;
+        }
+        // SAFETY: `off + len <= data_size`, so the offset stays inside the allocation that
+        // `data_ptr` points to.
+        let base = unsafe { memory.data_ptr(&store).add(off as usize) };
+        Some(Window {
+            base,
+            len: len as usize,
+        })
+    }
+
+    /// An empty window (for frames without payload).
+    pub fn empty() -> Window {
+        Window {
+            base: std::ptr::NonNull::dangling().as_ptr(),
+            len: 0,
+        }
+    }
+
+    /// Copies `window[off .. off + len]` out (guest strings, WASI iovecs).
+    pub fn read_vec(&self, off: usize, len: usize) -> Option<Vec<u8>> {
+        self.check(off, len).ok()?;
+        let mut v = vec![0u8; len];
+        // SAFETY: the source range is inside the live window (checked above); `v` is a
+        // distinct, freshly allocated buffer of `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), v.as_mut_ptr(), len) };
+        Some(v)
+    }
+
+    /// Copies `bytes` into the window at `off`; `false` when it does not fit.
+    pub fn write(&self, off: usize, bytes: &[u8]) -> bool {
+        if self.check(off, bytes.len()).is_err() {
+            return false;
+        }
+        // SAFETY: the destination range is inside the live window (checked above), `bytes` is
+        // a distinct Rust slice, and the guest is blocked in the host call that made `self`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off), bytes.len()) };
+        true
+    }
+
+    /// The window's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, off: usize, len: usize) -> io::Result<()> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "range {off}+{len} outside the {}-byte window",
+                    self.len
+                ),
+            )),
+        }
+    }
+
+    /// Feeds `window[off .. off + len]` to `hasher`.
+    pub fn hash(&self, hasher: &mut xxhash_rust::xxh3::Xxh3, off: usize, len: usize) {
+        if self.check(off, len).is_err() {
+            return;
+        }
+        // SAFETY: the range is inside the window (checked above), the window is live for this
+        // host call, and the guest cannot write it concurrently (it is blocked in this call;
+        // msg windows are private to the process).
+        let bytes = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
+        hasher.update(bytes);
+    }
+
+    /// Writes `head` and then `window[off .. off + len][done - head.len() ..]` to a
+    /// non-blocking socket with one `writev`, starting `done` bytes into the frame. Returns the
+    /// bytes written, or `WouldBlock`.
+    pub fn writev_frame(
+        &self,
+        fd: BorrowedFd<'_>,
+        head: &[u8],
+        off: usize,
+        len: usize,
+        done: usize,
+    ) -> io::Result<usize> {
+        self.check(off, len)?;
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 2];
+        let mut n = 0;
+        if done < head.len() {
+            iov[n] = libc::iovec {
+                iov_base: head[done..].as_ptr() as *mut libc::c_void,
+                iov_len: head.len() - done,
+            };
+            n += 1;
+        }
+        let body_done = done.saturating_sub(head.len());
+        if body_done < len {
+            iov[n] = libc::iovec {
+                // SAFETY: off + body_done < off + len <= window length (checked above).
+                iov_base: unsafe { self.base.add(off + body_done) }.cast(),
+                iov_len: len - body_done,
+            };
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: each iovec points into live memory of the stated length: `head` is borrowed
+        // for the call, the window range is checked above. MSG_NOSIGNAL turns a closed peer
+        // into EPIPE instead of SIGPIPE.
+        let r = unsafe {
+            let msg = libc::msghdr {
+                msg_name: std::ptr::null_mut(),
+                msg_namelen: 0,
+                msg_iov: iov.as_mut_ptr(),
+                msg_iovlen: n,
+                msg_control: std::ptr::null_mut(),
+                msg_controllen: 0,
+                msg_flags: 0,
+            };
+            libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+
+    /// Reads at most `len` bytes from a non-blocking socket into `window[off ..]`. Returns the
+    /// bytes read (0 at end of stream), or `WouldBlock`.
+    pub fn recv_into(&self, fd: BorrowedFd<'_>, off: usize, len: usize) -> io::Result<usize> {
+        self.check(off, len)?;
+        // SAFETY: the destination range is inside the window (checked above) and nothing else
+        // reads or writes it during this call (the guest is blocked in the host call).
+        let r = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                self.base.add(off).cast(),
+                len,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+}
+
+/// Resource usage of a finished child, from `wait4`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildUsage {
+    /// Exit code, when the child exited.
+    pub exit_code: Option<i32>,
+    /// Signal number, when a signal killed the child.
+    pub signal: Option<i32>,
+    /// User CPU seconds.
+    pub user_s: f64,
+    /// System CPU seconds.
+    pub sys_s: f64,
+    /// Peak resident set in KiB.
+    pub max_rss_kib: u64,
+    /// Voluntary context switches.
+    pub voluntary_cs: u64,
+    /// Involuntary context switches.
+    pub involuntary_cs: u64,
+}
+
+/// Waits for child `pid` to end and returns its status and resource usage (`wait4`).
+pub fn wait_child(pid: i32) -> io::Result<ChildUsage> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `status` and `ru` are live, writable locals for the duration of the call.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        break;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(ChildUsage {
+        exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        user_s: tv(ru.ru_utime),
+        sys_s: tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss as u64,
+        voluntary_cs: ru.ru_nvcsw as u64,
+        involuntary_cs: ru.ru_nivcsw as u64,
+    })
+}
+
+/// Loads the compiled module that the supervisor handed this worker as a sealed memfd (fd 4).
+///
+/// Call it only with that fd: the supervisor wrote it with `Module::serialize` (or copied it
+/// from its private cache, see `deserialize_cached`) from an engine made by the same
+/// `plugin::engine()` of this same binary, and sealed it before starting the worker.
+pub fn load_handed_module(engine: &wasmtime::Engine, fd: OwnedFd) -> anyhow::Result<wasmtime::Module> {
+    use std::os::unix::fs::MetadataExt;
+    let file = File::from(fd);
+    // SAFETY: F_GET_SEALS only queries the fd.
+    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+    let need = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+    if seals < 0 || seals & need != need || file.metadata()?.size() == 0 {
+        anyhow::bail!("fd 4 is not a sealed module memfd from the supervisor");
+    }
+    // SAFETY: the fd is a sealed memfd (checked above) that the supervisor filled with code
+    // serialized by this binary with the same engine configuration (see above); its contents
+    // cannot change any more, and wasmtime checks the header's version and configuration.
+    Ok(unsafe { wasmtime::Module::deserialize_open_file(engine, file) }?)
+}
+
+/// Loads a module from the disk cache after checking that only this user can write it.
+pub fn deserialize_cached(
+    engine: &wasmtime::Engine,
+    path: &std::path::Path,
+) -> anyhow::Result<wasmtime::Module> {
+    use std::os::unix::fs::MetadataExt;
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    let dir_meta = std::fs::metadata(path.parent().unwrap_or(path))?;
+    let uid = nix::unistd::getuid().as_raw();
+    if meta.uid() != uid || meta.mode() & 0o022 != 0 || dir_meta.uid() != uid || dir_meta.mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "refusing cached module {}: it or its folder is writable by others",
+            path.display()
+        );
+    }
+    // SAFETY: the cache folder is private to this user (checked above), its files are written
+    // only by `Module::serialize` of this binary and renamed into place atomically, and the
+    // file name contains the engine's compatibility hash, so a file from another wasmtime or
+    // configuration is never looked up; wasmtime also checks its header on load.
+    Ok(unsafe { wasmtime::Module::deserialize_open_file(engine, file) }?)
+}
+
+/// This process's parent pid.
+pub fn parent_pid() -> i32 {
+    nix::unistd::getppid().as_raw()
+}
+
+/// Reads `rchar` and `wchar` (bytes passed to read/write-family syscalls) from
+/// `/proc/self/io`.
+pub fn self_io() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((field("rchar:")?, field("wchar:")?))
+}
+
+/// Makes this process ignore SIGINT: the supervisor handles Ctrl-C and stops its workers.
+pub fn ignore_sigint() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety question arises.
+    let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) };
+}
+
+/// A process handle that cannot name a recycled pid (`pidfd_open`).
+#[derive(Debug)]
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// Opens a pidfd for a child that has not been reaped yet.
+    pub fn open(pid: i32) -> io::Result<Pidfd> {
+        // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the syscall returned a fresh fd owned by nobody else.
+        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+
+    /// Sends SIGKILL; a no-op when the process already ended.
+    pub fn kill(&self) {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo, flags 0.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+}

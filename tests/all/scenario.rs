@@ -1,0 +1,571 @@
+//! Scenario files: malformed ones are rejected with file, line, key and a hint; valid ones
+//! resolve with defaults applied.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use wasm_ipc::scenario::{BackendKind, Endpoint, Scenario, Verify, WaitMode};
+
+const FILE: &str = "scenario-under-test.toml";
+
+/// Two plugins whose `.wat` files exist, ready to be followed by channels.
+const PLUGINS: &str = r#"name = "t"
+[[plugin]]
+name = "producer"
+wasm = "producer.wat"
+[[plugin]]
+name = "consumer"
+wasm = "consumer.wat"
+"#;
+
+/// Writes `text` as the scenario file in a fresh folder that also holds `producer.wat` and
+/// `consumer.wat`.
+fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["producer.wat", "consumer.wat", "relay.wat"] {
+        fs::write(dir.path().join(name), "(module)").unwrap();
+    }
+    let path = dir.path().join(FILE);
+    fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn load_ok(text: &str) -> (tempfile::TempDir, Scenario) {
+    let (dir, path) = write(text);
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    (dir, scenario)
+}
+
+fn load_err(text: &str) -> String {
+    let (_dir, path) = write(text);
+    match Scenario::load(&path) {
+        Ok(_) => panic!("scenario was accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts that loading `text` fails with a message naming the file, `line`, `key` and
+/// containing `word`.
+#[track_caller]
+fn assert_error(text: &str, line: usize, key: &str, word: &str) {
+    let message = load_err(text);
+    assert!(message.contains(FILE), "no file name in: {message}");
+    assert!(
+        message.contains(&format!(":{line}: ")),
+        "no line {line} in: {message}"
+    );
+    assert!(
+        message.contains(&format!(": {key}: ")),
+        "no key {key} in: {message}"
+    );
+    assert!(message.contains(word), "no {word:?} in: {message}");
+}
+
+fn with_channel(channel: &str) -> String {
+    format!("{PLUGINS}[[channel]]\n{channel}")
+}
+
+// ---- malformed scenarios ----
+
+#[test]
+fn unknown_top_level_key() {
+    assert_error(
+        "name = \"t\"\ndescrption = \"typo\"\n",
+        2,
+        "descrption",
+        "unknown key",
+    );
+}
+
+#[test]
+fn unknown_plugin_key_names_the_valid_ones() {
+    let text = format!("{PLUGINS}bogus = 1\n");
+    assert_error(&text, 8, "plugin[1].bogus", "`wasm`");
+}
+
+#[test]
+fn unknown_channel_key() {
+    let text = with_channel("from = \"producer.out\"\nto = \"consumer.in\"\nslotsize = 4\n");
+    assert_error(&text, 11, "channel[0].slotsize", "unknown key");
+}
+
+#[test]
+fn unknown_run_key() {
+    let text = format!("{PLUGINS}[run]\nwaiting = \"spin\"\n");
+    assert_error(&text, 9, "run.waiting", "unknown key");
+}
+
+#[test]
+fn missing_wasm_key() {
+    let text =
+        "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"a.wat\"\n[[plugin]]\nname = \"b\"\n";
+    assert_error(text, 5, "plugin[1].wasm", "missing required key");
+}
+
+#[test]
+fn missing_channel_to() {
+    let text = with_channel("from = \"producer.out\"\n");
+    assert_error(&text, 8, "channel[0].to", "missing required key");
+}
+
+#[test]
+fn missing_scenario_name() {
+    let message = load_err("[[plugin]]\nname = \"a\"\nwasm = \"a.wat\"\n");
+    assert!(
+        message.contains(&format!("{FILE}: name: missing required key")),
+        "{message}"
+    );
+}
+
+#[test]
+fn no_plugins() {
+    let message = load_err("name = \"t\"\n");
+    assert!(
+        message.contains(&format!("{FILE}: plugin: no plugins")),
+        "{message}"
+    );
+}
+
+#[test]
+fn plugin_written_as_a_table() {
+    let message = load_err("name = \"t\"\n[plugin]\nname = \"a\"\nwasm = \"a.wat\"\n");
+    assert!(
+        message.contains(": plugin: ") && message.contains("[[plugin]]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_has_a_line() {
+    let message = load_err("name = \"t\"\n\n[run]\nwait = \"spin\n");
+    assert!(message.contains(&format!("{FILE}:4: ")), "{message}");
+}
+
+#[test]
+fn duplicate_key_is_named() {
+    let message = load_err("name = \"t\"\nname = \"u\"\n");
+    assert!(
+        message.contains(&format!("{FILE}:2: ")) && message.contains("duplicate key `name`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn capacity_of_the_wrong_type() {
+    let text = with_channel("from = \"producer.out\"\nto = \"consumer.in\"\ncapacity = \"16\"\n");
+    assert_error(&text, 11, "channel[0].capacity", "integer in 1 ..= 65536");
+}
+
+#[test]
+fn wait_of_the_wrong_type() {
+    let text = format!("{PLUGINS}[run]\nwait = 3\n");
+    assert_error(&text, 9, "run.wait", "invalid type");
+}
+
+#[test]
+fn malformed_slot_size() {
+    let text =
+        with_channel("from = \"producer.out\"\nto = \"consumer.in\"\nslot_size = \"64KB\"\n");
+    assert_error(&text, 11, "channel[0].slot_size", "did you mean \"KiB\"");
+    let text =
+        with_channel("from = \"producer.out\"\nto = \"consumer.in\"\nslot_size = \"lots\"\n");
+    assert_error(
+        &text,
+        11,
+        "channel[0].slot_size",
+        "sizes look like 4096, \"4KiB\", \"1MiB\"",
+    );
+    let text = with_channel("from = \"producer.out\"\nto = \"consumer.in\"\nslot_size = 1.5\n");
+    assert_error(&text, 11, "channel[0].slot_size", "sizes look like");
+}
+
+#[test]
+fn zero_slot_size() {
+    let text = with_channel("from = \"producer.out\"\nto = \"consumer.in\"\nslot_size = 0\n");
+    assert_error(&text, 11, "channel[0].slot_size", "out of range");
+}
+
+#[test]
+fn too_large_slot_size() {
+    let text =
+        with_channel("from = \"producer.out\"\nto = \"consumer.in\"\nslot_size = \"512MiB\"\n");
+    assert_error(&text, 11, "channel[0].slot_size", "256 MiB");
+}
+
+#[test]
+fn zero_and_too_large_capacity() {
+    let text = with_channel("from = \"producer.out\"\nto = \"consumer.in\"\ncapacity = 0\n");
+    assert_error(&text, 11, "channel[0].capacity", "out of range");
+    let text = with_channel("from = \"producer.out\"\nto = \"consumer.in\"\ncapacity = 65537\n");
+    assert_error(&text, 11, "channel[0].capacity", "1 ..= 65536");
+}
+
+#[test]
+fn duplicate_plugin_names() {
+    let text = "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"a.wat\"\n[[plugin]]\nname = \"a\"\nwasm = \"b.wat\"\n";
+    assert_error(text, 6, "plugin[1].name", "duplicate plugin name \"a\"");
+}
+
+#[test]
+fn plugin_name_with_a_dot() {
+    let text = "name = \"t\"\n[[plugin]]\nname = \"pro.ducer\"\nwasm = \"a.wat\"\n";
+    assert_error(text, 3, "plugin[0].name", "letters, digits");
+}
+
+#[test]
+fn wasm_with_the_wrong_extension() {
+    let text = "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"a.so\"\n";
+    assert_error(text, 4, "plugin[0].wasm", ".wasm or .wat");
+}
+
+#[test]
+fn missing_wasm_file_without_build() {
+    let text = "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"out/missing.wasm\"\n";
+    assert_error(text, 4, "plugin[0].wasm", "add a `build` key");
+    let message = load_err(text);
+    assert!(
+        message.contains("out/missing.wasm does not exist"),
+        "{message}"
+    );
+}
+
+#[test]
+fn nested_config_is_rejected() {
+    let text = "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"producer.wat\"\nconfig = { n = 1, inner = { x = 1 } }\n";
+    assert_error(
+        text,
+        5,
+        "plugin[0].config.inner",
+        "integer, string, boolean or float",
+    );
+    let text = "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"producer.wat\"\n[plugin.config]\nlist = [1, 2]\n";
+    assert_error(text, 6, "plugin[0].config.list", "not an array");
+}
+
+#[test]
+fn endpoint_without_a_port() {
+    let text = with_channel("from = \"producer\"\nto = \"consumer.in\"\n");
+    assert_error(&text, 9, "channel[0].from", "\"plugin.port\"");
+}
+
+#[test]
+fn endpoint_of_the_wrong_type() {
+    let text = with_channel("from = [\"producer.out\",\n  3]\nto = \"consumer.in\"\n");
+    assert_error(&text, 10, "channel[0].from[1]", "invalid type");
+}
+
+#[test]
+fn unknown_plugin_lists_the_known_ones() {
+    let text = with_channel("from = \"producer.out\"\nto = [\"consumer.in\",\n \"sink.in\"]\n");
+    assert_error(
+        &text,
+        11,
+        "channel[0].to[1]",
+        "plugins are: producer, consumer",
+    );
+}
+
+#[test]
+fn port_used_as_input_and_output() {
+    let text = with_channel(
+        "from = \"producer.out\"\nto = \"consumer.in\"\n[[channel]]\nfrom = \"consumer.in\"\nto = \"producer.back\"\n",
+    );
+    assert_error(&text, 12, "channel[1].from", "either an input or an output");
+}
+
+#[test]
+fn output_port_in_two_channels() {
+    let text = with_channel(
+        "from = \"producer.out\"\nto = \"consumer.in\"\n[[channel]]\nfrom = \"producer.out\"\nto = \"consumer.other\"\n",
+    );
+    assert_error(&text, 12, "channel[1].from", "already feeds channel[0]");
+}
+
+#[test]
+fn input_port_in_two_channels() {
+    let text = with_channel(
+        "from = \"producer.out\"\nto = \"consumer.in\"\n[[channel]]\nfrom = \"producer.other\"\nto = [\"consumer.in\"]\n",
+    );
+    assert_error(&text, 13, "channel[1].to[0]", "already fed by channel[0]");
+}
+
+#[test]
+fn same_endpoint_twice_in_one_channel() {
+    let text = with_channel("from = \"producer.out\"\nto = [\"consumer.in\", \"consumer.in\"]\n");
+    assert_error(&text, 10, "channel[0].to[1]", "twice");
+}
+
+#[test]
+fn empty_to() {
+    let text = with_channel("from = \"producer.out\"\nto = []\n");
+    assert_error(&text, 10, "channel[0].to", "non-empty array");
+}
+
+#[test]
+fn unknown_backend() {
+    let text = format!("{PLUGINS}[run]\nbackends = [\"shm\", \"pipe\"]\n");
+    assert_error(&text, 9, "run.backends[1]", "expected one of shm, msg");
+}
+
+#[test]
+fn duplicate_backend() {
+    let text = format!("{PLUGINS}[run]\nbackends = [\"msg\", \"msg\"]\n");
+    assert_error(&text, 9, "run.backends[1]", "twice");
+}
+
+#[test]
+fn empty_backends() {
+    let text = format!("{PLUGINS}[run]\nbackends = []\n");
+    assert_error(&text, 9, "run.backends", "empty");
+}
+
+#[test]
+fn zero_repeat() {
+    let text = format!("{PLUGINS}[run]\n\nrepeat = 0\n");
+    assert_error(&text, 10, "run.repeat", "1 ..= 1000");
+}
+
+#[test]
+fn zero_timeout() {
+    let text = format!("{PLUGINS}[run]\ntimeout = \"0s\"\n");
+    assert_error(&text, 9, "run.timeout", "greater than zero");
+    let text = format!("{PLUGINS}[run]\ntimeout = 0\n");
+    assert_error(&text, 9, "run.timeout", "greater than zero");
+}
+
+#[test]
+fn malformed_timeout() {
+    let text = format!("{PLUGINS}[run]\ntimeout = \"a minute\"\n");
+    assert_error(
+        &text,
+        9,
+        "run.timeout",
+        "durations look like \"500ms\", \"60s\", \"2m\"",
+    );
+}
+
+#[test]
+fn unknown_wait_mode() {
+    let text = format!("{PLUGINS}[run]\nwait = \"busy\"\n");
+    assert_error(
+        &text,
+        9,
+        "run.wait",
+        "expected one of adaptive, spin, futex",
+    );
+}
+
+#[test]
+fn unknown_verify() {
+    let text = format!("{PLUGINS}[run]\nverify = \"some\"\n");
+    assert_error(&text, 9, "run.verify", "expected one of full, off");
+}
+
+#[test]
+fn negative_seed() {
+    let text = format!("{PLUGINS}[run]\nseed = -1\n");
+    assert_error(&text, 9, "run.seed", "out of range");
+}
+
+#[test]
+fn unreadable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Scenario::load(&dir.path().join("absent.toml")).unwrap_err();
+    assert!(
+        err.to_string().contains("absent.toml: cannot read"),
+        "{err}"
+    );
+}
+
+// ---- valid scenarios ----
+
+#[test]
+fn defaults_are_applied() {
+    let (dir, s) = load_ok(&with_channel(
+        "from = \"producer.out\"\nto = \"consumer.in\"\n",
+    ));
+    assert_eq!(s.name, "t");
+    assert_eq!(s.description, None);
+    assert_eq!(s.dir, dir.path());
+    assert_eq!(s.plugins[0].wasm, dir.path().join("producer.wat"));
+    assert!(s.plugins[0].wasm.is_absolute());
+    assert_eq!(s.plugins[0].build, None);
+    assert!(s.plugins[0].config.is_empty());
+    assert_eq!(s.channels[0].slot_size, 64 * 1024);
+    assert_eq!(s.channels[0].capacity, 16);
+    assert_eq!(s.run.backends, [BackendKind::Shm, BackendKind::Msg]);
+    assert_eq!(s.run.repeat, 1);
+    assert_eq!(s.run.timeout, Duration::from_secs(60));
+    assert_eq!(s.run.wait, WaitMode::Adaptive);
+    assert_eq!(s.run.verify, Verify::Full);
+    assert_eq!(s.run.seed, 0);
+}
+
+#[test]
+fn run_table_is_read() {
+    let text = format!(
+        "{PLUGINS}[run]\nbackends = [\"msg\"]\nrepeat = 3\ntimeout = \"500ms\"\nwait = \"futex\"\nverify = \"off\"\nseed = 42\n"
+    );
+    let (_dir, s) = load_ok(&text);
+    assert_eq!(s.run.backends, [BackendKind::Msg]);
+    assert_eq!(s.run.repeat, 3);
+    assert_eq!(s.run.timeout, Duration::from_millis(500));
+    assert_eq!(s.run.wait, WaitMode::Futex);
+    assert_eq!(s.run.verify, Verify::Off);
+    assert_eq!(s.run.seed, 42);
+    let (_dir, s) = load_ok(&format!("{PLUGINS}[run]\ntimeout = \"2m\"\n"));
+    assert_eq!(s.run.timeout, Duration::from_secs(120));
+    let (_dir, s) = load_ok(&format!("{PLUGINS}[run]\ntimeout = 5\n"));
+    assert_eq!(s.run.timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn sizes_are_parsed() {
+    let text = with_channel(
+        "from = \"producer.a\"\nto = \"consumer.a\"\nslot_size = 4096\n\
+         [[channel]]\nfrom = \"producer.b\"\nto = \"consumer.b\"\nslot_size = \"4KiB\"\n\
+         [[channel]]\nfrom = \"producer.c\"\nto = \"consumer.c\"\nslot_size = \"1MiB\"\ncapacity = 65536\n\
+         [[channel]]\nfrom = \"producer.d\"\nto = \"consumer.d\"\nslot_size = \"256MiB\"\ncapacity = 1\n",
+    );
+    let (_dir, s) = load_ok(&text);
+    let sizes: Vec<u32> = s.channels.iter().map(|c| c.slot_size).collect();
+    assert_eq!(sizes, [4096, 4096, 1 << 20, 256 << 20]);
+    assert_eq!(s.channels[2].capacity, 65536);
+    assert_eq!(s.channels[3].capacity, 1);
+}
+
+#[test]
+fn fan_in_and_fan_out() {
+    let text = format!(
+        "{PLUGINS}[[plugin]]\nname = \"relay\"\nwasm = \"relay.wat\"\n\
+         [[channel]]\nfrom = [\"producer.out\", \"relay.out\"]\nto = \"consumer.in\"\n\
+         [[channel]]\nfrom = \"producer.copy\"\nto = [\"consumer.copy\", \"relay.in\"]\n"
+    );
+    let (_dir, s) = load_ok(&text);
+    let ep = |plugin, port: &str| Endpoint {
+        plugin,
+        port: port.to_owned(),
+    };
+    assert_eq!(s.channels[0].from, [ep(0, "out"), ep(2, "out")]);
+    assert_eq!(s.channels[0].to, [ep(1, "in")]);
+    assert_eq!(s.channels[1].from, [ep(0, "copy")]);
+    assert_eq!(s.channels[1].to, [ep(1, "copy"), ep(2, "in")]);
+    assert_eq!(s.endpoint_name(&s.channels[0].from[1]), "relay.out");
+}
+
+#[test]
+fn inputs_and_outputs_of_each_plugin() {
+    let text = with_channel(
+        "from = \"producer.out\"\nto = \"consumer.in\"\n\
+         [[channel]]\nfrom = \"consumer.reply\"\nto = \"producer.reply\"\n",
+    );
+    let (_dir, s) = load_ok(&text);
+    assert_eq!(s.outputs_of(0), [("out".to_owned(), 0)]);
+    assert_eq!(s.inputs_of(0), [("reply".to_owned(), 1)]);
+    assert_eq!(s.inputs_of(1), [("in".to_owned(), 0)]);
+    assert_eq!(s.outputs_of(1), [("reply".to_owned(), 1)]);
+    assert!(s.inputs_of(7).is_empty());
+}
+
+#[test]
+fn config_values_become_text() {
+    let text = "name = \"t\"\ndescription = \"d\"\n[[plugin]]\nname = \"p\"\nwasm = \"producer.wat\"\n\
+                config = { count = 10000, label = \"hi there\", fast = true, ratio = 0.5, whole = 2.0, neg = -3 }\n";
+    let (_dir, s) = load_ok(text);
+    assert_eq!(s.description.as_deref(), Some("d"));
+    let config = &s.plugins[0].config;
+    assert_eq!(config["count"], "10000");
+    assert_eq!(config["label"], "hi there");
+    assert_eq!(config["fast"], "true");
+    assert_eq!(config["ratio"], "0.5");
+    assert_eq!(config["whole"], "2");
+    assert_eq!(config["neg"], "-3");
+}
+
+#[test]
+fn plugin_without_ports_is_allowed() {
+    let (_dir, s) = load_ok(PLUGINS);
+    assert!(s.channels.is_empty());
+    assert!(s.inputs_of(0).is_empty() && s.outputs_of(0).is_empty());
+}
+
+#[test]
+fn parse_does_not_touch_the_file_system() {
+    let text = "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"nowhere/a.wasm\"\n";
+    let s = Scenario::parse(Path::new("/no/such/dir/s.toml"), text).unwrap();
+    assert_eq!(s.plugins[0].wasm, Path::new("/no/such/dir/nowhere/a.wasm"));
+}
+
+// ---- building ----
+
+#[test]
+fn build_runs_once_per_command_and_only_when_stale() {
+    let text = "name = \"t\"\n\
+        [[plugin]]\nname = \"a\"\nwasm = \"out/a.wat\"\nsource = \"src\"\n\
+        build = \"echo run >> count.txt; mkdir -p out; echo '(module)' > out/a.wat; echo '(module)' > out/b.wat\"\n\
+        [[plugin]]\nname = \"b\"\nwasm = \"out/b.wat\"\n\
+        build = \"echo run >> count.txt; mkdir -p out; echo '(module)' > out/a.wat; echo '(module)' > out/b.wat\"\n";
+    let (dir, path) = write(text);
+    fs::create_dir_all(dir.path().join("src/target")).unwrap();
+    fs::create_dir_all(dir.path().join("src/.git")).unwrap();
+    fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+    let s = Scenario::load(&path).unwrap();
+    let runs = || {
+        fs::read_to_string(dir.path().join("count.txt"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+
+    s.build_stale().unwrap();
+    assert_eq!(runs(), 1, "one shared command runs once");
+    assert!(s.plugins[0].wasm.exists() && s.plugins[1].wasm.exists());
+
+    // Sources older than the wasm, and newer files in skipped folders, do not rebuild.
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime(&dir.path().join("src/lib.rs"), old);
+    fs::write(dir.path().join("src/target/new.rs"), "").unwrap();
+    fs::write(dir.path().join("src/.git/new"), "").unwrap();
+    s.build_stale().unwrap();
+    assert_eq!(runs(), 1, "nothing is stale");
+
+    // A source file newer than the wasm does.
+    set_mtime(&s.plugins[0].wasm, old - Duration::from_secs(60));
+    s.build_stale().unwrap();
+    assert_eq!(runs(), 2, "a newer source file rebuilds");
+}
+
+fn set_mtime(path: &Path, time: SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
+#[test]
+fn failing_build_names_plugin_and_command() {
+    let text =
+        "name = \"t\"\n[[plugin]]\nname = \"broken\"\nwasm = \"b.wasm\"\nbuild = \"exit 3\"\n";
+    let (_dir, path) = write(text);
+    let s = Scenario::load(&path).unwrap();
+    let err = format!("{:#}", s.build_stale().unwrap_err());
+    assert!(
+        err.contains("plugin broken") && err.contains("`exit 3`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn build_that_creates_nothing_is_an_error() {
+    let text = "name = \"t\"\n[[plugin]]\nname = \"lazy\"\nwasm = \"l.wasm\"\nbuild = \"true\"\n";
+    let (_dir, path) = write(text);
+    let s = Scenario::load(&path).unwrap();
+    let err = format!("{:#}", s.build_stale().unwrap_err());
+    assert!(
+        err.contains("plugin lazy") && err.contains("did not create"),
+        "{err}"
+    );
+}
