@@ -250,10 +250,11 @@ impl Worker {
         }
     }
 
-    /// Ended badly by its own doing (not just because a peer failed).
+    /// Ended badly by its own doing (not because a peer failed or the run timed out, which
+    /// every worker sees for itself).
     pub fn failed(&self) -> bool {
         match &self.outcome {
-            Some(o) => matches!(o.status, Status::Failed | Status::Interrupted),
+            Some(o) => o.status == Status::Failed,
             None => self.usage.is_some(),
         }
     }

@@ -388,20 +388,10 @@ impl Window {
             return Ok(0);
         }
         // SAFETY: each iovec points into live memory of the stated length: `head` is borrowed
-        // for the call, the window range is checked above. MSG_NOSIGNAL turns a closed peer
-        // into EPIPE instead of SIGPIPE.
-        let r = unsafe {
-            let msg = libc::msghdr {
-                msg_name: std::ptr::null_mut(),
-                msg_namelen: 0,
-                msg_iov: iov.as_mut_ptr(),
-                msg_iovlen: n,
-                msg_control: std::ptr::null_mut(),
-                msg_controllen: 0,
-                msg_flags: 0,
-            };
-            libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
-        };
+        // for the call, the window range is checked above. `writev` (not `sendmsg`) so the
+        // kernel's per-process I/O counters see the bytes; Rust ignores SIGPIPE, so a closed
+        // peer is EPIPE.
+        let r = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), n as libc::c_int) };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -414,14 +404,8 @@ impl Window {
         self.check(off, len)?;
         // SAFETY: the destination range is inside the window (checked above) and nothing else
         // reads or writes it during this call (the guest is blocked in the host call).
-        let r = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                self.base.add(off).cast(),
-                len,
-                libc::MSG_DONTWAIT,
-            )
-        };
+        // `read` (not `recv`) so the kernel's per-process I/O counters see the bytes.
+        let r = unsafe { libc::read(fd.as_raw_fd(), self.base.add(off).cast(), len) };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -1,2 +1,10 @@
+//! The integration suite: one binary, a module per topic, shared helpers in `util`.
+//! Process-heavy tests take `util::heavy()` so they run one at a time on a 2-core machine.
 
+mod abi;
+mod digests;
+mod failures;
+mod isolation;
 mod scenario;
+mod scenarios;
+mod util;

@@ -184,10 +184,16 @@ impl Stop {
         })
     }
 
-    /// Signals the stop (the first reason is kept; later ones are ignored).
+    /// Signals the stop. The first reason is kept, except that a timeout or a stop request
+    /// replaces a peer failure: it also ends plugins that never block.
     pub fn request(&self, reason: StopReason) {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
+        let replace = match (&*slot, &reason) {
+            (None, _) => true,
+            (Some(StopReason::PeerFailed(_)), StopReason::Timeout | StopReason::Stopped(_)) => true,
+            _ => false,
+        };
+        if replace {
             *slot = Some(reason);
             self.state.store(1, Ordering::Release);
             self.fd.signal();

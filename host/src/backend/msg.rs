@@ -241,11 +241,7 @@ impl MsgReceiver {
     fn read_header(fd: &OwnedFd, buf: &mut [u8; HEADER_LEN], stop: &Stop) -> Result<bool, PortError> {
         let mut got = 0;
         while got < HEADER_LEN {
-            match nix::sys::socket::recv(
-                std::os::fd::AsRawFd::as_raw_fd(fd),
-                &mut buf[got..],
-                nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-            ) {
+            match nix::unistd::read(fd, &mut buf[got..]) {
                 Ok(0) if got == 0 => return Ok(false),
                 Ok(0) => {
                     return Err(PortError::PeerFailed(

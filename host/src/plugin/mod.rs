@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, ExternType, Module, ValType};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::backend::{Delivery, PortSpec, Receiver, Sender, Stop};
+use crate::sys;
 
 /// Builds the engine every process of a run uses. Supervisor and workers must agree on it:
 /// workers load the supervisor's compiled code.
@@ -316,10 +317,13 @@ pub fn instantiate(
     let mut store = wasmtime::Store::new(engine, host);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_ctx| {
-        if stop.interrupted() {
+        if stop.interrupted() || sys::now_ns() >= stop.deadline_ns() {
             Err(wasmtime::Error::new(abi::HostTrap::Interrupted(format!(
                 "interrupted in wasm code: {}",
-                stop.error()
+                match stop.error() {
+                    crate::backend::PortError::Interrupted(why) => why,
+                    _ => "the run's timeout passed".into(),
+                }
             ))))
         } else {
             Ok(wasmtime::UpdateDeadline::Continue(1))

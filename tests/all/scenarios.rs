@@ -1,0 +1,151 @@
+//! Every scenario in scenarios/ runs on each of its backends: every run ok, digests equal
+//! within and across runs, exact message counts, and copies counted where they happen.
+
+use serde_json::Value;
+use wasm_ipc::scenario::Scenario;
+
+use crate::util::{self, assert_no_leftovers, heavy, report, wasm_ipc};
+
+fn scenario_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(util::root().join("scenarios"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "expected the bundled scenarios, found {files:?}");
+    files
+}
+
+fn process<'a>(run: &'a Value, plugin: &str) -> &'a Value {
+    run["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plugin"] == plugin)
+        .unwrap_or_else(|| panic!("no process for {plugin}"))
+}
+
+/// Checks one run of `sc` against the scenario's own topology and the plugins' reports.
+fn check_run(sc: &Scenario, run: &Value, supervisor_pid: u64) {
+    let what = format!("{} on {}", sc.name, run["backend"]);
+    assert_eq!(run["ok"], true, "{what}: {}", run["error"]);
+    assert!(run["error"].is_null());
+    assert_eq!(run["digest_sent"], run["digest_received"], "{what}");
+    assert!(run["digest_sent"].as_str().is_some_and(|d| d.len() == 16), "{what}");
+    // Exact counts: each channel delivers what its producers sent to each of its consumers.
+    let mut expected = 0;
+    for ch in &sc.channels {
+        for from in &ch.from {
+            let p = &sc.plugins[from.plugin];
+            let sent = process(run, &p.name)["messages_sent"].as_u64().unwrap();
+            if let Some(count) = p.config.get("count") {
+                assert_eq!(sent.to_string(), *count, "{what}: {} sent", p.name);
+            }
+            expected += sent * ch.to.len() as u64;
+        }
+    }
+    assert!(expected > 0, "{what}");
+    assert_eq!(run["messages"].as_u64().unwrap(), expected, "{what}: delivered");
+    // Plugins count what they received themselves; it must match the host's count.
+    for p in run["processes"].as_array().unwrap() {
+        if let Some(r) = p["reports"].get("received") {
+            assert_eq!(r, &p["messages_received"], "{what}: {}", p["plugin"]);
+        }
+        if let Some(m) = p["reports"].get("mismatches") {
+            assert_eq!(m, 0, "{what}: {}", p["plugin"]);
+        }
+    }
+    // One process per plugin, none of them the supervisor.
+    let mut pids: Vec<u64> = run["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), sc.plugins.len());
+    assert!(!pids.contains(&supervisor_pid), "{what}");
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), sc.plugins.len(), "{what}: pids must differ");
+    // Copies: msg copies each delivered payload twice (into and out of the kernel), counted
+    // by the workers where they call writev/read; shm copies nothing.
+    let bytes = run["bytes"].as_u64().unwrap();
+    match run["backend"].as_str().unwrap() {
+        "msg" => assert_eq!(run["copied_bytes"].as_u64().unwrap(), 2 * bytes, "{what}"),
+        "shm" => assert_eq!(run["copied_bytes"].as_u64().unwrap(), 0, "{what}"),
+        b => panic!("unknown backend {b}"),
+    }
+}
+
+#[test]
+fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
+    util::plugins();
+    for file in scenario_files() {
+        let _g = heavy();
+        let sc = Scenario::load(&file).unwrap();
+        let id = util::run_id("scenarios");
+        let out = wasm_ipc(&["compare", "--json", "--run-id", &id, file.to_str().unwrap()]);
+        let rep = report(&out);
+        assert!(out.status.success(), "{}: {}", file.display(), util::stderr(&out));
+        assert_eq!(rep["schema"], 1);
+        assert_eq!(rep["digests_agree"], true);
+        let runs = rep["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), sc.run.backends.len() * sc.run.repeat as usize);
+        let supervisor = rep["supervisor_pid"].as_u64().unwrap();
+        for run in runs {
+            check_run(&sc, run, supervisor);
+            assert_eq!(run["digest_received"], runs[0]["digest_received"], "{}", file.display());
+        }
+        assert_no_leftovers(&id);
+    }
+}
+
+/// `copied_bytes` is what the transport moved, not a formula: it must agree with the kernel's
+/// own per-process I/O counters (/proc/<pid>/io), which also see frame headers and control
+/// traffic, so the counter lies between the copied bytes and that plus a small overhead.
+#[test]
+fn msg_copied_bytes_agree_with_the_kernels_io_counters() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let count = 3000u64;
+    let sc = util::scenario(
+        dir.path(),
+        "io.toml",
+        &format!(
+            r#"
+name = "io"
+[[plugin]]
+name = "p"
+wasm = "{{wasm:producer}}"
+config = {{ count = {count}, size = 10000 }}
+[[plugin]]
+name = "c"
+wasm = "{{wasm:consumer}}"
+[[channel]]
+from = "p.out"
+to = "c.in"
+slot_size = "16KiB"
+[run]
+backends = ["msg"]
+"#
+        ),
+    );
+    let out = wasm_ipc(&["run", "--json", sc.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let rep = report(&out);
+    let run = &rep["runs"][0];
+    let p = process(run, "p");
+    let c = process(run, "c");
+    let payload = count * 10000;
+    assert_eq!(p["copied_bytes"], payload);
+    assert_eq!(c["copied_bytes"], payload);
+    assert_eq!(run["copied_bytes"], 2 * payload);
+    let headers = 16 * (count + 1);
+    let slack = headers + 256 * 1024;
+    let wchar = p["io_wchar"].as_u64().unwrap();
+    let rchar = c["io_rchar"].as_u64().unwrap();
+    assert!(wchar >= payload && wchar <= payload + slack, "producer wchar {wchar}, payload {payload}");
+    assert!(rchar >= payload && rchar <= payload + slack, "consumer rchar {rchar}, payload {payload}");
+}

@@ -1,0 +1,177 @@
+//! Shared helpers: the binary, plugins built once, a watchdog around every run, leftovers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The project root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `wasm-ipc` binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wasm-ipc"))
+}
+
+/// Builds every plugin once per test run (plugins/build.sh), then returns the folder that
+/// holds the .wasm files. A missing toolchain fails the test: nothing is skipped.
+pub fn plugins() -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let out = Command::new("sh")
+            .arg(root().join("plugins/build.sh"))
+            .stdout(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running plugins/build.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "plugins/build.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    root().join("plugins/target/wasm32-wasip1/release")
+}
+
+/// Path of a built plugin by crate name.
+pub fn wasm(name: &str) -> PathBuf {
+    plugins().join(format!("{name}.wasm"))
+}
+
+/// Serialises process-heavy tests.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fresh run id for tagging one test's processes and memfds.
+pub fn run_id(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "t{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Runs `wasm-ipc args…` under a watchdog: a hang kills the child and fails the test.
+pub fn wasm_ipc(args: &[&str]) -> Output {
+    let child = Command::new(bin())
+        .args(args)
+        .env("WASM_IPC_CACHE_DIR", cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting wasm-ipc");
+    wait_with_watchdog(child, Duration::from_secs(180))
+}
+
+/// The module cache the tests share (inside target/, private to this user).
+pub fn cache_dir() -> PathBuf {
+    let d = root().join("target/test-module-cache");
+    std::fs::create_dir_all(&d).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    d
+}
+
+/// Waits for `child`, killing it and failing the test after `limit`.
+pub fn wait_with_watchdog(mut child: std::process::Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        match child.try_wait().expect("waiting for wasm-ipc") {
+            Some(_) => return child.wait_with_output().expect("collecting output"),
+            None if start.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collecting output");
+                panic!(
+                    "watchdog: wasm-ipc still running after {limit:?}; stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Parses a `--json` report from stdout.
+pub fn report(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not a JSON report ({e}); stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Writes a scenario into a temporary folder; `{wasm:NAME}` expands to a built plugin's path.
+pub fn scenario(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let mut text = text.to_string();
+    while let Some(start) = text.find("{wasm:") {
+        let end = start + text[start..].find('}').unwrap();
+        let name = text[start + 6..end].to_string();
+        text.replace_range(start..=end, &wasm(&name).display().to_string());
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Processes and open fds anywhere on the machine that carry `run_id`: worker command lines
+/// and memfd names. Empty when a run left nothing behind.
+pub fn leftovers(run_id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        let name = p.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(run_id) {
+                found.push(format!("process {pid}: {cmd}"));
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir(p.path().join("fd")) {
+            for fd in fds.flatten() {
+                if let Ok(target) = std::fs::read_link(fd.path())
+                    && target.to_string_lossy().contains(run_id)
+                {
+                    found.push(format!("pid {pid} fd {:?} -> {}", fd.file_name(), target.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Asserts that nothing of `run_id` is left, allowing the kernel a moment to reap.
+pub fn assert_no_leftovers(run_id: &str) {
+    let start = Instant::now();
+    loop {
+        let left = leftovers(run_id);
+        if left.is_empty() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            panic!("run {run_id} left things behind:\n{}", left.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
