@@ -89,7 +89,11 @@ fn load(path: &Option<PathBuf>) -> Result<Scenario, ExitCode> {
 
 fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::Result<ExitCode> {
     let run_id = common.run_id.clone().unwrap_or_else(|| {
-        format!("{}-{}", std::process::id(), wasm_ipc::sys::now_ns() % 1_000_000_000)
+        format!(
+            "{}-{}",
+            std::process::id(),
+            wasm_ipc::sys::now_ns() % 1_000_000_000
+        )
     });
     let exe = match std::env::var_os("WASM_IPC_WORKER_EXE") {
         Some(p) => PathBuf::from(p),
@@ -99,7 +103,12 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
     let mut runs = Vec::new();
     'outer: for &backend in backends {
         for repeat in 0..sc.run.repeat {
-            eprintln!("wasm-ipc: {} on {} (run {})", sc.name, backend.name(), repeat + 1);
+            eprintln!(
+                "wasm-ipc: {} on {} (run {})",
+                sc.name,
+                backend.name(),
+                repeat + 1
+            );
             runs.push(session.run(sc, backend, repeat));
             if supervisor::was_interrupted() {
                 break 'outer;
@@ -124,7 +133,9 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Worker { plugin, parent_pid, .. } => {
+        Cmd::Worker {
+            plugin, parent_pid, ..
+        } => {
             return ExitCode::from(wasm_ipc::worker::main(&plugin, parent_pid) as u8);
         }
         Cmd::Check { scenario } => match Scenario::load(&scenario) {
@@ -142,7 +153,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Cmd::Run { scenario, backend, common } => {
+        Cmd::Run {
+            scenario,
+            backend,
+            common,
+        } => {
             let sc = match load(&scenario) {
                 Ok(sc) => sc,
                 Err(code) => return code,

@@ -148,9 +148,14 @@ pub(crate) fn build(
             Some(o) => (o.status, o.error.clone(), o.figures.clone(), o.io),
             None => {
                 let how = match (u.signal, &w.killed) {
-                    (Some(sig), Some(why)) => format!("killed by the supervisor (signal {sig}): {why}"),
+                    (Some(sig), Some(why)) => {
+                        format!("killed by the supervisor (signal {sig}): {why}")
+                    }
                     (Some(sig), None) => format!("killed by signal {sig}"),
-                    (None, _) => format!("exited with status {} without reporting", u.exit_code.unwrap_or(-1)),
+                    (None, _) => format!(
+                        "exited with status {} without reporting",
+                        u.exit_code.unwrap_or(-1)
+                    ),
                 };
                 (
                     Status::Killed,
@@ -228,14 +233,23 @@ pub(crate) fn build(
             .collect();
         error = Some(format!(
             "digest mismatch: what was received differs from what was sent on {}",
-            bad.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            bad.iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let elapsed_s = match run.release_ns {
         Some(r) if end_ns > r => (end_ns - r) as f64 / 1e9,
         _ => 0.0,
     };
-    let per_s = |x: u64| if elapsed_s > 0.0 { x as f64 / elapsed_s } else { 0.0 };
+    let per_s = |x: u64| {
+        if elapsed_s > 0.0 {
+            x as f64 / elapsed_s
+        } else {
+            0.0
+        }
+    };
     RunReport {
         scenario: sc.name.clone(),
         backend: backend.name().to_string(),
@@ -307,7 +321,9 @@ impl Report {
         row("bytes", &|r| human_bytes(r.bytes as f64));
         row("elapsed", &|r| format!("{:.3} s", r.elapsed_s));
         row("throughput", &|r| format!("{:.0} msg/s", r.msgs_per_s));
-        row("bandwidth", &|r| format!("{}/s", human_bytes(r.bytes_per_s)));
+        row("bandwidth", &|r| {
+            format!("{}/s", human_bytes(r.bytes_per_s))
+        });
         row("latency p50", &|r| human_ns(r.latency_ns.p50));
         row("latency p99", &|r| human_ns(r.latency_ns.p99));
         row("latency p99.9", &|r| human_ns(r.latency_ns.p999));
@@ -321,17 +337,22 @@ impl Report {
             format!("{u:.2}+{s:.2} s")
         });
         row("ctx switches", &|r| {
-            let (v, i) = r
-                .processes
-                .iter()
-                .fold((0, 0), |(v, i), p| (v + p.voluntary_cs, i + p.involuntary_cs));
+            let (v, i) = r.processes.iter().fold((0, 0), |(v, i), p| {
+                (v + p.voluntary_cs, i + p.involuntary_cs)
+            });
             format!("{v} vol, {i} invol")
         });
         row("max rss", &|r| {
-            human_bytes(r.processes.iter().map(|p| p.max_rss_kib).max().unwrap_or(0) as f64 * 1024.0)
+            human_bytes(
+                r.processes.iter().map(|p| p.max_rss_kib).max().unwrap_or(0) as f64 * 1024.0,
+            )
         });
-        row("digest sent", &|r| r.digest_sent.clone().unwrap_or("-".into()));
-        row("digest received", &|r| r.digest_received.clone().unwrap_or("-".into()));
+        row("digest sent", &|r| {
+            r.digest_sent.clone().unwrap_or("-".into())
+        });
+        row("digest received", &|r| {
+            r.digest_received.clone().unwrap_or("-".into())
+        });
         let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         let widths: Vec<usize> = (0..self.runs.len())
             .map(|i| rows.iter().map(|(_, v)| v[i].len()).max().unwrap_or(0))
@@ -351,7 +372,12 @@ impl Report {
         }
         if !self.digests_agree {
             out.push_str("digests differ between runs: the runs did not deliver the same bytes\n");
-        } else if self.runs.len() > 1 && self.runs.iter().all(|r| r.ok && r.digest_received.is_some()) {
+        } else if self.runs.len() > 1
+            && self
+                .runs
+                .iter()
+                .all(|r| r.ok && r.digest_received.is_some())
+        {
             out.push_str("every run delivered identical bytes (equal digests)\n");
         }
         out

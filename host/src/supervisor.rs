@@ -103,7 +103,14 @@ impl Session {
         let deadline_ns = start_ns + sc.run.timeout.as_nanos() as u64;
         let mut run = RunState::default();
         let result = self.start_and_supervise(sc, backend, repeat, deadline_ns, &mut run);
-        report::build(sc, backend, repeat, self.modules_compiled, &run, result.err())
+        report::build(
+            sc,
+            backend,
+            repeat,
+            self.modules_compiled,
+            &run,
+            result.err(),
+        )
     }
 
     fn start_and_supervise(
@@ -276,7 +283,9 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
     let mut finished = 0;
     while finished < 2 * n {
         match rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(Event::Msg(i, FromWorker::Ready { ready_ns })) => run.workers[i].ready_ns = Some(ready_ns),
+            Ok(Event::Msg(i, FromWorker::Ready { ready_ns })) => {
+                run.workers[i].ready_ns = Some(ready_ns)
+            }
             Ok(Event::Msg(i, FromWorker::Done(outcome))) => run.workers[i].outcome = Some(*outcome),
             Ok(Event::Exited(i, usage)) => {
                 run.workers[i].usage = Some(usage);
@@ -288,7 +297,10 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
         }
         let now = sys::now_ns();
         // The barrier: release everyone at once when all are ready.
-        if run.release_ns.is_none() && stop_sent_at.is_none() && run.workers.iter().all(|w| w.ready_ns.is_some()) {
+        if run.release_ns.is_none()
+            && stop_sent_at.is_none()
+            && run.workers.iter().all(|w| w.ready_ns.is_some())
+        {
             let release_ns = sys::now_ns();
             run.release_ns = Some(release_ns);
             for w in &mut run.workers {
@@ -347,7 +359,10 @@ fn failure_summary(w: &Worker) -> String {
             .clone()
             .unwrap_or_else(|| format!("plugin `{}` failed", w.name)),
         (None, Some(u)) => match u.signal {
-            Some(sig) => format!("plugin `{}` (pid {}) was killed by signal {sig}", w.name, w.pid),
+            Some(sig) => format!(
+                "plugin `{}` (pid {}) was killed by signal {sig}",
+                w.name, w.pid
+            ),
             None => format!(
                 "plugin `{}` (pid {}) exited with status {} without reporting",
                 w.name,
@@ -360,7 +375,12 @@ fn failure_summary(w: &Worker) -> String {
 }
 
 /// Link key: `channel[c]:producer.port->consumer.port`.
-fn link_key(sc: &Scenario, c: usize, from: &crate::scenario::Endpoint, to: &crate::scenario::Endpoint) -> String {
+fn link_key(
+    sc: &Scenario,
+    c: usize,
+    from: &crate::scenario::Endpoint,
+    to: &crate::scenario::Endpoint,
+) -> String {
     format!(
         "channel[{c}]:{}.{}->{}.{}",
         sc.plugins[from.plugin].name, from.port, sc.plugins[to.plugin].name, to.port
@@ -400,7 +420,10 @@ fn plan_msg(
                     .entry(from.port.clone())
                     .or_insert_with(|| port(&from.port, Direction::Out))
                     .links
-                    .push(LinkSpec { key: key.clone(), fd });
+                    .push(LinkSpec {
+                        key: key.clone(),
+                        fd,
+                    });
                 let fd = 5 + fds[to.plugin].len() as i32;
                 fds[to.plugin].push(b);
                 ports[to.plugin]

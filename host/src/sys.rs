@@ -34,12 +34,8 @@ pub fn sealed_memfd(name: &str, bytes: &[u8]) -> io::Result<File> {
     let cname = CString::new(name).map_err(|_| io::Error::other("memfd name contains NUL"))?;
     // SAFETY: `cname` is a valid NUL-terminated string; memfd_create has no other
     // preconditions and returns a new fd or -1.
-    let fd = unsafe {
-        libc::memfd_create(
-            cname.as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
+    let fd =
+        unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -119,7 +115,14 @@ pub fn pass_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) -> io::Result<Vec<Own
                     return Err(io::Error::last_os_error());
                 }
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
@@ -331,10 +334,7 @@ impl Window {
             Some(end) if end <= self.len => Ok(()),
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "range {off}+{len} outside the {}-byte window",
-                    self.len
-                ),
+                format!("range {off}+{len} outside the {}-byte window", self.len),
             )),
         }
     }
@@ -466,7 +466,10 @@ pub fn wait_child(pid: i32) -> io::Result<ChildUsage> {
 /// Call it only with that fd: the supervisor wrote it with `Module::serialize` (or copied it
 /// from its private cache, see `deserialize_cached`) from an engine made by the same
 /// `plugin::engine()` of this same binary, and sealed it before starting the worker.
-pub fn load_handed_module(engine: &wasmtime::Engine, fd: OwnedFd) -> anyhow::Result<wasmtime::Module> {
+pub fn load_handed_module(
+    engine: &wasmtime::Engine,
+    fd: OwnedFd,
+) -> anyhow::Result<wasmtime::Module> {
     use std::os::unix::fs::MetadataExt;
     let file = File::from(fd);
     // SAFETY: F_GET_SEALS only queries the fd.
@@ -491,7 +494,11 @@ pub fn deserialize_cached(
     let meta = file.metadata()?;
     let dir_meta = std::fs::metadata(path.parent().unwrap_or(path))?;
     let uid = nix::unistd::getuid().as_raw();
-    if meta.uid() != uid || meta.mode() & 0o022 != 0 || dir_meta.uid() != uid || dir_meta.mode() & 0o077 != 0 {
+    if meta.uid() != uid
+        || meta.mode() & 0o022 != 0
+        || dir_meta.uid() != uid
+        || dir_meta.mode() & 0o077 != 0
+    {
         anyhow::bail!(
             "refusing cached module {}: it or its folder is writable by others",
             path.display()

@@ -119,7 +119,9 @@ fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl BufRead) -> anyhow::Resu
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
     }
-    Ok(Some(serde_json::from_str(&line).context("bad control message")?))
+    Ok(Some(
+        serde_json::from_str(&line).context("bad control message")?,
+    ))
 }
 
 /// Runs the worker; returns the process exit code.
@@ -152,8 +154,8 @@ fn run_worker() -> anyhow::Result<()> {
 
     let setup = (|| -> anyhow::Result<_> {
         let engine = plugin::engine()?;
-        let module = sys::load_handed_module(&engine, module_fd)
-        .context("loading the compiled module")?;
+        let module =
+            sys::load_handed_module(&engine, module_fd).context("loading the compiled module")?;
         let host = Host::new(
             &spec.plugin,
             spec.config.clone(),
@@ -247,7 +249,9 @@ fn classify(
     let peer = |code: String| match &host.saw_peer_failure {
         Some(why) => (
             Status::PeerFailed,
-            Some(format!("plugin `{name}` ended ({code}) after a peer failed: {why}")),
+            Some(format!(
+                "plugin `{name}` ended ({code}) after a peer failed: {why}"
+            )),
         ),
         None => (Status::Failed, Some(format!("plugin `{name}` {code}"))),
     };
@@ -271,7 +275,11 @@ fn classify(
                     .map(|t| t.to_string())
                     .unwrap_or_default();
                 let detail = format!("{e:?}");
-                let first = if trap.is_empty() { format!("{e}") } else { trap };
+                let first = if trap.is_empty() {
+                    format!("{e}")
+                } else {
+                    trap
+                };
                 let backtrace = detail
                     .lines()
                     .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))

@@ -23,11 +23,17 @@ fn wasm_type(t: &WasmType) -> String {
 /// Every import of the `plugin` world: (module, name) → (params, results), per wit-parser.
 fn from_wit(text: &str) -> Sigs {
     let mut resolve = Resolve::new();
-    let pkg = resolve.push_str("wasm-ipc.wit", text).expect("the WIT parses");
-    let world = resolve.select_world(&[pkg], Some("plugin")).expect("world `plugin`");
+    let pkg = resolve
+        .push_str("wasm-ipc.wit", text)
+        .expect("the WIT parses");
+    let world = resolve
+        .select_world(&[pkg], Some("plugin"))
+        .expect("world `plugin`");
     let mut sigs = Sigs::new();
     for (key, item) in &resolve.worlds[world].imports {
-        let WorldItem::Interface { id, .. } = item else { continue };
+        let WorldItem::Interface { id, .. } = item else {
+            continue;
+        };
         for func in resolve.interfaces[*id].functions.values() {
             let (module, name) = resolve.wasm_import_name(
                 ManglingAndAbi::Legacy(LiftLowerAbi::Sync),
@@ -37,7 +43,10 @@ fn from_wit(text: &str) -> Sigs {
                 },
             );
             let sig = resolve.wasm_signature(AbiVariant::GuestImport, func);
-            assert!(!sig.indirect_params && !sig.retptr, "{name}: the ABI has only flat signatures");
+            assert!(
+                !sig.indirect_params && !sig.retptr,
+                "{name}: the ABI has only flat signatures"
+            );
             sigs.insert(
                 (module, name),
                 (
@@ -56,13 +65,19 @@ fn from_linker() -> Sigs {
     let mut linker = wasmtime::Linker::new(&engine);
     abi::add_to_linker(&mut linker).unwrap();
     let stop = Arc::new(Stop::new(u64::MAX).unwrap());
-    let mut store = wasmtime::Store::new(&engine, Host::new("abi-test", Default::default(), stop, true, 0));
+    let mut store = wasmtime::Store::new(
+        &engine,
+        Host::new("abi-test", Default::default(), stop, true, 0),
+    );
     let defs: Vec<_> = linker.iter(&mut store).collect();
     let mut sigs = Sigs::new();
     for (module, name, ext) in defs {
-        let wasmtime::Extern::Func(f) = ext else { continue };
+        let wasmtime::Extern::Func(f) = ext else {
+            continue;
+        };
         let ty = f.ty(&store);
-        let list = |ts: &mut dyn Iterator<Item = wasmtime::ValType>| ts.map(|t| t.to_string()).collect();
+        let list =
+            |ts: &mut dyn Iterator<Item = wasmtime::ValType>| ts.map(|t| t.to_string()).collect();
         sigs.insert(
             (module.to_string(), name.to_string()),
             (list(&mut ty.params()), list(&mut ty.results())),
@@ -75,14 +90,20 @@ fn differences(expected: &Sigs, live: &Sigs) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in expected {
         match live.get(k) {
-            None => out.push(format!("{}.{} is in the WIT but not in the linker", k.0, k.1)),
+            None => out.push(format!(
+                "{}.{} is in the WIT but not in the linker",
+                k.0, k.1
+            )),
             Some(l) if l != v => out.push(format!("{}.{}: WIT {v:?}, linker {l:?}", k.0, k.1)),
             _ => {}
         }
     }
     for k in live.keys() {
         if !expected.contains_key(k) {
-            out.push(format!("{}.{} is in the linker but not in the WIT", k.0, k.1));
+            out.push(format!(
+                "{}.{} is in the linker but not in the WIT",
+                k.0, k.1
+            ));
         }
     }
     out
@@ -96,17 +117,30 @@ fn wit_text() -> String {
 fn host_linker_matches_the_wit() {
     let expected = from_wit(&wit_text());
     assert_eq!(expected.len(), abi::HOST_FUNCTIONS.len(), "{expected:?}");
-    assert!(expected.keys().all(|(m, _)| m == abi::HOST_MODULE), "{expected:?}");
+    assert!(
+        expected.keys().all(|(m, _)| m == abi::HOST_MODULE),
+        "{expected:?}"
+    );
     let diff = differences(&expected, &from_linker());
-    assert!(diff.is_empty(), "host and WIT disagree:\n{}", diff.join("\n"));
+    assert!(
+        diff.is_empty(),
+        "host and WIT disagree:\n{}",
+        diff.join("\n")
+    );
 }
 
 #[test]
 fn a_renamed_import_fails_the_check() {
     let renamed = wit_text().replace("receive: func(", "recv: func(");
     let diff = differences(&from_wit(&renamed), &from_linker());
-    assert!(diff.iter().any(|d| d.contains(".recv is in the WIT")), "{diff:?}");
-    assert!(diff.iter().any(|d| d.contains(".receive is in the linker")), "{diff:?}");
+    assert!(
+        diff.iter().any(|d| d.contains(".recv is in the WIT")),
+        "{diff:?}"
+    );
+    assert!(
+        diff.iter().any(|d| d.contains(".receive is in the linker")),
+        "{diff:?}"
+    );
 }
 
 #[test]
@@ -126,17 +160,30 @@ fn the_module_check_names_a_foreign_or_mistyped_import() {
         (func (export "run") (result i32) i32.const 0))"#;
     plugin::check_module(&module(good), false).unwrap();
     let renamed = good.replace("\"now\"", "\"clock\"");
-    let e = plugin::check_module(&module(&renamed), false).unwrap_err().to_string();
-    assert!(e.contains("`clock`, which the host does not provide"), "{e}");
+    let e = plugin::check_module(&module(&renamed), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`clock`, which the host does not provide"),
+        "{e}"
+    );
     let mistyped = good.replace("(result i64)", "(result i32)");
-    let e = plugin::check_module(&module(&mistyped), false).unwrap_err().to_string();
+    let e = plugin::check_module(&module(&mistyped), false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`now` as") && e.contains("(result i64)"), "{e}");
     let foreign = good.replace("wasm-ipc:plugin/host@0.1.0", "env");
-    let e = plugin::check_module(&module(&foreign), false).unwrap_err().to_string();
+    let e = plugin::check_module(&module(&foreign), false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`env`.`now`"), "{e}");
     let no_run = good.replace("(export \"run\")", "");
-    let e = plugin::check_module(&module(&no_run), false).unwrap_err().to_string();
+    let e = plugin::check_module(&module(&no_run), false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no `run` export"), "{e}");
-    let e = plugin::check_module(&module(good), true).unwrap_err().to_string();
+    let e = plugin::check_module(&module(good), true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no `cabi_realloc` export"), "{e}");
 }

@@ -40,7 +40,10 @@ fn a_clean_producer_gives_equal_digests_and_exit_0() {
     let (out, rep) = faulty("none");
     assert!(out.status.success(), "{}", util::stderr(&out));
     assert_eq!(rep["digests_agree"], true);
-    assert_eq!(rep["runs"][0]["digest_received"], rep["runs"][1]["digest_received"]);
+    assert_eq!(
+        rep["runs"][0]["digest_received"],
+        rep["runs"][1]["digest_received"]
+    );
 }
 
 #[test]
@@ -48,7 +51,12 @@ fn a_dropped_reordered_or_corrupted_message_changes_the_digest_and_exits_1() {
     let _g = heavy();
     for fault in ["drop", "reorder", "corrupt"] {
         let (out, rep) = faulty(fault);
-        assert_eq!(out.status.code(), Some(1), "{fault}: {}", util::stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{fault}: {}",
+            util::stderr(&out)
+        );
         assert_eq!(rep["digests_agree"], false, "{fault}");
         let runs = rep["runs"].as_array().unwrap();
         // Each run on its own delivered what was sent; they differ from each other.
@@ -56,9 +64,15 @@ fn a_dropped_reordered_or_corrupted_message_changes_the_digest_and_exits_1() {
             assert_eq!(r["ok"], true, "{fault}: {}", r["error"]);
             assert_eq!(r["digest_sent"], r["digest_received"], "{fault}");
         }
-        assert_ne!(runs[0]["digest_received"], runs[1]["digest_received"], "{fault}");
+        assert_ne!(
+            runs[0]["digest_received"], runs[1]["digest_received"],
+            "{fault}"
+        );
         assert_eq!(runs[1]["processes"][0]["reports"]["faulted"], 1, "{fault}");
         let c = &runs[1]["processes"][1];
-        assert!(c["reports"]["mismatches"].as_u64().unwrap() > 0, "{fault}: the consumer saw it too");
+        assert!(
+            c["reports"]["mismatches"].as_u64().unwrap() > 0,
+            "{fault}: the consumer saw it too"
+        );
     }
 }

@@ -51,7 +51,10 @@ to = \"t.in\"
     let (out, rep, _) = run(&body, "60s");
     assert_eq!(out.status.code(), Some(1));
     let err = rep["runs"][0]["error"].as_str().unwrap();
-    assert!(err.contains("plugin `t` trapped") && err.contains("unreachable"), "{err}");
+    assert!(
+        err.contains("plugin `t` trapped") && err.contains("unreachable"),
+        "{err}"
+    );
     assert_eq!(proc_named(&rep, "t")["status"], "failed");
     let p = proc_named(&rep, "p");
     assert!(p["status"] == "ok" || p["status"] == "peer-failed", "{p}");
@@ -76,24 +79,51 @@ to = "waiter.in"
     assert_eq!(out.status.code(), Some(1));
     let s = proc_named(&rep, "spinner");
     assert_eq!(s["status"], "interrupted", "{s}");
-    assert!(s["error"].as_str().unwrap().contains("interrupted in wasm code"), "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted in wasm code"),
+        "{s}"
+    );
     let w = proc_named(&rep, "waiter");
     assert_eq!(w["status"], "interrupted", "{w}");
     let e = w["error"].as_str().unwrap();
-    assert!(e.contains("interrupted in `receive` on port `in`") && e.contains("timeout"), "{e}");
+    assert!(
+        e.contains("interrupted in `receive` on port `in`") && e.contains("timeout"),
+        "{e}"
+    );
 }
 
 #[test]
 fn abi_misuse_traps_with_a_message_naming_the_plugin_and_the_call() {
     let _g = heavy();
     let cases = [
-        ("publish-without-loan", "misused `publish`: no loan on port `out`"),
-        ("double-receive", "misused `receive`: a second `receive` on port `in`"),
-        ("release-without-receive", "misused `release`: nothing received"),
-        ("bad-port", "misused `loan`: port handle 999 was never returned"),
+        (
+            "publish-without-loan",
+            "misused `publish`: no loan on port `out`",
+        ),
+        (
+            "double-receive",
+            "misused `receive`: a second `receive` on port `in`",
+        ),
+        (
+            "release-without-receive",
+            "misused `release`: nothing received",
+        ),
+        (
+            "bad-port",
+            "misused `loan`: port handle 999 was never returned",
+        ),
         ("input-as-output", "misused `loan`: port `in` is an input"),
-        ("output-as-input", "misused `receive`: port `out` is an output"),
-        ("lying-length", "32 bytes published on port `out`, but only 16 were loaned"),
+        (
+            "output-as-input",
+            "misused `receive`: port `out` is an output",
+        ),
+        (
+            "lying-length",
+            "32 bytes published on port `out`, but only 16 were loaned",
+        ),
         ("bad-utf8", "misused `port`: the string is not UTF-8"),
         ("oob-string", "misused `port`"),
         ("oob-config", "misused `config`"),
@@ -122,7 +152,10 @@ to = \"c.in\"
         let m = proc_named(&rep, "m");
         assert_eq!(m["status"], "failed", "{mode}: {m}");
         let e = m["error"].as_str().unwrap();
-        assert!(e.contains("plugin `m` misused") && e.contains(want), "{mode}: {e}");
+        assert!(
+            e.contains("plugin `m` misused") && e.contains(want),
+            "{mode}: {e}"
+        );
     }
 }
 
@@ -151,17 +184,27 @@ wasm = "{wasm:chatty}"
 #[test]
 fn a_module_that_breaks_the_abi_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.wat"), r#"(module (import "env" "f" (func)) (memory (export "memory") 1))"#).unwrap();
+    std::fs::write(
+        dir.path().join("bad.wat"),
+        r#"(module (import "env" "f" (func)) (memory (export "memory") 1))"#,
+    )
+    .unwrap();
     std::fs::write(dir.path().join("junk.wasm"), b"not wasm at all").unwrap();
-    for (file, want) in [
-        ("bad.wat", "imports `env`.`f`"),
-        ("junk.wasm", "compiling"),
-    ] {
-        let sc = util::scenario(dir.path(), "s.toml", &format!("name = \"s\"\n[[plugin]]\nname = \"x\"\nwasm = \"{file}\"\n[run]\nbackends = [\"msg\"]\n"));
+    for (file, want) in [("bad.wat", "imports `env`.`f`"), ("junk.wasm", "compiling")] {
+        let sc = util::scenario(
+            dir.path(),
+            "s.toml",
+            &format!(
+                "name = \"s\"\n[[plugin]]\nname = \"x\"\nwasm = \"{file}\"\n[run]\nbackends = [\"msg\"]\n"
+            ),
+        );
         let out = wasm_ipc(&["run", sc.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{file}");
         let err = util::stderr(&out);
-        assert!(err.contains("plugin `x`") && err.contains(want), "{file}: {err}");
+        assert!(
+            err.contains("plugin `x`") && err.contains(want),
+            "{file}: {err}"
+        );
         if file == "bad.wat" {
             assert!(err.contains("no `run` export"), "{err}");
         }

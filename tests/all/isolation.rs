@@ -9,8 +9,12 @@ use crate::util::{self, assert_no_leftovers, heavy, report};
 /// Pid of the worker of `plugin` in run `id`, from /proc/*/cmdline.
 fn worker_pid(id: &str, plugin: &str) -> Option<i32> {
     for p in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else { continue };
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
         let args: Vec<String> = cmd
             .split(|&b| b == 0)
             .map(|s| String::from_utf8_lossy(s).into_owned())
@@ -68,18 +72,28 @@ timeout = "120s"
         if let Some(pid) = worker_pid(&id, "r") {
             break pid;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "worker r never appeared");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "worker r never appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     // Let messages flow, then kill the relay in the middle.
     std::thread::sleep(Duration::from_millis(1500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), nix::sys::signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
     let out = util::wait_with_watchdog(child, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1), "{}", util::stderr(&out));
     let rep = report(&out);
     let run = &rep["runs"][0];
     let err = run["error"].as_str().unwrap();
-    assert!(err.contains("plugin `r`") && err.contains("killed by signal 9"), "{err}");
+    assert!(
+        err.contains("plugin `r`") && err.contains("killed by signal 9"),
+        "{err}"
+    );
     let procs = run["processes"].as_array().unwrap();
     let status = |n: &str| procs.iter().find(|p| p["plugin"] == n).unwrap()["status"].clone();
     assert_eq!(status("r"), "killed");
@@ -90,7 +104,13 @@ timeout = "120s"
     }
     assert!(run["elapsed_s"].as_f64().unwrap() < 100.0);
     let c = procs.iter().find(|p| p["plugin"] == "c").unwrap();
-    assert!(c["messages_received"].as_u64().unwrap() > 0, "messages flowed before the kill");
-    assert_eq!(procs.iter().find(|p| p["plugin"] == "r").unwrap()["pid"], victim);
+    assert!(
+        c["messages_received"].as_u64().unwrap() > 0,
+        "messages flowed before the kill"
+    );
+    assert_eq!(
+        procs.iter().find(|p| p["plugin"] == "r").unwrap()["pid"],
+        victim
+    );
     assert_no_leftovers(&id);
 }

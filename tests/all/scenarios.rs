@@ -14,7 +14,10 @@ fn scenario_files() -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 2, "expected the bundled scenarios, found {files:?}");
+    assert!(
+        files.len() >= 2,
+        "expected the bundled scenarios, found {files:?}"
+    );
     files
 }
 
@@ -33,7 +36,10 @@ fn check_run(sc: &Scenario, run: &Value, supervisor_pid: u64) {
     assert_eq!(run["ok"], true, "{what}: {}", run["error"]);
     assert!(run["error"].is_null());
     assert_eq!(run["digest_sent"], run["digest_received"], "{what}");
-    assert!(run["digest_sent"].as_str().is_some_and(|d| d.len() == 16), "{what}");
+    assert!(
+        run["digest_sent"].as_str().is_some_and(|d| d.len() == 16),
+        "{what}"
+    );
     // Exact counts: each channel delivers what its producers sent to each of its consumers.
     let mut expected = 0;
     for ch in &sc.channels {
@@ -47,7 +53,11 @@ fn check_run(sc: &Scenario, run: &Value, supervisor_pid: u64) {
         }
     }
     assert!(expected > 0, "{what}");
-    assert_eq!(run["messages"].as_u64().unwrap(), expected, "{what}: delivered");
+    assert_eq!(
+        run["messages"].as_u64().unwrap(),
+        expected,
+        "{what}: delivered"
+    );
     // Plugins count what they received themselves; it must match the host's count.
     for p in run["processes"].as_array().unwrap() {
         if let Some(r) = p["reports"].get("received") {
@@ -88,7 +98,12 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
         let id = util::run_id("scenarios");
         let out = wasm_ipc(&["compare", "--json", "--run-id", &id, file.to_str().unwrap()]);
         let rep = report(&out);
-        assert!(out.status.success(), "{}: {}", file.display(), util::stderr(&out));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            util::stderr(&out)
+        );
         assert_eq!(rep["schema"], 1);
         assert_eq!(rep["digests_agree"], true);
         let runs = rep["runs"].as_array().unwrap();
@@ -96,7 +111,12 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
         let supervisor = rep["supervisor_pid"].as_u64().unwrap();
         for run in runs {
             check_run(&sc, run, supervisor);
-            assert_eq!(run["digest_received"], runs[0]["digest_received"], "{}", file.display());
+            assert_eq!(
+                run["digest_received"],
+                runs[0]["digest_received"],
+                "{}",
+                file.display()
+            );
         }
         assert_no_leftovers(&id);
     }
@@ -146,6 +166,12 @@ backends = ["msg"]
     let slack = headers + 256 * 1024;
     let wchar = p["io_wchar"].as_u64().unwrap();
     let rchar = c["io_rchar"].as_u64().unwrap();
-    assert!(wchar >= payload && wchar <= payload + slack, "producer wchar {wchar}, payload {payload}");
-    assert!(rchar >= payload && rchar <= payload + slack, "consumer rchar {rchar}, payload {payload}");
+    assert!(
+        wchar >= payload && wchar <= payload + slack,
+        "producer wchar {wchar}, payload {payload}"
+    );
+    assert!(
+        rchar >= payload && rchar <= payload + slack,
+        "consumer rchar {rchar}, payload {payload}"
+    );
 }

@@ -134,7 +134,10 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
     };
     for p in procs.flatten() {
         let name = p.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
@@ -148,7 +151,11 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
                 if let Ok(target) = std::fs::read_link(fd.path())
                     && target.to_string_lossy().contains(run_id)
                 {
-                    found.push(format!("pid {pid} fd {:?} -> {}", fd.file_name(), target.display()));
+                    found.push(format!(
+                        "pid {pid} fd {:?} -> {}",
+                        fd.file_name(),
+                        target.display()
+                    ));
                 }
             }
         }

@@ -99,9 +99,21 @@ mod tests {
     #[test]
     fn round_trip() {
         for h in [
-            Header { kind: FrameKind::Data, len: 0, publish_ns: 0 },
-            Header { kind: FrameKind::Data, len: 16 << 20, publish_ns: u64::MAX },
-            Header { kind: FrameKind::End, len: 0, publish_ns: 42 },
+            Header {
+                kind: FrameKind::Data,
+                len: 0,
+                publish_ns: 0,
+            },
+            Header {
+                kind: FrameKind::Data,
+                len: 16 << 20,
+                publish_ns: u64::MAX,
+            },
+            Header {
+                kind: FrameKind::End,
+                len: 0,
+                publish_ns: 42,
+            },
         ] {
             assert_eq!(Header::decode(&h.encode(), MAX_PAYLOAD), Ok(h));
         }
@@ -109,11 +121,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_headers() {
-        let mut b = Header { kind: FrameKind::Data, len: 100, publish_ns: 1 }.encode();
-        assert_eq!(Header::decode(&b, 99), Err(FrameError::TooLong { len: 100, max: 99 }));
+        let mut b = Header {
+            kind: FrameKind::Data,
+            len: 100,
+            publish_ns: 1,
+        }
+        .encode();
+        assert_eq!(
+            Header::decode(&b, 99),
+            Err(FrameError::TooLong { len: 100, max: 99 })
+        );
         b[4] = 7;
         assert_eq!(Header::decode(&b, 1000), Err(FrameError::UnknownKind(7)));
         b[4] = 1;
-        assert_eq!(Header::decode(&b, 1000), Err(FrameError::EndWithPayload(100)));
+        assert_eq!(
+            Header::decode(&b, 1000),
+            Err(FrameError::EndWithPayload(100))
+        );
     }
 }

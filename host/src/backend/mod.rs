@@ -188,11 +188,14 @@ impl Stop {
     /// replaces a peer failure: it also ends plugins that never block.
     pub fn request(&self, reason: StopReason) {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        let replace = match (&*slot, &reason) {
-            (None, _) => true,
-            (Some(StopReason::PeerFailed(_)), StopReason::Timeout | StopReason::Stopped(_)) => true,
-            _ => false,
-        };
+        let replace = matches!(
+            (&*slot, &reason),
+            (None, _)
+                | (
+                    Some(StopReason::PeerFailed(_)),
+                    StopReason::Timeout | StopReason::Stopped(_)
+                )
+        );
         if replace {
             *slot = Some(reason);
             self.state.store(1, Ordering::Release);
@@ -205,7 +208,10 @@ impl Stop {
         if self.state.load(Ordering::Acquire) == 0 {
             return None;
         }
-        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether a timeout or a stop request (not a peer failure) was signalled.

@@ -67,7 +67,9 @@ pub struct MsgSender {
 
 impl std::fmt::Debug for MsgSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MsgSender").field("name", &self.name).finish()
+        f.debug_struct("MsgSender")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -205,7 +207,9 @@ pub struct MsgReceiver {
 
 impl std::fmt::Debug for MsgReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MsgReceiver").field("name", &self.name).finish()
+        f.debug_struct("MsgReceiver")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -238,7 +242,11 @@ impl MsgReceiver {
 
     /// Reads exactly `buf.len()` header bytes; `Ok(false)` on a clean end of file before the
     /// first byte.
-    fn read_header(fd: &OwnedFd, buf: &mut [u8; HEADER_LEN], stop: &Stop) -> Result<bool, PortError> {
+    fn read_header(
+        fd: &OwnedFd,
+        buf: &mut [u8; HEADER_LEN],
+        stop: &Stop,
+    ) -> Result<bool, PortError> {
         let mut got = 0;
         while got < HEADER_LEN {
             match nix::unistd::read(fd, &mut buf[got..]) {
@@ -276,7 +284,12 @@ impl MsgReceiver {
     }
 
     /// Reads one frame from link `i`, which poll found readable.
-    fn read_frame(&mut self, i: usize, win: Window, stop: &Stop) -> Result<Option<Delivery>, PortError> {
+    fn read_frame(
+        &mut self,
+        i: usize,
+        win: Window,
+        stop: &Stop,
+    ) -> Result<Option<Delivery>, PortError> {
         let link = &mut self.links[i];
         let mut head = [0u8; HEADER_LEN];
         let fail = |link: &mut InLink, why: String| {

@@ -85,15 +85,51 @@ use Ty::{I32, I64};
 
 /// Every function of [`HOST_MODULE`], in WIT order.
 pub const HOST_FUNCTIONS: &[HostFn] = &[
-    HostFn { name: "port", params: &[I32, I32], results: &[I32] },
-    HostFn { name: "loan", params: &[I32, I32], results: &[I32] },
-    HostFn { name: "publish", params: &[I32, I32], results: &[I32] },
-    HostFn { name: "receive", params: &[I32], results: &[I64] },
-    HostFn { name: "release", params: &[I32], results: &[I32] },
-    HostFn { name: "config", params: &[I32, I32, I32, I32], results: &[I32] },
-    HostFn { name: "report", params: &[I32, I32, I64], results: &[] },
-    HostFn { name: "log", params: &[I32, I32, I32], results: &[] },
-    HostFn { name: "now", params: &[], results: &[I64] },
+    HostFn {
+        name: "port",
+        params: &[I32, I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "loan",
+        params: &[I32, I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "publish",
+        params: &[I32, I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "receive",
+        params: &[I32],
+        results: &[I64],
+    },
+    HostFn {
+        name: "release",
+        params: &[I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "config",
+        params: &[I32, I32, I32, I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "report",
+        params: &[I32, I32, I64],
+        results: &[],
+    },
+    HostFn {
+        name: "log",
+        params: &[I32, I32, I32],
+        results: &[],
+    },
+    HostFn {
+        name: "now",
+        params: &[],
+        results: &[I64],
+    },
 ];
 
 /// How a plugin's run ended early, raised as a trap from a host call or the epoch callback.
@@ -137,14 +173,24 @@ pub(crate) fn guest_bytes(
     })
 }
 
-fn guest_str(caller: &Caller<'_, Host>, call: &str, ptr: i32, len: i32) -> wasmtime::Result<String> {
+fn guest_str(
+    caller: &Caller<'_, Host>,
+    call: &str,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<String> {
     let window = guest_bytes(caller, call, ptr, len)?;
     let bytes = window.read_vec(0, len as u32 as usize).unwrap_or_default();
     String::from_utf8(bytes).map_err(|_| misuse(caller, call, "the string is not UTF-8"))
 }
 
 /// Maps a transport error to the ABI's code, or to a trap for interruptions.
-fn port_result(caller: &mut Caller<'_, Host>, call: &str, port: &str, e: PortError) -> wasmtime::Result<i32> {
+fn port_result(
+    caller: &mut Caller<'_, Host>,
+    call: &str,
+    port: &str,
+    e: PortError,
+) -> wasmtime::Result<i32> {
     match e {
         PortError::Closed => Ok(code::CLOSED),
         PortError::TooLarge { .. } => Ok(code::TOO_LARGE),
@@ -162,7 +208,11 @@ fn port_result(caller: &mut Caller<'_, Host>, call: &str, port: &str, e: PortErr
 fn port_index(caller: &Caller<'_, Host>, call: &str, h: i32) -> wasmtime::Result<usize> {
     let n = caller.data().ports.len();
     if h < 0 || h as usize >= n {
-        return Err(misuse(caller, call, format_args!("port handle {h} was never returned by `port`")));
+        return Err(misuse(
+            caller,
+            call,
+            format_args!("port handle {h} was never returned by `port`"),
+        ));
     }
     Ok(h as usize)
 }
@@ -176,7 +226,11 @@ fn window_of(caller: &Caller<'_, Host>, i: usize) -> Window {
 
 fn port(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
     let name = guest_str(&caller, "port", ptr, len)?;
-    let found = caller.data_mut().ports.iter().position(|p| p.spec.name == name);
+    let found = caller
+        .data_mut()
+        .ports
+        .iter()
+        .position(|p| p.spec.name == name);
     Ok(found.map(|i| i as i32).unwrap_or(code::UNKNOWN_PORT))
 }
 
@@ -189,7 +243,11 @@ fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32>
     let name = port.spec.name.clone();
     let window = port.window;
     let Side::Out { tx, loan, .. } = &mut port.side else {
-        return Err(misuse(&caller, "loan", format_args!("port `{name}` is an input")));
+        return Err(misuse(
+            &caller,
+            "loan",
+            format_args!("port `{name}` is an input"),
+        ));
     };
     host.in_call = Some("loan");
     let r = tx.loan(win, len as u32, &stop);
@@ -212,11 +270,26 @@ fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i
     let verify = host.verify;
     let port = &mut host.ports[i];
     let name = port.spec.name.clone();
-    let Side::Out { tx, loan, digest, messages, bytes } = &mut port.side else {
-        return Err(misuse(&caller, "publish", format_args!("port `{name}` is an input")));
+    let Side::Out {
+        tx,
+        loan,
+        digest,
+        messages,
+        bytes,
+    } = &mut port.side
+    else {
+        return Err(misuse(
+            &caller,
+            "publish",
+            format_args!("port `{name}` is an input"),
+        ));
     };
     let Some((off, loaned)) = *loan else {
-        return Err(misuse(&caller, "publish", format_args!("no loan on port `{name}`")));
+        return Err(misuse(
+            &caller,
+            "publish",
+            format_args!("no loan on port `{name}`"),
+        ));
     };
     let len = len as u32;
     if len > loaned {
@@ -251,8 +324,19 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
     let port = &mut host.ports[i];
     let name = port.spec.name.clone();
     let window = port.window;
-    let Side::In { rx, held, digests, messages, bytes } = &mut port.side else {
-        return Err(misuse(&caller, "receive", format_args!("port `{name}` is an output")));
+    let Side::In {
+        rx,
+        held,
+        digests,
+        messages,
+        bytes,
+    } = &mut port.side
+    else {
+        return Err(misuse(
+            &caller,
+            "receive",
+            format_args!("port `{name}` is an output"),
+        ));
     };
     if held.is_some() {
         return Err(misuse(
@@ -295,10 +379,18 @@ fn release(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
     let port = &mut host.ports[i];
     let name = port.spec.name.clone();
     let Side::In { rx, held, .. } = &mut port.side else {
-        return Err(misuse(&caller, "release", format_args!("port `{name}` is an output")));
+        return Err(misuse(
+            &caller,
+            "release",
+            format_args!("port `{name}` is an output"),
+        ));
     };
     if held.take().is_none() {
-        return Err(misuse(&caller, "release", format_args!("nothing received on port `{name}`")));
+        return Err(misuse(
+            &caller,
+            "release",
+            format_args!("nothing received on port `{name}`"),
+        ));
     }
     match rx.release() {
         Ok(()) => Ok(0),
@@ -306,7 +398,13 @@ fn release(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
     }
 }
 
-fn config(mut caller: Caller<'_, Host>, kp: i32, kl: i32, out: i32, cap: i32) -> wasmtime::Result<i32> {
+fn config(
+    mut caller: Caller<'_, Host>,
+    kp: i32,
+    kl: i32,
+    out: i32,
+    cap: i32,
+) -> wasmtime::Result<i32> {
     let key = guest_str(&caller, "config", kp, kl)?;
     let Some(value) = caller.data_mut().config.get(&key).cloned() else {
         return Ok(code::NOT_FOUND);

@@ -48,8 +48,10 @@ pub fn check_module(module: &Module, needs_windows: bool) -> anyhow::Result<()> 
         Some(_) => problems.push("export `memory` must be a 32-bit, non-shared memory".to_string()),
         None => problems.push("no `memory` export".to_string()),
     }
-    let mut want_func = |name: &str, params: &[ValType], results: &[ValType], required: bool| {
-        match exports.get(name) {
+    let mut want_func =
+        |name: &str, params: &[ValType], results: &[ValType], required: bool| match exports
+            .get(name)
+        {
             Some(ExternType::Func(f)) => {
                 let (p, r) = func_sig(f);
                 if !sig_eq(&p, params) || !sig_eq(&r, results) {
@@ -63,8 +65,7 @@ pub fn check_module(module: &Module, needs_windows: bool) -> anyhow::Result<()> 
             Some(_) => problems.push(format!("export `{name}` is not a function")),
             None if required => problems.push(format!("no `{name}` export")),
             None => {}
-        }
-    };
+        };
     want_func("run", &[], &[I32], true);
     want_func("_initialize", &[], &[], false);
     want_func("cabi_realloc", &[I32, I32, I32, I32], &[I32], needs_windows);
@@ -130,7 +131,7 @@ pub(crate) enum Side {
         /// Offset in the window and length of the current loan.
         loan: Option<(u32, u32)>,
         /// Digest of everything published (the same for every link of a fan-out).
-        digest: Xxh3,
+        digest: Box<Xxh3>,
         messages: u64,
         bytes: u64,
     },
@@ -200,7 +201,7 @@ impl Host {
             crate::backend::Direction::Out => Side::Out {
                 tx: crate::backend::open_sender(&spec)?,
                 loan: None,
-                digest: Xxh3::new(),
+                digest: Box::new(Xxh3::new()),
                 messages: 0,
                 bytes: 0,
             },
@@ -344,7 +345,8 @@ pub fn instantiate(
             .context("calling `_initialize`")?;
     }
     if needs_windows {
-        let realloc = instance.get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, "cabi_realloc")?;
+        let realloc =
+            instance.get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, "cabi_realloc")?;
         for spec in ports {
             let len = spec.window_len;
             let ptr = realloc
@@ -353,7 +355,7 @@ pub fn instantiate(
                 .with_context(|| format!("calling `cabi_realloc` for port `{}`", spec.name))?
                 as u32;
             let size = memory.data_size(&store) as u64;
-            if ptr == 0 || ptr % 65536 != 0 {
+            if ptr == 0 || !ptr.is_multiple_of(65536) {
                 bail!(
                     "`cabi_realloc(0, 0, 65536, {len})` for port `{}` returned {ptr:#x}: a window must be a non-null, 64 KiB-aligned allocation",
                     spec.name
@@ -365,9 +367,12 @@ pub fn instantiate(
                     spec.name
                 );
             }
-            if let Some(other) = store.data().ports.iter().find(|p| {
-                p.window < ptr + len && ptr < p.window + p.spec.window_len
-            }) {
+            if let Some(other) = store
+                .data()
+                .ports
+                .iter()
+                .find(|p| p.window < ptr + len && ptr < p.window + p.spec.window_len)
+            {
                 bail!(
                     "`cabi_realloc` returned overlapping windows for ports `{}` and `{}`",
                     other.spec.name,

@@ -124,7 +124,13 @@ fn write_u64(caller: &Caller<'_, Host>, call: &str, ptr: i32, v: u64) -> wasmtim
     Ok(())
 }
 
-fn fd_write(mut caller: Caller<'_, Host>, fd: i32, iovs: i32, n: i32, out: i32) -> wasmtime::Result<i32> {
+fn fd_write(
+    mut caller: Caller<'_, Host>,
+    fd: i32,
+    iovs: i32,
+    n: i32,
+    out: i32,
+) -> wasmtime::Result<i32> {
     if fd != 1 && fd != 2 {
         return Ok(EBADF);
     }
@@ -147,7 +153,12 @@ fn proc_exit(_caller: Caller<'_, Host>, code: i32) -> wasmtime::Result<()> {
     Err(wasmtime::Error::new(HostTrap::Exit(code)))
 }
 
-fn clock_time_get(caller: Caller<'_, Host>, id: i32, _precision: i64, out: i32) -> wasmtime::Result<i32> {
+fn clock_time_get(
+    caller: Caller<'_, Host>,
+    id: i32,
+    _precision: i64,
+    out: i32,
+) -> wasmtime::Result<i32> {
     let t = match id {
         0 => sys::realtime_ns(),
         1..=3 => sys::now_ns(),
@@ -200,7 +211,13 @@ fn fd_fdstat_get(caller: Caller<'_, Host>, fd: i32, out: i32) -> wasmtime::Resul
     Ok(SUCCESS)
 }
 
-fn fd_read(caller: Caller<'_, Host>, fd: i32, _iovs: i32, _n: i32, out: i32) -> wasmtime::Result<i32> {
+fn fd_read(
+    caller: Caller<'_, Host>,
+    fd: i32,
+    _iovs: i32,
+    _n: i32,
+    out: i32,
+) -> wasmtime::Result<i32> {
     if fd != 0 {
         return Ok(EBADF);
     }
@@ -221,41 +238,79 @@ pub fn add_to_linker(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Re
     linker.func_wrap(m, "args_sizes_get", sizes_get)?;
     linker.func_wrap(m, "environ_sizes_get", sizes_get)?;
     linker.func_wrap(m, "args_get", |_: Caller<'_, Host>, _: i32, _: i32| SUCCESS)?;
-    linker.func_wrap(m, "environ_get", |_: Caller<'_, Host>, _: i32, _: i32| SUCCESS)?;
+    linker.func_wrap(m, "environ_get", |_: Caller<'_, Host>, _: i32, _: i32| {
+        SUCCESS
+    })?;
     linker.func_wrap(m, "fd_fdstat_get", fd_fdstat_get)?;
-    linker.func_wrap(m, "fd_prestat_get", |_: Caller<'_, Host>, _: i32, _: i32| EBADF)?;
-    linker.func_wrap(m, "fd_prestat_dir_name", |_: Caller<'_, Host>, _: i32, _: i32, _: i32| EBADF)?;
+    linker.func_wrap(
+        m,
+        "fd_prestat_get",
+        |_: Caller<'_, Host>, _: i32, _: i32| EBADF,
+    )?;
+    linker.func_wrap(
+        m,
+        "fd_prestat_dir_name",
+        |_: Caller<'_, Host>, _: i32, _: i32, _: i32| EBADF,
+    )?;
     linker.func_wrap(m, "fd_close", |_: Caller<'_, Host>, fd: i32| {
-        if (0..=2).contains(&fd) { SUCCESS } else { EBADF }
+        if (0..=2).contains(&fd) {
+            SUCCESS
+        } else {
+            EBADF
+        }
     })?;
-    linker.func_wrap(m, "fd_seek", |_: Caller<'_, Host>, fd: i32, _: i64, _: i32, _: i32| {
-        if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
-    })?;
+    linker.func_wrap(
+        m,
+        "fd_seek",
+        |_: Caller<'_, Host>, fd: i32, _: i64, _: i32, _: i32| {
+            if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
+        },
+    )?;
     linker.func_wrap(m, "sched_yield", |_: Caller<'_, Host>| SUCCESS)?;
     define_enosys(linker, module)
 }
 
 fn define_enosys(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Result<()> {
     let provided = [
-        "fd_write", "fd_read", "proc_exit", "clock_time_get", "clock_res_get", "random_get",
-        "args_sizes_get", "environ_sizes_get", "args_get", "environ_get", "fd_fdstat_get",
-        "fd_prestat_get", "fd_prestat_dir_name", "fd_close", "fd_seek", "sched_yield",
+        "fd_write",
+        "fd_read",
+        "proc_exit",
+        "clock_time_get",
+        "clock_res_get",
+        "random_get",
+        "args_sizes_get",
+        "environ_sizes_get",
+        "args_get",
+        "environ_get",
+        "fd_fdstat_get",
+        "fd_prestat_get",
+        "fd_prestat_dir_name",
+        "fd_close",
+        "fd_seek",
+        "sched_yield",
     ];
     for import in module.imports() {
         if import.module() != MODULE || provided.contains(&import.name()) {
             continue;
         }
-        let ExternType::Func(ty) = import.ty() else { continue };
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
         let results: Vec<_> = ty.results().collect();
-        linker.func_new(MODULE, import.name(), ty.clone(), move |_, _, out: &mut [Val]| {
-            if let Some(slot) = out.first_mut() {
-                *slot = match results[0] {
-                    wasmtime::ValType::I64 => Val::I64(ENOSYS as i64),
-                    _ => Val::I32(ENOSYS),
-                };
-            }
-            Ok(())
-        })?;
+        linker.func_new(
+            MODULE,
+            import.name(),
+            ty.clone(),
+            move |_, _, out: &mut [Val]| {
+                if let Some(slot) = out.first_mut() {
+                    *slot = match results[0] {
+                        wasmtime::ValType::I64 => Val::I64(ENOSYS as i64),
+                        _ => Val::I32(ENOSYS),
+                    };
+                }
+                Ok(())
+            },
+        )?;
     }
     Ok(())
 }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test suite: installs what is missing, builds every plugin, runs every test of both
+# workspaces. A test whose toolchain is missing fails; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+sh plugins/build.sh
+cargo test --release --manifest-path plugins/Cargo.toml -p wasm-ipc-sdk --target x86_64-unknown-linux-gnu
+cargo test --release --workspace
