@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::backend::{Direction, LinkSpec, PortSpec};
+use crate::backend::shm::{Control, Layout, Wait};
+use crate::backend::{Direction, LinkSpec, PortSpec, ShmPort};
 use crate::plugin::{self, cache};
 use crate::report::{self, RunReport};
-use crate::scenario::{BackendKind, Scenario, Verify};
+use crate::scenario::{BackendKind, Scenario, Verify, WaitMode};
 use crate::sys::{self, ChildUsage, Pidfd};
 use crate::worker::{FromWorker, Outcome, Status, ToWorker, WorkerSpec};
 
@@ -121,13 +122,14 @@ impl Session {
         deadline_ns: u64,
         run: &mut RunState,
     ) -> anyhow::Result<()> {
-        if backend != BackendKind::Msg {
-            anyhow::bail!(
-                "backend `{}` is not available in this build (available: msg)",
-                backend.name()
-            );
-        }
-        let (specs, mut fds) = plan_msg(sc, repeat, backend, deadline_ns)?;
+        let Plan {
+            specs,
+            mut fds,
+            controls,
+            roles,
+        } = plan(sc, repeat, backend, deadline_ns, &self.run_id)?;
+        run.controls = controls;
+        run.roles = roles;
         let (tx, rx) = mpsc::channel::<Event>();
         for (i, spec) in specs.into_iter().enumerate() {
             let plugin = &sc.plugins[i];
@@ -273,6 +275,33 @@ pub(crate) struct RunState {
     pub workers: Vec<Worker>,
     pub release_ns: Option<u64>,
     pub interrupted: bool,
+    /// `shm`: each channel's control block, so that a failure reaches the rings at once.
+    controls: Vec<Option<Arc<Control>>>,
+    /// `shm`: per worker, (channel, role) for failure propagation.
+    roles: Vec<Vec<(usize, Role)>>,
+}
+
+impl RunState {
+    /// Marks worker `i` failed in every ring it takes part in and wakes its peers (`shm`; on
+    /// `msg` the closed sockets say it).
+    fn propagate_failure(&self, i: usize) {
+        for (c, role) in self.roles.get(i).into_iter().flatten() {
+            let Some(ctl) = &self.controls[*c] else {
+                continue;
+            };
+            match role {
+                Role::Producer(p) => ctl.fail_producer(*p),
+                Role::Consumer(q) => ctl.detach_consumer(*q),
+            }
+        }
+    }
+}
+
+/// A worker's place in an `shm` channel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role {
+    Producer(u32),
+    Consumer(u32),
 }
 
 fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
@@ -311,6 +340,7 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
         for i in 0..n {
             if run.workers[i].failed() && !run.workers[i].told_failure {
                 run.workers[i].told_failure = true;
+                run.propagate_failure(i);
                 let what = failure_summary(&run.workers[i]);
                 let msg = if run.release_ns.is_none() {
                     stop_sent_at.get_or_insert(now);
@@ -387,21 +417,52 @@ fn link_key(
     )
 }
 
-/// The `msg` backend's wiring: one socket pair per link. Returns each worker's spec and the
-/// fds it must receive (fd 5, 6, … in order).
-fn plan_msg(
+/// A run's wiring: each worker's spec and the fds it receives (fd 5, 6, … in order).
+struct Plan {
+    specs: Vec<WorkerSpec>,
+    fds: Vec<Vec<OwnedFd>>,
+    controls: Vec<Option<Arc<Control>>>,
+    roles: Vec<Vec<(usize, Role)>>,
+}
+
+/// Wires every channel of `sc` for `backend` — the one place that picks a backend.
+fn plan(
     sc: &Scenario,
     repeat: u32,
     backend: BackendKind,
     deadline_ns: u64,
-) -> anyhow::Result<(Vec<WorkerSpec>, Vec<Vec<OwnedFd>>)> {
+    run_id: &str,
+) -> anyhow::Result<Plan> {
     let n = sc.plugins.len();
     let mut fds: Vec<Vec<OwnedFd>> = (0..n).map(|_| Vec::new()).collect();
-    // (plugin, port) → port spec under construction.
+    let mut give = |plugin: usize, fd: OwnedFd| -> i32 {
+        fds[plugin].push(fd);
+        4 + fds[plugin].len() as i32
+    };
     let mut ports: Vec<BTreeMap<String, PortSpec>> = (0..n).map(|_| BTreeMap::new()).collect();
+    let mut controls = Vec::new();
+    let mut roles: Vec<Vec<(usize, Role)>> = (0..n).map(|_| Vec::new()).collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let wait = match sc.run.wait {
+        WaitMode::Spin => Wait::Spin,
+        WaitMode::Futex => Wait::Futex,
+        // More processes than CPUs: a spinning waiter would hold the CPU its peer needs.
+        WaitMode::Adaptive if n > cpus => Wait::Adaptive {
+            spin_ns: 5_000,
+            yield_: true,
+        },
+        WaitMode::Adaptive => Wait::Adaptive {
+            spin_ns: 50_000,
+            yield_: false,
+        },
+    };
     for (c, ch) in sc.channels.iter().enumerate() {
-        let window_len = (ch.slot_size as u64).div_ceil(65536) as u32 * 65536;
-        let port = |name: &str, direction| PortSpec {
+        let keys: Vec<Vec<String>> = ch
+            .from
+            .iter()
+            .map(|f| ch.to.iter().map(|t| link_key(sc, c, f, t)).collect())
+            .collect();
+        let base = |name: &str, direction, window_len: u32| PortSpec {
             name: name.to_string(),
             direction,
             channel: c,
@@ -409,30 +470,108 @@ fn plan_msg(
             capacity: ch.capacity,
             window_len,
             links: Vec::new(),
+            shm: None,
         };
-        for from in &ch.from {
-            for to in &ch.to {
-                let key = link_key(sc, c, from, to);
-                let (a, b) = sys::stream_pair().context("creating a link socket pair")?;
-                let fd = 5 + fds[from.plugin].len() as i32;
-                fds[from.plugin].push(a);
-                ports[from.plugin]
-                    .entry(from.port.clone())
-                    .or_insert_with(|| port(&from.port, Direction::Out))
-                    .links
-                    .push(LinkSpec {
-                        key: key.clone(),
-                        fd,
+        match backend {
+            BackendKind::Msg => {
+                let window_len = (ch.slot_size as u64).div_ceil(65536) as u32 * 65536;
+                for (p, from) in ch.from.iter().enumerate() {
+                    for (q, to) in ch.to.iter().enumerate() {
+                        let (a, b) = sys::stream_pair().context("creating a link socket pair")?;
+                        let key = keys[p][q].clone();
+                        let fd = give(from.plugin, a);
+                        ports[from.plugin]
+                            .entry(from.port.clone())
+                            .or_insert_with(|| base(&from.port, Direction::Out, window_len))
+                            .links
+                            .push(LinkSpec {
+                                key: key.clone(),
+                                fd,
+                            });
+                        let fd = give(to.plugin, b);
+                        ports[to.plugin]
+                            .entry(to.port.clone())
+                            .or_insert_with(|| base(&to.port, Direction::In, window_len))
+                            .links
+                            .push(LinkSpec { key, fd });
+                    }
+                }
+            }
+            BackendKind::Shm => {
+                let layout = Layout::new(
+                    ch.from.len() as u32,
+                    ch.to.len() as u32,
+                    ch.capacity,
+                    ch.slot_size,
+                );
+                let (ctl_file, ctl) =
+                    Control::create(&format!("wasm-ipc:{run_id}:control:{c}"), layout)
+                        .context("creating a control block")?;
+                let ctl_fd = OwnedFd::from(ctl_file);
+                let slots: Vec<std::fs::File> = (0..ch.from.len())
+                    .map(|p| {
+                        sys::sized_memfd(
+                            &format!("wasm-ipc:{run_id}:slots:{c}:{p}"),
+                            layout.ring_len as usize,
+                        )
+                    })
+                    .collect::<std::io::Result<_>>()
+                    .context("creating a slot area")?;
+                for (p, from) in ch.from.iter().enumerate() {
+                    let control_fd = give(from.plugin, ctl_fd.try_clone()?);
+                    let slot_fd = give(from.plugin, OwnedFd::from(slots[p].try_clone()?));
+                    let mut spec = base(&from.port, Direction::Out, layout.ring_len);
+                    spec.links = keys[p]
+                        .iter()
+                        .map(|k| LinkSpec {
+                            key: k.clone(),
+                            fd: -1,
+                        })
+                        .collect();
+                    spec.shm = Some(ShmPort {
+                        control_fd,
+                        slot_fds: vec![slot_fd],
+                        index: p as u32,
+                        layout,
+                        wait,
                     });
-                let fd = 5 + fds[to.plugin].len() as i32;
-                fds[to.plugin].push(b);
-                ports[to.plugin]
-                    .entry(to.port.clone())
-                    .or_insert_with(|| port(&to.port, Direction::In))
-                    .links
-                    .push(LinkSpec { key, fd });
+                    ports[from.plugin].insert(from.port.clone(), spec);
+                    roles[from.plugin].push((c, Role::Producer(p as u32)));
+                }
+                for (q, to) in ch.to.iter().enumerate() {
+                    let control_fd = give(to.plugin, ctl_fd.try_clone()?);
+                    // Consumers get read-only descriptors: no mapping of them can be writable.
+                    let slot_fds = slots
+                        .iter()
+                        .map(|f| Ok(give(to.plugin, OwnedFd::from(sys::reopen_read_only(f)?))))
+                        .collect::<std::io::Result<Vec<i32>>>()?;
+                    let mut spec = base(
+                        &to.port,
+                        Direction::In,
+                        layout.ring_len * ch.from.len() as u32,
+                    );
+                    spec.links = keys
+                        .iter()
+                        .map(|k| LinkSpec {
+                            key: k[q].clone(),
+                            fd: -1,
+                        })
+                        .collect();
+                    spec.shm = Some(ShmPort {
+                        control_fd,
+                        slot_fds,
+                        index: q as u32,
+                        layout,
+                        wait,
+                    });
+                    ports[to.plugin].insert(to.port.clone(), spec);
+                    roles[to.plugin].push((c, Role::Consumer(q as u32)));
+                }
+                controls.push(Some(Arc::new(ctl)));
+                continue;
             }
         }
+        controls.push(None);
     }
     let specs = sc
         .plugins
@@ -454,5 +593,10 @@ fn plan_msg(
             }
         })
         .collect();
-    Ok((specs, fds))
+    Ok(Plan {
+        specs,
+        fds,
+        controls,
+        roles,
+    })
 }

@@ -290,6 +290,16 @@ impl Window {
         })
     }
 
+    /// The part `[off, off + len)` of this window.
+    pub fn sub(&self, off: usize, len: usize) -> Option<Window> {
+        self.check(off, len).ok()?;
+        Some(Window {
+            // SAFETY: `off + len <= self.len` (checked above), so the offset stays inside.
+            base: unsafe { self.base.add(off) },
+            len,
+        })
+    }
+
     /// An empty window (for frames without payload).
     pub fn empty() -> Window {
         Window {
@@ -339,16 +349,25 @@ impl Window {
         }
     }
 
-    /// Feeds `window[off .. off + len]` to `hasher`.
+    /// Feeds `window[off .. off + len]` to `hasher`. The bytes are copied out in small chunks
+    /// through raw pointers: a shared window may be written by another process meanwhile, so
+    /// no Rust slice may cover it.
     pub fn hash(&self, hasher: &mut xxhash_rust::xxh3::Xxh3, off: usize, len: usize) {
         if self.check(off, len).is_err() {
             return;
         }
-        // SAFETY: the range is inside the window (checked above), the window is live for this
-        // host call, and the guest cannot write it concurrently (it is blocked in this call;
-        // msg windows are private to the process).
-        let bytes = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
-        hasher.update(bytes);
+        let mut chunk = [0u8; 4096];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            // SAFETY: `off + done + n <= off + len <= window length` (checked above), the
+            // window is live for this host call, and `chunk` is a distinct local buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.base.add(off + done), chunk.as_mut_ptr(), n)
+            };
+            hasher.update(&chunk[..n]);
+            done += n;
+        }
     }
 
     /// Writes `head` and then `window[off .. off + len][done - head.len() ..]` to a
@@ -564,4 +583,383 @@ impl Pidfd {
             )
         };
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host-owned linear memory and shared regions (the `shm` backend).
+// ---------------------------------------------------------------------------------------------
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// Reservations of every live [`HostMemory`] in this process: (base, reserved bytes).
+static RESERVATIONS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+/// A linear memory that the host owns: one fixed reservation that never moves, made of
+/// `PROT_NONE` pages, whose accessible prefix grows by changing protection only on the new
+/// pages. It honours the reservation and guard sizes wasmtime asks for (compiled code omits
+/// bounds checks on that promise), so that the host can map shared pages over a window inside
+/// it.
+#[derive(Debug)]
+pub struct HostMemory {
+    base: usize,
+    size: usize,
+    reserved: usize,
+    guard: usize,
+    maximum: Option<usize>,
+}
+
+fn page_round(n: usize) -> usize {
+    n.div_ceil(65536) * 65536
+}
+
+impl HostMemory {
+    fn new(
+        minimum: usize,
+        maximum: Option<usize>,
+        reserved: Option<usize>,
+        guard: usize,
+    ) -> Result<HostMemory, String> {
+        // Without a reservation size from wasmtime, reserve the whole 32-bit space so that the
+        // memory never has to move.
+        let reserved = page_round(reserved.unwrap_or(4 << 30).max(minimum));
+        let total = reserved
+            .checked_add(guard)
+            .ok_or("reservation size overflows")?;
+        // SAFETY: a fresh anonymous PROT_NONE mapping at an address the kernel picks; it
+        // touches no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!(
+                "reserving {total} bytes for a linear memory: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        let mut mem = HostMemory {
+            base: base as usize,
+            size: 0,
+            reserved,
+            guard,
+            maximum,
+        };
+        mem.protect_to(minimum).map_err(|e| e.to_string())?;
+        RESERVATIONS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((mem.base, mem.reserved + mem.guard));
+        Ok(mem)
+    }
+
+    /// Makes `[size, new_size)` readable and writable; never touches pages below `size`.
+    fn protect_to(&mut self, new_size: usize) -> io::Result<()> {
+        if new_size > self.reserved || self.maximum.is_some_and(|m| new_size > m) {
+            return Err(io::Error::other(format!(
+                "cannot grow a linear memory to {new_size} bytes (reserved {}, maximum {:?})",
+                self.reserved, self.maximum
+            )));
+        }
+        if new_size > self.size {
+            // SAFETY: `[base + size, base + new_size)` lies inside our own reservation
+            // (new_size <= reserved) and is still PROT_NONE, so no live Rust reference or guest
+            // window points into it.
+            let r = unsafe {
+                libc::mprotect(
+                    (self.base + self.size) as *mut libc::c_void,
+                    new_size - self.size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            self.size = new_size;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HostMemory {
+    fn drop(&mut self) {
+        let mut list = RESERVATIONS.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|&(b, _)| b != self.base);
+        // SAFETY: unmaps exactly the reservation made in `new` (including any shared mappings
+        // placed over windows inside it); wasmtime drops the memory only after the instance's
+        // code can no longer run.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.reserved + self.guard) };
+    }
+}
+
+// SAFETY: `HostMemory` honours wasmtime's contract: the base never moves, `byte_capacity` is the
+// true reservation, growth only adds accessible pages after `byte_size`, the guard region after
+// the reservation stays PROT_NONE. The one deliberate outside change — shared pages mapped over
+// a window by the `shm` backend (`map_over_window`) — keeps every byte of the window mapped and
+// accessible to the guest (read-only for consumers, which turns a guest store into a trap).
+unsafe impl wasmtime::LinearMemory for HostMemory {
+    fn byte_size(&self) -> usize {
+        self.size
+    }
+
+    fn byte_capacity(&self) -> usize {
+        self.reserved
+    }
+
+    fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
+        self.protect_to(new_size)?;
+        Ok(())
+    }
+
+    fn as_ptr(&self) -> *mut u8 {
+        self.base as *mut u8
+    }
+}
+
+/// Creates [`HostMemory`] for every linear memory of the engine that uses it.
+#[derive(Debug)]
+pub struct HostMemoryCreator;
+
+// SAFETY: every memory it returns is a fresh, zero-filled `HostMemory` that honours the
+// requested reservation and guard sizes (see `HostMemory`).
+unsafe impl wasmtime::MemoryCreator for HostMemoryCreator {
+    fn new_memory(
+        &self,
+        _ty: wasmtime::MemoryType,
+        minimum: usize,
+        maximum: Option<usize>,
+        reserved_size_in_bytes: Option<usize>,
+        guard_size_in_bytes: usize,
+    ) -> Result<Box<dyn wasmtime::LinearMemory>, String> {
+        Ok(Box::new(HostMemory::new(
+            minimum,
+            maximum,
+            reserved_size_in_bytes,
+            guard_size_in_bytes,
+        )?))
+    }
+}
+
+/// Whether `[addr, addr + len)` lies inside one live [`HostMemory`] reservation.
+fn inside_host_memory(addr: usize, len: usize) -> bool {
+    RESERVATIONS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|&(b, n)| addr >= b && addr.checked_add(len).is_some_and(|end| end <= b + n))
+}
+
+/// Creates a memfd of `len` bytes (zero-filled, allocated now so that no later access faults
+/// for lack of memory), sealed against resizing.
+pub fn sized_memfd(name: &str, len: usize) -> io::Result<File> {
+    let cname = CString::new(name).map_err(|_| io::Error::other("memfd name contains NUL"))?;
+    // SAFETY: valid NUL-terminated name; returns a new fd or -1.
+    let fd =
+        unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is fresh and owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(len as u64)?;
+    // SAFETY: fallocate on an fd we own, within the file's size.
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on an fd we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// Opens the same memfd again, read-only (through `/proc/self/fd`): a mapping made from the
+/// new descriptor can never be made writable.
+pub fn reopen_read_only(file: &File) -> io::Result<File> {
+    File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+/// Checks that `fd` is a memfd sealed against shrinking and growing, of exactly `len` bytes.
+fn check_sealed(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: F_GET_SEALS only queries the fd.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    let need = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+    if seals < 0 || seals & need != need {
+        return Err(io::Error::other("shared region is not a sealed memfd"));
+    }
+    let size = File::from(fd.try_clone_to_owned()?).metadata()?.size();
+    if size != len as u64 {
+        return Err(io::Error::other(format!(
+            "shared region has {size} bytes, expected {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// A shared control block mapped read-write into the host only (never into a guest). Gives out
+/// atomics at checked offsets; everything read from it is untrusted by its users.
+#[derive(Debug)]
+pub struct ControlMap {
+    base: usize,
+    len: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomics, which are safe to share between
+// threads (and processes).
+unsafe impl Send for ControlMap {}
+// SAFETY: as above.
+unsafe impl Sync for ControlMap {}
+
+impl ControlMap {
+    /// Maps a sealed control memfd of `len` bytes.
+    pub fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<ControlMap> {
+        check_sealed(fd, len)?;
+        // SAFETY: a new shared mapping of a sealed memfd whose size was checked above, at an
+        // address the kernel picks; the file cannot shrink, so no access can raise SIGBUS.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ControlMap {
+            base: base as usize,
+            len,
+        })
+    }
+
+    /// The 32-bit atomic at byte offset `off` (4-aligned, in bounds, else panics: offsets are
+    /// computed by the host's own layout code, never read from shared memory).
+    pub fn u32(&self, off: usize) -> &AtomicU32 {
+        assert!(
+            off % 4 == 0 && off + 4 <= self.len,
+            "control offset {off} out of range"
+        );
+        // SAFETY: aligned and inside the live mapping (checked above); the mapping lives as
+        // long as `self`; shared memory is only ever accessed through atomics.
+        unsafe { &*((self.base + off) as *const AtomicU32) }
+    }
+
+    /// The 64-bit atomic at byte offset `off` (8-aligned, in bounds, else panics).
+    pub fn u64(&self, off: usize) -> &AtomicU64 {
+        assert!(
+            off % 8 == 0 && off + 8 <= self.len,
+            "control offset {off} out of range"
+        );
+        // SAFETY: as for `u32`.
+        unsafe { &*((self.base + off) as *const AtomicU64) }
+    }
+}
+
+impl Drop for ControlMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly our own mapping; every reference handed out borrows `self`.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Maps the sealed slot-area memfd `fd` (`len` bytes) over `window` of a guest's linear
+/// memory, `MAP_SHARED|MAP_FIXED`, writable or read-only. The window must lie inside a live
+/// [`HostMemory`] (checked); the mapping then lives as long as that memory's reservation.
+pub fn map_over_window(
+    fd: BorrowedFd<'_>,
+    len: usize,
+    window: Window,
+    writable: bool,
+) -> io::Result<()> {
+    check_sealed(fd, len)?;
+    let addr = window.base as usize;
+    if len > window.len || addr % 4096 != 0 {
+        return Err(io::Error::other(format!(
+            "a {len}-byte region does not fit the {}-byte window at {addr:#x}",
+            window.len
+        )));
+    }
+    if !inside_host_memory(addr, len) {
+        return Err(io::Error::other(
+            "the window is not inside a host-owned linear memory",
+        ));
+    }
+    let prot = if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    };
+    // SAFETY: MAP_FIXED replaces pages inside a window of a HostMemory reservation that this
+    // process owns (checked above); the guest's allocator handed the window out for this port
+    // and never reuses it, no Rust reference points into it, and the pages stay mapped (now
+    // shared) until the reservation is unmapped as a whole. The file is sealed against
+    // shrinking and has exactly `len` bytes, so no access can raise SIGBUS.
+    let r = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            prot,
+            libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if r == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (a shared futex: the word may be in
+/// memory shared with other processes). Returns on wake-up, timeout, signal or value change.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a live, aligned 32-bit atomic; `ts` lives for the call. FUTEX_WAIT
+    // without FUTEX_PRIVATE_FLAG works across processes sharing the page.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0,
+        )
+    };
+}
+
+/// Wakes every waiter on `word` (shared futex).
+pub fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE only reads its address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        )
+    };
+}
+
+/// `sched_yield`.
+pub fn yield_now() {
+    std::thread::yield_now();
 }

@@ -225,7 +225,7 @@ fn run_worker() -> anyhow::Result<()> {
     let host = store.data_mut();
     host.output.flush();
     let (status, error) = classify(host, &spec, result);
-    host.close_ports();
+    host.close_ports(status == Status::Ok);
     let figures = host.figures();
     let outcome = Outcome {
         status,

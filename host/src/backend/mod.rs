@@ -33,6 +33,7 @@
 
 pub mod frame;
 pub mod msg;
+pub mod shm;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -92,8 +93,14 @@ pub trait Sender {
     ) -> Result<(), PortError>;
     /// The producer finished: tell every consumer (end of stream).
     fn close(&mut self, stop: &Stop);
+    /// The producer failed: its consumers see peer-failed once they drained what was sent.
+    fn abort(&mut self);
     /// Payload bytes this transport copied so far.
     fn copied_bytes(&self) -> u64;
+    /// How often this port slept and missed a wake-up.
+    fn wait_stats(&self) -> shm::WaitStats {
+        shm::WaitStats::default()
+    }
 }
 
 /// The receiving half of a port.
@@ -102,8 +109,14 @@ pub trait Receiver {
     fn receive(&mut self, win: Window, stop: &Stop) -> Result<Delivery, PortError>;
     /// The plugin is done with the last delivery.
     fn release(&mut self) -> Result<(), PortError>;
+    /// The consumer is gone (finished or failed): producers stop waiting for it.
+    fn detach(&mut self);
     /// Payload bytes this transport copied so far.
     fn copied_bytes(&self) -> u64;
+    /// How often this port slept and missed a wake-up.
+    fn wait_stats(&self) -> shm::WaitStats {
+        shm::WaitStats::default()
+    }
 }
 
 /// Which way a port points.
@@ -141,16 +154,67 @@ pub struct PortSpec {
     pub window_len: u32,
     /// The links of this port.
     pub links: Vec<LinkSpec>,
+    /// Shared-memory resources, for the `shm` backend (`None`: `msg`).
+    pub shm: Option<ShmPort>,
 }
 
-/// Opens the transport for one port from its spec and the worker's inherited fds.
-pub fn open_sender(spec: &PortSpec) -> anyhow::Result<Box<dyn Sender>> {
-    Ok(Box::new(msg::MsgSender::open(spec)?))
+/// What an `shm` port needs: fd numbers in the worker and the channel's geometry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShmPort {
+    /// The channel's control block.
+    pub control_fd: i32,
+    /// Slot areas: the producer's own ring, or (consumer) every ring of the channel.
+    pub slot_fds: Vec<i32>,
+    /// This producer's or consumer's index in the channel.
+    pub index: u32,
+    /// The channel's geometry.
+    pub layout: shm::Layout,
+    /// How blocked calls wait.
+    pub wait: shm::Wait,
 }
 
-/// Opens the transport for one port from its spec and the worker's inherited fds.
-pub fn open_receiver(spec: &PortSpec) -> anyhow::Result<Box<dyn Receiver>> {
-    Ok(Box::new(msg::MsgReceiver::open(spec)?))
+fn take_fd(fd: i32, what: &str) -> anyhow::Result<std::os::fd::OwnedFd> {
+    use anyhow::Context;
+    sys::inherited_fd(fd).with_context(|| format!("{what} (fd {fd})"))
+}
+
+/// Opens the transport for an output port whose window is `window`.
+pub fn open_sender(spec: &PortSpec, window: Window) -> anyhow::Result<Box<dyn Sender>> {
+    use std::os::fd::AsFd;
+    Ok(match &spec.shm {
+        None => Box::new(msg::MsgSender::open(spec)?),
+        Some(s) => {
+            let ctl = take_fd(s.control_fd, "control block")?;
+            let ctl = std::sync::Arc::new(shm::Control::map(ctl.as_fd(), s.layout)?);
+            let slots = take_fd(s.slot_fds[0], "slot area")?;
+            Box::new(shm::ShmSender::open(
+                ctl,
+                s.index,
+                slots.as_fd(),
+                window,
+                s.wait,
+            )?)
+        }
+    })
+}
+
+/// Opens the transport for an input port whose window is `window`.
+pub fn open_receiver(spec: &PortSpec, window: Window) -> anyhow::Result<Box<dyn Receiver>> {
+    use std::os::fd::AsFd;
+    Ok(match &spec.shm {
+        None => Box::new(msg::MsgReceiver::open(spec)?),
+        Some(s) => {
+            let ctl = take_fd(s.control_fd, "control block")?;
+            let ctl = std::sync::Arc::new(shm::Control::map(ctl.as_fd(), s.layout)?);
+            let slots: Vec<_> = s
+                .slot_fds
+                .iter()
+                .map(|&fd| take_fd(fd, "slot area"))
+                .collect::<anyhow::Result<_>>()?;
+            let fds: Vec<_> = slots.iter().map(|f| f.as_fd()).collect();
+            Box::new(shm::ShmReceiver::open(ctl, s.index, &fds, window, s.wait)?)
+        }
+    })
 }
 
 /// Why a worker was told to stop.

@@ -178,6 +178,13 @@ impl Sender for MsgSender {
         }
     }
 
+    fn abort(&mut self) {
+        // Closing without an end frame is how a failure looks on a socket.
+        for link in &mut self.links {
+            link.fd = None;
+        }
+    }
+
     fn copied_bytes(&self) -> u64 {
         self.copied
     }
@@ -370,6 +377,11 @@ impl Receiver for MsgReceiver {
     fn release(&mut self) -> Result<(), PortError> {
         // The window is private to this consumer; the next receive overwrites it.
         Ok(())
+    }
+
+    fn detach(&mut self) {
+        // Producers writing to a closed socket get EPIPE and skip this consumer.
+        self.links.clear();
     }
 
     fn copied_bytes(&self) -> u64 {

@@ -24,6 +24,12 @@ pub fn engine() -> anyhow::Result<Engine> {
     config.epoch_interruption(true);
     // A store into a read-only page must become a trap, not a dead process.
     config.signals_based_traps(true);
+    // Linear memory is the host's (`sys::HostMemory`): it never moves, so the `shm` backend
+    // can map shared pages over a window. Copy-on-write images would map over it themselves
+    // (and panic on modules with data segments), and the pooling allocator is never used: it
+    // ignores host memory.
+    config.with_host_memory(Arc::new(sys::HostMemoryCreator));
+    config.memory_init_cow(false);
     Ok(Engine::new(&config)?)
 }
 
@@ -196,17 +202,22 @@ impl Host {
     }
 
     /// Adds an opened port whose window starts at `window`.
-    pub fn add_port(&mut self, spec: PortSpec, window: u32) -> anyhow::Result<()> {
+    pub fn add_port(
+        &mut self,
+        spec: PortSpec,
+        window: u32,
+        view: sys::Window,
+    ) -> anyhow::Result<()> {
         let side = match spec.direction {
             crate::backend::Direction::Out => Side::Out {
-                tx: crate::backend::open_sender(&spec)?,
+                tx: crate::backend::open_sender(&spec, view)?,
                 loan: None,
                 digest: Box::new(Xxh3::new()),
                 messages: 0,
                 bytes: 0,
             },
             crate::backend::Direction::In => Side::In {
-                rx: crate::backend::open_receiver(&spec)?,
+                rx: crate::backend::open_receiver(&spec, view)?,
                 held: None,
                 digests: spec.links.iter().map(|_| Xxh3::new()).collect(),
                 messages: 0,
@@ -217,11 +228,14 @@ impl Host {
         Ok(())
     }
 
-    /// Closes every output (end of stream) and drops every input.
-    pub fn close_ports(&mut self) {
+    /// Ends every port once `run` returned: outputs close cleanly (end of stream) when the
+    /// plugin succeeded and abort otherwise; inputs detach.
+    pub fn close_ports(&mut self, succeeded: bool) {
         for port in &mut self.ports {
-            if let Side::Out { tx, .. } = &mut port.side {
-                tx.close(&self.stop);
+            match &mut port.side {
+                Side::Out { tx, .. } if succeeded => tx.close(&self.stop),
+                Side::Out { tx, .. } => tx.abort(),
+                Side::In { rx, .. } => rx.detach(),
             }
         }
     }
@@ -242,6 +256,8 @@ impl Host {
                     ..
                 } => {
                     f.copied_bytes += tx.copied_bytes();
+                    f.futex_waits += tx.wait_stats().futex_waits;
+                    f.lost_wakeups += tx.wait_stats().lost_wakeups;
                     f.messages_sent += messages;
                     f.bytes_sent += bytes;
                     for link in &port.spec.links {
@@ -257,6 +273,8 @@ impl Host {
                     ..
                 } => {
                     f.copied_bytes += rx.copied_bytes();
+                    f.futex_waits += rx.wait_stats().futex_waits;
+                    f.lost_wakeups += rx.wait_stats().lost_wakeups;
                     f.messages_received += messages;
                     f.bytes_received += bytes;
                     for (link, d) in port.spec.links.iter().zip(digests) {
@@ -299,6 +317,10 @@ pub struct Figures {
     pub latency: Vec<(u64, u64)>,
     /// Output bytes dropped by the rate limit.
     pub output_dropped: u64,
+    /// Sleeps on a futex (`shm`).
+    pub futex_waits: u64,
+    /// Sleeps that timed out although data had arrived (`shm`): missed wake-ups.
+    pub lost_wakeups: u64,
 }
 
 /// Instantiates a plugin: links the ABI and WASI, calls `_initialize`, and asks the plugin for
@@ -379,7 +401,12 @@ pub fn instantiate(
                     spec.name
                 );
             }
-            store.data_mut().add_port(spec, ptr)?;
+            let view = sys::Window::of(&memory, &store, ptr, len).expect("checked above");
+            let name = spec.name.clone();
+            store
+                .data_mut()
+                .add_port(spec, ptr, view)
+                .with_context(|| format!("opening port `{name}`"))?;
         }
     }
     let run = instance

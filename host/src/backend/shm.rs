@@ -1,0 +1,521 @@
+//! `shm`: zero-copy rings in shared memory mapped straight into each plugin's linear memory.
+//!
+//! Per channel there is one **ring per producer** (N→1 needs no lock between producers) and:
+//!
+//! - a **slot area** per ring: a sealed memfd of `capacity × stride` bytes (rounded up to
+//!   64 KiB) mapped `MAP_SHARED|MAP_FIXED` over the producer's window read-write and over a
+//!   part of each consumer's window read-only (from a read-only descriptor). The producer
+//!   writes a message in place; consumers read the very same pages. Nobody copies payload.
+//! - one **control block** for the channel (a memfd no guest ever maps): per ring the publish
+//!   sequence, closed/failed flags, a space futex word, per-consumer release cursors and per-slot
+//!   length and publish time; per consumer a doorbell futex word (one doorbell for all rings, so
+//!   fan-in waits on one word) and a detached flag.
+//!
+//! A plugin can scribble on payload bytes, never on the ring's state; host code still checks
+//! every value it reads from the control block. Broadcast (1→N): a slot is free once every
+//! attached consumer released it, so the slowest consumer applies back-pressure. Cursors are
+//! `u32` sequence numbers compared with wrapping arithmetic (capacity ≤ 65536).
+//!
+//! Waiting (`wait` in `[run]`): `spin` spins with the CPU's pause hint; `futex` sleeps at once
+//! on a shared futex; `adaptive` spins for a bounded time (shorter, and yielding, when the run
+//! has more processes than CPUs) and then sleeps. Sleepers mark themselves so that publishers
+//! call `FUTEX_WAKE` only when someone sleeps; every sleep has a timeout slice, after which the
+//! stop signal and deadline are checked and a wake-up that never came is counted
+//! (`lost_wakeups`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Delivery, PortError, Receiver, Sender, Stop};
+use crate::sys::{self, ControlMap, Window};
+
+const MAGIC: u64 = 0x5741_534d_4950_4331; // "WASMIPC1"
+const LINE: usize = 64;
+/// Longest sleep before the stop signal and deadline are checked again.
+const SLEEP_SLICE: Duration = Duration::from_millis(50);
+
+/// How a blocked call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Wait {
+    /// Spin for at most this long (yielding when `yield_` is set), then sleep.
+    Adaptive {
+        /// Spin budget in ns.
+        spin_ns: u64,
+        /// Yield the CPU between checks (more processes than CPUs).
+        yield_: bool,
+    },
+    /// Spin only.
+    Spin,
+    /// Sleep at once.
+    Futex,
+}
+
+/// The geometry of one channel's shared memory; every offset is computed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Producers (rings).
+    pub producers: u32,
+    /// Consumers.
+    pub consumers: u32,
+    /// Slots per ring.
+    pub capacity: u32,
+    /// Largest message.
+    pub slot_size: u32,
+    /// Distance between slots: the slot size on whole cache lines, plus one line when that
+    /// is a multiple of 4 KiB so that consecutive slots do not alias the same cache set.
+    pub stride: u32,
+    /// Bytes of one ring's slot area (a multiple of 64 KiB).
+    pub ring_len: u32,
+}
+
+impl Layout {
+    /// The layout for a channel.
+    pub fn new(producers: u32, consumers: u32, capacity: u32, slot_size: u32) -> Layout {
+        let mut stride = (slot_size as u64).div_ceil(LINE as u64) * LINE as u64;
+        if stride % 4096 == 0 {
+            stride += LINE as u64;
+        }
+        let ring_len = (stride * capacity as u64).div_ceil(65536) * 65536;
+        Layout {
+            producers,
+            consumers,
+            capacity,
+            slot_size,
+            stride: stride as u32,
+            ring_len: ring_len as u32,
+        }
+    }
+
+    fn doorbell(&self, c: u32) -> usize {
+        LINE + c as usize * LINE
+    }
+    fn ring_block_len(&self) -> usize {
+        (2 * LINE + self.consumers as usize * LINE + 16 * self.capacity as usize).div_ceil(LINE)
+            * LINE
+    }
+    fn ring(&self, p: u32) -> usize {
+        LINE + self.consumers as usize * LINE + p as usize * self.ring_block_len()
+    }
+    fn head(&self, p: u32) -> usize {
+        self.ring(p)
+    }
+    fn closed(&self, p: u32) -> usize {
+        self.ring(p) + 4
+    }
+    fn failed(&self, p: u32) -> usize {
+        self.ring(p) + 8
+    }
+    fn space(&self, p: u32) -> usize {
+        self.ring(p) + LINE
+    }
+    fn producer_waiting(&self, p: u32) -> usize {
+        self.ring(p) + LINE + 4
+    }
+    fn tail(&self, p: u32, c: u32) -> usize {
+        self.ring(p) + 2 * LINE + c as usize * LINE
+    }
+    fn meta(&self, p: u32, slot: u32) -> usize {
+        self.ring(p) + 2 * LINE + self.consumers as usize * LINE + slot as usize * 16
+    }
+    /// Bytes of the control block.
+    pub fn control_len(&self) -> usize {
+        (self.ring(self.producers)).div_ceil(4096) * 4096
+    }
+}
+
+/// A mapped control block with its layout.
+#[derive(Debug)]
+pub struct Control {
+    map: ControlMap,
+    layout: Layout,
+}
+
+impl Control {
+    /// Maps a control block and checks that it describes `layout`.
+    pub fn map(fd: std::os::fd::BorrowedFd<'_>, layout: Layout) -> std::io::Result<Control> {
+        let map = ControlMap::map(fd, layout.control_len())?;
+        let c = Control { map, layout };
+        if c.map.u64(0).load(SeqCst) != MAGIC {
+            return Err(std::io::Error::other(
+                "control block has no wasm-ipc header",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Creates and maps a fresh control block (the supervisor does this once per channel).
+    pub fn create(name: &str, layout: Layout) -> std::io::Result<(std::fs::File, Control)> {
+        let file = sys::sized_memfd(name, layout.control_len())?;
+        let map = ControlMap::map(std::os::fd::AsFd::as_fd(&file), layout.control_len())?;
+        map.u64(0).store(MAGIC, SeqCst);
+        Ok((file, Control { map, layout }))
+    }
+
+    fn at(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
+        self.map.u32(off)
+    }
+
+    /// Producer `p` failed: its consumers get peer-failed once its ring is drained.
+    pub fn fail_producer(&self, p: u32) {
+        self.at(self.layout.failed(p)).store(1, SeqCst);
+        self.ring_all_doorbells();
+    }
+
+    /// Consumer `c` is gone: producers stop waiting for it.
+    pub fn detach_consumer(&self, c: u32) {
+        self.at(self.layout.doorbell(c) + 8).store(1, SeqCst);
+        for p in 0..self.layout.producers {
+            let space = self.at(self.layout.space(p));
+            space.fetch_add(1, SeqCst);
+            sys::futex_wake(space);
+        }
+    }
+
+    fn ring_all_doorbells(&self) {
+        for c in 0..self.layout.consumers {
+            let bell = self.at(self.layout.doorbell(c));
+            bell.fetch_add(1, SeqCst);
+            sys::futex_wake(bell);
+        }
+    }
+}
+
+/// Waits until `ready()` gives a result, per `wait`, on futex `word` with its waiting flag.
+/// Returns the stop's error when stopped or past the deadline.
+fn wait_until<T>(
+    wait: Wait,
+    stop: &Stop,
+    word: &std::sync::atomic::AtomicU32,
+    waiting: &std::sync::atomic::AtomicU32,
+    stats: &mut WaitStats,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Result<T, PortError> {
+    if let Some(v) = ready() {
+        return Ok(v);
+    }
+    let (spin_for, yield_) = match wait {
+        Wait::Adaptive { spin_ns, yield_ } => (Duration::from_nanos(spin_ns), yield_),
+        Wait::Spin => (Duration::MAX, false),
+        Wait::Futex => (Duration::ZERO, false),
+    };
+    let started = Instant::now();
+    let mut spins: u32 = 0;
+    while started.elapsed() < spin_for {
+        for _ in 0..64 {
+            if let Some(v) = ready() {
+                return Ok(v);
+            }
+            std::hint::spin_loop();
+        }
+        if yield_ {
+            sys::yield_now();
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 1024 == 0 && (stop.reason().is_some() || stop.remaining().is_zero()) {
+            return Err(stop.error());
+        }
+    }
+    loop {
+        if stop.reason().is_some() || stop.remaining().is_zero() {
+            return Err(stop.error());
+        }
+        let seen = word.load(SeqCst);
+        waiting.store(1, SeqCst);
+        if let Some(v) = ready() {
+            waiting.store(0, SeqCst);
+            return Ok(v);
+        }
+        let slice = SLEEP_SLICE.min(stop.remaining());
+        let slept = Instant::now();
+        stats.futex_waits += 1;
+        sys::futex_wait(word, seen, slice);
+        waiting.store(0, SeqCst);
+        if let Some(v) = ready() {
+            if slept.elapsed() >= slice {
+                // Data was there but nobody woke us: a lost wake-up.
+                stats.lost_wakeups += 1;
+            }
+            return Ok(v);
+        }
+    }
+}
+
+/// How often a worker slept, and how often a sleep timed out although data had arrived.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaitStats {
+    /// `FUTEX_WAIT` calls.
+    pub futex_waits: u64,
+    /// Sleeps that ended by timeout with data present.
+    pub lost_wakeups: u64,
+}
+
+/// The sending half of an `shm` port: producer `p` of a channel.
+#[derive(Debug)]
+pub struct ShmSender {
+    ctl: Arc<Control>,
+    p: u32,
+    head: u32,
+    wait: Wait,
+    stats: WaitStats,
+}
+
+impl ShmSender {
+    /// Maps the ring's slot area over `window` (read-write) and attaches as producer `p`.
+    pub fn open(
+        ctl: Arc<Control>,
+        p: u32,
+        slots: std::os::fd::BorrowedFd<'_>,
+        window: Window,
+        wait: Wait,
+    ) -> std::io::Result<ShmSender> {
+        sys::map_over_window(slots, ctl.layout.ring_len as usize, window, true)?;
+        let head = ctl.at(ctl.layout.head(p)).load(SeqCst);
+        Ok(ShmSender {
+            ctl,
+            p,
+            head,
+            wait,
+            stats: WaitStats::default(),
+        })
+    }
+
+    /// The slowest attached consumer's cursor, or `None` when every consumer is gone.
+    fn min_tail(&self) -> Option<u32> {
+        let l = &self.ctl.layout;
+        (0..l.consumers)
+            .filter(|&c| self.ctl.at(l.doorbell(c) + 8).load(SeqCst) == 0)
+            .map(|c| self.ctl.at(l.tail(self.p, c)).load(SeqCst))
+            // The cursor that lags most behind `head` (wrapping arithmetic).
+            .max_by_key(|&t| self.head.wrapping_sub(t))
+    }
+}
+
+impl Sender for ShmSender {
+    fn loan(&mut self, _win: Window, len: u32, stop: &Stop) -> Result<u32, PortError> {
+        let l = self.ctl.layout;
+        if len > l.slot_size {
+            return Err(PortError::TooLarge {
+                len,
+                slot: l.slot_size,
+            });
+        }
+        let ctl = self.ctl.clone();
+        let head = self.head;
+        let p = self.p;
+        let free = |s: &ShmSender| -> Option<Result<(), PortError>> {
+            match s.min_tail() {
+                None => Some(Err(PortError::Closed)),
+                // A cursor ahead of head or more than `capacity` behind is corrupt: treat as
+                // full rather than overwrite a slot someone may be reading.
+                Some(t) if head.wrapping_sub(t) < l.capacity => Some(Ok(())),
+                Some(_) => None,
+            }
+        };
+        let mut stats = self.stats;
+        let r = wait_until(
+            self.wait,
+            stop,
+            ctl.at(l.space(p)),
+            ctl.at(l.producer_waiting(p)),
+            &mut stats,
+            || free(self),
+        );
+        self.stats = stats;
+        r??;
+        Ok((head % l.capacity) * l.stride)
+    }
+
+    fn publish(
+        &mut self,
+        _win: Window,
+        off: u32,
+        len: u32,
+        publish_ns: u64,
+        _stop: &Stop,
+    ) -> Result<(), PortError> {
+        let l = self.ctl.layout;
+        let slot = self.head % l.capacity;
+        debug_assert_eq!(off, slot * l.stride);
+        let meta = l.meta(self.p, slot);
+        self.ctl.map.u64(meta).store(u64::from(len), SeqCst);
+        self.ctl.map.u64(meta + 8).store(publish_ns, SeqCst);
+        self.head = self.head.wrapping_add(1);
+        self.ctl.at(l.head(self.p)).store(self.head, SeqCst);
+        for c in 0..l.consumers {
+            let bell = self.ctl.at(l.doorbell(c));
+            bell.fetch_add(1, SeqCst);
+            if self.ctl.at(l.doorbell(c) + 4).load(SeqCst) != 0 {
+                sys::futex_wake(bell);
+            }
+        }
+        if self.min_tail().is_none() {
+            return Err(PortError::Closed);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, _stop: &Stop) {
+        self.ctl.at(self.ctl.layout.closed(self.p)).store(1, SeqCst);
+        self.ctl.ring_all_doorbells();
+    }
+
+    fn abort(&mut self) {
+        self.ctl.fail_producer(self.p);
+    }
+
+    fn copied_bytes(&self) -> u64 {
+        0
+    }
+
+    fn wait_stats(&self) -> WaitStats {
+        self.stats
+    }
+}
+
+/// The receiving half of an `shm` port: consumer `c` of a channel, reading every ring.
+#[derive(Debug)]
+pub struct ShmReceiver {
+    ctl: Arc<Control>,
+    c: u32,
+    tails: Vec<u32>,
+    next: u32,
+    held: Option<u32>,
+    wait: Wait,
+    stats: WaitStats,
+}
+
+impl ShmReceiver {
+    /// Maps every ring's slot area over `window` (read-only, ring `p` at `p × ring_len`) and
+    /// attaches as consumer `c`.
+    pub fn open(
+        ctl: Arc<Control>,
+        c: u32,
+        slots: &[std::os::fd::BorrowedFd<'_>],
+        window: Window,
+        wait: Wait,
+    ) -> std::io::Result<ShmReceiver> {
+        let l = ctl.layout;
+        for (p, fd) in slots.iter().enumerate() {
+            let part = window
+                .sub(p * l.ring_len as usize, l.ring_len as usize)
+                .ok_or_else(|| std::io::Error::other("window too small for every ring"))?;
+            sys::map_over_window(*fd, l.ring_len as usize, part, false)?;
+        }
+        let tails = (0..l.producers)
+            .map(|p| ctl.at(l.tail(p, c)).load(SeqCst))
+            .collect();
+        Ok(ShmReceiver {
+            ctl,
+            c,
+            tails,
+            next: 0,
+            held: None,
+            wait,
+            stats: WaitStats::default(),
+        })
+    }
+
+    /// A message if one is ready, else whether every ring ended (Closed) or one failed.
+    fn poll(&mut self) -> Option<Result<Delivery, PortError>> {
+        let l = self.ctl.layout;
+        let mut all_closed = true;
+        let mut failed = None;
+        for k in 0..l.producers {
+            let p = (self.next + k) % l.producers;
+            let head = self.ctl.at(l.head(p)).load(SeqCst);
+            let tail = self.tails[p as usize];
+            let avail = head.wrapping_sub(tail);
+            if avail > l.capacity {
+                return Some(Err(PortError::PeerFailed(format!(
+                    "ring {p} is corrupt: {avail} messages pending in {} slots",
+                    l.capacity
+                ))));
+            }
+            if avail > 0 {
+                let slot = tail % l.capacity;
+                let meta = l.meta(p, slot);
+                let len = self.ctl.map.u64(meta).load(SeqCst);
+                let publish_ns = self.ctl.map.u64(meta + 8).load(SeqCst);
+                if len > u64::from(l.slot_size) {
+                    return Some(Err(PortError::PeerFailed(format!(
+                        "ring {p} announces {len} bytes in a {}-byte slot",
+                        l.slot_size
+                    ))));
+                }
+                self.next = (p + 1) % l.producers;
+                self.held = Some(p);
+                return Some(Ok(Delivery {
+                    off: p * l.ring_len + slot * l.stride,
+                    len: len as u32,
+                    publish_ns,
+                    link: p as usize,
+                }));
+            }
+            if self.ctl.at(l.failed(p)).load(SeqCst) != 0 {
+                failed = Some(p);
+            }
+            if self.ctl.at(l.closed(p)).load(SeqCst) == 0 {
+                all_closed = false;
+            }
+        }
+        if let Some(p) = failed {
+            return Some(Err(PortError::PeerFailed(format!(
+                "producer {p} of the channel failed"
+            ))));
+        }
+        if all_closed {
+            return Some(Err(PortError::Closed));
+        }
+        None
+    }
+}
+
+impl Receiver for ShmReceiver {
+    fn receive(&mut self, _win: Window, stop: &Stop) -> Result<Delivery, PortError> {
+        let l = self.ctl.layout;
+        let ctl = self.ctl.clone();
+        let mut stats = self.stats;
+        let (wait, c) = (self.wait, self.c);
+        let r = wait_until(
+            wait,
+            stop,
+            ctl.at(l.doorbell(c)),
+            ctl.at(l.doorbell(c) + 4),
+            &mut stats,
+            || self.poll(),
+        );
+        self.stats = stats;
+        r?
+    }
+
+    fn release(&mut self) -> Result<(), PortError> {
+        let l = self.ctl.layout;
+        let Some(p) = self.held.take() else {
+            return Ok(());
+        };
+        let t = &mut self.tails[p as usize];
+        *t = t.wrapping_add(1);
+        self.ctl.at(l.tail(p, self.c)).store(*t, SeqCst);
+        let space = self.ctl.at(l.space(p));
+        space.fetch_add(1, SeqCst);
+        if self.ctl.at(l.producer_waiting(p)).load(SeqCst) != 0 {
+            sys::futex_wake(space);
+        }
+        Ok(())
+    }
+
+    fn detach(&mut self) {
+        self.ctl.detach_consumer(self.c);
+    }
+
+    fn copied_bytes(&self) -> u64 {
+        0
+    }
+
+    fn wait_stats(&self) -> WaitStats {
+        self.stats
+    }
+}
