@@ -273,25 +273,46 @@ fn classify(
                 let trap = e
                     .downcast_ref::<wasmtime::Trap>()
                     .map(|t| t.to_string())
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| e.to_string());
                 let detail = format!("{e:?}");
-                let first = if trap.is_empty() {
-                    format!("{e}")
-                } else {
-                    trap
-                };
-                let backtrace = detail
+                let mut msg = format!("plugin `{name}` trapped: {trap}");
+                if let Some(port) = fault_address(&detail).and_then(|a| read_only_port(host, a)) {
+                    msg.push_str(&format!(
+                        ": it stored into the read-only shared region of input port `{}` \
+                         (a consumer may only read what it receives)",
+                        port.0
+                    ));
+                    msg.push_str(&format!(" at wasm address {:#x}", port.1));
+                }
+                let frames: Vec<&str> = detail
                     .lines()
-                    .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .join(" | ");
-                let mut msg = format!("plugin `{name}` trapped: {first}");
-                if !backtrace.is_empty() {
-                    msg.push_str(&format!(" (at {})", backtrace.trim()));
+                    .map(str::trim)
+                    .filter(|l| l.contains("!<wasm function") || l.contains(".wasm!"))
+                    .take(3)
+                    .collect();
+                if !frames.is_empty() {
+                    msg.push_str(&format!(" [backtrace: {}]", frames.join("; ")));
                 }
                 (Status::Failed, Some(msg))
             }
         },
     }
+}
+
+/// The wasm address of a memory fault, from wasmtime's trap message.
+fn fault_address(detail: &str) -> Option<u64> {
+    let rest = detail.split("memory fault at wasm address 0x").nth(1)?;
+    let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    u64::from_str_radix(&hex, 16).ok()
+}
+
+/// The `shm` input port whose read-only window holds `addr`, with the address.
+fn read_only_port(host: &Host, addr: u64) -> Option<(String, u64)> {
+    host.ports
+        .iter()
+        .filter(|p| p.spec.direction == crate::backend::Direction::In && p.spec.shm.is_some())
+        .find(|p| {
+            addr >= u64::from(p.window) && addr < u64::from(p.window) + u64::from(p.spec.window_len)
+        })
+        .map(|p| (p.spec.name.clone(), addr))
 }

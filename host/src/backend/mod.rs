@@ -79,7 +79,7 @@ pub struct Delivery {
 }
 
 /// The sending half of a port.
-pub trait Sender {
+pub trait Sender: Send {
     /// Offset in the window where the plugin may write `len` bytes. Blocks while full.
     fn loan(&mut self, win: Window, len: u32, stop: &Stop) -> Result<u32, PortError>;
     /// Sends `len` bytes at `off` of the window to every consumer.
@@ -104,7 +104,7 @@ pub trait Sender {
 }
 
 /// The receiving half of a port.
-pub trait Receiver {
+pub trait Receiver: Send {
     /// Blocks until a message is in the window (see [`Delivery`]).
     fn receive(&mut self, win: Window, stop: &Stop) -> Result<Delivery, PortError>;
     /// The plugin is done with the last delivery.
