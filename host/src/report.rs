@@ -77,6 +77,12 @@ pub struct ProcessReport {
     pub io_rchar: Option<u64>,
     /// Bytes passed to write-family syscalls (/proc/self/io `wchar`), at the end.
     pub io_wchar: Option<u64>,
+    /// Sleeps on a futex (`shm`).
+    pub futex_waits: u64,
+    /// Sleeps that timed out although data had arrived: wake-ups that never came (`shm`).
+    pub lost_wakeups: u64,
+    /// Port → address of its window in this process.
+    pub windows: BTreeMap<String, u64>,
 }
 
 /// One run of a scenario on one backend.
@@ -199,6 +205,9 @@ pub(crate) fn build(
             copied_bytes: figures.copied_bytes,
             io_rchar: io.map(|x| x.0),
             io_wchar: io.map(|x| x.1),
+            futex_waits: figures.futex_waits,
+            lost_wakeups: figures.lost_wakeups,
+            windows: figures.windows.clone(),
         });
     }
     let verify = sc.run.verify == Verify::Full;

@@ -336,21 +336,22 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 w.tell(&ToWorker::Go { release_ns });
             }
         }
-        // A failure wakes the others: before the barrier, stop them; after, tell them.
+        // A failure before the barrier stops the run. After it, only the failed plugin's own
+        // links learn of it (closed sockets; flags in the shm control block), so the other
+        // plugins keep working: a failed consumer in a fan-out does not stop its siblings.
         for i in 0..n {
             if run.workers[i].failed() && !run.workers[i].told_failure {
                 run.workers[i].told_failure = true;
                 run.propagate_failure(i);
-                let what = failure_summary(&run.workers[i]);
-                let msg = if run.release_ns.is_none() {
+                if run.release_ns.is_none() {
                     stop_sent_at.get_or_insert(now);
-                    ToWorker::Stop { reason: what }
-                } else {
-                    ToWorker::PeerFailed { what }
-                };
-                for (j, w) in run.workers.iter_mut().enumerate() {
-                    if j != i && w.usage.is_none() {
-                        w.tell(&msg);
+                    let reason = failure_summary(&run.workers[i]);
+                    for (j, w) in run.workers.iter_mut().enumerate() {
+                        if j != i && w.usage.is_none() {
+                            w.tell(&ToWorker::Stop {
+                                reason: reason.clone(),
+                            });
+                        }
                     }
                 }
             }

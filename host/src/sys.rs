@@ -329,6 +329,11 @@ impl Window {
         true
     }
 
+    /// The window's address in this process.
+    pub fn addr(&self) -> usize {
+        self.base as usize
+    }
+
     /// The window's length in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -847,7 +852,7 @@ impl ControlMap {
     /// computed by the host's own layout code, never read from shared memory).
     pub fn u32(&self, off: usize) -> &AtomicU32 {
         assert!(
-            off % 4 == 0 && off + 4 <= self.len,
+            off.is_multiple_of(4) && off + 4 <= self.len,
             "control offset {off} out of range"
         );
         // SAFETY: aligned and inside the live mapping (checked above); the mapping lives as
@@ -858,7 +863,7 @@ impl ControlMap {
     /// The 64-bit atomic at byte offset `off` (8-aligned, in bounds, else panics).
     pub fn u64(&self, off: usize) -> &AtomicU64 {
         assert!(
-            off % 8 == 0 && off + 8 <= self.len,
+            off.is_multiple_of(8) && off + 8 <= self.len,
             "control offset {off} out of range"
         );
         // SAFETY: as for `u32`.
@@ -884,7 +889,7 @@ pub fn map_over_window(
 ) -> io::Result<()> {
     check_sealed(fd, len)?;
     let addr = window.base as usize;
-    if len > window.len || addr % 4096 != 0 {
+    if len > window.len || !addr.is_multiple_of(4096) {
         return Err(io::Error::other(format!(
             "a {len}-byte region does not fit the {}-byte window at {addr:#x}",
             window.len

@@ -54,11 +54,6 @@ pub enum ToWorker {
         /// Why.
         reason: String,
     },
-    /// Another plugin failed: blocking calls return peer-failed.
-    PeerFailed {
-        /// Which plugin, and how.
-        what: String,
-    },
 }
 
 /// How a worker's plugin ended.
@@ -187,7 +182,7 @@ fn run_worker() -> anyhow::Result<()> {
     // The barrier.
     match read_line::<ToWorker>(&mut reader)? {
         Some(ToWorker::Go { .. }) => {}
-        Some(ToWorker::Stop { .. }) | Some(ToWorker::PeerFailed { .. }) | None => return Ok(()),
+        Some(ToWorker::Stop { .. }) | None => return Ok(()),
     }
 
     // Control messages during the run.
@@ -197,7 +192,6 @@ fn run_worker() -> anyhow::Result<()> {
             while let Ok(Some(msg)) = read_line::<ToWorker>(&mut reader) {
                 match msg {
                     ToWorker::Stop { reason } => stop.request(StopReason::Stopped(reason)),
-                    ToWorker::PeerFailed { what } => stop.request(StopReason::PeerFailed(what)),
                     ToWorker::Go { .. } => {}
                 }
             }

@@ -7,4 +7,5 @@ mod failures;
 mod isolation;
 mod scenario;
 mod scenarios;
+mod shm;
 mod util;

@@ -75,7 +75,7 @@ impl Layout {
     /// The layout for a channel.
     pub fn new(producers: u32, consumers: u32, capacity: u32, slot_size: u32) -> Layout {
         let mut stride = (slot_size as u64).div_ceil(LINE as u64) * LINE as u64;
-        if stride % 4096 == 0 {
+        if stride.is_multiple_of(4096) {
             stride += LINE as u64;
         }
         let ring_len = (stride * capacity as u64).div_ceil(65536) * 65536;
@@ -214,7 +214,7 @@ fn wait_until<T>(
             sys::yield_now();
         }
         spins = spins.wrapping_add(1);
-        if spins % 1024 == 0 && (stop.reason().is_some() || stop.remaining().is_zero()) {
+        if spins.is_multiple_of(1024) && (stop.reason().is_some() || stop.remaining().is_zero()) {
             return Err(stop.error());
         }
     }

@@ -168,6 +168,7 @@ pub struct Host {
     pub(crate) in_call: Option<&'static str>,
     /// Set when a host call told the plugin that a peer failed.
     pub(crate) saw_peer_failure: Option<String>,
+    pub(crate) windows: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Host {
@@ -198,6 +199,7 @@ impl Host {
             latency: Histogram::new(3).expect("3 significant figures is valid"),
             in_call: None,
             saw_peer_failure: None,
+            windows: BTreeMap::new(),
         }
     }
 
@@ -208,6 +210,7 @@ impl Host {
         window: u32,
         view: sys::Window,
     ) -> anyhow::Result<()> {
+        self.windows.insert(spec.name.clone(), view.addr() as u64);
         let side = match spec.direction {
             crate::backend::Direction::Out => Side::Out {
                 tx: crate::backend::open_sender(&spec, view)?,
@@ -244,6 +247,7 @@ impl Host {
     pub fn figures(&self) -> Figures {
         let mut f = Figures {
             reports: self.reports.clone(),
+            windows: self.windows.clone(),
             ..Figures::default()
         };
         for port in &self.ports {
@@ -317,6 +321,9 @@ pub struct Figures {
     pub latency: Vec<(u64, u64)>,
     /// Output bytes dropped by the rate limit.
     pub output_dropped: u64,
+    /// Port name → address of its window in the worker process (for checking the mappings
+    /// in /proc/<pid>/maps).
+    pub windows: BTreeMap<String, u64>,
     /// Sleeps on a futex (`shm`).
     pub futex_waits: u64,
     /// Sleeps that timed out although data had arrived (`shm`): missed wake-ups.
