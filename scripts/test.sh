@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-sh plugins/build.sh
+sh plugins/build-all.sh
 cargo test --release --manifest-path plugins/Cargo.toml -p wasm-ipc-sdk --target x86_64-unknown-linux-gnu
 cargo test --release --workspace

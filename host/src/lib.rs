@@ -26,4 +26,5 @@ pub mod report;
 pub mod scenario;
 pub mod supervisor;
 pub mod sys;
+pub mod template;
 pub mod worker;

@@ -43,6 +43,26 @@ enum Cmd {
         /// Scenario file.
         scenario: PathBuf,
     },
+    /// List a module's imports and exports and check it against the plugin ABI, point by
+    /// point, with the fix for each miss.
+    Inspect {
+        /// A .wasm or .wat file.
+        plugin: PathBuf,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a plugin from a template, with a scenario that builds and runs it.
+    New {
+        /// rust, c, assemblyscript, zig or wat.
+        #[arg(long)]
+        lang: String,
+        /// The plugin's name (lowercase letters, digits, - and _).
+        name: String,
+        /// Folder to create it in (default: the current one).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// One plugin instance; started by the supervisor only.
     #[command(hide = true)]
     Worker {
@@ -130,6 +150,115 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
     })
 }
 
+/// A readable extern type: `(func (param i32) (result i64))`, `memory 17..`, ….
+fn describe(ty: &wasmtime::ExternType) -> String {
+    use wasmtime::ExternType;
+    match ty {
+        ExternType::Func(f) => {
+            let list = |ts: &mut dyn Iterator<Item = wasmtime::ValType>| {
+                ts.map(|t| format!(" {t}")).collect::<String>()
+            };
+            format!(
+                "(func (param{}) (result{}))",
+                list(&mut f.params()),
+                list(&mut f.results())
+            )
+        }
+        ExternType::Memory(m) => format!(
+            "memory, {} pages at start, maximum {}",
+            m.minimum(),
+            m.maximum().map_or("none".into(), |x| x.to_string())
+        ),
+        ExternType::Table(_) => "table".into(),
+        ExternType::Global(_) => "global".into(),
+        ExternType::Tag(_) => "tag".into(),
+    }
+}
+
+/// `inspect`: 0 when the module meets the ABI, 1 when it does not, 2 when it cannot be read.
+fn inspect(path: &std::path::Path, json: bool) -> ExitCode {
+    use wasm_ipc::plugin::{self, inspect::Verdict};
+    let loaded = std::fs::read(path)
+        .with_context(|| format!("reading {}", path.display()))
+        .and_then(|bytes| {
+            let engine = plugin::engine()?;
+            let module = plugin::compile(&engine, &bytes).with_context(|| {
+                if bytes.starts_with(b"\0asm") || path.extension().is_some_and(|e| e == "wat") {
+                    format!("{} is not a valid core WebAssembly module", path.display())
+                } else {
+                    format!(
+                        "{} is not WebAssembly at all (no \\0asm header and not WAT text)",
+                        path.display()
+                    )
+                }
+            })?;
+            Ok((bytes.len(), module))
+        });
+    let (size, module) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let findings = plugin::inspect::inspect(&module, true);
+    let ok = findings.iter().all(|f| f.verdict != Verdict::Fail);
+    if json {
+        let imports: Vec<String> = module
+            .imports()
+            .map(|i| format!("{}.{}", i.module(), i.name()))
+            .collect();
+        let exports: Vec<&str> = module.exports().map(|e| e.name()).collect();
+        let value = serde_json::json!({
+            "file": path.display().to_string(),
+            "bytes": size,
+            "meets_abi": ok,
+            "imports": imports,
+            "exports": exports,
+            "findings": findings,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        println!("{} ({size} bytes)", path.display());
+        println!("imports:");
+        for i in module.imports() {
+            println!("  {}.{}: {}", i.module(), i.name(), describe(&i.ty()));
+        }
+        println!("exports:");
+        for e in module.exports() {
+            println!("  {}: {}", e.name(), describe(&e.ty()));
+        }
+        println!("ABI v0.1.0 ({}):", wasm_ipc::plugin::abi::HOST_MODULE);
+        for f in &findings {
+            let mark = match f.verdict {
+                Verdict::Pass => "ok  ",
+                Verdict::Warn => "warn",
+                Verdict::Fail => "FAIL",
+            };
+            println!("  [{mark}] {}", f.what);
+            if let Some(fix) = &f.fix {
+                println!("         fix: {fix}");
+            }
+        }
+        println!(
+            "{}",
+            if ok {
+                "meets the plugin ABI"
+            } else {
+                "does NOT meet the plugin ABI"
+            }
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -137,6 +266,23 @@ fn main() -> ExitCode {
             plugin, parent_pid, ..
         } => {
             return ExitCode::from(wasm_ipc::worker::main(&plugin, parent_pid) as u8);
+        }
+        Cmd::Inspect { plugin, json } => return inspect(&plugin, json),
+        Cmd::New { lang, name, dir } => {
+            return match wasm_ipc::template::generate(&lang, &name, &dir) {
+                Ok(scenario) => {
+                    println!(
+                        "created {}\nrun it: wasm-ipc compare {}",
+                        scenario.parent().unwrap_or(&dir).display(),
+                        scenario.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
         }
         Cmd::Check { scenario } => match Scenario::load(&scenario) {
             Ok(sc) => {

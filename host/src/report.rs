@@ -83,6 +83,8 @@ pub struct ProcessReport {
     pub lost_wakeups: u64,
     /// Port → address of its window in this process.
     pub windows: BTreeMap<String, u64>,
+    /// Bytes of plugin output (stdout, stderr, log) dropped by the 1 MiB limit.
+    pub output_dropped: u64,
 }
 
 /// One run of a scenario on one backend.
@@ -208,6 +210,7 @@ pub(crate) fn build(
             futex_waits: figures.futex_waits,
             lost_wakeups: figures.lost_wakeups,
             windows: figures.windows.clone(),
+            output_dropped: figures.output_dropped,
         });
     }
     let verify = sc.run.verify == Verify::Full;

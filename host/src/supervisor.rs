@@ -204,7 +204,7 @@ impl Session {
                         Err(_) => break,
                     }
                 }
-                let _ = events.send(Event::CtrlClosed);
+                let _ = events.send(Event::CtrlClosed(i));
             });
         }
         {
@@ -224,6 +224,7 @@ impl Session {
             outcome: None,
             usage: None,
             told_failure: false,
+            ctrl_closed: false,
             killed: None,
         })
     }
@@ -231,7 +232,7 @@ impl Session {
 
 enum Event {
     Msg(usize, FromWorker),
-    CtrlClosed,
+    CtrlClosed(usize),
     Exited(usize, ChildUsage),
 }
 
@@ -247,6 +248,7 @@ pub(crate) struct Worker {
     pub outcome: Option<Outcome>,
     pub usage: Option<ChildUsage>,
     told_failure: bool,
+    ctrl_closed: bool,
     /// Why the supervisor killed it, if it did.
     pub killed: Option<String>,
 }
@@ -260,11 +262,12 @@ impl Worker {
     }
 
     /// Ended badly by its own doing (not because a peer failed or the run timed out, which
-    /// every worker sees for itself).
+    /// every worker sees for itself). A worker that exited is judged only once its control
+    /// socket is drained too: its final report may arrive after the exit.
     pub fn failed(&self) -> bool {
         match &self.outcome {
             Some(o) => o.status == Status::Failed,
-            None => self.usage.is_some(),
+            None => self.usage.is_some() && self.ctrl_closed,
         }
     }
 }
@@ -320,7 +323,10 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 run.workers[i].usage = Some(usage);
                 finished += 1;
             }
-            Ok(Event::CtrlClosed) => finished += 1,
+            Ok(Event::CtrlClosed(i)) => {
+                run.workers[i].ctrl_closed = true;
+                finished += 1;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }

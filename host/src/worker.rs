@@ -182,7 +182,22 @@ fn run_worker() -> anyhow::Result<()> {
     // The barrier.
     match read_line::<ToWorker>(&mut reader)? {
         Some(ToWorker::Go { .. }) => {}
-        Some(ToWorker::Stop { .. }) | None => return Ok(()),
+        Some(ToWorker::Stop { reason }) => {
+            let outcome = Outcome {
+                status: Status::Interrupted,
+                error: Some(format!(
+                    "plugin `{}` was stopped before the start: {reason}",
+                    spec.plugin
+                )),
+                end_ns: sys::now_ns(),
+                ready_at_ns: ready_ns,
+                figures: Figures::default(),
+                io: sys::self_io(),
+            };
+            send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+            return Ok(());
+        }
+        None => return Ok(()),
     }
 
     // Control messages during the run.

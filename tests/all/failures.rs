@@ -210,3 +210,56 @@ fn a_module_that_breaks_the_abi_is_refused_before_anything_runs() {
         }
     }
 }
+
+#[test]
+fn a_plugin_that_cannot_start_is_blamed_and_the_others_are_stopped_before_the_start() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    // `cabi_realloc` hands out an unaligned window: set-up fails in the worker.
+    std::fs::write(
+        dir.path().join("unaligned.wat"),
+        r#"(module
+            (memory (export "memory") 2)
+            (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 4)
+            (func (export "run") (result i32) i32.const 0))"#,
+    )
+    .unwrap();
+    let body = format!(
+        "{PRODUCER_TO}
+[[plugin]]
+name = \"bad\"
+wasm = \"{}\"
+[[channel]]
+from = \"p.out\"
+to = \"bad.in\"
+",
+        dir.path().join("unaligned.wat").display()
+    );
+    for backend in ["msg", "shm"] {
+        let body = body.clone();
+        let sc = util::scenario(
+            dir.path(),
+            "s.toml",
+            &format!("name = \"f\"\n{body}\n[run]\nbackends = [\"{backend}\"]\n"),
+        );
+        let id = util::run_id("nostart");
+        let out = wasm_ipc(&["run", "--json", "--run-id", &id, sc.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{backend}");
+        let rep = report(&out);
+        let err = rep["runs"][0]["error"].as_str().unwrap();
+        assert!(
+            err.contains("plugin `bad` could not start") && err.contains("64 KiB-aligned"),
+            "{backend}: {err}"
+        );
+        let p = proc_named(&rep, "p");
+        assert_eq!(p["status"], "interrupted", "{backend}: {p}");
+        assert!(
+            p["error"]
+                .as_str()
+                .unwrap()
+                .contains("stopped before the start"),
+            "{p}"
+        );
+        util::assert_no_leftovers(&id);
+    }
+}

@@ -5,6 +5,7 @@ mod abi;
 mod digests;
 mod failures;
 mod isolation;
+mod languages;
 mod scenario;
 mod scenarios;
 mod shm;

@@ -182,3 +182,33 @@ pub fn assert_no_leftovers(run_id: &str) {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Builds the plugins of every language once per test run (plugins/build-all.sh) and returns
+/// the path of `lang`'s `name` plugin. A missing toolchain fails the test.
+pub fn lang_wasm(lang: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let _rust = plugins();
+    let result = BUILT.get_or_init(|| {
+        let out = Command::new("sh")
+            .arg(root().join("plugins/build-all.sh"))
+            .output()
+            .map_err(|e| format!("running plugins/build-all.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "plugins/build-all.sh failed (scripts/setup.sh installs the toolchains):\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    if lang == "rust" {
+        wasm(name)
+    } else {
+        root().join(format!("plugins/target/lang/{lang}/{name}.wasm"))
+    }
+}

@@ -425,6 +425,10 @@ impl ShmReceiver {
         let mut failed = None;
         for k in 0..l.producers {
             let p = (self.next + k) % l.producers;
+            // The flags first: a producer publishes before it closes (or fails), so when a
+            // flag is already set, the head read after it is final.
+            let closed = self.ctl.at(l.closed(p)).load(SeqCst) != 0;
+            let failed_flag = self.ctl.at(l.failed(p)).load(SeqCst) != 0;
             let head = self.ctl.at(l.head(p)).load(SeqCst);
             let tail = self.tails[p as usize];
             let avail = head.wrapping_sub(tail);
@@ -454,10 +458,10 @@ impl ShmReceiver {
                     link: p as usize,
                 }));
             }
-            if self.ctl.at(l.failed(p)).load(SeqCst) != 0 {
+            if failed_flag {
                 failed = Some(p);
             }
-            if self.ctl.at(l.closed(p)).load(SeqCst) == 0 {
+            if !closed {
                 all_closed = false;
             }
         }

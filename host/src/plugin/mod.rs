@@ -3,6 +3,7 @@
 
 pub mod abi;
 pub mod cache;
+pub mod inspect;
 pub mod wasi;
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
-use wasmtime::{Config, Engine, ExternType, Module, ValType};
+use wasmtime::{Config, Engine, Module};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::backend::{Delivery, PortSpec, Receiver, Sender, Stop};
@@ -33,88 +34,22 @@ pub fn engine() -> anyhow::Result<Engine> {
     Ok(Engine::new(&config)?)
 }
 
-/// The exported function types the ABI requires.
-fn func_sig(ty: &wasmtime::FuncType) -> (Vec<ValType>, Vec<ValType>) {
-    (ty.params().collect(), ty.results().collect())
-}
-
-fn sig_eq(a: &[ValType], b: &[ValType]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
-}
-
-/// Checks a compiled module against ABI v0: exports, and that every import is provided with
-/// the right signature. `needs_windows` is true when the scenario gives the plugin ports.
+/// Checks a compiled module against ABI v0 (see [`inspect::inspect`]); the error lists every
+/// failed point with its fix. `needs_windows` is true when the scenario gives the plugin ports.
 pub fn check_module(module: &Module, needs_windows: bool) -> anyhow::Result<()> {
-    use ValType::I32;
-    let mut problems = Vec::new();
-    let exports: BTreeMap<&str, ExternType> =
-        module.exports().map(|e| (e.name(), e.ty())).collect();
-    match exports.get("memory") {
-        Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
-        Some(_) => problems.push("export `memory` must be a 32-bit, non-shared memory".to_string()),
-        None => problems.push("no `memory` export".to_string()),
-    }
-    let mut want_func =
-        |name: &str, params: &[ValType], results: &[ValType], required: bool| match exports
-            .get(name)
-        {
-            Some(ExternType::Func(f)) => {
-                let (p, r) = func_sig(f);
-                if !sig_eq(&p, params) || !sig_eq(&r, results) {
-                    problems.push(format!(
-                        "export `{name}` has type {f}, the ABI wants (func (param{}) (result{}))",
-                        params.iter().map(|t| format!(" {t}")).collect::<String>(),
-                        results.iter().map(|t| format!(" {t}")).collect::<String>(),
-                    ));
-                }
-            }
-            Some(_) => problems.push(format!("export `{name}` is not a function")),
-            None if required => problems.push(format!("no `{name}` export")),
-            None => {}
-        };
-    want_func("run", &[], &[I32], true);
-    want_func("_initialize", &[], &[], false);
-    want_func("cabi_realloc", &[I32, I32, I32, I32], &[I32], needs_windows);
-    for import in module.imports() {
-        let (m, n) = (import.module(), import.name());
-        let ExternType::Func(ty) = import.ty() else {
-            problems.push(format!(
-                "imports `{m}`.`{n}`, which is not a function: the host provides functions only"
-            ));
-            continue;
-        };
-        if m == abi::HOST_MODULE {
-            match abi::HOST_FUNCTIONS.iter().find(|f| f.name == n) {
-                Some(f) => {
-                    let (p, r) = func_sig(&ty);
-                    if !sig_eq(&p, &f.params()) || !sig_eq(&r, &f.results()) {
-                        problems.push(format!(
-                            "imports `{m}`.`{n}` as {ty}, the host provides {}",
-                            f.describe()
-                        ));
-                    }
-                }
-                None => problems.push(format!(
-                    "imports `{m}`.`{n}`, which the host does not provide (it provides: {})",
-                    abi::HOST_FUNCTIONS
-                        .iter()
-                        .map(|f| f.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }
-        } else if m != wasi::MODULE {
-            problems.push(format!(
-                "imports `{m}`.`{n}`: the host provides only `{}` and `{}`",
-                abi::HOST_MODULE,
-                wasi::MODULE
-            ));
-        }
-    }
-    if problems.is_empty() {
+    let findings = inspect::inspect(module, needs_windows);
+    let failed: Vec<String> = findings
+        .iter()
+        .filter(|f| f.verdict == inspect::Verdict::Fail)
+        .map(|f| match &f.fix {
+            Some(fix) => format!("{} (fix: {fix})", f.what),
+            None => f.what.clone(),
+        })
+        .collect();
+    if failed.is_empty() {
         Ok(())
     } else {
-        bail!("does not meet the plugin ABI: {}", problems.join("; "))
+        bail!("does not meet the plugin ABI: {}", failed.join("; "))
     }
 }
 

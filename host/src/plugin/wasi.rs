@@ -271,24 +271,7 @@ pub fn add_to_linker(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Re
 }
 
 fn define_enosys(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Result<()> {
-    let provided = [
-        "fd_write",
-        "fd_read",
-        "proc_exit",
-        "clock_time_get",
-        "clock_res_get",
-        "random_get",
-        "args_sizes_get",
-        "environ_sizes_get",
-        "args_get",
-        "environ_get",
-        "fd_fdstat_get",
-        "fd_prestat_get",
-        "fd_prestat_dir_name",
-        "fd_close",
-        "fd_seek",
-        "sched_yield",
-    ];
+    let provided = super::inspect::WASI_PROVIDED;
     for import in module.imports() {
         if import.module() != MODULE || provided.contains(&import.name()) {
             continue;
