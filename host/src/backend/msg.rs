@@ -190,6 +190,13 @@ impl Sender for MsgSender {
     }
 }
 
+/// What a header read found.
+enum HeaderRead {
+    Full,
+    NotReady,
+    Eof,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InState {
     Open,
@@ -247,29 +254,31 @@ impl MsgReceiver {
         }
     }
 
-    /// Reads exactly `buf.len()` header bytes; `Ok(false)` on a clean end of file before the
-    /// first byte.
+    /// Reads a whole header. Returns `NotReady` when not one byte is there yet (the caller
+    /// polls), `Eof` on a clean end of file before the first byte; once a header has begun it
+    /// waits for the rest.
     fn read_header(
         fd: &OwnedFd,
         buf: &mut [u8; HEADER_LEN],
         stop: &Stop,
-    ) -> Result<bool, PortError> {
+    ) -> Result<HeaderRead, PortError> {
         let mut got = 0;
         while got < HEADER_LEN {
             match nix::unistd::read(fd, &mut buf[got..]) {
-                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) if got == 0 => return Ok(HeaderRead::Eof),
                 Ok(0) => {
                     return Err(PortError::PeerFailed(
                         "link closed in the middle of a frame header".into(),
                     ));
                 }
                 Ok(n) => got += n,
+                Err(nix::errno::Errno::EAGAIN) if got == 0 => return Ok(HeaderRead::NotReady),
                 Err(nix::errno::Errno::EAGAIN) => wait_one(fd, false, stop)?,
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("recv: {e}"))),
             }
         }
-        Ok(true)
+        Ok(HeaderRead::Full)
     }
 
     fn read_payload(fd: &OwnedFd, win: Window, len: usize, stop: &Stop) -> Result<u64, PortError> {
@@ -304,8 +313,9 @@ impl MsgReceiver {
             PortError::PeerFailed(format!("producer on link {}: {why}", link.key))
         };
         match Self::read_header(&link.fd, &mut head, stop) {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(HeaderRead::Full) => {}
+            Ok(HeaderRead::NotReady) => return Ok(None),
+            Ok(HeaderRead::Eof) => {
                 return Err(fail(link, "closed its link without finishing".into()));
             }
             Err(PortError::PeerFailed(why)) => return Err(fail(link, why)),
@@ -340,6 +350,7 @@ impl MsgReceiver {
 
 impl Receiver for MsgReceiver {
     fn receive(&mut self, win: Window, stop: &Stop) -> Result<Delivery, PortError> {
+        let n = self.links.len();
         loop {
             if let Some(l) = self.links.iter().find(|l| l.state == InState::Failed) {
                 return Err(PortError::PeerFailed(format!(
@@ -347,28 +358,35 @@ impl Receiver for MsgReceiver {
                     l.key
                 )));
             }
-            let open: Vec<usize> = (0..self.links.len())
+            // Fast path, no poll: try each open link once, round robin from `next`.
+            for k in 0..n {
+                let i = (self.next + k) % n;
+                if self.links[i].state != InState::Open {
+                    continue;
+                }
+                if let Some(d) = self.read_frame(i, win, stop)? {
+                    self.next = (i + 1) % n;
+                    return Ok(d);
+                }
+            }
+            let open: Vec<usize> = (0..n)
                 .filter(|&i| self.links[i].state == InState::Open)
                 .collect();
             if open.is_empty() {
+                if self.links.iter().any(|l| l.state == InState::Failed) {
+                    continue;
+                }
                 return Err(PortError::Closed);
             }
             if stop.interrupted() || stop.remaining().is_zero() {
                 return Err(stop.error());
             }
+            // Nothing there: sleep in poll until a link has data (or the stop or deadline).
             let fds: Vec<_> = open.iter().map(|&i| self.links[i].fd.as_fd()).collect();
-            let start = open.iter().position(|&i| i >= self.next).unwrap_or(0);
             let slice = stop.remaining().min(POLL_SLICE);
-            match sys::wait_ready(&fds, false, stop.fd(), start, slice) {
-                Ok(Readiness::Ready(k)) => {
-                    let i = open[k];
-                    self.next = i + 1;
-                    if let Some(d) = self.read_frame(i, win, stop)? {
-                        return Ok(d);
-                    }
-                }
+            match sys::wait_ready(&fds, false, stop.fd(), 0, slice) {
+                Ok(Readiness::Ready(_)) | Ok(Readiness::TimedOut) => {}
                 Ok(Readiness::Stopped) => return Err(stop.error()),
-                Ok(Readiness::TimedOut) => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("poll: {e}"))),
             }
         }

@@ -234,131 +234,138 @@ fn port(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i3
     Ok(found.map(|i| i as i32).unwrap_or(code::UNKNOWN_PORT))
 }
 
+/// The name of port `i`, for messages (only on error paths: no allocation per message).
+fn name_of(caller: &Caller<'_, Host>, i: usize) -> String {
+    caller.data().ports[i].spec.name.clone()
+}
+
+/// A misuse trap about port `i`: `what` gets the port's name.
+fn port_misuse(
+    caller: &Caller<'_, Host>,
+    call: &str,
+    i: usize,
+    what: impl Fn(&str) -> String,
+) -> wasmtime::Error {
+    let name = name_of(caller, i);
+    misuse(caller, call, what(&name))
+}
+
 fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
     let i = port_index(&caller, "loan", h)?;
     let win = window_of(&caller, i);
-    let host = caller.data_mut();
-    let stop = host.stop.clone();
-    let port = &mut host.ports[i];
-    let name = port.spec.name.clone();
+    let Host { ports, stop, .. } = caller.data_mut();
+    let port = &mut ports[i];
     let window = port.window;
     let Side::Out { tx, loan, .. } = &mut port.side else {
-        return Err(misuse(
-            &caller,
-            "loan",
-            format_args!("port `{name}` is an input"),
-        ));
+        return Err(port_misuse(&caller, "loan", i, |n| {
+            format!("port `{n}` is an input")
+        }));
     };
-    host.in_call = Some("loan");
-    let r = tx.loan(win, len as u32, &stop);
-    let r = match r {
+    match tx.loan(win, len as u32, stop) {
         Ok(off) => {
             *loan = Some((off, len as u32));
             Ok((window + off) as i32)
         }
-        Err(e) => port_result(&mut caller, "loan", &name, e),
-    };
-    caller.data_mut().in_call = None;
-    r
+        Err(e) => {
+            let name = name_of(&caller, i);
+            port_result(&mut caller, "loan", &name, e)
+        }
+    }
 }
 
 fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
     let i = port_index(&caller, "publish", h)?;
     let win = window_of(&caller, i);
-    let host = caller.data_mut();
-    let stop = host.stop.clone();
-    let verify = host.verify;
-    let port = &mut host.ports[i];
-    let name = port.spec.name.clone();
+    let Host {
+        ports,
+        stop,
+        verify,
+        ..
+    } = caller.data_mut();
     let Side::Out {
         tx,
         loan,
         digest,
         messages,
         bytes,
-    } = &mut port.side
+    } = &mut ports[i].side
     else {
-        return Err(misuse(
-            &caller,
-            "publish",
-            format_args!("port `{name}` is an input"),
-        ));
+        return Err(port_misuse(&caller, "publish", i, |n| {
+            format!("port `{n}` is an input")
+        }));
     };
     let Some((off, loaned)) = *loan else {
-        return Err(misuse(
-            &caller,
-            "publish",
-            format_args!("no loan on port `{name}`"),
-        ));
+        return Err(port_misuse(&caller, "publish", i, |n| {
+            format!("no loan on port `{n}`")
+        }));
     };
     let len = len as u32;
     if len > loaned {
-        return Err(misuse(
-            &caller,
-            "publish",
-            format_args!("{len} bytes published on port `{name}`, but only {loaned} were loaned"),
-        ));
+        return Err(port_misuse(&caller, "publish", i, |n| {
+            format!("{len} bytes published on port `{n}`, but only {loaned} were loaned")
+        }));
     }
     *loan = None;
-    if verify {
+    if *verify {
         digest.update(&u64::from(len).to_le_bytes());
         win.hash(digest, off as usize, len as usize);
     }
-    let r = tx.publish(win, off, len, sys::now_ns(), &stop);
-    if r.is_ok() {
-        *messages += 1;
-        *bytes += u64::from(len);
-    }
-    match r {
-        Ok(()) => Ok(0),
-        Err(e) => port_result(&mut caller, "publish", &name, e),
+    match tx.publish(win, off, len, sys::now_ns(), stop) {
+        Ok(()) => {
+            *messages += 1;
+            *bytes += u64::from(len);
+            Ok(0)
+        }
+        Err(e) => {
+            let name = name_of(&caller, i);
+            port_result(&mut caller, "publish", &name, e)
+        }
     }
 }
 
 fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
     let i = port_index(&caller, "receive", h)?;
     let win = window_of(&caller, i);
-    let host = caller.data_mut();
-    let stop = host.stop.clone();
-    let verify = host.verify;
-    let port = &mut host.ports[i];
-    let name = port.spec.name.clone();
-    let window = port.window;
+    let Host {
+        ports,
+        stop,
+        verify,
+        latency,
+        ..
+    } = caller.data_mut();
+    let window = ports[i].window;
     let Side::In {
         rx,
         held,
         digests,
         messages,
         bytes,
-    } = &mut port.side
+    } = &mut ports[i].side
     else {
-        return Err(misuse(
-            &caller,
-            "receive",
-            format_args!("port `{name}` is an output"),
-        ));
+        return Err(port_misuse(&caller, "receive", i, |n| {
+            format!("port `{n}` is an output")
+        }));
     };
     if held.is_some() {
-        return Err(misuse(
-            &caller,
-            "receive",
-            format_args!("a second `receive` on port `{name}` before `release`"),
-        ));
+        return Err(port_misuse(&caller, "receive", i, |n| {
+            format!("a second `receive` on port `{n}` before `release`")
+        }));
     }
-    match rx.receive(win, &stop) {
+    match rx.receive(win, stop) {
         Ok(d) => {
             let now = sys::now_ns();
             let end = d.off as u64 + d.len as u64;
             if end > win.len() as u64 || d.link >= digests.len() {
                 // A transport bug, never a plugin's doing: fail loudly.
                 return Err(wasmtime::format_err!(
-                    "transport returned {}+{} outside the {}-byte window of port `{name}`",
+                    "transport returned {}+{} outside the {}-byte window of port `{}`",
                     d.off,
                     d.len,
-                    win.len()
+                    win.len(),
+                    name_of(&caller, i)
                 ));
             }
-            if verify {
+            if *verify {
                 let digest = &mut digests[d.link];
                 digest.update(&u64::from(d.len).to_le_bytes());
                 win.hash(digest, d.off as usize, d.len as usize);
@@ -366,35 +373,34 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
             *held = Some(d);
             *messages += 1;
             *bytes += u64::from(d.len);
-            let _ = host.latency.record(now.saturating_sub(d.publish_ns).max(1));
+            let _ = latency.record(now.saturating_sub(d.publish_ns).max(1));
             Ok(((u64::from(window + d.off) << 32) | u64::from(d.len)) as i64)
         }
-        Err(e) => port_result(&mut caller, "receive", &name, e).map(i64::from),
+        Err(e) => {
+            let name = name_of(&caller, i);
+            port_result(&mut caller, "receive", &name, e).map(i64::from)
+        }
     }
 }
 
 fn release(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
     let i = port_index(&caller, "release", h)?;
-    let host = caller.data_mut();
-    let port = &mut host.ports[i];
-    let name = port.spec.name.clone();
-    let Side::In { rx, held, .. } = &mut port.side else {
-        return Err(misuse(
-            &caller,
-            "release",
-            format_args!("port `{name}` is an output"),
-        ));
+    let Side::In { rx, held, .. } = &mut caller.data_mut().ports[i].side else {
+        return Err(port_misuse(&caller, "release", i, |n| {
+            format!("port `{n}` is an output")
+        }));
     };
     if held.take().is_none() {
-        return Err(misuse(
-            &caller,
-            "release",
-            format_args!("nothing received on port `{name}`"),
-        ));
+        return Err(port_misuse(&caller, "release", i, |n| {
+            format!("nothing received on port `{n}`")
+        }));
     }
     match rx.release() {
         Ok(()) => Ok(0),
-        Err(e) => port_result(&mut caller, "release", &name, e),
+        Err(e) => {
+            let name = name_of(&caller, i);
+            port_result(&mut caller, "release", &name, e)
+        }
     }
 }
 

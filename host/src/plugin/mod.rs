@@ -99,8 +99,6 @@ pub struct Host {
     pub(crate) output: wasi::Output,
     pub(crate) rng: u64,
     pub(crate) latency: Histogram<u64>,
-    /// The blocking host call the plugin is in, for "interrupted in …".
-    pub(crate) in_call: Option<&'static str>,
     /// Set when a host call told the plugin that a peer failed.
     pub(crate) saw_peer_failure: Option<String>,
     pub(crate) windows: BTreeMap<String, u64>,
@@ -132,7 +130,6 @@ impl Host {
             output: wasi::Output::new(name),
             rng: seed ^ xxhash_rust::xxh3::xxh3_64(name.as_bytes()) | 1,
             latency: Histogram::new(3).expect("3 significant figures is valid"),
-            in_call: None,
             saw_peer_failure: None,
             windows: BTreeMap::new(),
         }

@@ -4,7 +4,9 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 sdk=$(cd "$here/../../sdk/assemblyscript" && pwd)
-out=$(mkdir -p "$here/../../target/lang/assemblyscript" && cd "$here/../../target/lang/assemblyscript" && pwd)
+out=$here/../../target/lang/assemblyscript
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "node/npm not found: install Debian packages nodejs npm (node >= 18)" >&2

@@ -65,7 +65,8 @@ export function run(): i32 {
     if (problem != null) {
       mismatches++;
       if (mismatches <= LOGGED_MISMATCHES) {
-        log(Level.Warn, "message " + arrival.toString() + " (" + len.toString() + " bytes) " + problem);
+        log(Level.Warn,
+          "message " + arrival.toString() + " (" + len.toString() + " bytes) " + problem);
       }
     }
   }
@@ -80,7 +81,8 @@ export function run(): i32 {
     return MISMATCH;
   }
   if (expecting && received != expect) {
-    log(Level.Error, "expected " + expect.toString() + " messages, received " + received.toString());
+    log(Level.Error,
+      "expected " + expect.toString() + " messages, received " + received.toString());
     return WRONG_COUNT;
   }
   return 0;

@@ -3,20 +3,22 @@
 // A plugin imports this module as "wasm-ipc-sdk" (build.sh links node_modules/wasm-ipc-sdk to
 // this folder), exports `run(): i32` and re-exports `cabi_realloc`:
 //
-//     import { Output, configU64, fill, report } from "wasm-ipc-sdk";
+//     import { Output, fill } from "wasm-ipc-sdk";
 //     export { cabi_realloc } from "wasm-ipc-sdk";
 //
 //     export function run(): i32 {
 //       const out = Output.open("out");
 //       if (out == null) return 1;
-//       for (let i: u64 = 0; i < configU64("count", 10); i++) {
-//         if (out.loan(64) < 0 || (fill(out.ptr, 64, i, 0), out.publish()) < 0) return 1;
+//       for (let i: u64 = 0; i < 10; i++) {
+//         if (out.loan(64) < 0) return 1;   // 64 writable bytes at out.ptr
+//         fill(out.ptr, 64, i, 0);
+//         if (out.publish() < 0) return 1;
 //       }
-//       report("sent", 10);
 //       return 0;
 //     }
 //
-// Build flags that every plugin needs (see plugins/examples/assemblyscript/build.sh):
+// README.md has the whole API. Build flags that every plugin needs (as in
+// plugins/examples/assemblyscript/build.sh):
 //   --exportStart _initialize   the host calls `_initialize` first; it sets up the heap before
 //                               the host asks `cabi_realloc` for the ports' windows;
 //   --use abort=~lib/wasm-ipc-sdk/index/abortHandler   logs and traps instead of importing
@@ -146,7 +148,9 @@ export function configString(key: string): string | null {
   const k = utf8(key);
   let buf = new ArrayBuffer(64);
   while (true) {
-    const len = hostConfig(changetype<usize>(k), <usize>k.byteLength, changetype<usize>(buf), <u32>buf.byteLength);
+    const len = hostConfig(
+      changetype<usize>(k), <usize>k.byteLength, changetype<usize>(buf), <u32>buf.byteLength,
+    );
     if (len < 0) return null;
     if (len <= buf.byteLength) return String.UTF8.decodeUnsafe(changetype<usize>(buf), <usize>len);
     // Longer than the buffer: ask again with room for all of it.
@@ -344,11 +348,15 @@ export function cabi_realloc(oldPtr: usize, oldLen: usize, align: usize, newLen:
 let aborting = false;
 
 /** Logs the message and where it came from at level error, then traps. */
-export function abortHandler(message: string | null, fileName: string | null, line: u32, column: u32): void {
+export function abortHandler(
+  message: string | null, fileName: string | null, line: u32, column: u32,
+): void {
   if (!aborting) {
     aborting = true; // an abort while logging (out of memory, say) just traps
     let msg = "abort: " + (message != null ? message : "(no message)");
-    if (fileName != null) msg += " at " + fileName + ":" + line.toString() + ":" + column.toString();
+    if (fileName != null) {
+      msg += " at " + fileName + ":" + line.toString() + ":" + column.toString();
+    }
     log(Level.Error, msg);
   }
   unreachable();

@@ -373,6 +373,7 @@ void wasm_ipc_pattern_fill(uint8_t *buf, size_t len, uint64_t i, uint64_t seed) 
     uint64_t base = (i * WASM_IPC_INDEX_MUL) ^ seed;
     uint64_t w = 1;
     size_t at = 8;
+#pragma clang loop unroll_count(4)
     for (; at + 8 <= len; at += 8, w++) store(buf + at, 8, base ^ (w * WASM_IPC_WORD_MUL));
     if (at < len) store(buf + at, len - at, base ^ (w * WASM_IPC_WORD_MUL));
 }
@@ -390,6 +391,7 @@ bool wasm_ipc_pattern_scan(const uint8_t *buf, size_t len, uint64_t i, uint64_t 
     uint64_t base = (i * WASM_IPC_INDEX_MUL) ^ seed;
     uint64_t w = 1;
     size_t at = 8;
+#pragma clang loop unroll_count(4)
     for (; at + 8 <= len; at += 8, w++) {
         uint64_t got = load(buf + at, 8);
         diff |= got ^ base ^ (w * WASM_IPC_WORD_MUL);
