@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 sh plugins/build-all.sh
 cargo test --release --manifest-path plugins/Cargo.toml -p wasm-ipc-sdk --target x86_64-unknown-linux-gnu
+# The C SDK's pure parts, natively against a stub host.
+mkdir -p target
+cc -std=c11 -w -I plugins/sdk/c -o target/c-sdk-test plugins/sdk/c/test_native.c plugins/sdk/c/wasm_ipc.c
+target/c-sdk-test
 cargo test --release --workspace
