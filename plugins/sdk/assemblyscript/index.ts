@@ -305,11 +305,14 @@ function checkWindow(call: string, ptr: usize, len: usize): void {
   }
 }
 
+/** The largest block TLSF hands out is just under 1 GiB; ask for less than that. */
+const MAX_BLOCK: usize = (1 << 30) - 4096;
+
 /** A zeroed block of `len` bytes aligned to `align` (a power of two), or 0 when too big. */
 function allocWindow(len: usize, align: usize): usize {
   // TLSF aligns to 16 bytes; more takes slack in front.
   const slack = align > 16 ? align : 0;
-  if (len > <usize>0x7fff_ffff - slack) return 0;
+  if (slack > MAX_BLOCK || len > MAX_BLOCK - slack) return 0;
   const raw = heap.alloc(len + slack);
   const start = (raw + align - 1) & ~(align - 1);
   memory.fill(start, 0, len);
@@ -319,8 +322,9 @@ function allocWindow(len: usize, align: usize): usize {
 
 /** The guest's allocator export, with realloc semantics: allocates (zeroed) when `oldPtr` is
  *  0, reallocates otherwise (new bytes zeroed), frees when `newLen` is 0. Returns 0 for an
- *  alignment that is not a power of two, a size that cannot fit, or a block it never handed
- *  out. Every plugin re-exports it: `export { cabi_realloc } from "wasm-ipc-sdk";`. */
+ *  alignment that is not a power of two, a block of 1 GiB or more, or a block it never handed
+ *  out; traps when memory.grow fails. Every plugin re-exports it:
+ *  `export { cabi_realloc } from "wasm-ipc-sdk";`. */
 export function cabi_realloc(oldPtr: usize, oldLen: usize, align: usize, newLen: usize): usize {
   if (align == 0 || (align & (align - 1)) != 0) return 0;
   if (oldPtr == 0 || oldLen == 0) {
