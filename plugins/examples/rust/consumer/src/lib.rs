@@ -2,8 +2,9 @@
 //!
 //! Receives on port "in" until the channel closes and checks each message against the pattern
 //! of `wasm_ipc_sdk::pattern`, by the index in its own word 0. Config:
-//! - `check`: "full" (default: content and order), "stamp" (order only), "none" (no checks, no
-//!   checksum: the payload is not read);
+//! - `check`: "full" (default: content and order), "stamp" (order only, by the index word; every
+//!   byte is still read into the checksum, so a benchmark's consumer touches what it gets),
+//!   "none" (no checks, no checksum: the payload is not read);
 //! - `seed` (0) as the producer's; `xor` (0) as an upstream relay's, undone while checking (the
 //!   message itself is never written: it may be mapped read-only);
 //! - `ordered` (true): each index must be the previous one plus 1, starting at 0; false for
