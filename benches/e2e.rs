@@ -176,7 +176,11 @@ fn native_socket(size: usize, count: u64) -> Figures {
                 assert_eq!(u64::from_le_bytes(body[0..8].try_into().unwrap()), i);
             }
             let words = body.chunks_exact(8);
-            let tail = words.remainder().iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b));
+            let tail = words
+                .remainder()
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| w << 8 | u64::from(b));
             let sum = words
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
                 .fold(tail, u64::wrapping_add);
