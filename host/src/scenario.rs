@@ -184,7 +184,7 @@ impl WaitMode {
     }
 }
 
-/// Whether consumers check the payloads they receive.
+/// Whether the host computes digests of what is published and received (`verify` in `[run]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
     /// `"full"`: check every message.

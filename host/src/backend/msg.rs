@@ -1,7 +1,7 @@
 //! `msg`: a copied message channel through the kernel, one Unix stream socket per link.
 //!
 //! `publish` writes the frame header and the payload straight from the producer's window with
-//! one `sendmsg` (user → kernel copy); `receive` reads the header into a small stack buffer and
+//! one `writev` (user → kernel copy); `receive` reads the header into a small stack buffer and
 //! the payload straight into the consumer's window (kernel → user copy). There is no staging
 //! buffer in the host, so `copied_bytes` counts exactly the payload bytes each side passed
 //! through the socket. Frames are described in [`super::frame`].
