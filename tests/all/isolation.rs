@@ -6,27 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::{self, assert_no_leftovers, heavy, report};
 
-/// Pid of the worker of `plugin` in run `id`, from /proc/*/cmdline.
-fn worker_pid(id: &str, plugin: &str) -> Option<i32> {
-    for p in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|&b| b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        let has = |k: &str, v: &str| args.windows(2).any(|w| w[0] == k && w[1] == v);
-        if args.iter().any(|a| a == "worker") && has("--run-id", id) && has("--plugin", plugin) {
-            return Some(pid);
-        }
-    }
-    None
-}
-
 #[test]
 fn killing_one_worker_fails_only_that_plugin() {
     let _g = heavy();
@@ -69,7 +48,7 @@ timeout = "120s"
         .unwrap();
     let start = Instant::now();
     let victim = loop {
-        if let Some(pid) = worker_pid(&id, "r") {
+        if let Some(pid) = util::worker_pid(&id, "r") {
             break pid;
         }
         assert!(

@@ -7,27 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::{self, assert_no_leftovers, heavy, report, wasm_ipc};
 
-/// Pid of the worker of `plugin` in run `id`.
-fn worker_pid(id: &str, plugin: &str) -> Option<i32> {
-    for p in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|&b| b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        let has = |k: &str, v: &str| args.windows(2).any(|w| w[0] == k && w[1] == v);
-        if args.iter().any(|a| a == "worker") && has("--run-id", id) && has("--plugin", plugin) {
-            return Some(pid);
-        }
-    }
-    None
-}
-
 /// The line of /proc/<pid>/maps that maps `needle`, as (start address, permissions).
 fn mapping(pid: i32, needle: &str) -> Option<(u64, String)> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
@@ -87,7 +66,7 @@ timeout = "120s"
             "mappings never appeared: {seen:?}"
         );
         for name in ["p", "c1", "c2"] {
-            if let Some(pid) = worker_pid(&id, name)
+            if let Some(pid) = util::worker_pid(&id, name)
                 && let Some(m) = mapping(pid, &slots)
             {
                 seen.insert(name, m);

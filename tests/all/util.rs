@@ -212,3 +212,24 @@ pub fn lang_wasm(lang: &str, name: &str) -> PathBuf {
         root().join(format!("plugins/target/lang/{lang}/{name}.wasm"))
     }
 }
+
+/// Pid of the worker of `plugin` in run `id`, from /proc/*/cmdline.
+pub fn worker_pid(id: &str, plugin: &str) -> Option<i32> {
+    for p in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        let has = |k: &str, v: &str| args.windows(2).any(|w| w[0] == k && w[1] == v);
+        if args.iter().any(|a| a == "worker") && has("--run-id", id) && has("--plugin", plugin) {
+            return Some(pid);
+        }
+    }
+    None
+}
