@@ -39,9 +39,9 @@ fn ping() -> Result<(), Error> {
     report("sent", count as i64);
     report("echoed", echoed as i64);
     report("mismatches", mismatches as i64);
-    if echoed > 0 {
+    if let Some(avg) = rtt_sum.checked_div(echoed) {
         report("rtt_ns_min", rtt_min as i64);
-        report("rtt_ns_avg", (rtt_sum / echoed) as i64);
+        report("rtt_ns_avg", avg as i64);
     }
     if mismatches > 0 {
         return Err(MISMATCH);
