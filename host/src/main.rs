@@ -10,6 +10,15 @@ use wasm_ipc::report::Report;
 use wasm_ipc::scenario::{BackendKind, Scenario};
 use wasm_ipc::supervisor::{self, Session};
 
+/// Writes a line to stdout. A closed pipe (`wasm-ipc inspect x.wasm | head`) ends the output
+/// quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Run WebAssembly producer/consumer plugins in separate processes over shared memory or
 /// message passing, and compare the two.
 #[derive(Debug, Parser)]
@@ -137,9 +146,9 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
     }
     let report = Report::new(sc, runs);
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.table());
+        out!("{}", report.table().trim_end());
     }
     Ok(if supervisor::was_interrupted() {
         ExitCode::from(130)
@@ -217,33 +226,33 @@ fn inspect(path: &std::path::Path, json: bool) -> ExitCode {
             "exports": exports,
             "findings": findings,
         });
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
-        println!("{} ({size} bytes)", path.display());
-        println!("imports:");
+        out!("{} ({size} bytes)", path.display());
+        out!("imports:");
         for i in module.imports() {
-            println!("  {}.{}: {}", i.module(), i.name(), describe(&i.ty()));
+            out!("  {}.{}: {}", i.module(), i.name(), describe(&i.ty()));
         }
-        println!("exports:");
+        out!("exports:");
         for e in module.exports() {
-            println!("  {}: {}", e.name(), describe(&e.ty()));
+            out!("  {}: {}", e.name(), describe(&e.ty()));
         }
-        println!("ABI v0.1.0 ({}):", wasm_ipc::plugin::abi::HOST_MODULE);
+        out!("ABI v0.1.0 ({}):", wasm_ipc::plugin::abi::HOST_MODULE);
         for f in &findings {
             let mark = match f.verdict {
                 Verdict::Pass => "ok  ",
                 Verdict::Warn => "warn",
                 Verdict::Fail => "FAIL",
             };
-            println!("  [{mark}] {}", f.what);
+            out!("  [{mark}] {}", f.what);
             if let Some(fix) = &f.fix {
-                println!("         fix: {fix}");
+                out!("         fix: {fix}");
             }
         }
-        println!(
+        out!(
             "{}",
             if ok {
                 "meets the plugin ABI"
@@ -271,7 +280,7 @@ fn main() -> ExitCode {
         Cmd::New { lang, name, dir } => {
             return match wasm_ipc::template::generate(&lang, &name, &dir) {
                 Ok(scenario) => {
-                    println!(
+                    out!(
                         "created {}\nrun it: wasm-ipc compare {}",
                         scenario.parent().unwrap_or(&dir).display(),
                         scenario.display()
@@ -286,7 +295,7 @@ fn main() -> ExitCode {
         }
         Cmd::Check { scenario } => match Scenario::load(&scenario) {
             Ok(sc) => {
-                println!(
+                out!(
                     "{}: ok ({} plugins, {} channels)",
                     scenario.display(),
                     sc.plugins.len(),
