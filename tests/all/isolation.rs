@@ -1,7 +1,6 @@
 //! Plugins run in their own processes: killing one worker fails only that plugin, the others
 //! end, and nothing of the run is left behind.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{self, assert_no_leftovers, heavy, report};
@@ -39,13 +38,7 @@ timeout = "120s"
 "#,
     );
     let id = util::run_id("kill");
-    let child = Command::new(util::bin())
-        .args(["run", "--json", "--run-id", &id, sc.to_str().unwrap()])
-        .env("WASM_IPC_CACHE_DIR", util::cache_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = util::spawn(&["run", "--json", "--run-id", &id, sc.to_str().unwrap()]);
     let start = Instant::now();
     let victim = loop {
         if let Some(pid) = util::worker_pid(&id, "r") {

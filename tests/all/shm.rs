@@ -2,7 +2,6 @@
 //! a consumer cannot write what it received, idle consumers sleep, and the hand-off survives
 //! a stress run under every wait mode.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{self, assert_no_leftovers, heavy, report, wasm_ipc};
@@ -49,13 +48,7 @@ timeout = "120s"
 "#,
     );
     let id = util::run_id("maps");
-    let child = Command::new(util::bin())
-        .args(["run", "--json", "--run-id", &id, sc.to_str().unwrap()])
-        .env("WASM_IPC_CACHE_DIR", util::cache_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = util::spawn(&["run", "--json", "--run-id", &id, sc.to_str().unwrap()]);
     let supervisor = child.id() as i32;
     let slots = format!("wasm-ipc:{id}:slots:0:0");
     let start = Instant::now();

@@ -61,16 +61,20 @@ pub fn run_id(tag: &str) -> String {
     )
 }
 
-/// Runs `wasm-ipc args…` under a watchdog: a hang kills the child and fails the test.
-pub fn wasm_ipc(args: &[&str]) -> Output {
-    let child = Command::new(bin())
+/// Starts `wasm-ipc args…` with piped output and the tests' module cache.
+pub fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(bin())
         .args(args)
         .env("WASM_IPC_CACHE_DIR", cache_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("starting wasm-ipc");
-    wait_with_watchdog(child, Duration::from_secs(180))
+        .expect("starting wasm-ipc")
+}
+
+/// Runs `wasm-ipc args…` under a watchdog: a hang kills the child and fails the test.
+pub fn wasm_ipc(args: &[&str]) -> Output {
+    wait_with_watchdog(spawn(args), Duration::from_secs(180))
 }
 
 /// The module cache the tests share (inside target/, private to this user).
