@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod control;
 pub mod plugin;
 pub mod report;
 pub mod scenario;

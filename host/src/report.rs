@@ -10,9 +10,39 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::control::{Outcome, Status};
 use crate::scenario::{BackendKind, Scenario, Verify};
-use crate::supervisor::RunState;
-use crate::worker::Status;
+use crate::sys::ChildUsage;
+
+/// What the supervisor gathered about one run: the report's input.
+#[derive(Debug, Default)]
+pub struct RunRecord {
+    /// Every worker that was started, in plugin order.
+    pub workers: Vec<WorkerRecord>,
+    /// When the start barrier opened, if it did.
+    pub release_ns: Option<u64>,
+    /// Ctrl-C or SIGTERM ended the run.
+    pub interrupted: bool,
+}
+
+/// What the supervisor learned about one worker.
+#[derive(Debug)]
+pub struct WorkerRecord {
+    /// Plugin instance name.
+    pub name: String,
+    /// Its pid.
+    pub pid: i32,
+    /// When its spawn was requested (CLOCK_MONOTONIC ns).
+    pub spawn_ns: u64,
+    /// When it said `Ready`.
+    pub ready_ns: Option<u64>,
+    /// Its final report, if it sent one.
+    pub outcome: Option<Outcome>,
+    /// Its exit status and resource usage, once reaped.
+    pub usage: Option<ChildUsage>,
+    /// Why the supervisor killed it, if it did.
+    pub killed: Option<String>,
+}
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +115,9 @@ pub struct ProcessReport {
     pub windows: BTreeMap<String, u64>,
     /// Bytes of plugin output (stdout, stderr, log) dropped by the 1 MiB limit.
     pub output_dropped: u64,
+    /// The backend's own counters for this process (e.g. `wakeups`, `credit_writes`).
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// One run of a scenario on one backend.
@@ -136,12 +169,13 @@ pub fn combine(links: &BTreeMap<String, String>) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
-pub(crate) fn build(
+/// Turns what the supervisor gathered into the run's report.
+pub fn build(
     sc: &Scenario,
     backend: BackendKind,
     repeat: u32,
     modules_compiled: usize,
-    run: &RunState,
+    run: &RunRecord,
     start_error: Option<anyhow::Error>,
 ) -> RunReport {
     let mut sent = BTreeMap::new();
@@ -211,6 +245,7 @@ pub(crate) fn build(
             lost_wakeups: figures.lost_wakeups,
             windows: figures.windows.clone(),
             output_dropped: figures.output_dropped,
+            counters: figures.counters.clone(),
         });
     }
     let verify = sc.run.verify == Verify::Full;

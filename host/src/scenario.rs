@@ -133,7 +133,10 @@ pub struct Channel {
 }
 
 /// An IPC backend a scenario can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// `"shm"`: shared-memory rings.
     Shm,

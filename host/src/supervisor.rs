@@ -7,7 +7,7 @@
 //! thread that lives for the whole run) and are killed through pidfds at the deadline's grace.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufReader;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -19,13 +19,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::backend::shm::{Control, Layout, Wait};
-use crate::backend::{Direction, LinkSpec, PortSpec, ShmPort};
+use crate::backend::{self, ChannelDesc, EndpointDesc, Fds, PeerLost, PortSpec};
+use crate::control::{self, FromWorker, Status, ToWorker, WorkerSpec};
 use crate::plugin::{self, cache};
-use crate::report::{self, RunReport};
-use crate::scenario::{BackendKind, Scenario, Verify, WaitMode};
+use crate::report::{self, RunRecord, RunReport, WorkerRecord};
+use crate::scenario::{BackendKind, Scenario, Verify};
 use crate::sys::{self, ChildUsage, Pidfd};
-use crate::worker::{FromWorker, Outcome, Status, ToWorker, WorkerSpec};
 
 /// How long workers get, after the deadline or a stop request, before they are killed.
 const GRACE: Duration = Duration::from_secs(2);
@@ -53,6 +52,7 @@ pub struct Session {
     run_id: String,
     exe: PathBuf,
     modules: HashMap<PathBuf, cache::Compiled>,
+    /// Modules compiled now (not loaded from the cache): the report's `modules_compiled`.
     modules_compiled: usize,
 }
 
@@ -88,28 +88,26 @@ impl Session {
         })
     }
 
-    /// Modules compiled (not loaded from the cache) for this session.
-    pub fn modules_compiled(&self) -> usize {
-        self.modules_compiled
-    }
-
-    /// The run id that tags this session's memfds and worker arguments.
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
     /// Runs `sc` once on `backend`; failures are in the report, never an `Err`.
     pub fn run(&self, sc: &Scenario, backend: BackendKind, repeat: u32) -> RunReport {
         let start_ns = sys::now_ns();
-        let deadline_ns = start_ns + sc.run.timeout.as_nanos() as u64;
+        // `run.timeout` is bounded by the parser, so this cannot overflow in practice; saturate
+        // rather than wrap if it ever did.
+        let timeout_ns = u64::try_from(sc.run.timeout.as_nanos()).unwrap_or(u64::MAX);
+        let deadline_ns = start_ns.saturating_add(timeout_ns);
         let mut run = RunState::default();
         let result = self.start_and_supervise(sc, backend, repeat, deadline_ns, &mut run);
+        let record = RunRecord {
+            workers: run.workers.into_iter().map(|w| w.record).collect(),
+            release_ns: run.release_ns,
+            interrupted: run.interrupted,
+        };
         report::build(
             sc,
             backend,
             repeat,
             self.modules_compiled,
-            &run,
+            &record,
             result.err(),
         )
     }
@@ -125,16 +123,16 @@ impl Session {
         let Plan {
             specs,
             mut fds,
-            controls,
+            channels,
             roles,
         } = plan(sc, repeat, backend, deadline_ns, &self.run_id)?;
-        run.controls = controls;
+        run.channels = channels;
         run.roles = roles;
         let (tx, rx) = mpsc::channel::<Event>();
         for (i, spec) in specs.into_iter().enumerate() {
             let plugin = &sc.plugins[i];
-            let link_fds = std::mem::take(&mut fds[i]);
-            match self.spawn(i, &plugin.name, &plugin.wasm, spec, link_fds, &tx) {
+            let port_fds = fds.take(i);
+            match self.spawn(i, &plugin.name, &plugin.wasm, spec, port_fds, &tx) {
                 Ok(w) => run.workers.push(w),
                 Err(e) => {
                     for w in &run.workers {
@@ -182,27 +180,21 @@ impl Session {
         drop(keep);
         drop(theirs);
         drop(link_fds);
-        let pid = child.id() as i32;
+        let pid = i32::try_from(child.id())?;
         // The wait thread reaps the child; std's handle is not used for waiting.
         std::mem::forget(child);
         let pidfd = Pidfd::open(pid)?;
         let mut ctrl = UnixStream::from(ours);
-        let mut line = serde_json::to_vec(&spec)?;
-        line.push(b'\n');
         // A worker that died at once shows up through its exit; the write error adds nothing.
-        let _ = ctrl.write_all(&line);
+        let _ = control::send(&mut ctrl, &spec);
         {
             let events = events.clone();
-            let reader = ctrl.try_clone()?;
+            let mut reader = control::Reader::new(BufReader::new(ctrl.try_clone()?));
             std::thread::spawn(move || {
-                for line in BufReader::new(reader).lines() {
-                    let Ok(line) = line else { break };
-                    match serde_json::from_str::<FromWorker>(&line) {
-                        Ok(msg) => {
-                            let _ = events.send(Event::Msg(i, msg));
-                        }
-                        Err(_) => break,
-                    }
+                // A line that does not decode ends the conversation like end of file: the
+                // worker is then judged by its exit.
+                while let Ok(Some(msg)) = reader.read::<FromWorker>() {
+                    let _ = events.send(Event::Msg(i, msg));
                 }
                 let _ = events.send(Event::CtrlClosed(i));
             });
@@ -215,17 +207,19 @@ impl Session {
             });
         }
         Ok(Worker {
-            name: name.to_string(),
-            pid,
+            record: WorkerRecord {
+                name: name.to_string(),
+                pid,
+                spawn_ns,
+                ready_ns: None,
+                outcome: None,
+                usage: None,
+                killed: None,
+            },
             pidfd,
             ctrl,
-            spawn_ns,
-            ready_ns: None,
-            outcome: None,
-            usage: None,
             told_failure: false,
             ctrl_closed: false,
-            killed: None,
         })
     }
 }
@@ -238,73 +232,61 @@ enum Event {
 
 /// One started worker as the supervisor tracks it.
 #[derive(Debug)]
-pub(crate) struct Worker {
-    pub name: String,
-    pub pid: i32,
+struct Worker {
+    /// What the report gets.
+    record: WorkerRecord,
     pidfd: Pidfd,
     ctrl: UnixStream,
-    pub spawn_ns: u64,
-    pub ready_ns: Option<u64>,
-    pub outcome: Option<Outcome>,
-    pub usage: Option<ChildUsage>,
     told_failure: bool,
     ctrl_closed: bool,
-    /// Why the supervisor killed it, if it did.
-    pub killed: Option<String>,
 }
 
 impl Worker {
     fn tell(&mut self, msg: &ToWorker) {
-        if let Ok(mut line) = serde_json::to_vec(msg) {
-            line.push(b'\n');
-            let _ = self.ctrl.write_all(&line);
-        }
+        let _ = control::send(&mut self.ctrl, msg);
     }
 
     /// Ended badly by its own doing (not because a peer failed or the run timed out, which
     /// every worker sees for itself). A worker that exited is judged only once its control
     /// socket is drained too: its final report may arrive after the exit.
-    pub fn failed(&self) -> bool {
-        match &self.outcome {
+    fn failed(&self) -> bool {
+        match &self.record.outcome {
             Some(o) => o.status == Status::Failed,
-            None => self.usage.is_some() && self.ctrl_closed,
+            None => self.record.usage.is_some() && self.ctrl_closed,
         }
     }
 }
 
-/// What a run's supervision gathered.
+/// A worker's place in a channel.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Producer(usize),
+    Consumer(usize),
+}
+
+/// What a run's supervision tracks.
 #[derive(Debug, Default)]
-pub(crate) struct RunState {
-    pub workers: Vec<Worker>,
-    pub release_ns: Option<u64>,
-    pub interrupted: bool,
-    /// `shm`: each channel's control block, so that a failure reaches the rings at once.
-    controls: Vec<Option<Arc<Control>>>,
-    /// `shm`: per worker, (channel, role) for failure propagation.
+struct RunState {
+    workers: Vec<Worker>,
+    release_ns: Option<u64>,
+    interrupted: bool,
+    /// Per channel, what its backend does when a worker of it is lost.
+    channels: Vec<Box<dyn PeerLost>>,
+    /// Per worker, (channel, role) for failure propagation.
     roles: Vec<Vec<(usize, Role)>>,
 }
 
 impl RunState {
-    /// Marks worker `i` failed in every ring it takes part in and wakes its peers (`shm`; on
-    /// `msg` the closed sockets say it).
+    /// Tells the backend of every channel worker `i` takes part in that it is gone (`shm`
+    /// marks its rings; on `msg` the closed sockets say it).
     fn propagate_failure(&self, i: usize) {
-        for (c, role) in self.roles.get(i).into_iter().flatten() {
-            let Some(ctl) = &self.controls[*c] else {
-                continue;
-            };
+        for &(c, role) in self.roles.get(i).into_iter().flatten() {
             match role {
-                Role::Producer(p) => ctl.fail_producer(*p),
-                Role::Consumer(q) => ctl.detach_consumer(*q),
+                Role::Producer(p) => self.channels[c].producer_lost(p),
+                Role::Consumer(q) => self.channels[c].consumer_lost(q),
             }
         }
     }
-}
-
-/// A worker's place in an `shm` channel.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Role {
-    Producer(u32),
-    Consumer(u32),
 }
 
 fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
@@ -316,11 +298,13 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
     while finished < 2 * n {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(Event::Msg(i, FromWorker::Ready { ready_ns })) => {
-                run.workers[i].ready_ns = Some(ready_ns)
+                run.workers[i].record.ready_ns = Some(ready_ns)
             }
-            Ok(Event::Msg(i, FromWorker::Done(outcome))) => run.workers[i].outcome = Some(*outcome),
+            Ok(Event::Msg(i, FromWorker::Done(outcome))) => {
+                run.workers[i].record.outcome = Some(*outcome)
+            }
             Ok(Event::Exited(i, usage)) => {
-                run.workers[i].usage = Some(usage);
+                run.workers[i].record.usage = Some(usage);
                 finished += 1;
             }
             Ok(Event::CtrlClosed(i)) => {
@@ -334,7 +318,7 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
         // The barrier: release everyone at once when all are ready.
         if run.release_ns.is_none()
             && stop_sent_at.is_none()
-            && run.workers.iter().all(|w| w.ready_ns.is_some())
+            && run.workers.iter().all(|w| w.record.ready_ns.is_some())
         {
             let release_ns = sys::now_ns();
             run.release_ns = Some(release_ns);
@@ -351,9 +335,9 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 run.propagate_failure(i);
                 if run.release_ns.is_none() {
                     stop_sent_at.get_or_insert(now);
-                    let reason = failure_summary(&run.workers[i]);
+                    let reason = failure_summary(&run.workers[i].record);
                     for (j, w) in run.workers.iter_mut().enumerate() {
-                        if j != i && w.usage.is_none() {
+                        if j != i && w.record.usage.is_none() {
                             w.tell(&ToWorker::Stop {
                                 reason: reason.clone(),
                             });
@@ -371,17 +355,18 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 });
             }
         }
-        let kill_reason = if now > deadline_ns + GRACE.as_nanos() as u64 {
+        let grace_ns = u64::try_from(GRACE.as_nanos()).expect("2 s fits");
+        let kill_reason = if now > deadline_ns.saturating_add(grace_ns) {
             Some("still running after the deadline and its grace period")
-        } else if stop_sent_at.is_some_and(|t| now > t + GRACE.as_nanos() as u64) {
+        } else if stop_sent_at.is_some_and(|t| now > t + grace_ns) {
             Some("did not stop when asked")
         } else {
             None
         };
         if let Some(why) = kill_reason {
             for w in &mut run.workers {
-                if w.usage.is_none() && w.killed.is_none() {
-                    w.killed = Some(why.to_string());
+                if w.record.usage.is_none() && w.record.killed.is_none() {
+                    w.record.killed = Some(why.to_string());
                     w.pidfd.kill();
                 }
             }
@@ -389,7 +374,7 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
     }
 }
 
-fn failure_summary(w: &Worker) -> String {
+fn failure_summary(w: &WorkerRecord) -> String {
     match (&w.outcome, &w.usage) {
         (Some(o), _) => o
             .error
@@ -427,12 +412,12 @@ fn link_key(
 /// A run's wiring: each worker's spec and the fds it receives (fd 5, 6, … in order).
 struct Plan {
     specs: Vec<WorkerSpec>,
-    fds: Vec<Vec<OwnedFd>>,
-    controls: Vec<Option<Arc<Control>>>,
+    fds: Fds,
+    channels: Vec<Box<dyn PeerLost>>,
     roles: Vec<Vec<(usize, Role)>>,
 }
 
-/// Wires every channel of `sc` for `backend` — the one place that picks a backend.
+/// Wires every channel of `sc` through `backend`; the backend plans each channel itself.
 fn plan(
     sc: &Scenario,
     repeat: u32,
@@ -441,169 +426,70 @@ fn plan(
     run_id: &str,
 ) -> anyhow::Result<Plan> {
     let n = sc.plugins.len();
-    let mut fds: Vec<Vec<OwnedFd>> = (0..n).map(|_| Vec::new()).collect();
-    let mut give = |plugin: usize, fd: OwnedFd| -> i32 {
-        fds[plugin].push(fd);
-        4 + fds[plugin].len() as i32
-    };
+    let imp = backend::of(backend);
+    let mut fds = Fds::new(n);
     let mut ports: Vec<BTreeMap<String, PortSpec>> = (0..n).map(|_| BTreeMap::new()).collect();
-    let mut controls = Vec::new();
+    let mut channels = Vec::new();
     let mut roles: Vec<Vec<(usize, Role)>> = (0..n).map(|_| Vec::new()).collect();
-    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let wait = match sc.run.wait {
-        WaitMode::Spin => Wait::Spin,
-        WaitMode::Futex => Wait::Futex,
-        // More processes than CPUs: a spinning waiter would hold the CPU its peer needs.
-        WaitMode::Adaptive if n > cpus => Wait::Adaptive {
-            spin_ns: 5_000,
-            yield_: true,
-        },
-        WaitMode::Adaptive => Wait::Adaptive {
-            spin_ns: 50_000,
-            yield_: false,
-        },
+    let endpoint = |e: &crate::scenario::Endpoint| EndpointDesc {
+        plugin: e.plugin,
+        port: e.port.clone(),
     };
     for (c, ch) in sc.channels.iter().enumerate() {
-        let keys: Vec<Vec<String>> = ch
-            .from
-            .iter()
-            .map(|f| ch.to.iter().map(|t| link_key(sc, c, f, t)).collect())
-            .collect();
-        let base = |name: &str, direction, window_len: u32| PortSpec {
-            name: name.to_string(),
-            direction,
-            channel: c,
+        let desc = ChannelDesc {
+            index: c,
+            run_id,
+            producers: ch.from.iter().map(endpoint).collect(),
+            consumers: ch.to.iter().map(endpoint).collect(),
+            keys: ch
+                .from
+                .iter()
+                .map(|f| ch.to.iter().map(|t| link_key(sc, c, f, t)).collect())
+                .collect(),
             slot_size: ch.slot_size,
             capacity: ch.capacity,
-            window_len,
-            links: Vec::new(),
-            shm: None,
+            wait: sc.run.wait,
+            processes: n,
         };
-        match backend {
-            BackendKind::Msg => {
-                let window_len = (ch.slot_size as u64).div_ceil(65536) as u32 * 65536;
-                for (p, from) in ch.from.iter().enumerate() {
-                    for (q, to) in ch.to.iter().enumerate() {
-                        let (a, b) = sys::stream_pair().context("creating a link socket pair")?;
-                        let key = keys[p][q].clone();
-                        let fd = give(from.plugin, a);
-                        ports[from.plugin]
-                            .entry(from.port.clone())
-                            .or_insert_with(|| base(&from.port, Direction::Out, window_len))
-                            .links
-                            .push(LinkSpec {
-                                key: key.clone(),
-                                fd,
-                            });
-                        let fd = give(to.plugin, b);
-                        ports[to.plugin]
-                            .entry(to.port.clone())
-                            .or_insert_with(|| base(&to.port, Direction::In, window_len))
-                            .links
-                            .push(LinkSpec { key, fd });
-                    }
-                }
-            }
-            BackendKind::Shm => {
-                let layout = Layout::new(
-                    ch.from.len() as u32,
-                    ch.to.len() as u32,
-                    ch.capacity,
-                    ch.slot_size,
-                );
-                let (ctl_file, ctl) =
-                    Control::create(&format!("wasm-ipc:{run_id}:control:{c}"), layout)
-                        .context("creating a control block")?;
-                let ctl_fd = OwnedFd::from(ctl_file);
-                let slots: Vec<std::fs::File> = (0..ch.from.len())
-                    .map(|p| {
-                        sys::sized_memfd(
-                            &format!("wasm-ipc:{run_id}:slots:{c}:{p}"),
-                            layout.ring_len as usize,
-                        )
-                    })
-                    .collect::<std::io::Result<_>>()
-                    .context("creating a slot area")?;
-                for (p, from) in ch.from.iter().enumerate() {
-                    let control_fd = give(from.plugin, ctl_fd.try_clone()?);
-                    let slot_fd = give(from.plugin, OwnedFd::from(slots[p].try_clone()?));
-                    let mut spec = base(&from.port, Direction::Out, layout.ring_len);
-                    spec.links = keys[p]
-                        .iter()
-                        .map(|k| LinkSpec {
-                            key: k.clone(),
-                            fd: -1,
-                        })
-                        .collect();
-                    spec.shm = Some(ShmPort {
-                        control_fd,
-                        slot_fds: vec![slot_fd],
-                        index: p as u32,
-                        layout,
-                        wait,
-                    });
-                    ports[from.plugin].insert(from.port.clone(), spec);
-                    roles[from.plugin].push((c, Role::Producer(p as u32)));
-                }
-                for (q, to) in ch.to.iter().enumerate() {
-                    let control_fd = give(to.plugin, ctl_fd.try_clone()?);
-                    // Consumers get read-only descriptors: no mapping of them can be writable.
-                    let slot_fds = slots
-                        .iter()
-                        .map(|f| Ok(give(to.plugin, OwnedFd::from(sys::reopen_read_only(f)?))))
-                        .collect::<std::io::Result<Vec<i32>>>()?;
-                    let mut spec = base(
-                        &to.port,
-                        Direction::In,
-                        layout.ring_len * ch.from.len() as u32,
-                    );
-                    spec.links = keys
-                        .iter()
-                        .map(|k| LinkSpec {
-                            key: k[q].clone(),
-                            fd: -1,
-                        })
-                        .collect();
-                    spec.shm = Some(ShmPort {
-                        control_fd,
-                        slot_fds,
-                        index: q as u32,
-                        layout,
-                        wait,
-                    });
-                    ports[to.plugin].insert(to.port.clone(), spec);
-                    roles[to.plugin].push((c, Role::Consumer(q as u32)));
-                }
-                controls.push(Some(Arc::new(ctl)));
-                continue;
-            }
+        let planned = imp
+            .plan(&desc, &mut fds)
+            .with_context(|| format!("channel {c} on `{}`", backend.name()))?;
+        for (p, (from, spec)) in ch.from.iter().zip(planned.producers).enumerate() {
+            ports[from.plugin].insert(spec.name.clone(), spec);
+            roles[from.plugin].push((c, Role::Producer(p)));
         }
-        controls.push(None);
+        for (q, (to, spec)) in ch.to.iter().zip(planned.consumers).enumerate() {
+            ports[to.plugin].insert(spec.name.clone(), spec);
+            roles[to.plugin].push((c, Role::Consumer(q)));
+        }
+        channels.push(planned.peers);
     }
     let specs = sc
         .plugins
         .iter()
         .zip(ports)
-        .map(|(p, ports)| {
+        .enumerate()
+        .map(|(i, (p, ports))| {
             let mut config = p.config.clone();
             config.insert("wasm-ipc.plugin".into(), p.name.clone());
             config.insert("wasm-ipc.backend".into(), backend.name().into());
             config.insert("wasm-ipc.repeat".into(), repeat.to_string());
-            WorkerSpec {
+            Ok(WorkerSpec {
                 plugin: p.name.clone(),
                 config,
                 ports: ports.into_values().collect(),
+                port_fds: u32::try_from(fds.count(i))?,
                 verify: sc.run.verify == Verify::Full,
                 seed: sc.run.seed,
                 deadline_ns,
                 timeout: format!("{:?}", sc.run.timeout),
-            }
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     Ok(Plan {
         specs,
         fds,
-        controls,
+        channels,
         roles,
     })
 }

@@ -197,8 +197,8 @@ impl StopFd {
 /// What `wait_ready` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {
-    /// The fd at this index is ready.
-    Ready(usize),
+    /// One of the fds is ready.
+    Ready,
     /// The stop fd is readable.
     Stopped,
     /// The timeout passed.
@@ -206,13 +206,12 @@ pub enum Readiness {
 }
 
 /// Waits until one of `fds` is ready for `events` (POLLIN or POLLOUT), `stop` is signalled, or
-/// `timeout` passes. Starts looking at `start` so that no fd starves (round robin). Errors and
-/// hang-ups count as ready: the following read or write reports them.
+/// `timeout` passes. Errors and hang-ups count as ready: the following read or write reports
+/// them.
 pub fn wait_ready(
     fds: &[BorrowedFd<'_>],
     write: bool,
     stop: &StopFd,
-    start: usize,
     timeout: Duration,
 ) -> io::Result<Readiness> {
     let events = if write { libc::POLLOUT } else { libc::POLLIN };
@@ -246,65 +245,95 @@ pub fn wait_ready(
         if pfds[fds.len()].revents != 0 {
             return Ok(Readiness::Stopped);
         }
-        let k = fds.len();
-        for j in 0..k {
-            let i = (start + j) % k;
-            if pfds[i].revents != 0 {
-                return Ok(Readiness::Ready(i));
-            }
-        }
-        return Ok(Readiness::TimedOut);
+        return Ok(Readiness::Ready);
     }
 }
 
-/// A view of one port's window inside a guest's linear memory, valid for one host call.
-///
-/// The host call that makes it holds the store exclusively, so the guest cannot run while the
-/// view is used; and wasmtime's default linear memory on 64-bit hosts is a fixed reservation
-/// that never moves. A `Window` is never kept across host calls.
-#[derive(Debug, Clone, Copy)]
-pub struct Window {
-    base: *mut u8,
-    len: usize,
+/// Bytes of payload that the copy primitives of [`Window`] moved between a guest window and
+/// the kernel. Only this module can add to it, so a transport's count is exactly what its
+/// copies moved: a backend that moves nothing reads 0 because nothing was added.
+#[derive(Debug, Default)]
+pub struct CopyMeter {
+    bytes: u64,
 }
 
-impl Window {
+impl CopyMeter {
+    /// Payload bytes copied so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// A view of one port's window inside a guest's linear memory.
+///
+/// It borrows what it was made from (the store, or the memory's bytes) for `'a`, so it cannot
+/// outlive the host call that made it: the guest cannot run while it is used, and the memory
+/// (a fixed [`HostMemory`] reservation) cannot move or go away meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    base: *mut u8,
+    len: usize,
+    _memory: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> Window<'a> {
     /// A view of `memory[off .. off + len]`; `None` when that lies outside the memory.
-    pub fn of<T>(
+    pub fn of<S: wasmtime::AsContext>(
         memory: &wasmtime::Memory,
-        store: impl wasmtime::AsContext<Data = T>,
+        store: &'a S,
         off: u32,
         len: u32,
-    ) -> Option<Window> {
-        let size = memory.data_size(&store);
+    ) -> Option<Window<'a>> {
+        let size = memory.data_size(store);
         let end = (off as usize).checked_add(len as usize)?;
         if end > size {
             return None;
         }
         // SAFETY: `off + len <= data_size`, so the offset stays inside the allocation that
-        // `data_ptr` points to.
-        let base = unsafe { memory.data_ptr(&store).add(off as usize) };
+        // `data_ptr` points to; the store stays borrowed for `'a`.
+        let base = unsafe { memory.data_ptr(store).add(off as usize) };
         Some(Window {
             base,
             len: len as usize,
+            _memory: std::marker::PhantomData,
+        })
+    }
+
+    /// A view of `bytes[off .. off + len]` of a linear memory's bytes (from
+    /// `Memory::data_and_store_mut`, which also lends the host state beside it); `None` when
+    /// that lies outside. No byte is read or written through `bytes` itself: another process
+    /// may write shared pages of it at any time, so only raw-pointer copies touch them.
+    pub fn in_memory(bytes: &'a mut [u8], off: u32, len: u32) -> Option<Window<'a>> {
+        let end = (off as usize).checked_add(len as usize)?;
+        if end > bytes.len() {
+            return None;
+        }
+        // SAFETY: `off + len <= bytes.len()`, so the offset stays inside the slice.
+        let base = unsafe { bytes.as_mut_ptr().add(off as usize) };
+        Some(Window {
+            base,
+            len: len as usize,
+            _memory: std::marker::PhantomData,
         })
     }
 
     /// The part `[off, off + len)` of this window.
-    pub fn sub(&self, off: usize, len: usize) -> Option<Window> {
+    pub fn sub(&self, off: usize, len: usize) -> Option<Window<'a>> {
         self.check(off, len).ok()?;
         Some(Window {
             // SAFETY: `off + len <= self.len` (checked above), so the offset stays inside.
             base: unsafe { self.base.add(off) },
             len,
+            _memory: std::marker::PhantomData,
         })
     }
 
     /// An empty window (for frames without payload).
-    pub fn empty() -> Window {
+    pub fn empty() -> Window<'static> {
         Window {
             base: std::ptr::NonNull::dangling().as_ptr(),
             len: 0,
+            _memory: std::marker::PhantomData,
         }
     }
 
@@ -381,6 +410,7 @@ impl Window {
     pub fn writev_frame(
         &self,
         fd: BorrowedFd<'_>,
+        meter: &mut CopyMeter,
         head: &[u8],
         off: usize,
         len: usize,
@@ -416,24 +446,33 @@ impl Window {
         // kernel's per-process I/O counters see the bytes; Rust ignores SIGPIPE, so a closed
         // peer is EPIPE.
         let r = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), n as libc::c_int) };
-        if r < 0 {
+        let Ok(r) = usize::try_from(r) else {
             return Err(io::Error::last_os_error());
-        }
-        Ok(r as usize)
+        };
+        // What went beyond the header's remainder came out of the window.
+        meter.bytes += (r.saturating_sub(head.len().saturating_sub(done))) as u64;
+        Ok(r)
     }
 
     /// Reads at most `len` bytes from a non-blocking socket into `window[off ..]`. Returns the
     /// bytes read (0 at end of stream), or `WouldBlock`.
-    pub fn recv_into(&self, fd: BorrowedFd<'_>, off: usize, len: usize) -> io::Result<usize> {
+    pub fn recv_into(
+        &self,
+        fd: BorrowedFd<'_>,
+        meter: &mut CopyMeter,
+        off: usize,
+        len: usize,
+    ) -> io::Result<usize> {
         self.check(off, len)?;
         // SAFETY: the destination range is inside the window (checked above) and nothing else
         // reads or writes it during this call (the guest is blocked in the host call).
         // `read` (not `recv`) so the kernel's per-process I/O counters see the bytes.
         let r = unsafe { libc::read(fd.as_raw_fd(), self.base.add(off).cast(), len) };
-        if r < 0 {
+        let Ok(r) = usize::try_from(r) else {
             return Err(io::Error::last_os_error());
-        }
-        Ok(r as usize)
+        };
+        meter.bytes += r as u64;
+        Ok(r)
     }
 }
 
@@ -884,7 +923,7 @@ impl Drop for ControlMap {
 pub fn map_over_window(
     fd: BorrowedFd<'_>,
     len: usize,
-    window: Window,
+    window: Window<'_>,
     writable: bool,
 ) -> io::Result<()> {
     check_sealed(fd, len)?;
@@ -926,16 +965,29 @@ pub fn map_over_window(
     Ok(())
 }
 
+/// How a [`futex_wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FutexWait {
+    /// A `FUTEX_WAKE` ended the sleep.
+    Woken,
+    /// The word no longer held the expected value: no sleep.
+    Changed,
+    /// The timeout passed.
+    TimedOut,
+    /// A signal interrupted the sleep.
+    Interrupted,
+}
+
 /// Sleeps while `word` holds `expected`, at most `timeout` (a shared futex: the word may be in
-/// memory shared with other processes). Returns on wake-up, timeout, signal or value change.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+/// memory shared with other processes). Says how the wait ended.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> FutexWait {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `word` is a live, aligned 32-bit atomic; `ts` lives for the call. FUTEX_WAIT
     // without FUTEX_PRIVATE_FLAG works across processes sharing the page.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -946,6 +998,14 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
             0,
         )
     };
+    if r == 0 {
+        return FutexWait::Woken;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EAGAIN) => FutexWait::Changed,
+        Some(libc::ETIMEDOUT) => FutexWait::TimedOut,
+        _ => FutexWait::Interrupted,
+    }
 }
 
 /// Wakes every waiter on `word` (shared futex).

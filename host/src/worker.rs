@@ -9,114 +9,34 @@
 //! `Go` (the barrier) → call `run` → close outputs → `Done` with figures measured from the
 //! barrier's release.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 
-use crate::backend::{PortSpec, Stop, StopReason};
+use crate::backend::{FIRST_PORT_FD, FdSource, Stop, StopReason};
+use crate::control::{self, FromWorker, Outcome, Status, ToWorker, WorkerSpec};
 use crate::plugin::{self, Figures, Host, abi::HostTrap};
 use crate::sys;
 
-/// What a worker needs to know; the first line on its control socket.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorkerSpec {
-    /// Plugin instance name.
-    pub plugin: String,
-    /// Config values as text (including the host-provided `wasm-ipc.*` keys).
-    pub config: BTreeMap<String, String>,
-    /// Ports, in the order windows are requested.
-    pub ports: Vec<PortSpec>,
-    /// Compute digests.
-    pub verify: bool,
-    /// Seed for `random_get`.
-    pub seed: u64,
-    /// The run's deadline, CLOCK_MONOTONIC ns.
-    pub deadline_ns: u64,
-    /// The run's timeout as the scenario wrote it, for messages.
-    pub timeout: String,
+/// The port fds this worker was handed (fd 5 … 5 + count − 1), each taken once.
+#[derive(Debug)]
+struct Inherited {
+    taken: Vec<bool>,
 }
 
-/// Supervisor → worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ToWorker {
-    /// The barrier: start `run` now.
-    Go {
-        /// When the supervisor released the barrier (CLOCK_MONOTONIC ns).
-        release_ns: u64,
-    },
-    /// Stop now (Ctrl-C, set-up failure elsewhere).
-    Stop {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// How a worker's plugin ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// `run` returned 0.
-    Ok,
-    /// The plugin trapped, returned non-zero, or could not start.
-    Failed,
-    /// The plugin ended because a peer failed (not its own fault).
-    PeerFailed,
-    /// Stopped at the deadline or by the supervisor.
-    Interrupted,
-    /// The process died without reporting (killed, crashed).
-    Killed,
-}
-
-/// A worker's final report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Outcome {
-    /// How it ended.
-    pub status: Status,
-    /// What happened, when not ok.
-    pub error: Option<String>,
-    /// When `run` ended, CLOCK_MONOTONIC ns.
-    pub end_ns: u64,
-    /// When the worker was ready, ns after its spawn was requested… as measured by the worker:
-    /// CLOCK_MONOTONIC ns at `Ready`.
-    pub ready_at_ns: u64,
-    /// Counts, digests, latency.
-    pub figures: Figures,
-    /// `rchar`, `wchar` from /proc/self/io, read just before reporting.
-    pub io: Option<(u64, u64)>,
-}
-
-/// Worker → supervisor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum FromWorker {
-    /// Instantiated, windows allocated, ports open.
-    Ready {
-        /// CLOCK_MONOTONIC ns.
-        ready_ns: u64,
-    },
-    /// Finished (or failed to start).
-    Done(Box<Outcome>),
-}
-
-fn send(ctrl: &mut UnixStream, msg: &FromWorker) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(msg)?;
-    line.push(b'\n');
-    ctrl.write_all(&line)?;
-    Ok(())
-}
-
-fn read_line<T: for<'de> Deserialize<'de>>(r: &mut impl BufRead) -> anyhow::Result<Option<T>> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Ok(None);
+impl FdSource for Inherited {
+    fn take(&mut self, n: i32) -> anyhow::Result<std::os::fd::OwnedFd> {
+        let slot = usize::try_from(n - FIRST_PORT_FD)
+            .ok()
+            .and_then(|i| self.taken.get_mut(i))
+            .with_context(|| format!("fd {n} was not handed to this worker"))?;
+        anyhow::ensure!(!*slot, "fd {n} taken twice");
+        *slot = true;
+        Ok(sys::inherited_fd(n)?)
     }
-    Ok(Some(
-        serde_json::from_str(&line).context("bad control message")?,
-    ))
 }
 
 /// Runs the worker; returns the process exit code.
@@ -141,8 +61,8 @@ fn run_worker() -> anyhow::Result<()> {
     let ctrl_fd = sys::inherited_fd(3)?;
     let module_fd = sys::inherited_fd(4)?;
     let mut ctrl = UnixStream::from(ctrl_fd);
-    let mut reader = BufReader::new(ctrl.try_clone()?);
-    let Some(spec): Option<WorkerSpec> = read_line(&mut reader)? else {
+    let mut reader = control::Reader::new(BufReader::new(ctrl.try_clone()?));
+    let Some(spec): Option<WorkerSpec> = reader.read()? else {
         bail!("control socket closed before the spec arrived");
     };
     let stop = Arc::new(Stop::new(spec.deadline_ns)?);
@@ -158,7 +78,11 @@ fn run_worker() -> anyhow::Result<()> {
             spec.verify,
             spec.seed,
         );
-        let (store, run) = plugin::instantiate(&engine, &module, host, spec.ports.clone())?;
+        let mut fds = Inherited {
+            taken: vec![false; usize::try_from(spec.port_fds)?],
+        };
+        let (store, run) =
+            plugin::instantiate(&engine, &module, host, spec.ports.clone(), &mut fds)?;
         Ok((engine, store, run))
     })();
     let (engine, mut store, run) = match setup {
@@ -172,15 +96,15 @@ fn run_worker() -> anyhow::Result<()> {
                 figures: Figures::default(),
                 io: sys::self_io(),
             };
-            send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+            control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
             return Ok(());
         }
     };
     let ready_ns = sys::now_ns();
-    send(&mut ctrl, &FromWorker::Ready { ready_ns })?;
+    control::send(&mut ctrl, &FromWorker::Ready { ready_ns })?;
 
     // The barrier.
-    match read_line::<ToWorker>(&mut reader)? {
+    match reader.read::<ToWorker>()? {
         Some(ToWorker::Go { .. }) => {}
         Some(ToWorker::Stop { reason }) => {
             let outcome = Outcome {
@@ -194,7 +118,7 @@ fn run_worker() -> anyhow::Result<()> {
                 figures: Figures::default(),
                 io: sys::self_io(),
             };
-            send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+            control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
             return Ok(());
         }
         None => return Ok(()),
@@ -204,7 +128,7 @@ fn run_worker() -> anyhow::Result<()> {
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            while let Ok(Some(msg)) = read_line::<ToWorker>(&mut reader) {
+            while let Ok(Some(msg)) = reader.read::<ToWorker>() {
                 match msg {
                     ToWorker::Stop { reason } => stop.request(StopReason::Stopped(reason)),
                     ToWorker::Go { .. } => {}
@@ -244,7 +168,7 @@ fn run_worker() -> anyhow::Result<()> {
         figures,
         io: sys::self_io(),
     };
-    send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+    control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
     Ok(())
 }
 
@@ -283,9 +207,8 @@ fn classify(
                     .downcast_ref::<wasmtime::Trap>()
                     .map(|t| t.to_string())
                     .unwrap_or_else(|| e.to_string());
-                let detail = format!("{e:?}");
                 let mut msg = format!("plugin `{name}` trapped: {trap}");
-                if let Some(port) = fault_address(&detail).and_then(|a| read_only_port(host, a)) {
+                if let Some(port) = fault_address(&e).and_then(|a| read_only_port(host, a)) {
                     msg.push_str(&format!(
                         ": it stored into the read-only shared region of input port `{}` \
                          (a consumer may only read what it receives)",
@@ -293,14 +216,25 @@ fn classify(
                     ));
                     msg.push_str(&format!(" at wasm address {:#x}", port.1));
                 }
-                let frames: Vec<&str> = detail
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| l.contains("!<wasm function") || l.contains(".wasm!"))
-                    .take(3)
-                    .collect();
-                if !frames.is_empty() {
-                    msg.push_str(&format!(" [backtrace: {}]", frames.join("; ")));
+                if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+                    let frames: Vec<String> = bt
+                        .frames()
+                        .iter()
+                        .take(3)
+                        .map(|f| {
+                            let func = f.func_name().map_or_else(
+                                || format!("<wasm function {}>", f.func_index()),
+                                str::to_string,
+                            );
+                            match f.module().name() {
+                                Some(m) => format!("{m}!{func}"),
+                                None => func,
+                            }
+                        })
+                        .collect();
+                    if !frames.is_empty() {
+                        msg.push_str(&format!(" [backtrace: {}]", frames.join("; ")));
+                    }
                 }
                 (Status::Failed, Some(msg))
             }
@@ -308,18 +242,25 @@ fn classify(
     }
 }
 
-/// The wasm address of a memory fault, from wasmtime's trap message.
-fn fault_address(detail: &str) -> Option<u64> {
-    let rest = detail.split("memory fault at wasm address 0x").nth(1)?;
-    let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-    u64::from_str_radix(&hex, 16).ok()
+/// The wasm address of a memory fault, from the context wasmtime attaches to the trap (its
+/// `WasmFault` type is not public, so its message is read).
+fn fault_address(e: &wasmtime::Error) -> Option<u64> {
+    e.chain().find_map(|cause| {
+        let text = cause.to_string();
+        let rest = text.split("memory fault at wasm address 0x").nth(1)?;
+        let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        u64::from_str_radix(&hex, 16).ok()
+    })
 }
 
-/// The `shm` input port whose read-only window holds `addr`, with the address.
+/// The input port whose read-only window holds `addr`, with the address.
 fn read_only_port(host: &Host, addr: u64) -> Option<(String, u64)> {
     host.ports
         .iter()
-        .filter(|p| p.spec.direction == crate::backend::Direction::In && p.spec.shm.is_some())
+        .filter(|p| match &p.side {
+            plugin::Side::In { rx, .. } => rx.window_is_read_only(),
+            plugin::Side::Out { .. } => false,
+        })
         .find(|p| {
             addr >= u64::from(p.window) && addr < u64::from(p.window) + u64::from(p.spec.window_len)
         })

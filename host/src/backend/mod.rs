@@ -35,13 +35,179 @@ pub mod frame;
 pub mod msg;
 pub mod shm;
 
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sys::{self, StopFd, Window};
+use crate::scenario::{BackendKind, WaitMode};
+use crate::sys::{self, CopyMeter, StopFd, Window};
+
+/// The backend that implements `kind`: the one `match` that names backends.
+pub fn of(kind: BackendKind) -> &'static dyn Backend {
+    match kind {
+        BackendKind::Msg => &msg::Msg,
+        BackendKind::Shm => &shm::Shm,
+    }
+}
+
+/// One transport mechanism, seen from both sides of the process boundary.
+///
+/// - *plan* runs in the supervisor: it creates a channel's resources (sockets, memfds, …),
+///   hands each endpoint's fds to its worker through [`Fds`] and describes every port in a
+///   [`PortSpec`] (window size, fd numbers, its own parameters);
+/// - *open* runs in the worker: it turns that description back into a [`Sender`] or
+///   [`Receiver`] over the port's window;
+/// - the [`PeerLost`] that *plan* returns is what the supervisor calls when a worker of the
+///   channel dies without saying so.
+pub trait Backend: Sync + Debug {
+    /// Creates the resources of one channel.
+    fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan>;
+    /// Opens an output port whose window is `window`, taking its fds from `fds`.
+    fn open_sender(
+        &self,
+        spec: &PortSpec,
+        window: Window<'_>,
+        fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Sender>>;
+    /// Opens an input port whose window is `window`, taking its fds from `fds`.
+    fn open_receiver(
+        &self,
+        spec: &PortSpec,
+        window: Window<'_>,
+        fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Receiver>>;
+}
+
+/// One endpoint of a channel: a port of a plugin instance.
+#[derive(Debug, Clone)]
+pub struct EndpointDesc {
+    /// Index of the plugin instance (the worker) in the run.
+    pub plugin: usize,
+    /// The port's name.
+    pub port: String,
+}
+
+/// What a backend needs to know to plan one channel.
+#[derive(Debug, Clone)]
+pub struct ChannelDesc<'a> {
+    /// The channel's index in the scenario (for resource names).
+    pub index: usize,
+    /// The run's id: every named resource carries it, so leftovers can be found.
+    pub run_id: &'a str,
+    /// Producers, in `from` order.
+    pub producers: Vec<EndpointDesc>,
+    /// Consumers, in `to` order.
+    pub consumers: Vec<EndpointDesc>,
+    /// Link keys, `keys[p][q]` for producer `p` and consumer `q`.
+    pub keys: Vec<Vec<String>>,
+    /// Largest message.
+    pub slot_size: u32,
+    /// Messages in flight per link.
+    pub capacity: u32,
+    /// How blocked calls wait (`[run] wait`).
+    pub wait: WaitMode,
+    /// Worker processes in the run (for waiting policies that must not starve peers).
+    pub processes: usize,
+}
+
+/// A planned channel: one spec per endpoint, and what to do when a worker dies.
+#[derive(Debug)]
+pub struct ChannelPlan {
+    /// Port spec of producer `p`, in `from` order.
+    pub producers: Vec<PortSpec>,
+    /// Port spec of consumer `q`, in `to` order.
+    pub consumers: Vec<PortSpec>,
+    /// Called by the supervisor when a worker of this channel failed or vanished.
+    pub peers: Box<dyn PeerLost>,
+}
+
+/// What a backend does when a worker of a channel is gone without having said so.
+pub trait PeerLost: Send + Sync + Debug {
+    /// Producer `p` of the channel failed: its consumers must see peer-failed.
+    fn producer_lost(&self, p: usize);
+    /// Consumer `q` of the channel is gone: producers must stop waiting for it.
+    fn consumer_lost(&self, q: usize);
+}
+
+/// A backend whose resources tell peers by themselves that a worker died (closed sockets).
+#[derive(Debug)]
+pub struct NothingToDo;
+
+impl PeerLost for NothingToDo {
+    fn producer_lost(&self, _: usize) {}
+    fn consumer_lost(&self, _: usize) {}
+}
+
+/// The fds a run hands its workers, per plugin instance: fd 5, 6, … in order.
+#[derive(Debug)]
+pub struct Fds {
+    per_plugin: Vec<Vec<OwnedFd>>,
+}
+
+/// The first fd number a worker receives port resources at (3: control, 4: module).
+pub const FIRST_PORT_FD: i32 = 5;
+
+impl Fds {
+    /// An empty table for `plugins` workers.
+    pub fn new(plugins: usize) -> Fds {
+        Fds {
+            per_plugin: (0..plugins).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Hands `fd` to worker `plugin`; returns the number it will have there.
+    pub fn give(&mut self, plugin: usize, fd: OwnedFd) -> anyhow::Result<i32> {
+        let list = &mut self.per_plugin[plugin];
+        list.push(fd);
+        let n = i32::try_from(list.len() - 1)
+            .ok()
+            .and_then(|i| i.checked_add(FIRST_PORT_FD))
+            .ok_or_else(|| anyhow::anyhow!("too many fds for one worker"))?;
+        Ok(n)
+    }
+
+    /// How many fds worker `plugin` gets.
+    pub fn count(&self, plugin: usize) -> usize {
+        self.per_plugin[plugin].len()
+    }
+
+    /// The fds of worker `plugin`, in number order (taken out of the table).
+    pub fn take(&mut self, plugin: usize) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.per_plugin[plugin])
+    }
+}
+
+/// Where a port's opener gets the fds its spec names.
+pub trait FdSource {
+    /// Takes fd number `n` (each number once).
+    fn take(&mut self, n: i32) -> anyhow::Result<OwnedFd>;
+}
+
+/// The fds a worker was handed, in one process with the planner (tests, in-process use).
+#[derive(Debug)]
+pub struct HandedFds(Vec<Option<OwnedFd>>);
+
+impl HandedFds {
+    /// The fds that [`Fds::take`] returned for one worker.
+    pub fn new(fds: Vec<OwnedFd>) -> HandedFds {
+        HandedFds(fds.into_iter().map(Some).collect())
+    }
+}
+
+impl FdSource for HandedFds {
+    fn take(&mut self, n: i32) -> anyhow::Result<OwnedFd> {
+        usize::try_from(n - FIRST_PORT_FD)
+            .ok()
+            .and_then(|i| self.0.get_mut(i))
+            .and_then(Option::take)
+            .ok_or_else(|| anyhow::anyhow!("fd {n} was not handed over (or taken twice)"))
+    }
+}
 
 /// Why a port operation did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -78,44 +244,63 @@ pub struct Delivery {
     pub link: usize,
 }
 
+/// A backend's own named counters (`futex_waits`, `wakeups`, …), summed per process by the
+/// report without knowing what they mean.
+pub type Counters = BTreeMap<&'static str, u64>;
+
 /// The sending half of a port.
+///
+/// Payload that the transport copies goes through the [`CopyMeter`] it is given: the copy
+/// primitives of [`Window`] take one, so what a backend copies is counted where it copies.
 pub trait Sender: Send {
     /// Offset in the window where the plugin may write `len` bytes. Blocks while full.
-    fn loan(&mut self, win: Window, len: u32, stop: &Stop) -> Result<u32, PortError>;
+    fn loan(&mut self, win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError>;
     /// Sends `len` bytes at `off` of the window to every consumer.
     fn publish(
         &mut self,
-        win: Window,
-        off: u32,
-        len: u32,
-        publish_ns: u64,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        msg: Outgoing,
         stop: &Stop,
     ) -> Result<(), PortError>;
     /// The producer finished: tell every consumer (end of stream).
     fn close(&mut self, stop: &Stop);
     /// The producer failed: its consumers see peer-failed once they drained what was sent.
     fn abort(&mut self);
-    /// Payload bytes this transport copied so far.
-    fn copied_bytes(&self) -> u64;
-    /// How often this port slept and missed a wake-up.
-    fn wait_stats(&self) -> shm::WaitStats {
-        shm::WaitStats::default()
-    }
+    /// The backend's counters for this port.
+    fn counters(&self) -> Counters;
+}
+
+/// A message a producer publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Offset in the window (what `loan` returned).
+    pub off: u32,
+    /// Length in bytes.
+    pub len: u32,
+    /// Publish time, CLOCK_MONOTONIC ns.
+    pub publish_ns: u64,
 }
 
 /// The receiving half of a port.
 pub trait Receiver: Send {
     /// Blocks until a message is in the window (see [`Delivery`]).
-    fn receive(&mut self, win: Window, stop: &Stop) -> Result<Delivery, PortError>;
+    fn receive(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        stop: &Stop,
+    ) -> Result<Delivery, PortError>;
     /// The plugin is done with the last delivery.
     fn release(&mut self) -> Result<(), PortError>;
     /// The consumer is gone (finished or failed): producers stop waiting for it.
     fn detach(&mut self);
-    /// Payload bytes this transport copied so far.
-    fn copied_bytes(&self) -> u64;
-    /// How often this port slept and missed a wake-up.
-    fn wait_stats(&self) -> shm::WaitStats {
-        shm::WaitStats::default()
+    /// The backend's counters for this port.
+    fn counters(&self) -> Counters;
+    /// Whether the window is mapped read-only (a store into it faults): lets the report name
+    /// the cause of such a fault.
+    fn window_is_read_only(&self) -> bool {
+        false
     }
 }
 
@@ -128,93 +313,58 @@ pub enum Direction {
     Out,
 }
 
-/// One link (producer instance → consumer instance) as a worker sees it.
+/// Everything a worker needs to open one port. The supervisor fills the generic part; the
+/// backend that planned it fills `fds` and `params` and is the only one to read them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinkSpec {
-    /// Stable name of the link, used for digests: `channel[i]:producer.port->consumer.port`.
-    pub key: String,
-    /// The fd number, in the worker, of this link's socket (`msg`).
-    pub fd: i32,
-}
-
-/// Everything a worker needs to open one port.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PortSpec {
     /// Port name as the plugin asks for it.
     pub name: String,
     /// In or out.
     pub direction: Direction,
-    /// Channel index in the scenario.
-    pub channel: usize,
+    /// The backend that planned the port and opens it.
+    pub backend: BackendKind,
     /// Largest message.
     pub slot_size: u32,
     /// Messages in flight per link.
     pub capacity: u32,
-    /// Window length: the slot size rounded up to 64 KiB.
+    /// Window length the backend needs in the plugin's memory (a multiple of 64 KiB).
     pub window_len: u32,
-    /// The links of this port.
-    pub links: Vec<LinkSpec>,
-    /// Shared-memory resources, for the `shm` backend (`None`: `msg`).
-    pub shm: Option<ShmPort>,
+    /// Link keys (`channel[i]:producer.port->consumer.port`), one per link, for digests.
+    pub links: Vec<String>,
+    /// Fd numbers, in the worker, of the port's resources; their meaning is the backend's.
+    pub fds: Vec<i32>,
+    /// The backend's own parameters.
+    pub params: serde_json::Value,
 }
 
-/// What an `shm` port needs: fd numbers in the worker and the channel's geometry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ShmPort {
-    /// The channel's control block.
-    pub control_fd: i32,
-    /// Slot areas: the producer's own ring, or (consumer) every ring of the channel.
-    pub slot_fds: Vec<i32>,
-    /// This producer's or consumer's index in the channel.
-    pub index: u32,
-    /// The channel's geometry.
-    pub layout: shm::Layout,
-    /// How blocked calls wait.
-    pub wait: shm::Wait,
-}
-
-fn take_fd(fd: i32, what: &str) -> anyhow::Result<std::os::fd::OwnedFd> {
-    use anyhow::Context;
-    sys::inherited_fd(fd).with_context(|| format!("{what} (fd {fd})"))
-}
-
-/// Opens the transport for an output port whose window is `window`.
-pub fn open_sender(spec: &PortSpec, window: Window) -> anyhow::Result<Box<dyn Sender>> {
-    use std::os::fd::AsFd;
-    Ok(match &spec.shm {
-        None => Box::new(msg::MsgSender::open(spec)?),
-        Some(s) => {
-            let ctl = take_fd(s.control_fd, "control block")?;
-            let ctl = std::sync::Arc::new(shm::Control::map(ctl.as_fd(), s.layout)?);
-            let slots = take_fd(s.slot_fds[0], "slot area")?;
-            Box::new(shm::ShmSender::open(
-                ctl,
-                s.index,
-                slots.as_fd(),
-                window,
-                s.wait,
-            )?)
+impl PortSpec {
+    /// A spec for a port of channel `ch`; the backend adds its window size, fds and params.
+    pub fn new(name: &str, direction: Direction, backend: BackendKind, ch: &ChannelDesc) -> Self {
+        PortSpec {
+            name: name.to_string(),
+            direction,
+            backend,
+            slot_size: ch.slot_size,
+            capacity: ch.capacity,
+            window_len: 0,
+            links: Vec::new(),
+            fds: Vec::new(),
+            params: serde_json::Value::Null,
         }
-    })
+    }
+
+    /// The backend's parameters, parsed.
+    pub fn params<T: for<'de> Deserialize<'de>>(&self) -> anyhow::Result<T> {
+        use anyhow::Context;
+        serde_json::from_value(self.params.clone())
+            .with_context(|| format!("port `{}`: backend parameters", self.name))
+    }
 }
 
-/// Opens the transport for an input port whose window is `window`.
-pub fn open_receiver(spec: &PortSpec, window: Window) -> anyhow::Result<Box<dyn Receiver>> {
-    use std::os::fd::AsFd;
-    Ok(match &spec.shm {
-        None => Box::new(msg::MsgReceiver::open(spec)?),
-        Some(s) => {
-            let ctl = take_fd(s.control_fd, "control block")?;
-            let ctl = std::sync::Arc::new(shm::Control::map(ctl.as_fd(), s.layout)?);
-            let slots: Vec<_> = s
-                .slot_fds
-                .iter()
-                .map(|&fd| take_fd(fd, "slot area"))
-                .collect::<anyhow::Result<_>>()?;
-            let fds: Vec<_> = slots.iter().map(|f| f.as_fd()).collect();
-            Box::new(shm::ShmReceiver::open(ctl, s.index, &fds, window, s.wait)?)
-        }
-    })
+/// Rounds `bytes` up to whole 64 KiB wasm pages, as a window length; `None` past `u32`.
+pub fn window_len(bytes: u64) -> Option<u32> {
+    u32::try_from(bytes.div_ceil(65536).checked_mul(65536)?).ok()
 }
 
 /// Why a worker was told to stop.

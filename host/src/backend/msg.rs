@@ -3,42 +3,146 @@
 //! `publish` writes the frame header and the payload straight from the producer's window with
 //! one `writev` (user → kernel copy); `receive` reads the header into a small stack buffer and
 //! the payload straight into the consumer's window (kernel → user copy). There is no staging
-//! buffer in the host, so `copied_bytes` counts exactly the payload bytes each side passed
+//! buffer in the host, so the copy meter counts exactly the payload bytes each side passed
 //! through the socket. Frames are described in [`super::frame`].
+//!
+//! **Capacity is messages in flight per link**, as on `shm`: a producer holds `capacity`
+//! credits per link, spends one per message and waits in `loan` when a link has none. The
+//! consumer returns credits over the same socket (the other direction), as one 4-byte
+//! little-endian count per `credit_batch` messages it has read, so the cost is one small
+//! `write` per batch on the consumer and one `read` on the producer when it ran out. Without
+//! credits the socket buffer would queue thousands of small messages and the latency figures
+//! would measure that queue, not the hand-off.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 use super::frame::{FrameKind, HEADER_LEN, Header};
-use super::{Delivery, PortError, PortSpec, Receiver, Sender, Stop};
-use crate::sys::{self, Readiness, Window};
+use super::{
+    Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
+    Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
+};
+use crate::scenario::BackendKind;
+use crate::sys::{self, CopyMeter, Readiness, Window};
 
 /// How long a blocked call sleeps in `poll` before it looks at the deadline again.
 const POLL_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
-fn take_fds(spec: &PortSpec) -> anyhow::Result<Vec<OwnedFd>> {
-    spec.links
+/// The `msg` backend.
+#[derive(Debug)]
+pub struct Msg;
+
+/// What a `msg` port's spec carries besides its link fds (one per link, in link order).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsgParams {
+    /// A consumer returns credits after reading this many messages from a link.
+    pub credit_batch: u32,
+}
+
+impl MsgParams {
+    fn for_capacity(capacity: u32) -> MsgParams {
+        MsgParams {
+            credit_batch: (capacity / 2).max(1),
+        }
+    }
+}
+
+impl Backend for Msg {
+    fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
+        let window_len = super::window_len(u64::from(ch.slot_size))
+            .context("the slot does not fit a 32-bit window")?;
+        let params = serde_json::to_value(MsgParams::for_capacity(ch.capacity))?;
+        let port = |e: &super::EndpointDesc, dir| {
+            let mut spec = PortSpec::new(&e.port, dir, BackendKind::Msg, ch);
+            spec.window_len = window_len;
+            spec.params = params.clone();
+            spec
+        };
+        let mut producers: Vec<PortSpec> = ch
+            .producers
+            .iter()
+            .map(|e| port(e, Direction::Out))
+            .collect();
+        let mut consumers: Vec<PortSpec> = ch
+            .consumers
+            .iter()
+            .map(|e| port(e, Direction::In))
+            .collect();
+        for (p, from) in ch.producers.iter().enumerate() {
+            for (q, to) in ch.consumers.iter().enumerate() {
+                let (a, b) = sys::stream_pair().context("creating a link socket pair")?;
+                let key = &ch.keys[p][q];
+                producers[p].fds.push(fds.give(from.plugin, a)?);
+                producers[p].links.push(key.clone());
+                consumers[q].fds.push(fds.give(to.plugin, b)?);
+                consumers[q].links.push(key.clone());
+            }
+        }
+        Ok(ChannelPlan {
+            producers,
+            consumers,
+            // A dead worker's sockets close with it: its peers see EOF or EPIPE.
+            peers: Box::new(NothingToDo),
+        })
+    }
+
+    fn open_sender(
+        &self,
+        spec: &PortSpec,
+        _window: Window<'_>,
+        fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Sender>> {
+        Ok(Box::new(MsgSender::new(spec, take_fds(spec, fds)?)?))
+    }
+
+    fn open_receiver(
+        &self,
+        spec: &PortSpec,
+        _window: Window<'_>,
+        fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Receiver>> {
+        Ok(Box::new(MsgReceiver::new(spec, take_fds(spec, fds)?)?))
+    }
+}
+
+fn take_fds(spec: &PortSpec, source: &mut dyn FdSource) -> anyhow::Result<Vec<OwnedFd>> {
+    anyhow::ensure!(
+        spec.fds.len() == spec.links.len(),
+        "port `{}`: {} fds for {} links",
+        spec.name,
+        spec.fds.len(),
+        spec.links.len()
+    );
+    spec.fds
         .iter()
-        .map(|l| {
-            let fd = sys::inherited_fd(l.fd)
-                .with_context(|| format!("port {}: link {}", spec.name, l.key))?;
+        .zip(&spec.links)
+        .map(|(&n, key)| {
+            let fd = source
+                .take(n)
+                .with_context(|| format!("port {}: link {key}", spec.name))?;
             sys::set_nonblocking(fd.as_fd())?;
             Ok(fd)
         })
         .collect()
 }
 
-/// Waits until `fd` is ready (or the stop/deadline ends the wait).
-fn wait_one(fd: &OwnedFd, write: bool, stop: &Stop) -> Result<(), PortError> {
+/// Waits until `fd` is ready (or the stop/deadline ends the wait). Counts a wake-up when the
+/// wait ended because the fd became ready after a sleep.
+fn wait_one(fd: &OwnedFd, write: bool, stop: &Stop, wakeups: &mut u64) -> Result<(), PortError> {
     loop {
         if stop.interrupted() || stop.remaining().is_zero() {
             return Err(stop.error());
         }
         let slice = stop.remaining().min(POLL_SLICE);
-        match sys::wait_ready(&[fd.as_fd()], write, stop.fd(), 0, slice) {
-            Ok(Readiness::Ready(_)) => return Ok(()),
+        match sys::wait_ready(&[fd.as_fd()], write, stop.fd(), slice) {
+            Ok(Readiness::Ready) => {
+                *wakeups += 1;
+                return Ok(());
+            }
             Ok(Readiness::Stopped) => return Err(stop.error()),
             Ok(Readiness::TimedOut) => continue,
             Err(e) => return Err(PortError::PeerFailed(format!("poll: {e}"))),
@@ -53,16 +157,60 @@ fn is_gone(e: &io::Error) -> bool {
     )
 }
 
+/// What the producer learned from reading a link's credit bytes.
+enum CreditRead {
+    Got,
+    NotReady,
+    Gone,
+}
+
 struct OutLink {
     fd: Option<OwnedFd>,
+    /// Messages this link may still take.
+    credits: u32,
+    /// A credit count split across reads.
+    partial: [u8; 4],
+    partial_len: usize,
+}
+
+impl OutLink {
+    /// Reads whatever credit counts the consumer has sent back.
+    fn read_credits(&mut self) -> Result<CreditRead, PortError> {
+        let Some(fd) = &self.fd else {
+            return Ok(CreditRead::Gone);
+        };
+        let mut buf = [0u8; 256];
+        let n = match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return Ok(CreditRead::Gone),
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
+                return Ok(CreditRead::NotReady);
+            }
+            Err(nix::errno::Errno::ECONNRESET) => return Ok(CreditRead::Gone),
+            Err(e) => return Err(PortError::PeerFailed(format!("reading credits: {e}"))),
+        };
+        for &b in &buf[..n] {
+            self.partial[self.partial_len] = b;
+            self.partial_len += 1;
+            if self.partial_len == 4 {
+                let c = u32::from_le_bytes(self.partial);
+                self.credits = self.credits.saturating_add(c);
+                self.partial_len = 0;
+            }
+        }
+        Ok(CreditRead::Got)
+    }
 }
 
 /// The sending half of a `msg` port: one socket per consumer.
 pub struct MsgSender {
     name: String,
     slot_size: u32,
+    capacity: u32,
     links: Vec<OutLink>,
-    copied: u64,
+    credit_reads: u64,
+    credit_waits: u64,
+    wakeups: u64,
 }
 
 impl std::fmt::Debug for MsgSender {
@@ -74,58 +222,89 @@ impl std::fmt::Debug for MsgSender {
 }
 
 impl MsgSender {
-    /// Opens the port from its spec (takes the inherited link fds).
-    pub fn open(spec: &PortSpec) -> anyhow::Result<MsgSender> {
-        let fds = take_fds(spec)?;
-        Ok(MsgSender::from_fds(spec, fds))
-    }
-
-    /// Wraps already-open, non-blocking sockets (tests, in-process use).
-    pub fn from_fds(spec: &PortSpec, fds: Vec<OwnedFd>) -> MsgSender {
+    fn new(spec: &PortSpec, fds: Vec<OwnedFd>) -> anyhow::Result<MsgSender> {
+        anyhow::ensure!(spec.capacity > 0, "port `{}`: capacity 0", spec.name);
         let want = (spec.slot_size as usize + HEADER_LEN) * spec.capacity as usize;
         for fd in &fds {
             sys::set_send_buffer(fd.as_fd(), want);
         }
-        MsgSender {
+        Ok(MsgSender {
             name: spec.name.clone(),
             slot_size: spec.slot_size,
-            links: fds.into_iter().map(|fd| OutLink { fd: Some(fd) }).collect(),
-            copied: 0,
-        }
+            capacity: spec.capacity,
+            links: fds
+                .into_iter()
+                .map(|fd| OutLink {
+                    fd: Some(fd),
+                    credits: spec.capacity,
+                    partial: [0; 4],
+                    partial_len: 0,
+                })
+                .collect(),
+            credit_reads: 0,
+            credit_waits: 0,
+            wakeups: 0,
+        })
     }
 
-    /// Writes one whole frame to one link; returns payload bytes written, or `None` when the
-    /// consumer is gone.
+    /// Writes one whole frame to one link; returns `false` when the consumer is gone.
+    #[allow(clippy::too_many_arguments)]
     fn write_frame(
         fd: &OwnedFd,
-        win: Window,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
         head: &[u8; HEADER_LEN],
         off: usize,
         len: usize,
         stop: &Stop,
-    ) -> Result<Option<u64>, PortError> {
+        wakeups: &mut u64,
+    ) -> Result<bool, PortError> {
         let total = HEADER_LEN + len;
         let mut done = 0;
         while done < total {
-            match win.writev_frame(fd.as_fd(), head, off, len, done) {
+            match win.writev_frame(fd.as_fd(), meter, head, off, len, done) {
                 Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_one(fd, true, stop)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_one(fd, true, stop, wakeups)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_gone(&e) => return Ok(None),
+                Err(e) if is_gone(&e) => return Ok(false),
                 Err(e) => return Err(PortError::PeerFailed(format!("send: {e}"))),
             }
         }
-        Ok(Some(len as u64))
+        Ok(true)
     }
 }
 
 impl Sender for MsgSender {
-    fn loan(&mut self, _win: Window, len: u32, _stop: &Stop) -> Result<u32, PortError> {
+    fn loan(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
         if len > self.slot_size {
             return Err(PortError::TooLarge {
                 len,
                 slot: self.slot_size,
             });
+        }
+        // Every link needs a credit: a slow consumer holds the producer back (back-pressure).
+        for link in &mut self.links {
+            while link.fd.is_some() && link.credits == 0 {
+                self.credit_reads += 1;
+                match link.read_credits()? {
+                    CreditRead::Got => {}
+                    CreditRead::Gone => link.fd = None,
+                    CreditRead::NotReady => {
+                        self.credit_waits += 1;
+                        let fd = link.fd.as_ref().expect("checked above");
+                        wait_one(fd, false, stop, &mut self.wakeups)?;
+                    }
+                }
+            }
+            if link.credits > self.capacity {
+                // A consumer returned more than it was given: it lies, so stop trusting it.
+                return Err(PortError::PeerFailed(format!(
+                    "a consumer of port `{}` returned {} credits for a capacity of {}",
+                    self.name, link.credits, self.capacity
+                )));
+            }
         }
         if self.links.iter().all(|l| l.fd.is_none()) {
             return Err(PortError::Closed);
@@ -136,23 +315,24 @@ impl Sender for MsgSender {
 
     fn publish(
         &mut self,
-        win: Window,
-        off: u32,
-        len: u32,
-        publish_ns: u64,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        msg: Outgoing,
         stop: &Stop,
     ) -> Result<(), PortError> {
         let head = Header {
             kind: FrameKind::Data,
-            len,
-            publish_ns,
+            len: msg.len,
+            publish_ns: msg.publish_ns,
         }
         .encode();
         for link in &mut self.links {
             let Some(fd) = &link.fd else { continue };
-            match Self::write_frame(fd, win, &head, off as usize, len as usize, stop)? {
-                Some(n) => self.copied += n,
-                None => link.fd = None,
+            let (off, len) = (msg.off as usize, msg.len as usize);
+            if Self::write_frame(fd, win, meter, &head, off, len, stop, &mut self.wakeups)? {
+                link.credits = link.credits.saturating_sub(1);
+            } else {
+                link.fd = None;
             }
         }
         if self.links.iter().all(|l| l.fd.is_none()) {
@@ -168,12 +348,23 @@ impl Sender for MsgSender {
             publish_ns: sys::now_ns(),
         }
         .encode();
+        let mut unused = CopyMeter::default();
         for link in &mut self.links {
             if let Some(fd) = link.fd.take() {
                 // A consumer that is gone or a stopped run just drops the socket: the consumer
-                // then sees end-of-file without an end frame, which is what a failure is.
+                // then sees end-of-file without an end frame, which is what a failure is. The
+                // end frame needs no credit: it carries no payload.
                 let window = Window::empty();
-                let _ = Self::write_frame(&fd, window, &head, 0, 0, stop);
+                let _ = Self::write_frame(
+                    &fd,
+                    window,
+                    &mut unused,
+                    &head,
+                    0,
+                    0,
+                    stop,
+                    &mut self.wakeups,
+                );
             }
         }
     }
@@ -185,8 +376,12 @@ impl Sender for MsgSender {
         }
     }
 
-    fn copied_bytes(&self) -> u64 {
-        self.copied
+    fn counters(&self) -> Counters {
+        Counters::from([
+            ("credit_reads", self.credit_reads),
+            ("credit_waits", self.credit_waits),
+            ("wakeups", self.wakeups),
+        ])
     }
 }
 
@@ -208,15 +403,20 @@ struct InLink {
     key: String,
     fd: OwnedFd,
     state: InState,
+    /// Messages read and not yet returned as credits.
+    unreturned: u32,
 }
 
 /// The receiving half of a `msg` port: one socket per producer, polled round robin.
 pub struct MsgReceiver {
     name: String,
     slot_size: u32,
+    credit_batch: u32,
     links: Vec<InLink>,
     next: usize,
-    copied: u64,
+    credit_writes: u64,
+    polls: u64,
+    wakeups: u64,
 }
 
 impl std::fmt::Debug for MsgReceiver {
@@ -228,30 +428,35 @@ impl std::fmt::Debug for MsgReceiver {
 }
 
 impl MsgReceiver {
-    /// Opens the port from its spec (takes the inherited link fds).
-    pub fn open(spec: &PortSpec) -> anyhow::Result<MsgReceiver> {
-        let fds = take_fds(spec)?;
-        Ok(MsgReceiver::from_fds(spec, fds))
-    }
-
-    /// Wraps already-open, non-blocking sockets (tests, in-process use).
-    pub fn from_fds(spec: &PortSpec, fds: Vec<OwnedFd>) -> MsgReceiver {
-        MsgReceiver {
+    fn new(spec: &PortSpec, fds: Vec<OwnedFd>) -> anyhow::Result<MsgReceiver> {
+        let params: MsgParams = spec.params()?;
+        anyhow::ensure!(
+            (1..=spec.capacity.max(1)).contains(&params.credit_batch),
+            "port `{}`: credit batch {} outside 1..={}",
+            spec.name,
+            params.credit_batch,
+            spec.capacity
+        );
+        Ok(MsgReceiver {
             name: spec.name.clone(),
             slot_size: spec.slot_size,
+            credit_batch: params.credit_batch,
             links: spec
                 .links
                 .iter()
                 .zip(fds)
-                .map(|(l, fd)| InLink {
-                    key: l.key.clone(),
+                .map(|(key, fd)| InLink {
+                    key: key.clone(),
                     fd,
                     state: InState::Open,
+                    unreturned: 0,
                 })
                 .collect(),
             next: 0,
-            copied: 0,
-        }
+            credit_writes: 0,
+            polls: 0,
+            wakeups: 0,
+        })
     }
 
     /// Reads a whole header. Returns `NotReady` when not one byte is there yet (the caller
@@ -261,6 +466,7 @@ impl MsgReceiver {
         fd: &OwnedFd,
         buf: &mut [u8; HEADER_LEN],
         stop: &Stop,
+        wakeups: &mut u64,
     ) -> Result<HeaderRead, PortError> {
         let mut got = 0;
         while got < HEADER_LEN {
@@ -273,7 +479,7 @@ impl MsgReceiver {
                 }
                 Ok(n) => got += n,
                 Err(nix::errno::Errno::EAGAIN) if got == 0 => return Ok(HeaderRead::NotReady),
-                Err(nix::errno::Errno::EAGAIN) => wait_one(fd, false, stop)?,
+                Err(nix::errno::Errno::EAGAIN) => wait_one(fd, false, stop, wakeups)?,
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("recv: {e}"))),
             }
@@ -281,29 +487,56 @@ impl MsgReceiver {
         Ok(HeaderRead::Full)
     }
 
-    fn read_payload(fd: &OwnedFd, win: Window, len: usize, stop: &Stop) -> Result<u64, PortError> {
+    fn read_payload(
+        fd: &OwnedFd,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        len: usize,
+        stop: &Stop,
+        wakeups: &mut u64,
+    ) -> Result<(), PortError> {
         let mut got = 0;
         while got < len {
-            match win.recv_into(fd.as_fd(), got, len - got) {
+            match win.recv_into(fd.as_fd(), meter, got, len - got) {
                 Ok(0) => {
                     return Err(PortError::PeerFailed(format!(
                         "link closed after {got} of {len} payload bytes"
                     )));
                 }
                 Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_one(fd, false, stop)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_one(fd, false, stop, wakeups)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("recv: {e}"))),
             }
         }
-        Ok(len as u64)
+        Ok(())
+    }
+
+    /// Gives the producer of link `i` its credits back once a batch is complete.
+    fn return_credits(&mut self, i: usize) {
+        let link = &mut self.links[i];
+        link.unreturned += 1;
+        if link.unreturned < self.credit_batch {
+            return;
+        }
+        let bytes = link.unreturned.to_le_bytes();
+        // Four bytes into a socket whose other direction holds at most `capacity / batch`
+        // such counts never block; a producer that is gone is not an error here (its EOF is
+        // what the next read reports).
+        if let Ok(4) = nix::unistd::write(&link.fd, &bytes) {
+            link.unreturned = 0;
+            self.credit_writes += 1;
+        }
     }
 
     /// Reads one frame from link `i`, which poll found readable.
     fn read_frame(
         &mut self,
         i: usize,
-        win: Window,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
         stop: &Stop,
     ) -> Result<Option<Delivery>, PortError> {
         let link = &mut self.links[i];
@@ -312,7 +545,7 @@ impl MsgReceiver {
             link.state = InState::Failed;
             PortError::PeerFailed(format!("producer on link {}: {why}", link.key))
         };
-        match Self::read_header(&link.fd, &mut head, stop) {
+        match Self::read_header(&link.fd, &mut head, stop, &mut self.wakeups) {
             Ok(HeaderRead::Full) => {}
             Ok(HeaderRead::NotReady) => return Ok(None),
             Ok(HeaderRead::Eof) => {
@@ -321,7 +554,9 @@ impl MsgReceiver {
             Err(PortError::PeerFailed(why)) => return Err(fail(link, why)),
             Err(e) => return Err(e),
         }
-        let max = self.slot_size.min(win.len() as u32);
+        let max = self
+            .slot_size
+            .min(u32::try_from(win.len()).unwrap_or(u32::MAX));
         let header = match Header::decode(&head, max) {
             Ok(h) => h,
             Err(e) => return Err(fail(link, format!("bad frame: {e}"))),
@@ -332,11 +567,13 @@ impl MsgReceiver {
                 Ok(None)
             }
             FrameKind::Data => {
-                match Self::read_payload(&link.fd, win, header.len as usize, stop) {
-                    Ok(n) => self.copied += n,
+                let len = header.len as usize;
+                match Self::read_payload(&link.fd, win, meter, len, stop, &mut self.wakeups) {
+                    Ok(()) => {}
                     Err(PortError::PeerFailed(why)) => return Err(fail(link, why)),
                     Err(e) => return Err(e),
                 }
+                self.return_credits(i);
                 Ok(Some(Delivery {
                     off: 0,
                     len: header.len,
@@ -349,7 +586,12 @@ impl MsgReceiver {
 }
 
 impl Receiver for MsgReceiver {
-    fn receive(&mut self, win: Window, stop: &Stop) -> Result<Delivery, PortError> {
+    fn receive(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        stop: &Stop,
+    ) -> Result<Delivery, PortError> {
         let n = self.links.len();
         loop {
             if let Some(l) = self.links.iter().find(|l| l.state == InState::Failed) {
@@ -364,7 +606,7 @@ impl Receiver for MsgReceiver {
                 if self.links[i].state != InState::Open {
                     continue;
                 }
-                if let Some(d) = self.read_frame(i, win, stop)? {
+                if let Some(d) = self.read_frame(i, win, meter, stop)? {
                     self.next = (i + 1) % n;
                     return Ok(d);
                 }
@@ -384,8 +626,10 @@ impl Receiver for MsgReceiver {
             // Nothing there: sleep in poll until a link has data (or the stop or deadline).
             let fds: Vec<_> = open.iter().map(|&i| self.links[i].fd.as_fd()).collect();
             let slice = stop.remaining().min(POLL_SLICE);
-            match sys::wait_ready(&fds, false, stop.fd(), 0, slice) {
-                Ok(Readiness::Ready(_)) | Ok(Readiness::TimedOut) => {}
+            self.polls += 1;
+            match sys::wait_ready(&fds, false, stop.fd(), slice) {
+                Ok(Readiness::Ready) => self.wakeups += 1,
+                Ok(Readiness::TimedOut) => {}
                 Ok(Readiness::Stopped) => return Err(stop.error()),
                 Err(e) => return Err(PortError::PeerFailed(format!("poll: {e}"))),
             }
@@ -398,11 +642,16 @@ impl Receiver for MsgReceiver {
     }
 
     fn detach(&mut self) {
-        // Producers writing to a closed socket get EPIPE and skip this consumer.
+        // Producers writing to a closed socket get EPIPE and skip this consumer; one waiting
+        // for credits reads end of file.
         self.links.clear();
     }
 
-    fn copied_bytes(&self) -> u64 {
-        self.copied
+    fn counters(&self) -> Counters {
+        Counters::from([
+            ("credit_writes", self.credit_writes),
+            ("polls", self.polls),
+            ("wakeups", self.wakeups),
+        ])
     }
 }

@@ -23,14 +23,20 @@
 //! stop signal and deadline are checked and a wake-up that never came is counted
 //! (`lost_wakeups`).
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{Delivery, PortError, Receiver, Sender, Stop};
-use crate::sys::{self, ControlMap, Window};
+use super::{
+    Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, Outgoing,
+    PeerLost, PortError, PortSpec, Receiver, Sender, Stop,
+};
+use crate::scenario::{BackendKind, WaitMode};
+use crate::sys::{self, ControlMap, CopyMeter, FutexWait, Window};
 
 const MAGIC: u64 = 0x5741_534d_4950_4331; // "WASMIPC1"
 const LINE: usize = 64;
@@ -53,6 +59,183 @@ pub enum Wait {
     Futex,
 }
 
+impl Wait {
+    /// The waiting for `[run] wait` in a run of `processes` workers on this machine.
+    pub fn for_run(mode: WaitMode, processes: usize) -> Wait {
+        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+        match mode {
+            WaitMode::Spin => Wait::Spin,
+            WaitMode::Futex => Wait::Futex,
+            // More processes than CPUs: a spinning waiter would hold the CPU its peer needs.
+            WaitMode::Adaptive if processes > cpus => Wait::Adaptive {
+                spin_ns: 5_000,
+                yield_: true,
+            },
+            WaitMode::Adaptive => Wait::Adaptive {
+                spin_ns: 50_000,
+                yield_: false,
+            },
+        }
+    }
+}
+
+/// The `shm` backend.
+#[derive(Debug)]
+pub struct Shm;
+
+/// What an `shm` port's spec carries. Its fds: the channel's control block, then the slot
+/// area of the producer's own ring (output) or of every ring, read-only (input).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShmParams {
+    /// This producer's or consumer's index in the channel.
+    pub index: u32,
+    /// The channel's geometry.
+    pub layout: Layout,
+    /// How blocked calls wait.
+    pub wait: Wait,
+}
+
+impl Backend for Shm {
+    fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
+        let (producers, consumers) = (ch.producers.len(), ch.consumers.len());
+        let layout = Layout::new(
+            u32::try_from(producers)?,
+            u32::try_from(consumers)?,
+            ch.capacity,
+            ch.slot_size,
+        )?;
+        let wait = Wait::for_run(ch.wait, ch.processes);
+        let (ctl_file, ctl) = Control::create(
+            &format!("wasm-ipc:{}:control:{}", ch.run_id, ch.index),
+            layout,
+        )
+        .context("creating a control block")?;
+        let ctl_fd = OwnedFd::from(ctl_file);
+        let slots: Vec<std::fs::File> = (0..producers)
+            .map(|p| {
+                sys::sized_memfd(
+                    &format!("wasm-ipc:{}:slots:{}:{p}", ch.run_id, ch.index),
+                    layout.ring_len as usize,
+                )
+            })
+            .collect::<std::io::Result<_>>()
+            .context("creating a slot area")?;
+        let params = |index: usize| -> anyhow::Result<serde_json::Value> {
+            Ok(serde_json::to_value(ShmParams {
+                index: u32::try_from(index)?,
+                layout,
+                wait,
+            })?)
+        };
+        let mut out = Vec::new();
+        for (p, from) in ch.producers.iter().enumerate() {
+            let mut spec = PortSpec::new(&from.port, Direction::Out, BackendKind::Shm, ch);
+            spec.window_len = layout.ring_len;
+            spec.links = ch.keys[p].clone();
+            spec.fds.push(fds.give(from.plugin, ctl_fd.try_clone()?)?);
+            spec.fds
+                .push(fds.give(from.plugin, OwnedFd::from(slots[p].try_clone()?))?);
+            spec.params = params(p)?;
+            out.push(spec);
+        }
+        let mut ins = Vec::new();
+        for (q, to) in ch.consumers.iter().enumerate() {
+            let mut spec = PortSpec::new(&to.port, Direction::In, BackendKind::Shm, ch);
+            spec.window_len = layout.consumer_window_len()?;
+            spec.links = ch.keys.iter().map(|k| k[q].clone()).collect();
+            spec.fds.push(fds.give(to.plugin, ctl_fd.try_clone()?)?);
+            // Consumers get read-only descriptors: no mapping of them can be writable.
+            for f in &slots {
+                spec.fds
+                    .push(fds.give(to.plugin, OwnedFd::from(sys::reopen_read_only(f)?))?);
+            }
+            spec.params = params(q)?;
+            ins.push(spec);
+        }
+        Ok(ChannelPlan {
+            producers: out,
+            consumers: ins,
+            peers: Box::new(Arc::new(ctl)),
+        })
+    }
+
+    fn open_sender(
+        &self,
+        spec: &PortSpec,
+        window: Window<'_>,
+        fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Sender>> {
+        let params: ShmParams = spec.params()?;
+        let [ctl, slots] = spec.fds[..] else {
+            anyhow::bail!("port `{}`: an shm output takes 2 fds", spec.name);
+        };
+        let ctl = Control::map(
+            fds.take(ctl).context("control block")?.as_fd(),
+            params.layout,
+        )?;
+        let slots = fds.take(slots).context("slot area")?;
+        Ok(Box::new(ShmSender::open(
+            Arc::new(ctl),
+            params.index,
+            slots.as_fd(),
+            window,
+            params.wait,
+        )?))
+    }
+
+    fn open_receiver(
+        &self,
+        spec: &PortSpec,
+        window: Window<'_>,
+        fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Receiver>> {
+        let params: ShmParams = spec.params()?;
+        let Some((&ctl, slots)) = spec.fds.split_first() else {
+            anyhow::bail!(
+                "port `{}`: an shm input takes its control block fd",
+                spec.name
+            );
+        };
+        anyhow::ensure!(
+            slots.len() == params.layout.producers as usize,
+            "port `{}`: {} slot areas for {} producers",
+            spec.name,
+            slots.len(),
+            params.layout.producers
+        );
+        let ctl = Control::map(
+            fds.take(ctl).context("control block")?.as_fd(),
+            params.layout,
+        )?;
+        let slots: Vec<OwnedFd> = slots
+            .iter()
+            .map(|&n| fds.take(n).context("slot area"))
+            .collect::<anyhow::Result<_>>()?;
+        let borrowed: Vec<_> = slots.iter().map(|f| f.as_fd()).collect();
+        Ok(Box::new(ShmReceiver::open(
+            Arc::new(ctl),
+            params.index,
+            &borrowed,
+            window,
+            params.wait,
+        )?))
+    }
+}
+
+impl PeerLost for Arc<Control> {
+    fn producer_lost(&self, p: usize) {
+        if let Ok(p) = u32::try_from(p) {
+            self.fail_producer(p);
+        }
+    }
+    fn consumer_lost(&self, q: usize) {
+        if let Ok(q) = u32::try_from(q) {
+            self.detach_consumer(q);
+        }
+    }
+}
+
 /// The geometry of one channel's shared memory; every offset is computed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
@@ -72,21 +255,43 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout for a channel.
-    pub fn new(producers: u32, consumers: u32, capacity: u32, slot_size: u32) -> Layout {
-        let mut stride = (slot_size as u64).div_ceil(LINE as u64) * LINE as u64;
+    /// The layout for a channel; an error when a ring does not fit a 32-bit window.
+    pub fn new(
+        producers: u32,
+        consumers: u32,
+        capacity: u32,
+        slot_size: u32,
+    ) -> anyhow::Result<Layout> {
+        let mut stride = u64::from(slot_size).div_ceil(LINE as u64) * LINE as u64;
         if stride.is_multiple_of(4096) {
             stride += LINE as u64;
         }
-        let ring_len = (stride * capacity as u64).div_ceil(65536) * 65536;
-        Layout {
+        let ring = stride * u64::from(capacity);
+        let ring_len = super::window_len(ring).with_context(|| {
+            format!(
+                "a ring of {capacity} slots of {slot_size} bytes needs {ring} bytes, more than \
+                 a 32-bit window can hold: lower `slot_size` or `capacity`"
+            )
+        })?;
+        Ok(Layout {
             producers,
             consumers,
             capacity,
             slot_size,
-            stride: stride as u32,
-            ring_len: ring_len as u32,
-        }
+            // stride <= ring (capacity >= 1) and ring fits u32 (checked above).
+            stride: u32::try_from(stride)?,
+            ring_len,
+        })
+    }
+
+    /// A consumer's window: every ring of the channel, one after the other.
+    pub fn consumer_window_len(&self) -> anyhow::Result<u32> {
+        self.ring_len.checked_mul(self.producers).with_context(|| {
+            format!(
+                "{} rings of {} bytes do not fit a 32-bit window",
+                self.producers, self.ring_len
+            )
+        })
     }
 
     fn doorbell(&self, c: u32) -> usize {
@@ -231,7 +436,9 @@ fn wait_until<T>(
         let slice = SLEEP_SLICE.min(stop.remaining());
         let slept = Instant::now();
         stats.futex_waits += 1;
-        sys::futex_wait(word, seen, slice);
+        if sys::futex_wait(word, seen, slice) == FutexWait::Woken {
+            stats.wakeups += 1;
+        }
         waiting.store(0, SeqCst);
         if let Some(v) = ready() {
             if slept.elapsed() >= slice {
@@ -243,13 +450,26 @@ fn wait_until<T>(
     }
 }
 
-/// How often a worker slept, and how often a sleep timed out although data had arrived.
+/// How often a worker slept, how often a `FUTEX_WAKE` ended the sleep, and how often a sleep
+/// timed out although data had arrived.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct WaitStats {
+struct WaitStats {
     /// `FUTEX_WAIT` calls.
-    pub futex_waits: u64,
+    futex_waits: u64,
+    /// Sleeps ended by a peer's `FUTEX_WAKE`.
+    wakeups: u64,
     /// Sleeps that ended by timeout with data present.
-    pub lost_wakeups: u64,
+    lost_wakeups: u64,
+}
+
+impl WaitStats {
+    fn counters(&self) -> Counters {
+        Counters::from([
+            ("futex_waits", self.futex_waits),
+            ("wakeups", self.wakeups),
+            ("lost_wakeups", self.lost_wakeups),
+        ])
+    }
 }
 
 /// The sending half of an `shm` port: producer `p` of a channel.
@@ -268,7 +488,7 @@ impl ShmSender {
         ctl: Arc<Control>,
         p: u32,
         slots: std::os::fd::BorrowedFd<'_>,
-        window: Window,
+        window: Window<'_>,
         wait: Wait,
     ) -> std::io::Result<ShmSender> {
         sys::map_over_window(slots, ctl.layout.ring_len as usize, window, true)?;
@@ -294,7 +514,7 @@ impl ShmSender {
 }
 
 impl Sender for ShmSender {
-    fn loan(&mut self, _win: Window, len: u32, stop: &Stop) -> Result<u32, PortError> {
+    fn loan(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
         let l = self.ctl.layout;
         if len > l.slot_size {
             return Err(PortError::TooLarge {
@@ -330,12 +550,17 @@ impl Sender for ShmSender {
 
     fn publish(
         &mut self,
-        _win: Window,
-        off: u32,
-        len: u32,
-        publish_ns: u64,
+        _win: Window<'_>,
+        // Nothing is copied: the consumers read the slot where the plugin wrote it.
+        _meter: &mut CopyMeter,
+        msg: Outgoing,
         _stop: &Stop,
     ) -> Result<(), PortError> {
+        let Outgoing {
+            off,
+            len,
+            publish_ns,
+        } = msg;
         let l = self.ctl.layout;
         let slot = self.head % l.capacity;
         debug_assert_eq!(off, slot * l.stride);
@@ -366,12 +591,8 @@ impl Sender for ShmSender {
         self.ctl.fail_producer(self.p);
     }
 
-    fn copied_bytes(&self) -> u64 {
-        0
-    }
-
-    fn wait_stats(&self) -> WaitStats {
-        self.stats
+    fn counters(&self) -> Counters {
+        self.stats.counters()
     }
 }
 
@@ -394,7 +615,7 @@ impl ShmReceiver {
         ctl: Arc<Control>,
         c: u32,
         slots: &[std::os::fd::BorrowedFd<'_>],
-        window: Window,
+        window: Window<'_>,
         wait: Wait,
     ) -> std::io::Result<ShmReceiver> {
         let l = ctl.layout;
@@ -478,7 +699,13 @@ impl ShmReceiver {
 }
 
 impl Receiver for ShmReceiver {
-    fn receive(&mut self, _win: Window, stop: &Stop) -> Result<Delivery, PortError> {
+    fn receive(
+        &mut self,
+        _win: Window<'_>,
+        // Nothing is copied: the message stays in the producer's slot, mapped read-only here.
+        _meter: &mut CopyMeter,
+        stop: &Stop,
+    ) -> Result<Delivery, PortError> {
         let l = self.ctl.layout;
         let ctl = self.ctl.clone();
         let mut stats = self.stats;
@@ -515,11 +742,11 @@ impl Receiver for ShmReceiver {
         self.ctl.detach_consumer(self.c);
     }
 
-    fn copied_bytes(&self) -> u64 {
-        0
+    fn counters(&self) -> Counters {
+        self.stats.counters()
     }
 
-    fn wait_stats(&self) -> WaitStats {
-        self.stats
+    fn window_is_read_only(&self) -> bool {
+        true
     }
 }

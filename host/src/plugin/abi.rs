@@ -4,8 +4,8 @@
 
 use wasmtime::{Caller, Linker, ValType};
 
-use super::{Host, Side};
-use crate::backend::PortError;
+use super::{Host, Port, Side};
+use crate::backend::{Outgoing, PortError};
 use crate::sys::{self, Window};
 
 /// The import module of ABI v0.1.0.
@@ -154,12 +154,12 @@ fn misuse(caller: &Caller<'_, Host>, call: &str, what: impl std::fmt::Display) -
 }
 
 /// A view of `len` bytes at `ptr` of the caller's memory, or a misuse trap.
-pub(crate) fn guest_bytes(
-    caller: &Caller<'_, Host>,
+pub(crate) fn guest_bytes<'a>(
+    caller: &'a Caller<'_, Host>,
     call: &str,
     ptr: i32,
     len: i32,
-) -> wasmtime::Result<Window> {
+) -> wasmtime::Result<Window<'a>> {
     let memory = caller.data().memory.expect("memory is set before any call");
     Window::of(&memory, caller, ptr as u32, len as u32).ok_or_else(|| {
         misuse(
@@ -217,11 +217,14 @@ fn port_index(caller: &Caller<'_, Host>, call: &str, h: i32) -> wasmtime::Result
     Ok(h as usize)
 }
 
-fn window_of(caller: &Caller<'_, Host>, i: usize) -> Window {
-    let port = &caller.data().ports[i];
+/// The window of port `i` and the host state beside it, both borrowed from `caller`.
+fn window_of<'a>(caller: &'a mut Caller<'_, Host>, i: usize) -> (Window<'a>, &'a mut Host) {
     let memory = caller.data().memory.expect("memory is set before any call");
-    Window::of(&memory, caller, port.window, port.spec.window_len)
-        .expect("windows were checked against memory at set-up and memory never shrinks")
+    let (bytes, host) = memory.data_and_store_mut(caller);
+    let port = &host.ports[i];
+    let win = Window::in_memory(bytes, port.window, port.spec.window_len)
+        .expect("windows were checked against memory at set-up and memory never shrinks");
+    (win, host)
 }
 
 fn port(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
@@ -252,8 +255,8 @@ fn port_misuse(
 
 fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
     let i = port_index(&caller, "loan", h)?;
-    let win = window_of(&caller, i);
-    let Host { ports, stop, .. } = caller.data_mut();
+    let (win, host) = window_of(&mut caller, i);
+    let Host { ports, stop, .. } = host;
     let port = &mut ports[i];
     let window = port.window;
     let Side::Out { tx, loan, .. } = &mut port.side else {
@@ -275,20 +278,20 @@ fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32>
 
 fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
     let i = port_index(&caller, "publish", h)?;
-    let win = window_of(&caller, i);
+    let (win, host) = window_of(&mut caller, i);
     let Host {
         ports,
         stop,
         verify,
         ..
-    } = caller.data_mut();
+    } = host;
+    let Port { side, meter, .. } = &mut ports[i];
     let Side::Out {
         tx,
         loan,
         digest,
         messages,
-        bytes,
-    } = &mut ports[i].side
+    } = side
     else {
         return Err(port_misuse(&caller, "publish", i, |n| {
             format!("port `{n}` is an input")
@@ -310,10 +313,14 @@ fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i
         digest.update(&u64::from(len).to_le_bytes());
         win.hash(digest, off as usize, len as usize);
     }
-    match tx.publish(win, off, len, sys::now_ns(), stop) {
+    let msg = Outgoing {
+        off,
+        len,
+        publish_ns: sys::now_ns(),
+    };
+    match tx.publish(win, meter, msg, stop) {
         Ok(()) => {
             *messages += 1;
-            *bytes += u64::from(len);
             Ok(0)
         }
         Err(e) => {
@@ -325,22 +332,28 @@ fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i
 
 fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
     let i = port_index(&caller, "receive", h)?;
-    let win = window_of(&caller, i);
+    let (win, host) = window_of(&mut caller, i);
     let Host {
         ports,
         stop,
         verify,
         latency,
         ..
-    } = caller.data_mut();
-    let window = ports[i].window;
+    } = host;
+    let Port {
+        side,
+        meter,
+        window,
+        ..
+    } = &mut ports[i];
+    let window = *window;
     let Side::In {
         rx,
         held,
         digests,
         messages,
         bytes,
-    } = &mut ports[i].side
+    } = side
     else {
         return Err(port_misuse(&caller, "receive", i, |n| {
             format!("port `{n}` is an output")
@@ -351,7 +364,7 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
             format!("a second `receive` on port `{n}` before `release`")
         }));
     }
-    match rx.receive(win, stop) {
+    match rx.receive(win, meter, stop) {
         Ok(d) => {
             let now = sys::now_ns();
             let end = d.off as u64 + d.len as u64;

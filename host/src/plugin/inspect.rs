@@ -55,26 +55,6 @@ fn sig_eq(a: &[ValType], b: &[ValType]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
 }
 
-/// The WASI functions the host implements; every other one returns ENOSYS.
-pub const WASI_PROVIDED: &[&str] = &[
-    "fd_write",
-    "fd_read",
-    "proc_exit",
-    "clock_time_get",
-    "clock_res_get",
-    "random_get",
-    "args_sizes_get",
-    "environ_sizes_get",
-    "args_get",
-    "environ_get",
-    "fd_fdstat_get",
-    "fd_prestat_get",
-    "fd_prestat_dir_name",
-    "fd_close",
-    "fd_seek",
-    "sched_yield",
-];
-
 /// Checks `module` point by point. `needs_windows`: the plugin has ports, so it must export
 /// `cabi_realloc` (a miss is a warning otherwise).
 pub fn inspect(module: &Module, needs_windows: bool) -> Vec<Finding> {
@@ -225,9 +205,8 @@ pub fn inspect(module: &Module, needs_windows: bool) -> Vec<Finding> {
         }
     }
     if !wasi_used.is_empty() {
-        let (provided, enosys): (Vec<_>, Vec<_>) = wasi_used
-            .iter()
-            .partition(|n| WASI_PROVIDED.contains(&n.as_str()));
+        let (provided, enosys): (Vec<_>, Vec<_>) =
+            wasi_used.iter().partition(|n| wasi::provides(n));
         out.push(pass(format!(
             "uses WASI preview 1: {}",
             provided

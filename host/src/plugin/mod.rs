@@ -14,8 +14,8 @@ use hdrhistogram::Histogram;
 use wasmtime::{Config, Engine, Module};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::backend::{Delivery, PortSpec, Receiver, Sender, Stop};
-use crate::sys;
+use crate::backend::{self, Delivery, Direction, FdSource, PortSpec, Receiver, Sender, Stop};
+use crate::sys::{self, CopyMeter};
 
 /// Builds the engine every process of a run uses. Supervisor and workers must agree on it:
 /// workers load the supervisor's compiled code.
@@ -64,6 +64,8 @@ pub(crate) struct Port {
     /// Offset of the window in the plugin's memory.
     pub window: u32,
     pub side: Side,
+    /// Payload the transport copied for this port, counted by the copy primitives.
+    pub meter: CopyMeter,
 }
 
 pub(crate) enum Side {
@@ -74,7 +76,6 @@ pub(crate) enum Side {
         /// Digest of everything published (the same for every link of a fan-out).
         digest: Box<Xxh3>,
         messages: u64,
-        bytes: u64,
     },
     In {
         rx: Box<dyn Receiver>,
@@ -135,31 +136,38 @@ impl Host {
         }
     }
 
-    /// Adds an opened port whose window starts at `window`.
+    /// Opens `spec`'s transport over the window at `window` (its view is `view`), taking the
+    /// port's fds from `fds`, and adds the port.
     pub fn add_port(
         &mut self,
         spec: PortSpec,
         window: u32,
-        view: sys::Window,
+        view: sys::Window<'_>,
+        fds: &mut dyn FdSource,
     ) -> anyhow::Result<()> {
         self.windows.insert(spec.name.clone(), view.addr() as u64);
+        let imp = backend::of(spec.backend);
         let side = match spec.direction {
-            crate::backend::Direction::Out => Side::Out {
-                tx: crate::backend::open_sender(&spec, view)?,
+            Direction::Out => Side::Out {
+                tx: imp.open_sender(&spec, view, fds)?,
                 loan: None,
                 digest: Box::new(Xxh3::new()),
                 messages: 0,
-                bytes: 0,
             },
-            crate::backend::Direction::In => Side::In {
-                rx: crate::backend::open_receiver(&spec, view)?,
+            Direction::In => Side::In {
+                rx: imp.open_receiver(&spec, view, fds)?,
                 held: None,
                 digests: spec.links.iter().map(|_| Xxh3::new()).collect(),
                 messages: 0,
                 bytes: 0,
             },
         };
-        self.ports.push(Port { spec, window, side });
+        self.ports.push(Port {
+            spec,
+            window,
+            side,
+            meter: CopyMeter::default(),
+        });
         Ok(())
     }
 
@@ -182,24 +190,25 @@ impl Host {
             windows: self.windows.clone(),
             ..Figures::default()
         };
+        let mut add = |counters: backend::Counters| {
+            for (k, v) in counters {
+                *f.counters.entry(k.to_string()).or_default() += v;
+            }
+        };
         for port in &self.ports {
-            match &port.side {
+            let counters = match &port.side {
                 Side::Out {
                     tx,
                     digest,
                     messages,
-                    bytes,
                     ..
                 } => {
-                    f.copied_bytes += tx.copied_bytes();
-                    f.futex_waits += tx.wait_stats().futex_waits;
-                    f.lost_wakeups += tx.wait_stats().lost_wakeups;
                     f.messages_sent += messages;
-                    f.bytes_sent += bytes;
-                    for link in &port.spec.links {
+                    for key in &port.spec.links {
                         f.sent
-                            .insert(link.key.clone(), format!("{:016x}", digest.digest()));
+                            .insert(key.clone(), format!("{:016x}", digest.digest()));
                     }
+                    tx.counters()
                 }
                 Side::In {
                     rx,
@@ -208,18 +217,20 @@ impl Host {
                     bytes,
                     ..
                 } => {
-                    f.copied_bytes += rx.copied_bytes();
-                    f.futex_waits += rx.wait_stats().futex_waits;
-                    f.lost_wakeups += rx.wait_stats().lost_wakeups;
                     f.messages_received += messages;
                     f.bytes_received += bytes;
-                    for (link, d) in port.spec.links.iter().zip(digests) {
+                    for (key, d) in port.spec.links.iter().zip(digests) {
                         f.received
-                            .insert(link.key.clone(), format!("{:016x}", d.digest()));
+                            .insert(key.clone(), format!("{:016x}", d.digest()));
                     }
+                    rx.counters()
                 }
-            }
+            };
+            f.copied_bytes += port.meter.bytes();
+            add(counters);
         }
+        f.futex_waits = f.counters.get("futex_waits").copied().unwrap_or(0);
+        f.lost_wakeups = f.counters.get("lost_wakeups").copied().unwrap_or(0);
         f.latency = self
             .latency
             .iter_recorded()
@@ -232,13 +243,12 @@ impl Host {
 
 /// What one plugin measured and counted.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Figures {
     /// `report(key, value)` calls.
     pub reports: BTreeMap<String, i64>,
     /// Messages published (once per publish, whatever the fan-out).
     pub messages_sent: u64,
-    /// Bytes published.
-    pub bytes_sent: u64,
     /// Messages received.
     pub messages_received: u64,
     /// Bytes received.
@@ -251,7 +261,7 @@ pub struct Figures {
     pub received: BTreeMap<String, String>,
     /// Latency histogram: (value ns, count) pairs.
     pub latency: Vec<(u64, u64)>,
-    /// Output bytes dropped by the rate limit.
+    /// Output bytes dropped by the 1 MiB output budget.
     pub output_dropped: u64,
     /// Port name → address of its window in the worker process (for checking the mappings
     /// in /proc/<pid>/maps).
@@ -260,6 +270,8 @@ pub struct Figures {
     pub futex_waits: u64,
     /// Sleeps that timed out although data had arrived (`shm`): missed wake-ups.
     pub lost_wakeups: u64,
+    /// The backends' own counters, summed over this process's ports.
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// Instantiates a plugin: links the ABI and WASI, calls `_initialize`, and asks the plugin for
@@ -269,6 +281,7 @@ pub fn instantiate(
     module: &Module,
     host: Host,
     ports: Vec<PortSpec>,
+    fds: &mut dyn FdSource,
 ) -> anyhow::Result<(wasmtime::Store<Host>, wasmtime::TypedFunc<(), i32>)> {
     let needs_windows = !ports.is_empty();
     check_module(module, needs_windows)?;
@@ -340,11 +353,10 @@ pub fn instantiate(
                     spec.name
                 );
             }
-            let view = sys::Window::of(&memory, &store, ptr, len).expect("checked above");
             let name = spec.name.clone();
-            store
-                .data_mut()
-                .add_port(spec, ptr, view)
+            let (bytes, host) = memory.data_and_store_mut(&mut store);
+            let view = sys::Window::in_memory(bytes, ptr, len).expect("checked above");
+            host.add_port(spec, ptr, view, fds)
                 .with_context(|| format!("opening port `{name}`"))?;
         }
     }

@@ -27,7 +27,8 @@ const ESPIPE: i32 = 70;
 /// Output a plugin may forward per run before the rest is dropped.
 const OUTPUT_BUDGET: u64 = 1 << 20;
 
-/// A plugin's forwarded output: line-buffered, prefixed with its name, rate-limited.
+/// A plugin's forwarded output: line-buffered, prefixed with its name, cut off after a fixed
+/// budget of [`OUTPUT_BUDGET`] bytes per run.
 #[derive(Debug)]
 pub struct Output {
     prefix: String,
@@ -177,7 +178,6 @@ fn clock_res_get(caller: Caller<'_, Host>, id: i32, out: i32) -> wasmtime::Resul
 }
 
 fn random_get(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
-    let dst = guest_bytes(&caller, "random_get", ptr, len)?;
     let mut bytes = vec![0u8; len as u32 as usize];
     let state = &mut caller.data_mut().rng;
     for chunk in bytes.chunks_mut(8) {
@@ -188,6 +188,7 @@ fn random_get(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Res
         let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
     }
+    let dst = guest_bytes(&caller, "random_get", ptr, len)?;
     dst.write(0, &bytes);
     Ok(SUCCESS)
 }
@@ -226,54 +227,97 @@ fn fd_read(
     Ok(SUCCESS)
 }
 
-/// Defines the subset, and ENOSYS stubs for every other WASI function `module` imports.
-pub fn add_to_linker(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Result<()> {
-    let m = MODULE;
-    linker.func_wrap(m, "fd_write", fd_write)?;
-    linker.func_wrap(m, "fd_read", fd_read)?;
-    linker.func_wrap(m, "proc_exit", proc_exit)?;
-    linker.func_wrap(m, "clock_time_get", clock_time_get)?;
-    linker.func_wrap(m, "clock_res_get", clock_res_get)?;
-    linker.func_wrap(m, "random_get", random_get)?;
-    linker.func_wrap(m, "args_sizes_get", sizes_get)?;
-    linker.func_wrap(m, "environ_sizes_get", sizes_get)?;
-    linker.func_wrap(m, "args_get", |_: Caller<'_, Host>, _: i32, _: i32| SUCCESS)?;
-    linker.func_wrap(m, "environ_get", |_: Caller<'_, Host>, _: i32, _: i32| {
-        SUCCESS
-    })?;
-    linker.func_wrap(m, "fd_fdstat_get", fd_fdstat_get)?;
-    linker.func_wrap(
-        m,
-        "fd_prestat_get",
-        |_: Caller<'_, Host>, _: i32, _: i32| EBADF,
-    )?;
-    linker.func_wrap(
-        m,
-        "fd_prestat_dir_name",
-        |_: Caller<'_, Host>, _: i32, _: i32, _: i32| EBADF,
-    )?;
-    linker.func_wrap(m, "fd_close", |_: Caller<'_, Host>, fd: i32| {
-        if (0..=2).contains(&fd) {
-            SUCCESS
-        } else {
+/// Defines one provided function under its name.
+type Define = fn(&mut Linker<Host>, &'static str) -> wasmtime::Result<()>;
+
+/// The WASI functions the host provides: the one table that linking and `inspect` read.
+const PROVIDED: &[(&str, Define)] = &[
+    ("fd_write", |l, n| {
+        l.func_wrap(MODULE, n, fd_write).map(drop)
+    }),
+    ("fd_read", |l, n| l.func_wrap(MODULE, n, fd_read).map(drop)),
+    ("proc_exit", |l, n| {
+        l.func_wrap(MODULE, n, proc_exit).map(drop)
+    }),
+    ("clock_time_get", |l, n| {
+        l.func_wrap(MODULE, n, clock_time_get).map(drop)
+    }),
+    ("clock_res_get", |l, n| {
+        l.func_wrap(MODULE, n, clock_res_get).map(drop)
+    }),
+    ("random_get", |l, n| {
+        l.func_wrap(MODULE, n, random_get).map(drop)
+    }),
+    ("args_sizes_get", |l, n| {
+        l.func_wrap(MODULE, n, sizes_get).map(drop)
+    }),
+    ("environ_sizes_get", |l, n| {
+        l.func_wrap(MODULE, n, sizes_get).map(drop)
+    }),
+    ("args_get", |l, n| {
+        l.func_wrap(MODULE, n, |_: Caller<'_, Host>, _: i32, _: i32| SUCCESS)
+            .map(drop)
+    }),
+    ("environ_get", |l, n| {
+        l.func_wrap(MODULE, n, |_: Caller<'_, Host>, _: i32, _: i32| SUCCESS)
+            .map(drop)
+    }),
+    ("fd_fdstat_get", |l, n| {
+        l.func_wrap(MODULE, n, fd_fdstat_get).map(drop)
+    }),
+    ("fd_prestat_get", |l, n| {
+        l.func_wrap(MODULE, n, |_: Caller<'_, Host>, _: i32, _: i32| EBADF)
+            .map(drop)
+    }),
+    ("fd_prestat_dir_name", |l, n| {
+        l.func_wrap(MODULE, n, |_: Caller<'_, Host>, _: i32, _: i32, _: i32| {
             EBADF
-        }
-    })?;
-    linker.func_wrap(
-        m,
-        "fd_seek",
-        |_: Caller<'_, Host>, fd: i32, _: i64, _: i32, _: i32| {
-            if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
-        },
-    )?;
-    linker.func_wrap(m, "sched_yield", |_: Caller<'_, Host>| SUCCESS)?;
+        })
+        .map(drop)
+    }),
+    ("fd_close", |l, n| {
+        l.func_wrap(MODULE, n, |_: Caller<'_, Host>, fd: i32| {
+            if (0..=2).contains(&fd) {
+                SUCCESS
+            } else {
+                EBADF
+            }
+        })
+        .map(drop)
+    }),
+    ("fd_seek", |l, n| {
+        l.func_wrap(
+            MODULE,
+            n,
+            |_: Caller<'_, Host>, fd: i32, _: i64, _: i32, _: i32| {
+                if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
+            },
+        )
+        .map(drop)
+    }),
+    ("sched_yield", |l, n| {
+        l.func_wrap(MODULE, n, |_: Caller<'_, Host>| SUCCESS)
+            .map(drop)
+    }),
+];
+
+/// Whether the host provides WASI function `name` (anything else returns ENOSYS).
+pub fn provides(name: &str) -> bool {
+    PROVIDED.iter().any(|(n, _)| *n == name)
+}
+
+/// Defines every provided WASI function, and an ENOSYS stub for every other WASI function
+/// that `module` imports.
+pub fn add_to_linker(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Result<()> {
+    for (name, define) in PROVIDED {
+        define(linker, name)?;
+    }
     define_enosys(linker, module)
 }
 
 fn define_enosys(linker: &mut Linker<Host>, module: &Module) -> wasmtime::Result<()> {
-    let provided = super::inspect::WASI_PROVIDED;
     for import in module.imports() {
-        if import.module() != MODULE || provided.contains(&import.name()) {
+        if import.module() != MODULE || provides(import.name()) {
             continue;
         }
         let ExternType::Func(ty) = import.ty() else {
