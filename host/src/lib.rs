@@ -17,7 +17,7 @@
 //! println!("{}", Report::new(&sc, runs).table());
 //! # Ok::<(), anyhow::Error>(())
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod backend;
@@ -26,6 +26,7 @@ pub mod plugin;
 pub mod report;
 pub mod scenario;
 pub mod supervisor;
-pub mod sys;
+/// The only unsafe code: the `wasm-ipc-sys` crate.
+pub use wasm_ipc_sys as sys;
 pub mod template;
 pub mod worker;

@@ -1,5 +1,5 @@
 //! The `wasm-ipc` command line: `run`, `compare`, `check`, and the hidden `worker`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -21,21 +21,21 @@ use crate::control::{self, FromWorker, Outcome, Status, ToWorker, WorkerSpec};
 use crate::plugin::{self, Figures, Host, abi::HostTrap};
 use crate::sys;
 
-/// The port fds this worker was handed (fd 5 … 5 + count − 1), each taken once.
+/// The port fds this worker was handed: fd 5 … 5 + count − 1.
 #[derive(Debug)]
-struct Inherited {
-    taken: Vec<bool>,
+struct PortFds<'a> {
+    handover: &'a mut sys::Handover,
+    count: i32,
 }
 
-impl FdSource for Inherited {
+impl FdSource for PortFds<'_> {
     fn take(&mut self, n: i32) -> anyhow::Result<std::os::fd::OwnedFd> {
-        let slot = usize::try_from(n - FIRST_PORT_FD)
-            .ok()
-            .and_then(|i| self.taken.get_mut(i))
-            .with_context(|| format!("fd {n} was not handed to this worker"))?;
-        anyhow::ensure!(!*slot, "fd {n} taken twice");
-        *slot = true;
-        Ok(sys::inherited_fd(n)?)
+        anyhow::ensure!(
+            (FIRST_PORT_FD..FIRST_PORT_FD + self.count).contains(&n),
+            "fd {n} is not one of this worker's {} port fds",
+            self.count
+        );
+        Ok(self.handover.take(n)?)
     }
 }
 
@@ -58,9 +58,8 @@ pub fn main(plugin: &str, parent_pid: i32) -> i32 {
 }
 
 fn run_worker() -> anyhow::Result<()> {
-    let ctrl_fd = sys::inherited_fd(3)?;
-    let module_fd = sys::inherited_fd(4)?;
-    let mut ctrl = UnixStream::from(ctrl_fd);
+    let mut handover = sys::Handover::claim()?;
+    let mut ctrl = UnixStream::from(handover.take(3)?);
     let mut reader = control::Reader::new(BufReader::new(ctrl.try_clone()?));
     let Some(spec): Option<WorkerSpec> = reader.read()? else {
         bail!("control socket closed before the spec arrived");
@@ -69,8 +68,9 @@ fn run_worker() -> anyhow::Result<()> {
 
     let setup = (|| -> anyhow::Result<_> {
         let engine = plugin::engine()?;
-        let module =
-            sys::load_handed_module(&engine, module_fd).context("loading the compiled module")?;
+        let module = handover
+            .module(&engine, 4)
+            .context("loading the compiled module")?;
         let host = Host::new(
             &spec.plugin,
             spec.config.clone(),
@@ -78,8 +78,9 @@ fn run_worker() -> anyhow::Result<()> {
             spec.verify,
             spec.seed,
         );
-        let mut fds = Inherited {
-            taken: vec![false; usize::try_from(spec.port_fds)?],
+        let mut fds = PortFds {
+            handover: &mut handover,
+            count: i32::try_from(spec.port_fds)?,
         };
         let (store, run) =
             plugin::instantiate(&engine, &module, host, spec.ports.clone(), &mut fds)?;

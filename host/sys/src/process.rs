@@ -1,0 +1,112 @@
+//! Processes: reaping with resource usage, pidfds, and facts about this process.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Resource usage of a finished child, from `wait4`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildUsage {
+    /// Exit code, when the child exited.
+    pub exit_code: Option<i32>,
+    /// Signal number, when a signal killed the child.
+    pub signal: Option<i32>,
+    /// User CPU seconds.
+    pub user_s: f64,
+    /// System CPU seconds.
+    pub sys_s: f64,
+    /// Peak resident set in KiB.
+    pub max_rss_kib: u64,
+    /// Voluntary context switches.
+    pub voluntary_cs: u64,
+    /// Involuntary context switches.
+    pub involuntary_cs: u64,
+}
+
+/// Waits for child `pid` to end and returns its status and resource usage (`wait4`).
+pub fn wait_child(pid: i32) -> io::Result<ChildUsage> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `status` and `ru` are live, writable locals for the duration of the call.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        break;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(ChildUsage {
+        exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        user_s: tv(ru.ru_utime),
+        sys_s: tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss as u64,
+        voluntary_cs: ru.ru_nvcsw as u64,
+        involuntary_cs: ru.ru_nivcsw as u64,
+    })
+}
+
+/// A process handle that cannot name a recycled pid (`pidfd_open`).
+#[derive(Debug)]
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// Opens a pidfd for a child that has not been reaped yet.
+    pub fn open(pid: i32) -> io::Result<Pidfd> {
+        // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the syscall returned a fresh fd owned by nobody else.
+        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+
+    /// Sends SIGKILL; a no-op when the process already ended.
+    pub fn kill(&self) {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo, flags 0.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+}
+
+/// This process's parent pid.
+pub fn parent_pid() -> i32 {
+    nix::unistd::getppid().as_raw()
+}
+
+/// Reads `rchar` and `wchar` (bytes passed to read/write-family syscalls) from
+/// `/proc/self/io`.
+pub fn self_io() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((field("rchar:")?, field("wchar:")?))
+}
+
+/// Makes this process ignore SIGINT: the supervisor handles Ctrl-C and stops its workers.
+pub fn ignore_sigint() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety question arises.
+    let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) };
+}
+
+/// `sched_yield`.
+pub fn yield_now() {
+    std::thread::yield_now();
+}

@@ -1,0 +1,232 @@
+//! Guest windows: bounds-checked views into a plugin's linear memory, and the copy primitives
+//! that move payload between a window and the kernel (counted by a [`CopyMeter`]).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Bytes of payload that the copy primitives of [`Window`] moved between a guest window and
+/// the kernel. Only this module can add to it, so a transport's count is exactly what its
+/// copies moved: a backend that moves nothing reads 0 because nothing was added.
+#[derive(Debug, Default)]
+pub struct CopyMeter {
+    bytes: u64,
+}
+
+impl CopyMeter {
+    /// Payload bytes copied so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// A view of one port's window inside a guest's linear memory.
+///
+/// It borrows what it was made from (the store, or the memory's bytes) for `'a`, so it cannot
+/// outlive the host call that made it: the guest cannot run while it is used, and the memory
+/// (a fixed [`HostMemory`] reservation) cannot move or go away meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    base: *mut u8,
+    len: usize,
+    _memory: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> Window<'a> {
+    /// A view of `memory[off .. off + len]`; `None` when that lies outside the memory.
+    pub fn of<S: wasmtime::AsContext>(
+        memory: &wasmtime::Memory,
+        store: &'a S,
+        off: u32,
+        len: u32,
+    ) -> Option<Window<'a>> {
+        let size = memory.data_size(store);
+        let end = (off as usize).checked_add(len as usize)?;
+        if end > size {
+            return None;
+        }
+        // SAFETY: `off + len <= data_size`, so the offset stays inside the allocation that
+        // `data_ptr` points to; the store stays borrowed for `'a`.
+        let base = unsafe { memory.data_ptr(store).add(off as usize) };
+        Some(Window {
+            base,
+            len: len as usize,
+            _memory: std::marker::PhantomData,
+        })
+    }
+
+    /// A view of `bytes[off .. off + len]` of a linear memory's bytes (from
+    /// `Memory::data_and_store_mut`, which also lends the host state beside it); `None` when
+    /// that lies outside. No byte is read or written through `bytes` itself: another process
+    /// may write shared pages of it at any time, so only raw-pointer copies touch them.
+    pub fn in_memory(bytes: &'a mut [u8], off: u32, len: u32) -> Option<Window<'a>> {
+        let end = (off as usize).checked_add(len as usize)?;
+        if end > bytes.len() {
+            return None;
+        }
+        // SAFETY: `off + len <= bytes.len()`, so the offset stays inside the slice.
+        let base = unsafe { bytes.as_mut_ptr().add(off as usize) };
+        Some(Window {
+            base,
+            len: len as usize,
+            _memory: std::marker::PhantomData,
+        })
+    }
+
+    /// The part `[off, off + len)` of this window.
+    pub fn sub(&self, off: usize, len: usize) -> Option<Window<'a>> {
+        self.check(off, len).ok()?;
+        Some(Window {
+            // SAFETY: `off + len <= self.len` (checked above), so the offset stays inside.
+            base: unsafe { self.base.add(off) },
+            len,
+            _memory: std::marker::PhantomData,
+        })
+    }
+
+    /// An empty window (for frames without payload).
+    pub fn empty() -> Window<'static> {
+        Window {
+            base: std::ptr::NonNull::dangling().as_ptr(),
+            len: 0,
+            _memory: std::marker::PhantomData,
+        }
+    }
+
+    /// Copies `window[off .. off + len]` out (guest strings, WASI iovecs).
+    pub fn read_vec(&self, off: usize, len: usize) -> Option<Vec<u8>> {
+        self.check(off, len).ok()?;
+        let mut v = vec![0u8; len];
+        // SAFETY: the source range is inside the live window (checked above); `v` is a
+        // distinct, freshly allocated buffer of `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), v.as_mut_ptr(), len) };
+        Some(v)
+    }
+
+    /// Copies `bytes` into the window at `off`; `false` when it does not fit.
+    pub fn write(&self, off: usize, bytes: &[u8]) -> bool {
+        if self.check(off, bytes.len()).is_err() {
+            return false;
+        }
+        // SAFETY: the destination range is inside the live window (checked above), `bytes` is
+        // a distinct Rust slice, and the guest is blocked in the host call that made `self`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off), bytes.len()) };
+        true
+    }
+
+    /// The window's address in this process.
+    pub fn addr(&self) -> usize {
+        self.base as usize
+    }
+
+    /// The window's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, off: usize, len: usize) -> io::Result<()> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("range {off}+{len} outside the {}-byte window", self.len),
+            )),
+        }
+    }
+
+    /// Feeds `window[off .. off + len]` to `hasher`. The bytes are copied out in small chunks
+    /// through raw pointers: a shared window may be written by another process meanwhile, so
+    /// no Rust slice may cover it.
+    pub fn hash(&self, hasher: &mut xxhash_rust::xxh3::Xxh3, off: usize, len: usize) {
+        if self.check(off, len).is_err() {
+            return;
+        }
+        let mut chunk = [0u8; 4096];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            // SAFETY: `off + done + n <= off + len <= window length` (checked above), the
+            // window is live for this host call, and `chunk` is a distinct local buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.base.add(off + done), chunk.as_mut_ptr(), n)
+            };
+            hasher.update(&chunk[..n]);
+            done += n;
+        }
+    }
+
+    /// Writes `head` and then `window[off .. off + len][done - head.len() ..]` to a
+    /// non-blocking socket with one `writev`, starting `done` bytes into the frame. Returns the
+    /// bytes written, or `WouldBlock`.
+    pub fn writev_frame(
+        &self,
+        fd: BorrowedFd<'_>,
+        meter: &mut CopyMeter,
+        head: &[u8],
+        off: usize,
+        len: usize,
+        done: usize,
+    ) -> io::Result<usize> {
+        self.check(off, len)?;
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 2];
+        let mut n = 0;
+        if done < head.len() {
+            iov[n] = libc::iovec {
+                iov_base: head[done..].as_ptr() as *mut libc::c_void,
+                iov_len: head.len() - done,
+            };
+            n += 1;
+        }
+        let body_done = done.saturating_sub(head.len());
+        if body_done < len {
+            iov[n] = libc::iovec {
+                // SAFETY: off + body_done < off + len <= window length (checked above).
+                iov_base: unsafe { self.base.add(off + body_done) }.cast(),
+                iov_len: len - body_done,
+            };
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: each iovec points into live memory of the stated length: `head` is borrowed
+        // for the call, the window range is checked above. `writev` (not `sendmsg`) so the
+        // kernel's per-process I/O counters see the bytes; Rust ignores SIGPIPE, so a closed
+        // peer is EPIPE.
+        let r = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), n as libc::c_int) };
+        let Ok(r) = usize::try_from(r) else {
+            return Err(io::Error::last_os_error());
+        };
+        // What went beyond the header's remainder came out of the window.
+        meter.bytes += (r.saturating_sub(head.len().saturating_sub(done))) as u64;
+        Ok(r)
+    }
+
+    /// Reads at most `len` bytes from a non-blocking socket into `window[off ..]`. Returns the
+    /// bytes read (0 at end of stream), or `WouldBlock`.
+    pub fn recv_into(
+        &self,
+        fd: BorrowedFd<'_>,
+        meter: &mut CopyMeter,
+        off: usize,
+        len: usize,
+    ) -> io::Result<usize> {
+        self.check(off, len)?;
+        // SAFETY: the destination range is inside the window (checked above) and nothing else
+        // reads or writes it during this call (the guest is blocked in the host call).
+        // `read` (not `recv`) so the kernel's per-process I/O counters see the bytes.
+        let r = unsafe { libc::read(fd.as_raw_fd(), self.base.add(off).cast(), len) };
+        let Ok(r) = usize::try_from(r) else {
+            return Err(io::Error::last_os_error());
+        };
+        meter.bytes += r as u64;
+        Ok(r)
+    }
+}
