@@ -2,9 +2,7 @@
 //! scenario or an error naming file, line and key; it never panics.
 #![no_main]
 
-#[allow(dead_code, missing_docs)]
-#[path = "../../host/src/scenario.rs"]
-mod scenario;
+use wasm_ipc_scenario as scenario;
 
 use libfuzzer_sys::fuzz_target;
 

@@ -21,10 +21,12 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod build;
 pub mod control;
 pub mod plugin;
 pub mod report;
-pub mod scenario;
+/// The scenario file format: the `wasm-ipc-scenario` crate.
+pub use wasm_ipc_scenario as scenario;
 pub mod supervisor;
 /// The only unsafe code: the `wasm-ipc-sys` crate.
 pub use wasm_ipc_sys as sys;

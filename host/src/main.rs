@@ -109,7 +109,7 @@ fn load(path: &Option<PathBuf>) -> Result<Scenario, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
-    sc.build_stale().map_err(|e| {
+    wasm_ipc::build::build_stale(&sc).map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::from(2)
     })?;

@@ -518,7 +518,7 @@ fn build_runs_once_per_command_and_only_when_stale() {
             .count()
     };
 
-    s.build_stale().unwrap();
+    wasm_ipc::build::build_stale(&s).unwrap();
     assert_eq!(runs(), 1, "one shared command runs once");
     assert!(s.plugins[0].wasm.exists() && s.plugins[1].wasm.exists());
 
@@ -527,12 +527,12 @@ fn build_runs_once_per_command_and_only_when_stale() {
     set_mtime(&dir.path().join("src/lib.rs"), old);
     fs::write(dir.path().join("src/target/new.rs"), "").unwrap();
     fs::write(dir.path().join("src/.git/new"), "").unwrap();
-    s.build_stale().unwrap();
+    wasm_ipc::build::build_stale(&s).unwrap();
     assert_eq!(runs(), 1, "nothing is stale");
 
     // A source file newer than the wasm does.
     set_mtime(&s.plugins[0].wasm, old - Duration::from_secs(60));
-    s.build_stale().unwrap();
+    wasm_ipc::build::build_stale(&s).unwrap();
     assert_eq!(runs(), 2, "a newer source file rebuilds");
 }
 
@@ -551,7 +551,7 @@ fn failing_build_names_plugin_and_command() {
         "name = \"t\"\n[[plugin]]\nname = \"broken\"\nwasm = \"b.wasm\"\nbuild = \"exit 3\"\n";
     let (_dir, path) = write(text);
     let s = Scenario::load(&path).unwrap();
-    let err = format!("{:#}", s.build_stale().unwrap_err());
+    let err = format!("{:#}", wasm_ipc::build::build_stale(&s).unwrap_err());
     assert!(
         err.contains("plugin broken") && err.contains("`exit 3`"),
         "{err}"
@@ -563,7 +563,7 @@ fn build_that_creates_nothing_is_an_error() {
     let text = "name = \"t\"\n[[plugin]]\nname = \"lazy\"\nwasm = \"l.wasm\"\nbuild = \"true\"\n";
     let (_dir, path) = write(text);
     let s = Scenario::load(&path).unwrap();
-    let err = format!("{:#}", s.build_stale().unwrap_err());
+    let err = format!("{:#}", wasm_ipc::build::build_stale(&s).unwrap_err());
     assert!(
         err.contains("plugin lazy") && err.contains("did not create"),
         "{err}"

@@ -11,8 +11,9 @@
 //! Every error is a [`ScenarioError`] naming the file, the line and the dotted key path
 //! (`channel[0].slot_size`), and saying what would have been valid.
 //!
-//! This module does not depend on wasmtime, so a fuzz target can drive [`Scenario::parse`]
-//! alone; `parse` never panics and never touches the file system.
+//! This crate depends on no wasmtime and runs nothing, so a fuzz target can drive
+//! [`Scenario::parse`] alone; `parse` never panics and never touches the file system. The
+//! host runs plugins' `build` commands itself (`wasm_ipc::build`).
 //!
 //! ```toml
 //! name = "producer-consumer"
@@ -40,17 +41,16 @@
 //! wait = "adaptive"
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
-use std::io;
 use std::ops::Range;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
@@ -302,69 +302,6 @@ impl Scenario {
     /// `path` is used for messages and to resolve relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         parse_with_lines(path, text).map(|(scenario, _)| scenario)
-    }
-
-    /// Runs each plugin's `build` command (sh -c, cwd = dir, stdout/stderr of the build go
-    /// to our stderr) when its wasm is missing or older than the newest file under `source`.
-    /// Afterwards the wasm must exist. Errors name the plugin and the command.
-    ///
-    /// A command shared by several plugins runs at most once per call. Under `source`,
-    /// folders named `target` or `node_modules` and hidden folders are skipped.
-    pub fn build_stale(&self) -> anyhow::Result<()> {
-        let mut built: HashSet<&str> = HashSet::new();
-        for plugin in &self.plugins {
-            let Some(cmd) = plugin.build.as_deref() else {
-                continue;
-            };
-            let stale = is_stale(plugin).with_context(|| {
-                format!(
-                    "plugin {}: checking whether {} is up to date",
-                    plugin.name,
-                    plugin.wasm.display()
-                )
-            })?;
-            if !stale {
-                continue;
-            }
-            if built.insert(cmd) {
-                eprintln!("building plugin {}: {cmd}", plugin.name);
-                let stdout = std::io::stderr()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .context("duplicating stderr for the build's output")?;
-                let status = Command::new("sh")
-                    .arg("-c")
-                    .arg(cmd)
-                    .current_dir(&self.dir)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::from(stdout))
-                    .status()
-                    .with_context(|| {
-                        format!(
-                            "plugin {}: running build command `{cmd}` in {}",
-                            plugin.name,
-                            self.dir.display()
-                        )
-                    })?;
-                if !status.success() {
-                    bail!(
-                        "plugin {}: build command `{cmd}` failed ({status}) in {}",
-                        plugin.name,
-                        self.dir.display()
-                    );
-                }
-            }
-            if !plugin.wasm.exists() {
-                bail!(
-                    "plugin {}: build command `{cmd}` did not create {}; \
-                     check `wasm` and `build` in {}",
-                    plugin.name,
-                    plugin.wasm.display(),
-                    self.path.display()
-                );
-            }
-        }
-        Ok(())
     }
 
     /// Inputs of plugin `i`: (port name, channel index), in channel order.
@@ -1215,57 +1152,6 @@ fn one_of<T: Copy>(
                 ),
             )
         })
-}
-
-// ---- staleness ----
-
-fn is_stale(plugin: &Plugin) -> io::Result<bool> {
-    let wasm_time = match fs::metadata(&plugin.wasm) {
-        Ok(meta) => meta.modified()?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    let Some(source) = &plugin.source else {
-        return Ok(false);
-    };
-    let meta = fs::metadata(source)
-        .map_err(|e| io::Error::new(e.kind(), format!("source {}: {e}", source.display())))?;
-    if meta.is_file() {
-        return Ok(meta.modified()? > wasm_time);
-    }
-    newer_file_under(source, wasm_time)
-}
-
-/// Whether any regular file under `dir` was modified after `time`; skips folders named
-/// `target` or `node_modules` and hidden folders.
-fn newer_file_under(dir: &Path, time: SystemTime) -> io::Result<bool> {
-    let entries = fs::read_dir(dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-    for entry in entries {
-        let entry = entry?;
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name == "target" || name == "node_modules" || name.starts_with('.') {
-                continue;
-            }
-            if newer_file_under(&entry.path(), time)? {
-                return Ok(true);
-            }
-        } else if kind.is_file() {
-            match entry.metadata() {
-                Ok(meta) if meta.modified()? > time => return Ok(true),
-                Ok(_) => {}
-                // Deleted while we looked: it cannot be newer.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(false)
 }
 
 #[cfg(test)]
