@@ -10,4 +10,8 @@ cargo test --release --manifest-path plugins/Cargo.toml -p wasm-ipc-sdk --target
 mkdir -p target
 cc -std=c11 -w -I plugins/sdk/c -o target/c-sdk-test plugins/sdk/c/test_native.c plugins/sdk/c/wasm_ipc.c
 target/c-sdk-test
+# Zig's and AssemblyScript's SDK tests (the exit-code table every SDK shares, among others).
+zig test plugins/sdk/zig/wasm_ipc.zig
+(cd plugins/sdk/assemblyscript && node_modules/.bin/asc test/exit_codes.ts --use abort= \
+    --outFile ../../../target/as-sdk-test.wasm && node test/run.mjs ../../../target/as-sdk-test.wasm)
 cargo test --release --workspace

@@ -227,8 +227,12 @@ fn classify(
                                 || format!("<wasm function {}>", f.func_index()),
                                 str::to_string,
                             );
-                            match f.module().name() {
+                            let func = match f.module().name() {
                                 Some(m) => format!("{m}!{func}"),
+                                None => func,
+                            };
+                            match f.module_offset() {
+                                Some(at) => format!("{func} at {at:#x}"),
                                 None => func,
                             }
                         })

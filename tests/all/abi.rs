@@ -129,6 +129,37 @@ fn host_linker_matches_the_wit() {
     );
 }
 
+/// The ABI table `check_module` and `inspect` rely on, as the same kind of map.
+fn from_table(table: &[abi::HostFn]) -> Sigs {
+    let list = |ts: Vec<wasmtime::ValType>| ts.iter().map(|t| t.to_string()).collect();
+    table
+        .iter()
+        .map(|f| {
+            (
+                (abi::HOST_MODULE.to_string(), f.name.to_string()),
+                (list(f.params()), list(f.results())),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_host_functions_table_matches_the_wit_signature_by_signature() {
+    let expected = from_wit(&wit_text());
+    let diff = differences(&expected, &from_table(abi::HOST_FUNCTIONS));
+    assert!(
+        diff.is_empty(),
+        "HOST_FUNCTIONS and WIT disagree:\n{}",
+        diff.join("\n")
+    );
+    // The comparison sees a changed signature in the table, not only its length.
+    let mut changed = abi::HOST_FUNCTIONS.to_vec();
+    let now = changed.iter_mut().find(|f| f.name == "now").unwrap();
+    now.results = &[abi::Ty::I32];
+    let diff = differences(&expected, &from_table(&changed));
+    assert!(diff.iter().any(|d| d.contains(".now: WIT")), "{diff:?}");
+}
+
 #[test]
 fn a_renamed_import_fails_the_check() {
     let renamed = wit_text().replace("receive: func(", "recv: func(");

@@ -55,6 +55,11 @@ to = \"t.in\"
         err.contains("plugin `t` trapped") && err.contains("unreachable"),
         "{err}"
     );
+    // wasmtime's own backtrace, frame by frame (`WasmBacktrace`), with code offsets.
+    assert!(
+        err.contains("[backtrace: <wasm function ") && err.contains(" at 0x"),
+        "{err}"
+    );
     assert_eq!(proc_named(&rep, "t")["status"], "failed");
     let p = proc_named(&rep, "p");
     assert!(p["status"] == "ok" || p["status"] == "peer-failed", "{p}");

@@ -334,6 +334,23 @@ fn zero_timeout() {
     assert_error(&text, 9, "run.timeout", "greater than zero");
 }
 
+/// A timeout whose nanoseconds would not fit the deadline's 64 bits (and any beyond 7 days).
+#[test]
+fn too_long_timeout() {
+    let text = format!("{PLUGINS}[run]\ntimeout = \"9999999999h\"\n");
+    assert_error(
+        &text,
+        9,
+        "run.timeout",
+        "longer than the largest accepted, 168h",
+    );
+    let text = format!("{PLUGINS}[run]\ntimeout = \"169h\"\n");
+    assert_error(&text, 9, "run.timeout", "longer than the largest accepted");
+    let text = format!("{PLUGINS}[run]\ntimeout = \"168h\"\n");
+    let sc = wasm_ipc::scenario::Scenario::parse(std::path::Path::new("/t/s.toml"), &text).unwrap();
+    assert_eq!(sc.run.timeout, wasm_ipc::scenario::MAX_TIMEOUT);
+}
+
 #[test]
 fn malformed_timeout() {
     let text = format!("{PLUGINS}[run]\ntimeout = \"a minute\"\n");

@@ -67,6 +67,9 @@ pub const MAX_CAPACITY: u32 = 65536;
 pub const MAX_REPEAT: u32 = 1000;
 /// Default [`RunConfig::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest accepted [`RunConfig::timeout`]: 7 days (a run's deadline is a 64-bit nanosecond
+/// count, and no benchmark or soak runs longer).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 const SIZE_HINT: &str = "sizes look like 4096, \"4KiB\", \"1MiB\" (units: B, KiB, MiB, GiB)";
 const DURATION_HINT: &str = "durations look like \"500ms\", \"60s\", \"2m\" or 60 (seconds)";
@@ -216,7 +219,8 @@ pub struct RunConfig {
     pub backends: Vec<BackendKind>,
     /// Default 1; 1 ..= 1000.
     pub repeat: u32,
-    /// Default 60 s. Durations: "500ms", "60s", "2m" (also a bare integer = seconds). > 0.
+    /// Default 60 s. Durations: "500ms", "60s", "2m" (also a bare integer = seconds).
+    /// 0 < timeout <= [`MAX_TIMEOUT`].
     pub timeout: Duration,
     /// Default Adaptive.
     pub wait: WaitMode,
@@ -1083,6 +1087,16 @@ fn validate_run(src: &Source<'_>, raw: RawRun) -> Result<RunConfig, ScenarioErro
                 value.span(),
                 "run.timeout",
                 format!("timeout must be greater than zero; {DURATION_HINT}"),
+            ));
+        }
+        if timeout > MAX_TIMEOUT {
+            return Err(src.at(
+                value.span(),
+                "run.timeout",
+                format!(
+                    "timeout {timeout:?} is longer than the largest accepted, {}h (7 days)",
+                    MAX_TIMEOUT.as_secs() / 3600
+                ),
             ));
         }
         run.timeout = timeout;

@@ -80,11 +80,12 @@ export function errorName(code: i32): string {
   }
 }
 
-/** What `run` returns for a host code, the same table as the Rust SDK: 101 closed,
+/** What `run` returns for a code, the table every SDK shares: 0 for ok, 101 closed,
  *  102 peer-failed, 103 unknown-port, 104 too-large, 105 not-found, `code` itself for a
  *  plugin-defined failure in 1..=99, 199 for anything else. */
 export function exitCode(code: i32): i32 {
   switch (code) {
+    case 0: return 0;
     case CLOSED: return 101;
     case PEER_FAILED: return 102;
     case UNKNOWN_PORT: return 103;

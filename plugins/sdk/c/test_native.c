@@ -117,6 +117,14 @@ static void test_codes(void) {
     CHECK(wasm_ipc_exit_code(WASM_IPC_CLOSED) == 101);
     CHECK(wasm_ipc_exit_code(WASM_IPC_NOT_FOUND) == 105);
     CHECK(wasm_ipc_exit_code(-77) == 199);
+    /* The table every SDK shares: host codes, a plugin's own codes 1..=99, anything else. */
+    CHECK(wasm_ipc_exit_code(WASM_IPC_PEER_FAILED) == 102);
+    CHECK(wasm_ipc_exit_code(WASM_IPC_UNKNOWN_PORT) == 103);
+    CHECK(wasm_ipc_exit_code(WASM_IPC_TOO_LARGE) == 104);
+    CHECK(wasm_ipc_exit_code(1) == 1);
+    CHECK(wasm_ipc_exit_code(7) == 7);
+    CHECK(wasm_ipc_exit_code(99) == 99);
+    CHECK(wasm_ipc_exit_code(100) == 199);
     wasm_ipc_port p;
     CHECK(wasm_ipc_open("in", &p) == WASM_IPC_UNKNOWN_PORT);
 }

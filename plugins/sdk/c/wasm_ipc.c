@@ -143,7 +143,9 @@ int32_t wasm_ipc_exit_code(int32_t code) {
     case WASM_IPC_UNKNOWN_PORT: return 103;
     case WASM_IPC_TOO_LARGE: return 104;
     case WASM_IPC_NOT_FOUND: return 105;
-    default: return code < 0 ? 199 : 0;
+    case WASM_IPC_OK: return 0;
+    /* A failure the plugin defines itself passes through, as in every SDK. */
+    default: return code >= 1 && code <= 99 ? code : 199;
     }
 }
 

@@ -59,9 +59,10 @@ extern "C" {
 /** A short English description of a WASM_IPC_* code ("closed", ...). */
 const char *wasm_ipc_strerror(int32_t code);
 
-/** What `run` should return for a code, as every SDK does: 0 for WASM_IPC_OK (or any
- *  non-negative value), 101 closed, 102 peer-failed, 103 unknown-port, 104 too-large,
- *  105 not-found, 199 any other negative code. */
+/** What `run` should return for a code, the table every SDK shares (Rust `Error::exit_code`,
+ *  AssemblyScript `exitCode`, Zig `exitCode`): 0 for WASM_IPC_OK, 101 closed, 102 peer-failed,
+ *  103 unknown-port, 104 too-large, 105 not-found, the code itself for a failure the plugin
+ *  defines in 1..=99, and 199 for anything else. */
 int32_t wasm_ipc_exit_code(int32_t code);
 
 /** Exports a function under `name`: `WASM_IPC_EXPORT("run") int32_t run(void) { ... }`.

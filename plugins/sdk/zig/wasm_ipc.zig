@@ -117,8 +117,9 @@ pub fn fromCode(ret: i64) Error {
     };
 }
 
-/// What `run` returns for an error, as every SDK does: 101 closed, 102 peer-failed,
-/// 103 unknown-port, 104 too-large, 105 not-found, 199 any other host code.
+/// What `run` returns for an error, the table every SDK shares: 101 closed, 102 peer-failed,
+/// 103 unknown-port, 104 too-large, 105 not-found, 199 any other host code (a plugin's own
+/// failure code in 1..=99 is what its `run` returns itself, unchanged by `main`).
 pub fn exitCode(err: Error) i32 {
     return switch (err) {
         error.Closed => 101,
@@ -143,7 +144,8 @@ pub fn describe(err: Error) []const u8 {
 }
 
 /// The value for `run` to return: the plugin's own code (0 = success, 1..=99 for failures it
-/// defines), or, for an error, `exitCode(err)` after logging it at level error.
+/// defines; any other value becomes 199), or, for an error, `exitCode(err)` after logging it
+/// at level error.
 ///
 /// ```zig
 /// export fn run() i32 {
@@ -151,7 +153,7 @@ pub fn describe(err: Error) []const u8 {
 /// }
 /// ```
 pub fn exit(name: []const u8, result: Error!i32) i32 {
-    return result catch |err| {
+    const own = result catch |err| {
         const ret = exitCode(err);
         if (err == error.HostCode) {
             logf(.err, "{s} failed: host error code {d} (run returns {d})", .{ name, last_host_code, ret });
@@ -160,6 +162,13 @@ pub fn exit(name: []const u8, result: Error!i32) i32 {
         }
         return ret;
     };
+    return ownCode(own);
+}
+
+/// The table every SDK shares for a plugin's own return value: 0 and 1..=99 pass unchanged,
+/// anything else is 199.
+pub fn ownCode(own: i32) i32 {
+    return if (own >= 0 and own <= 99) own else 199;
 }
 
 /// The panic handler: logs the message at level error through the host, then traps (the host
@@ -685,4 +694,9 @@ test "every host code maps to its own error and exit code" {
     const exits = [_]i32{ 101, 102, 103, 104, 105, 199 };
     for (codes, exits) |c, want| try std.testing.expectEqual(want, exitCode(fromCode(c)));
     try std.testing.expectEqual(@as(i64, -42), last_host_code);
+    // A plugin's own codes: 0 and 1..=99 pass unchanged, anything else is 199 (as in C, Rust
+    // and AssemblyScript).
+    const own = [_]i32{ 0, 1, 7, 99, 100, 150, -1 };
+    const want = [_]i32{ 0, 1, 7, 99, 199, 199, 199 };
+    for (own, want) |o, w| try std.testing.expectEqual(w, ownCode(o));
 }

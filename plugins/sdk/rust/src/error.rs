@@ -111,6 +111,12 @@ mod tests {
         exits.dedup();
         assert_eq!(exits.len(), 7);
         assert!(exits.iter().all(|&c| c > 99));
+        // The table every SDK shares: a plugin's own codes 1..=99 pass, anything else is 199.
+        assert_eq!(Error::Code(1).exit_code(), 1);
+        assert_eq!(Error::Code(7).exit_code(), 7);
+        assert_eq!(Error::Code(99).exit_code(), 99);
+        assert_eq!(Error::Code(100).exit_code(), 199);
+        assert_eq!(Error::Code(0).exit_code(), 199);
         assert_eq!(Error::Code(7).exit_code(), 7);
         assert_eq!(Error::Code(0).exit_code(), 199);
     }
