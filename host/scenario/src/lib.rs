@@ -133,6 +133,19 @@ pub struct Channel {
     pub slot_size: u32,
     /// Messages in flight per producer->consumer link (1 ..= 65536). Default 16.
     pub capacity: u32,
+    /// Where the channel's keys are, for messages about them.
+    pub lines: ChannelLines,
+}
+
+/// 1-based lines of a channel's keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChannelLines {
+    /// The `from` key.
+    pub from: usize,
+    /// The `slot_size` key, when given.
+    pub slot_size: Option<usize>,
+    /// The `capacity` key, when given.
+    pub capacity: Option<usize>,
 }
 
 /// An IPC backend a scenario can run on.
@@ -911,11 +924,17 @@ fn validate_channels(
                 integer_in(src, value, &key("capacity"), "capacity", 1, max)? as u32
             }
         };
+        let lines = ChannelLines {
+            from: src.line_of(channel.from.span().start),
+            slot_size: channel.slot_size.as_ref().map(|v| src.line_of(v.span().start)),
+            capacity: channel.capacity.as_ref().map(|v| src.line_of(v.span().start)),
+        };
         channels.push(Channel {
             from: from.into_iter().map(|r| r.endpoint).collect(),
             to: to.into_iter().map(|r| r.endpoint).collect(),
             slot_size,
             capacity,
+            lines,
         });
     }
     Ok(channels)

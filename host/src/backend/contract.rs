@@ -24,7 +24,12 @@ struct Side {
 
 impl Side {
     fn new(bytes: usize) -> Side {
-        let engine = crate::plugin::engine().unwrap();
+        // Linear memory owned by the host, as `plugin::engine` makes it in workers (the backend
+        // does not depend on the plugin layer, not even in its tests).
+        let mut config = wasmtime::Config::new();
+        config.with_host_memory(std::sync::Arc::new(sys::HostMemoryCreator));
+        config.memory_init_cow(false);
+        let engine = wasmtime::Engine::new(&config).unwrap();
         let mut store = Store::new(&engine, ());
         let pages = bytes.div_ceil(65536) as u32 + 1;
         // Memories that an instance defines come from the engine's host-memory creator
