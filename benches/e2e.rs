@@ -115,7 +115,7 @@ fn native_ring(size: usize, count: u64) -> Figures {
     const CAP: u64 = 16;
     let words = size.div_ceil(8).max(1);
     let slots: Arc<Vec<AtomicU64>> = Arc::new(
-        (0..CAP as usize * words)
+        (0..usize::try_from(CAP).unwrap() * words)
             .map(|_| AtomicU64::new(0))
             .collect(),
     );
@@ -193,7 +193,7 @@ fn native_socket(size: usize, count: u64) -> Figures {
     let mut copied = 0;
     for i in 0..count {
         let mut head = [0u8; 16];
-        head[0..4].copy_from_slice(&(size as u32).to_le_bytes());
+        head[0..4].copy_from_slice(&u32::try_from(size).unwrap().to_le_bytes());
         if size >= 8 {
             body[0..8].copy_from_slice(&i.to_le_bytes());
         }

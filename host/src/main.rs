@@ -274,7 +274,8 @@ fn main() -> ExitCode {
         Cmd::Worker {
             plugin, parent_pid, ..
         } => {
-            return ExitCode::from(wasm_ipc::worker::main(&plugin, parent_pid) as u8);
+            let code = wasm_ipc::worker::main(&plugin, parent_pid);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
         Cmd::Inspect { plugin, json } => return inspect(&plugin, json),
         Cmd::New { lang, name, dir } => {

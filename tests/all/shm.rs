@@ -61,7 +61,7 @@ timeout = "120s"
     );
     let id = util::run_id("maps");
     let child = util::spawn(&["run", "--json", "--run-id", &id, sc.to_str().unwrap()]);
-    let supervisor = child.id() as i32;
+    let supervisor = i32::try_from(child.id()).unwrap();
     let slots = format!("wasm-ipc:{id}:slots:0:0");
     let start = Instant::now();
     let mut seen = std::collections::BTreeMap::new();

@@ -921,13 +921,21 @@ fn validate_channels(
             None => DEFAULT_CAPACITY,
             Some(value) => {
                 let max = u64::from(MAX_CAPACITY);
-                integer_in(src, value, &key("capacity"), "capacity", 1, max)? as u32
+                let n = integer_in(src, value, &key("capacity"), "capacity", 1, max)?;
+                // `integer_in` bounded it by MAX_CAPACITY, a u32.
+                u32::try_from(n).unwrap_or(MAX_CAPACITY)
             }
         };
         let lines = ChannelLines {
             from: src.line_of(channel.from.span().start),
-            slot_size: channel.slot_size.as_ref().map(|v| src.line_of(v.span().start)),
-            capacity: channel.capacity.as_ref().map(|v| src.line_of(v.span().start)),
+            slot_size: channel
+                .slot_size
+                .as_ref()
+                .map(|v| src.line_of(v.span().start)),
+            capacity: channel
+                .capacity
+                .as_ref()
+                .map(|v| src.line_of(v.span().start)),
         };
         channels.push(Channel {
             from: from.into_iter().map(|r| r.endpoint).collect(),
@@ -1075,8 +1083,9 @@ fn validate_run(src: &Source<'_>, raw: RawRun) -> Result<RunConfig, ScenarioErro
         }
     }
     if let Some(value) = &raw.repeat {
-        run.repeat =
-            integer_in(src, value, "run.repeat", "repeat", 1, u64::from(MAX_REPEAT))? as u32;
+        let repeat = integer_in(src, value, "run.repeat", "repeat", 1, u64::from(MAX_REPEAT))?;
+        // `integer_in` bounded it by MAX_REPEAT, a u32.
+        run.repeat = u32::try_from(repeat).unwrap_or(MAX_REPEAT);
     }
     if let Some(value) = &raw.timeout {
         let timeout = match value.get_ref() {

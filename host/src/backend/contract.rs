@@ -31,7 +31,7 @@ impl Side {
         config.memory_init_cow(false);
         let engine = wasmtime::Engine::new(&config).unwrap();
         let mut store = Store::new(&engine, ());
-        let pages = bytes.div_ceil(65536) as u32 + 1;
+        let pages = u32::try_from(bytes.div_ceil(65536)).unwrap() + 1;
         // Memories that an instance defines come from the engine's host-memory creator
         // (`Memory::new` does not use it), so instantiate a module that exports one.
         let wat = format!("(module (memory (export \"memory\") {pages}))");
@@ -41,7 +41,7 @@ impl Side {
         Side { store, memory }
     }
     fn window(&self) -> Window<'_> {
-        let len = self.memory.data_size(&self.store) as u32;
+        let len = u32::try_from(self.memory.data_size(&self.store)).unwrap();
         Window::of(&self.memory, &self.store, 0, len).unwrap()
     }
 }
@@ -148,11 +148,11 @@ impl Channel {
     fn send_from(&mut self, p: usize, bytes: &[u8]) -> Result<(), PortError> {
         let tx = &mut self.txs[p];
         let win = tx.side.window();
-        let off = tx.port.loan(win, bytes.len() as u32, &self.stop)?;
+        let off = tx.port.loan(win, len32(bytes), &self.stop)?;
         assert!(win.write(off as usize, bytes));
         let msg = super::Outgoing {
             off,
-            len: bytes.len() as u32,
+            len: len32(bytes),
             publish_ns: sys::now_ns(),
         };
         tx.port.publish(win, &mut tx.meter, msg, &self.stop)
@@ -177,8 +177,14 @@ impl Channel {
     }
 }
 
+fn len32(bytes: &[u8]) -> u32 {
+    u32::try_from(bytes.len()).unwrap()
+}
+
 fn message(i: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+    (0..len)
+        .map(|j| (i * 31 + j * 7).to_le_bytes()[0])
+        .collect()
 }
 
 fn counter(c: &Counters, name: &str) -> u64 {
@@ -351,11 +357,11 @@ fn large_messages_arrive_whole(kind: BackendKind) {
             s.spawn(move || {
                 let m = message(i, len);
                 let win = tx.side.window();
-                let off = tx.port.loan(win, m.len() as u32, stop).unwrap();
+                let off = tx.port.loan(win, len32(&m), stop).unwrap();
                 assert!(win.write(off as usize, &m));
                 let msg = super::Outgoing {
                     off,
-                    len: m.len() as u32,
+                    len: len32(&m),
                     publish_ns: sys::now_ns(),
                 };
                 tx.port.publish(win, &mut tx.meter, msg, stop).unwrap();

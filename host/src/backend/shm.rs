@@ -664,17 +664,17 @@ impl ShmReceiver {
                 let meta = l.meta(p, slot);
                 let len = self.ctl.map.u64(meta).load(SeqCst);
                 let publish_ns = self.ctl.map.u64(meta + 8).load(SeqCst);
-                if len > u64::from(l.slot_size) {
+                let Some(len) = u32::try_from(len).ok().filter(|&n| n <= l.slot_size) else {
                     return Some(Err(PortError::PeerFailed(format!(
                         "ring {p} announces {len} bytes in a {}-byte slot",
                         l.slot_size
                     ))));
-                }
+                };
                 self.next = (p + 1) % l.producers;
                 self.held = Some(p);
                 return Some(Ok(Delivery {
                     off: p * l.ring_len + slot * l.stride,
-                    len: len as u32,
+                    len,
                     publish_ns,
                     link: p as usize,
                 }));

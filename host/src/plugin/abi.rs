@@ -161,13 +161,14 @@ pub(crate) fn guest_bytes<'a>(
     len: i32,
 ) -> wasmtime::Result<Window<'a>> {
     let memory = caller.data().memory.expect("memory is set before any call");
-    Window::of(&memory, caller, ptr as u32, len as u32).ok_or_else(|| {
+    Window::of(&memory, caller, ptr.cast_unsigned(), len.cast_unsigned()).ok_or_else(|| {
         misuse(
             caller,
             call,
             format_args!(
                 "{} bytes at {:#x} lie outside its memory",
-                len as u32, ptr as u32
+                len.cast_unsigned(),
+                ptr.cast_unsigned()
             ),
         )
     })
@@ -180,7 +181,7 @@ fn guest_str(
     len: i32,
 ) -> wasmtime::Result<String> {
     let window = guest_bytes(caller, call, ptr, len)?;
-    let bytes = window.read_vec(0, len as u32 as usize).unwrap_or_default();
+    let bytes = window.read_vec(0, window.len()).unwrap_or_default();
     String::from_utf8(bytes).map_err(|_| misuse(caller, call, "the string is not UTF-8"))
 }
 
@@ -207,14 +208,13 @@ fn port_result(
 /// The port behind handle `h`, or a misuse trap.
 fn port_index(caller: &Caller<'_, Host>, call: &str, h: i32) -> wasmtime::Result<usize> {
     let n = caller.data().ports.len();
-    if h < 0 || h as usize >= n {
-        return Err(misuse(
+    usize::try_from(h).ok().filter(|&i| i < n).ok_or_else(|| {
+        misuse(
             caller,
             call,
             format_args!("port handle {h} was never returned by `port`"),
-        ));
-    }
-    Ok(h as usize)
+        )
+    })
 }
 
 /// The window of port `i` and the host state beside it, both borrowed from `caller`.
@@ -234,7 +234,10 @@ fn port(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i3
         .ports
         .iter()
         .position(|p| p.spec.name == name);
-    Ok(found.map(|i| i as i32).unwrap_or(code::UNKNOWN_PORT))
+    // A handle is an index into the ports, which the scenario's few ports bound far below 2^31.
+    Ok(found
+        .and_then(|i| i32::try_from(i).ok())
+        .unwrap_or(code::UNKNOWN_PORT))
 }
 
 /// The name of port `i`, for messages (only on error paths: no allocation per message).
@@ -264,10 +267,12 @@ fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32>
             format!("port `{n}` is an input")
         }));
     };
-    match tx.loan(win, len as u32, stop) {
+    // Guest lengths and addresses are u32 in the WIT; the core signature carries them as i32.
+    let len = len.cast_unsigned();
+    match tx.loan(win, len, stop) {
         Ok(off) => {
-            *loan = Some((off, len as u32));
-            Ok((window + off) as i32)
+            *loan = Some((off, len));
+            Ok((window + off).cast_signed())
         }
         Err(e) => {
             let name = name_of(&caller, i);
@@ -302,7 +307,7 @@ fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i
             format!("no loan on port `{n}`")
         }));
     };
-    let len = len as u32;
+    let len = len.cast_unsigned();
     if len > loaned {
         return Err(port_misuse(&caller, "publish", i, |n| {
             format!("{len} bytes published on port `{n}`, but only {loaned} were loaned")
@@ -387,7 +392,7 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
             *messages += 1;
             *bytes += u64::from(d.len);
             let _ = latency.record(now.saturating_sub(d.publish_ns).max(1));
-            Ok(((u64::from(window + d.off) << 32) | u64::from(d.len)) as i64)
+            Ok(((u64::from(window + d.off) << 32) | u64::from(d.len)).cast_signed())
         }
         Err(e) => {
             let name = name_of(&caller, i);
@@ -428,10 +433,18 @@ fn config(
     let Some(value) = caller.data_mut().config.get(&key).cloned() else {
         return Ok(code::NOT_FOUND);
     };
-    let n = value.len().min(cap.max(0) as usize);
-    let dst = guest_bytes(&caller, "config", out, n as i32)?;
-    dst.write(0, &value.as_bytes()[..n]);
-    Ok(value.len() as i32)
+    let Ok(full) = i32::try_from(value.len()) else {
+        return Err(misuse(
+            &caller,
+            "config",
+            format_args!("the value of `{key}` is over 2 GiB"),
+        ));
+    };
+    // n <= cap <= i32::MAX, so it fits the core i32.
+    let n = full.min(cap.max(0));
+    let dst = guest_bytes(&caller, "config", out, n)?;
+    dst.write(0, &value.as_bytes()[..n.unsigned_abs() as usize]);
+    Ok(full)
 }
 
 fn report(mut caller: Caller<'_, Host>, kp: i32, kl: i32, value: i64) -> wasmtime::Result<()> {
@@ -442,12 +455,13 @@ fn report(mut caller: Caller<'_, Host>, kp: i32, kl: i32, value: i64) -> wasmtim
 
 fn log(mut caller: Caller<'_, Host>, level: i32, ptr: i32, len: i32) -> wasmtime::Result<()> {
     let msg = guest_str(&caller, "log", ptr, len)?;
-    caller.data_mut().output.log(level as u32, &msg);
+    caller.data_mut().output.log(level.cast_unsigned(), &msg);
     Ok(())
 }
 
 fn now(_caller: Caller<'_, Host>) -> i64 {
-    sys::now_ns() as i64
+    // CLOCK_MONOTONIC ns stay below 2^63 for 292 years of uptime.
+    i64::try_from(sys::now_ns()).unwrap_or(i64::MAX)
 }
 
 /// Defines every function of [`HOST_FUNCTIONS`] in `linker`.

@@ -323,11 +323,17 @@ pub fn instantiate(
             instance.get_typed_func::<(i32, i32, i32, i32), i32>(&mut store, "cabi_realloc")?;
         for spec in ports {
             let len = spec.window_len;
+            let Ok(size_arg) = i32::try_from(len) else {
+                bail!(
+                    "port `{}` needs a {len}-byte window, more than a 32-bit plugin can allocate",
+                    spec.name
+                );
+            };
             let ptr = realloc
-                .call(&mut store, (0, 0, 65536, len as i32))
+                .call(&mut store, (0, 0, 65536, size_arg))
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("calling `cabi_realloc` for port `{}`", spec.name))?
-                as u32;
+                .cast_unsigned();
             let size = memory.data_size(&store) as u64;
             if ptr == 0 || !ptr.is_multiple_of(65536) {
                 bail!(

@@ -143,8 +143,8 @@ fn fd_write(
         let len = i32::from_le_bytes(iov[4..8].try_into().expect("4 bytes"));
         let bytes = guest_bytes(&caller, "fd_write", ptr, len)?;
         let bytes = bytes.read_vec(0, bytes.len()).unwrap_or_default();
-        caller.data_mut().output.write((fd - 1) as usize, &bytes);
-        total = total.wrapping_add(len as u32);
+        caller.data_mut().output.write(usize::from(fd == 2), &bytes);
+        total = total.wrapping_add(len.cast_unsigned());
     }
     write_u32(&caller, "fd_write", out, total)?;
     Ok(SUCCESS)
@@ -178,7 +178,7 @@ fn clock_res_get(caller: Caller<'_, Host>, id: i32, out: i32) -> wasmtime::Resul
 }
 
 fn random_get(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
-    let mut bytes = vec![0u8; len as u32 as usize];
+    let mut bytes = vec![0u8; len.cast_unsigned() as usize];
     let state = &mut caller.data_mut().rng;
     for chunk in bytes.chunks_mut(8) {
         // xorshift64*: deterministic per (seed, plugin), which is all "runs repeat" needs.

@@ -60,21 +60,27 @@ fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
 /// (`PR_SET_PDEATHSIG`). Returns the duplicates that must stay alive until the spawn.
 pub fn pass_fds(cmd: &mut Command, fds: &[BorrowedFd<'_>]) -> io::Result<Vec<OwnedFd>> {
     let first_target = 3;
-    let above = first_target + fds.len() as RawFd;
+    let count = RawFd::try_from(fds.len()).map_err(|_| io::Error::other("too many fds"))?;
+    let above = first_target + count;
     // Move every source above the target range so that no dup2 overwrites a later source.
     let sources: Vec<OwnedFd> = fds
         .iter()
         .map(|fd| dup_at_least(*fd, above))
         .collect::<io::Result<_>>()?;
-    let raw: Vec<RawFd> = sources.iter().map(|f| f.as_raw_fd()).collect();
+    // (source, target) pairs; `targets` counts up from 3 and stops below `above`.
+    let pairs: Vec<(RawFd, RawFd)> = sources
+        .iter()
+        .map(|f| f.as_raw_fd())
+        .zip(first_target..above)
+        .collect();
     // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed: it calls only dup2 and prctl, reads `raw` (allocated before the fork,
-    // never freed in the child) and allocates nothing.
+    // calls are allowed: it calls only dup2 and prctl, reads `pairs` (allocated before the
+    // fork, never freed in the child) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            for (i, src) in raw.iter().enumerate() {
+            for &(src, target) in &pairs {
                 // dup2 clears FD_CLOEXEC on the new descriptor.
-                if libc::dup2(*src, first_target + i as RawFd) < 0 {
+                if libc::dup2(src, target) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }

@@ -22,7 +22,7 @@ pub enum FutexWait {
 /// memory shared with other processes). Says how the wait ended.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> FutexWait {
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `word` is a live, aligned 32-bit atomic; `ts` lives for the call. FUTEX_WAIT

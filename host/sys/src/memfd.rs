@@ -41,8 +41,9 @@ pub fn sized_memfd(name: &str, len: usize) -> io::Result<File> {
     // SAFETY: `fd` is fresh and owned by nobody else.
     let file = unsafe { File::from_raw_fd(fd) };
     file.set_len(len as u64)?;
+    let size = libc::off_t::try_from(len).map_err(|_| io::Error::other("memfd too large"))?;
     // SAFETY: fallocate on an fd we own, within the file's size.
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) } != 0 {
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size) } != 0 {
         return Err(io::Error::last_os_error());
     }
     let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;

@@ -73,7 +73,7 @@ pub fn wait_ready(
         events: libc::POLLIN,
         revents: 0,
     });
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     loop {
         // SAFETY: `pfds` is a live, correctly sized array of pollfd for the whole call.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };

@@ -45,9 +45,10 @@ pub fn wait_child(pid: i32) -> io::Result<ChildUsage> {
         signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
         user_s: tv(ru.ru_utime),
         sys_s: tv(ru.ru_stime),
-        max_rss_kib: ru.ru_maxrss as u64,
-        voluntary_cs: ru.ru_nvcsw as u64,
-        involuntary_cs: ru.ru_nivcsw as u64,
+        // The kernel's counters are never negative.
+        max_rss_kib: u64::try_from(ru.ru_maxrss).unwrap_or(0),
+        voluntary_cs: u64::try_from(ru.ru_nvcsw).unwrap_or(0),
+        involuntary_cs: u64::try_from(ru.ru_nivcsw).unwrap_or(0),
     })
 }
 
@@ -63,8 +64,9 @@ impl Pidfd {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
         // SAFETY: the syscall returned a fresh fd owned by nobody else.
-        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
     /// Sends SIGKILL; a no-op when the process already ended.

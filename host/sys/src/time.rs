@@ -4,12 +4,19 @@
 pub fn now_ns() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .expect("CLOCK_MONOTONIC is always available on Linux");
-    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+    ns(&ts)
 }
 
 /// CLOCK_REALTIME in nanoseconds (WASI's realtime clock).
 pub fn realtime_ns() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
         .expect("CLOCK_REALTIME is always available on Linux");
-    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+    ns(&ts)
+}
+
+/// A timespec as nanoseconds; the clocks used here are never negative.
+fn ns(ts: &nix::sys::time::TimeSpec) -> u64 {
+    let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec()).unwrap_or(0);
+    secs * 1_000_000_000 + nanos
 }

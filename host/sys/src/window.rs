@@ -196,11 +196,12 @@ impl<'a> Window<'a> {
         if n == 0 {
             return Ok(0);
         }
-        // SAFETY: each iovec points into live memory of the stated length: `head` is borrowed
-        // for the call, the window range is checked above. `writev` (not `sendmsg`) so the
-        // kernel's per-process I/O counters see the bytes; Rust ignores SIGPIPE, so a closed
-        // peer is EPIPE.
-        let r = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), n as libc::c_int) };
+        let count = libc::c_int::try_from(n).expect("at most two iovecs");
+        // SAFETY: each of the first `count` iovecs points into live memory of the stated
+        // length: `head` is borrowed for the call, the window range is checked above. `writev`
+        // (not `sendmsg`) so the kernel's per-process I/O counters see the bytes; Rust ignores
+        // SIGPIPE, so a closed peer is EPIPE.
+        let r = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), count) };
         let Ok(r) = usize::try_from(r) else {
             return Err(io::Error::last_os_error());
         };
