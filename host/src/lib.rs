@@ -22,6 +22,7 @@
 
 pub mod backend;
 pub mod build;
+pub mod check;
 pub mod control;
 pub mod plugin;
 pub mod report;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use wasm_ipc::check::{self, Machine, Needs};
 use wasm_ipc::report::Report;
 use wasm_ipc::scenario::{BackendKind, Scenario};
 use wasm_ipc::supervisor::{self, Session};
@@ -47,10 +48,14 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Validate a scenario (never builds or runs anything).
+    /// Validate a scenario and what it needs on each backend: windows, shared memory, fds
+    /// (never builds or runs anything).
     Check {
         /// Scenario file.
         scenario: PathBuf,
+        /// Check one backend only (default: every backend the scenario lists).
+        #[arg(long)]
+        backend: Option<String>,
     },
     /// List a module's imports and exports and check it against the plugin ABI, point by
     /// point, with the fix for each miss.
@@ -114,6 +119,32 @@ fn load(path: &Option<PathBuf>) -> Result<Scenario, ExitCode> {
         ExitCode::from(2)
     })?;
     Ok(sc)
+}
+
+/// The backend named `name` on the command line.
+fn backend_named(name: &str) -> Result<BackendKind, ExitCode> {
+    BackendKind::from_name(name).ok_or_else(|| {
+        let valid: Vec<&str> = BackendKind::ALL.iter().map(|b| b.name()).collect();
+        eprintln!(
+            "error: --backend {name}: expected one of {}",
+            valid.join(", ")
+        );
+        ExitCode::from(2)
+    })
+}
+
+/// What `sc` needs on each of `backends`; exit 2 with the reason when one cannot work here.
+fn check_all(sc: &Scenario, backends: &[BackendKind]) -> Result<Vec<Needs>, ExitCode> {
+    let machine = Machine::this();
+    backends
+        .iter()
+        .map(|&b| {
+            check::check(sc, b, &machine).map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            })
+        })
+        .collect()
 }
 
 fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::Result<ExitCode> {
@@ -294,21 +325,36 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Cmd::Check { scenario } => match Scenario::load(&scenario) {
-            Ok(sc) => {
-                out!(
-                    "{}: ok ({} plugins, {} channels)",
-                    scenario.display(),
-                    sc.plugins.len(),
-                    sc.channels.len()
-                );
-                return ExitCode::SUCCESS;
+        Cmd::Check { scenario, backend } => {
+            let sc = match Scenario::load(&scenario) {
+                Ok(sc) => sc,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let backends = match backend.as_deref() {
+                None => sc.run.backends.clone(),
+                Some(name) => match backend_named(name) {
+                    Ok(b) => vec![b],
+                    Err(code) => return code,
+                },
+            };
+            let needs = match check_all(&sc, &backends) {
+                Ok(needs) => needs,
+                Err(code) => return code,
+            };
+            out!(
+                "{}: ok ({} plugins, {} channels)",
+                scenario.display(),
+                sc.plugins.len(),
+                sc.channels.len()
+            );
+            for n in needs {
+                out!("  {}", n.summary(&sc));
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
+            return ExitCode::SUCCESS;
+        }
         Cmd::Run {
             scenario,
             backend,
@@ -320,13 +366,14 @@ fn main() -> ExitCode {
             };
             let backend = match backend.as_deref() {
                 None => sc.run.backends[0],
-                Some("shm") => BackendKind::Shm,
-                Some("msg") => BackendKind::Msg,
-                Some(other) => {
-                    eprintln!("error: --backend {other}: expected shm or msg");
-                    return ExitCode::from(2);
-                }
+                Some(name) => match backend_named(name) {
+                    Ok(b) => b,
+                    Err(code) => return code,
+                },
             };
+            if let Err(code) = check_all(&sc, &[backend]) {
+                return code;
+            }
             execute(&sc, &[backend], &common)
         }
         Cmd::Compare { scenario, common } => {
@@ -335,6 +382,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let backends = sc.run.backends.clone();
+            if let Err(code) = check_all(&sc, &backends) {
+                return code;
+            }
             execute(&sc, &backends, &common)
         }
     };

@@ -431,7 +431,8 @@ impl Report {
     }
 }
 
-fn human_bytes(b: f64) -> String {
+/// `1.5 MiB`, `64 B`: bytes for people.
+pub fn human_bytes(b: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b;
     let mut u = 0;

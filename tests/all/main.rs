@@ -3,6 +3,7 @@
 
 mod abi;
 mod digests;
+mod edges;
 mod failures;
 mod isolation;
 mod languages;

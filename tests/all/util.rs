@@ -86,22 +86,51 @@ pub fn cache_dir() -> PathBuf {
     d
 }
 
-/// Waits for `child`, killing it and failing the test after `limit`.
+/// Waits for `child`, killing it and failing the test after `limit`. Its stdout and stderr are
+/// drained meanwhile, so a large report cannot block it on a full pipe.
 pub fn wait_with_watchdog(mut child: std::process::Child, limit: Duration) -> Output {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait().expect("waiting for wasm-ipc") {
-            Some(_) => return child.wait_with_output().expect("collecting output"),
+            Some(status) => break status,
             None if start.elapsed() > limit => {
                 let _ = child.kill();
-                let out = child.wait_with_output().expect("collecting output");
+                let _ = child.wait();
+                let err = stderr.join().unwrap_or_default();
                 panic!(
                     "watchdog: wasm-ipc still running after {limit:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
+                    String::from_utf8_lossy(&err)
                 );
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }
 

@@ -65,6 +65,9 @@ pub fn of(kind: BackendKind) -> &'static dyn Backend {
 /// - the [`PeerLost`] that *plan* returns is what the supervisor calls when a worker of the
 ///   channel dies without saying so.
 pub trait Backend: Sync + Debug {
+    /// What a channel of this shape will cost on this backend, computed before anything is
+    /// created (`check` refuses what cannot work from these figures; `plan` makes the same).
+    fn cost(&self, shape: &ChannelShape) -> ChannelCost;
     /// Creates the resources of one channel.
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan>;
     /// Opens an output port whose window is `window`, taking its fds from `fds`.
@@ -81,6 +84,39 @@ pub trait Backend: Sync + Debug {
         window: Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<Box<dyn Receiver>>;
+}
+
+/// A channel's shape: what its cost depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelShape {
+    /// Producers (`from`).
+    pub producers: u64,
+    /// Consumers (`to`).
+    pub consumers: u64,
+    /// Largest message.
+    pub slot_size: u64,
+    /// Messages in flight per link.
+    pub capacity: u64,
+}
+
+/// What one channel costs on a backend. All sizes are exact 64-bit byte counts: nothing here
+/// can wrap, whatever the scenario says.
+#[derive(Debug, Clone)]
+pub struct ChannelCost {
+    /// Window each producer's port needs in its plugin's memory.
+    pub producer_window: u64,
+    /// Window each consumer's port needs.
+    pub consumer_window: u64,
+    /// How those windows are made up, for messages ("one 64 KiB slot", "a ring of …").
+    pub windows_why: String,
+    /// Shared memory (memfds) the channel allocates, control blocks included.
+    pub shared_bytes: u64,
+    /// Fds each producer's worker receives for the channel.
+    pub producer_fds: u64,
+    /// Fds each consumer's worker receives for the channel.
+    pub consumer_fds: u64,
+    /// Fds the supervisor holds for the channel while it starts the workers.
+    pub supervisor_fds: u64,
 }
 
 /// One endpoint of a channel: a port of a plugin instance.
@@ -364,7 +400,12 @@ impl PortSpec {
 
 /// Rounds `bytes` up to whole 64 KiB wasm pages, as a window length; `None` past `u32`.
 pub fn window_len(bytes: u64) -> Option<u32> {
-    u32::try_from(bytes.div_ceil(65536).checked_mul(65536)?).ok()
+    u32::try_from(pages(bytes)).ok()
+}
+
+/// `bytes` rounded up to whole 64 KiB wasm pages (saturating: never wraps).
+pub fn pages(bytes: u64) -> u64 {
+    bytes.div_ceil(65536).saturating_mul(65536)
 }
 
 /// Why a worker was told to stop.

@@ -52,6 +52,24 @@ impl MsgParams {
 }
 
 impl Backend for Msg {
+    fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
+        let window = super::pages(shape.slot_size);
+        let links = shape.producers.saturating_mul(shape.consumers);
+        super::ChannelCost {
+            producer_window: window,
+            consumer_window: window,
+            windows_why: format!(
+                "a window holds one slot ({} B, in whole 64 KiB pages)",
+                shape.slot_size
+            ),
+            shared_bytes: 0,
+            producer_fds: shape.consumers,
+            consumer_fds: shape.producers,
+            // Both ends of every link until the workers are started.
+            supervisor_fds: links.saturating_mul(2),
+        }
+    }
+
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
         let window_len = super::window_len(u64::from(ch.slot_size))
             .context("the slot does not fit a 32-bit window")?;
@@ -224,7 +242,8 @@ impl std::fmt::Debug for MsgSender {
 impl MsgSender {
     fn new(spec: &PortSpec, fds: Vec<OwnedFd>) -> anyhow::Result<MsgSender> {
         anyhow::ensure!(spec.capacity > 0, "port `{}`: capacity 0", spec.name);
-        let want = (spec.slot_size as usize + HEADER_LEN) * spec.capacity as usize;
+        // The kernel caps the buffer far below 1 GiB anyway; the cap keeps the request an int.
+        let want = ((spec.slot_size as usize + HEADER_LEN) * spec.capacity as usize).min(1 << 30);
         for fd in &fds {
             sys::set_send_buffer(fd.as_fd(), want);
         }

@@ -97,6 +97,34 @@ pub struct ShmParams {
 }
 
 impl Backend for Shm {
+    fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
+        let (stride, ring) = ring_bytes(shape.slot_size, shape.capacity);
+        let control = control_bytes(shape.producers, shape.consumers, shape.capacity);
+        let (p, c) = (shape.producers, shape.consumers);
+        super::ChannelCost {
+            producer_window: ring,
+            consumer_window: ring.saturating_mul(p),
+            windows_why: format!(
+                "a producer's window holds its whole ring, {} slots × {stride} B (the slot \
+                 on whole cache lines) = {ring} B in whole 64 KiB pages, and a consumer's {}",
+                shape.capacity,
+                if p == 1 {
+                    "holds that one ring".to_string()
+                } else {
+                    format!("holds the rings of all {p} producers")
+                }
+            ),
+            shared_bytes: ring.saturating_mul(p).saturating_add(control),
+            producer_fds: 2,
+            consumer_fds: 1 + p,
+            // The control block and slot areas, each worker's duplicates, and a read-only
+            // reopening of every slot area per consumer.
+            supervisor_fds: (1 + p)
+                .saturating_add(2 * p + c)
+                .saturating_add(p.saturating_mul(c).saturating_mul(2)),
+        }
+    }
+
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
         let (producers, consumers) = (ch.producers.len(), ch.consumers.len());
         let layout = Layout::new(
@@ -236,6 +264,31 @@ impl PeerLost for Arc<Control> {
     }
 }
 
+/// A ring's stride (the slot on whole cache lines, plus one line when that is a multiple of
+/// 4 KiB) and its slot area in whole 64 KiB pages, in 64 bits.
+fn ring_bytes(slot_size: u64, capacity: u64) -> (u64, u64) {
+    let line = LINE as u64;
+    let mut stride = slot_size.div_ceil(line) * line;
+    if stride.is_multiple_of(4096) {
+        stride += line;
+    }
+    (stride, super::pages(stride.saturating_mul(capacity)))
+}
+
+/// The control block's size in 64 bits (what `Layout::control_len` maps).
+fn control_bytes(producers: u64, consumers: u64, capacity: u64) -> u64 {
+    let line = LINE as u64;
+    let ring_block = (2 * line)
+        .saturating_add(consumers.saturating_mul(line))
+        .saturating_add(capacity.saturating_mul(16))
+        .div_ceil(line)
+        * line;
+    line.saturating_add(consumers.saturating_mul(line))
+        .saturating_add(producers.saturating_mul(ring_block))
+        .div_ceil(4096)
+        .saturating_mul(4096)
+}
+
 /// The geometry of one channel's shared memory; every offset is computed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
@@ -262,12 +315,8 @@ impl Layout {
         capacity: u32,
         slot_size: u32,
     ) -> anyhow::Result<Layout> {
-        let mut stride = u64::from(slot_size).div_ceil(LINE as u64) * LINE as u64;
-        if stride.is_multiple_of(4096) {
-            stride += LINE as u64;
-        }
-        let ring = stride * u64::from(capacity);
-        let ring_len = super::window_len(ring).with_context(|| {
+        let (stride, ring) = ring_bytes(u64::from(slot_size), u64::from(capacity));
+        let ring_len = u32::try_from(ring).ok().with_context(|| {
             format!(
                 "a ring of {capacity} slots of {slot_size} bytes needs {ring} bytes, more than \
                  a 32-bit window can hold: lower `slot_size` or `capacity`"
