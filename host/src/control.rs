@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::PortSpec;
 use crate::plugin::Figures;
+use crate::scenario::Limits;
 
 /// Longest line either side accepts: a spec or an outcome with many links, never more.
 pub const MAX_LINE: usize = 16 << 20;
@@ -37,6 +38,8 @@ pub struct WorkerSpec {
     pub ports: Vec<PortSpec>,
     /// How many port fds the worker was handed, from fd 5 on.
     pub port_fds: u32,
+    /// What the plugin may take.
+    pub limits: Limits,
     /// Compute digests.
     pub verify: bool,
     /// Seed for `random_get`.
@@ -95,6 +98,20 @@ pub struct Outcome {
     pub figures: Figures,
     /// `rchar`, `wchar` from /proc/self/io, read just before reporting.
     pub io: Option<(u64, u64)>,
+    /// The limit the plugin ran into, if it did.
+    pub limit: Option<LimitHit>,
+}
+
+/// A limit a plugin ran into: which resource, the limit, and what it tried to take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitHit {
+    /// `memory` (bytes), `table` (elements), `stack` (bytes), or `cpu` (ns).
+    pub resource: String,
+    /// The limit, in the resource's unit; for memory it includes the port windows.
+    pub limit: u64,
+    /// What the plugin tried to reach (for `stack`: the limit, wasmtime does not say more).
+    pub tried: u64,
 }
 
 /// Worker → supervisor.

@@ -118,6 +118,9 @@ pub struct ProcessReport {
     /// The backend's own counters for this process (e.g. `wakeups`, `credit_writes`).
     #[serde(default)]
     pub counters: BTreeMap<String, u64>,
+    /// The limit the plugin ran into (`memory`, `table`, `stack`, `cpu`), if it did.
+    #[serde(default)]
+    pub limit: Option<crate::control::LimitHit>,
 }
 
 /// One run of a scenario on one backend.
@@ -246,6 +249,7 @@ pub fn build(
             windows: figures.windows.clone(),
             output_dropped: figures.output_dropped,
             counters: figures.counters.clone(),
+            limit: w.outcome.as_ref().and_then(|o| o.limit.clone()),
         });
     }
     let verify = sc.run.verify == Verify::Full;

@@ -479,6 +479,7 @@ fn plan(
                 config,
                 ports: ports.into_values().collect(),
                 port_fds: u32::try_from(fds.count(i))?,
+                limits: p.limits,
                 verify: sc.run.verify == Verify::Full,
                 seed: sc.run.seed,
                 deadline_ns,

@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::backend::{FIRST_PORT_FD, FdSource, Stop, StopReason};
-use crate::control::{self, FromWorker, Outcome, Status, ToWorker, WorkerSpec};
-use crate::plugin::{self, Figures, Host, abi::HostTrap};
+use crate::control::{self, FromWorker, LimitHit, Outcome, Status, ToWorker, WorkerSpec};
+use crate::plugin::{self, Figures, Host, Limiter, abi::HostTrap};
 use crate::sys;
 
 /// The port fds this worker was handed: fd 5 … 5 + count − 1.
@@ -67,16 +67,18 @@ fn run_worker() -> anyhow::Result<()> {
     let stop = Arc::new(Stop::new(spec.deadline_ns)?);
 
     let setup = (|| -> anyhow::Result<_> {
-        let engine = plugin::engine()?;
+        let engine = plugin::engine_with_stack(spec.limits.stack)?;
         let module = handover
             .module(&engine, 4)
             .context("loading the compiled module")?;
+        let windows = spec.ports.iter().map(|p| u64::from(p.window_len)).sum();
         let host = Host::new(
             &spec.plugin,
             spec.config.clone(),
             stop.clone(),
             spec.verify,
             spec.seed,
+            Limiter::new(&spec.plugin, spec.limits, windows),
         );
         let mut fds = PortFds {
             handover: &mut handover,
@@ -96,6 +98,7 @@ fn run_worker() -> anyhow::Result<()> {
                 ready_at_ns: 0,
                 figures: Figures::default(),
                 io: sys::self_io(),
+                limit: None,
             };
             control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
             return Ok(());
@@ -118,6 +121,7 @@ fn run_worker() -> anyhow::Result<()> {
                 ready_at_ns: ready_ns,
                 figures: Figures::default(),
                 io: sys::self_io(),
+                limit: None,
             };
             control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
             return Ok(());
@@ -139,15 +143,34 @@ fn run_worker() -> anyhow::Result<()> {
             stop.request(StopReason::Stopped("the supervisor went away".into()));
         });
     }
-    // Epoch ticks: reach plugins that never call the host; enforce the deadline.
+    // Epoch ticks: reach plugins that never call the host; enforce the deadline and the CPU
+    // limit (the whole process's CPU time: wasm code and host calls, spinning included).
+    let cpu_hit = Arc::new(std::sync::OnceLock::new());
     {
         let stop = stop.clone();
         let engine = engine.clone();
+        let cpu_hit = cpu_hit.clone();
+        let (name, cpu_limit) = (spec.plugin.clone(), spec.limits.cpu);
         std::thread::spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_millis(10));
                 if sys::now_ns() >= stop.deadline_ns() {
                     stop.request(StopReason::Timeout);
+                }
+                if let Some(limit) = cpu_limit {
+                    let used = sys::process_cpu();
+                    if used > limit && cpu_hit.get().is_none() {
+                        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                        let _ = cpu_hit.set(LimitHit {
+                            resource: "cpu".into(),
+                            limit: ns(limit),
+                            tried: ns(used),
+                        });
+                        stop.request(StopReason::Limit(format!(
+                            "plugin `{name}` hit its CPU limit: its worker used {used:.2?} of \
+                             CPU, beyond its limit of {limit:?} (plugin.cpu)"
+                        )));
+                    }
                 }
                 engine.increment_epoch();
             }
@@ -161,6 +184,22 @@ fn run_worker() -> anyhow::Result<()> {
     let (status, error) = classify(host, &spec, result);
     host.close_ports(status == Status::Ok);
     let figures = host.figures();
+    let limit = host
+        .limiter
+        .hit
+        .clone()
+        .or_else(|| cpu_hit.get().cloned())
+        .or_else(|| {
+            // wasmtime says the stack ran out, not how deep the plugin tried to go.
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("(plugin.stack)"))
+                .then(|| LimitHit {
+                    resource: "stack".into(),
+                    limit: spec.limits.stack,
+                    tried: spec.limits.stack,
+                })
+        });
     let outcome = Outcome {
         status,
         error,
@@ -168,6 +207,7 @@ fn run_worker() -> anyhow::Result<()> {
         ready_at_ns: ready_ns,
         figures,
         io: sys::self_io(),
+        limit,
     };
     control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
     Ok(())
@@ -189,6 +229,10 @@ fn classify(
         ),
         None => (Status::Failed, Some(format!("plugin `{name}` {code}"))),
     };
+    // A limit is the plugin's own doing, whatever the call it was stopped in.
+    if let Some(StopReason::Limit(why)) = host.stop.reason() {
+        return (Status::Failed, Some(why));
+    }
     match result {
         Ok(0) => (Status::Ok, None),
         Ok(code) => peer(format!("returned {code} from `run`")),
@@ -203,12 +247,19 @@ fn classify(
                 )),
             ),
             Some(HostTrap::Misuse(msg)) => (Status::Failed, Some(format!("trapped: {msg}"))),
+            Some(HostTrap::Limit(msg)) => (Status::Failed, Some(msg.clone())),
             None => {
                 let trap = e
                     .downcast_ref::<wasmtime::Trap>()
                     .map(|t| t.to_string())
                     .unwrap_or_else(|| e.to_string());
                 let mut msg = format!("plugin `{name}` trapped: {trap}");
+                if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow) {
+                    msg.push_str(&format!(
+                        ": its wasm code used up its stack limit of {} B (plugin.stack)",
+                        spec.limits.stack
+                    ));
+                }
                 if let Some(port) = fault_address(&e).and_then(|a| read_only_port(host, a)) {
                     msg.push_str(&format!(
                         ": it stored into the read-only shared region of input port `{}` \

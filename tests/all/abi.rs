@@ -67,7 +67,14 @@ fn from_linker() -> Sigs {
     let stop = Arc::new(Stop::new(u64::MAX).unwrap());
     let mut store = wasmtime::Store::new(
         &engine,
-        Host::new("abi-test", Default::default(), stop, true, 0),
+        Host::new(
+            "abi-test",
+            Default::default(),
+            stop,
+            true,
+            0,
+            plugin::Limiter::new("abi-test", Default::default(), 0),
+        ),
     );
     let defs: Vec<_> = linker.iter(&mut store).collect();
     let mut sigs = Sigs::new();

@@ -7,6 +7,7 @@ mod edges;
 mod failures;
 mod isolation;
 mod languages;
+mod limits;
 mod scenario;
 mod scenarios;
 mod shm;

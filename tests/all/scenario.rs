@@ -586,3 +586,49 @@ fn build_that_creates_nothing_is_an_error() {
         "{err}"
     );
 }
+
+/// The limit keys of a plugin at the edges of their ranges.
+#[test]
+fn plugin_limits_at_their_edges() {
+    use wasm_ipc::scenario::{DEFAULT_MEMORY, DEFAULT_STACK, MAX_MEMORY, MAX_STACK};
+    // After PLUGINS, the consumer's table ends on line 7: keys go on line 8.
+    let with = |keys: &str| format!("{PLUGINS}{keys}\n");
+    let (_d, sc) = load_ok(PLUGINS);
+    assert_eq!(sc.plugins[1].limits.memory, DEFAULT_MEMORY);
+    assert_eq!(sc.plugins[1].limits.stack, DEFAULT_STACK);
+    assert_eq!(sc.plugins[1].limits.cpu, None);
+    let (_d, sc) = load_ok(&with("memory = \"4GiB\"\nstack = \"4MiB\"\ncpu = \"168h\""));
+    assert_eq!(sc.plugins[1].limits.memory, MAX_MEMORY);
+    assert_eq!(sc.plugins[1].limits.stack, MAX_STACK);
+    let (_d, sc) = load_ok(&with(
+        "memory = \"64KiB\"\nstack = \"64KiB\"\ntable_elements = 1",
+    ));
+    assert_eq!(sc.plugins[1].limits.memory, 65536);
+    assert_eq!(sc.plugins[1].limits.table_elements, 1);
+    assert_error(
+        &with("memory = 65535"),
+        8,
+        "plugin[1].memory",
+        "64 KiB ..= 4 GiB",
+    );
+    assert_error(
+        &with("memory = \"5GiB\""),
+        8,
+        "plugin[1].memory",
+        "64 KiB ..= 4 GiB",
+    );
+    assert_error(
+        &with("stack = \"8MiB\""),
+        8,
+        "plugin[1].stack",
+        "64 KiB ..= 4 MiB",
+    );
+    assert_error(
+        &with("table_elements = 0"),
+        8,
+        "plugin[1].table_elements",
+        "1",
+    );
+    assert_error(&with("cpu = 0"), 8, "plugin[1].cpu", "out of range");
+    assert_error(&with("cpu = \"169h\""), 8, "plugin[1].cpu", "at most 168h");
+}

@@ -111,6 +111,47 @@ pub struct Plugin {
     /// Config values as text: integers as decimal digits, strings without quotes, booleans
     /// as true/false, floats as Rust prints them.
     pub config: BTreeMap<String, String>,
+    /// What the plugin may take.
+    pub limits: Limits,
+}
+
+/// The resources a plugin may take; every run enforces them and names the one it hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory beyond the windows the scenario gives the plugin (`plugin.memory`).
+    pub memory: u64,
+    /// Native stack its wasm code may use (`plugin.stack`).
+    pub stack: u64,
+    /// Elements across its tables (`plugin.table_elements`).
+    pub table_elements: u64,
+    /// CPU time of its worker process, host calls included (`plugin.cpu`); `None`: the run's
+    /// timeout is the bound.
+    pub cpu: Option<Duration>,
+}
+
+/// Default [`Limits::memory`]: 256 MiB beyond the windows.
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+/// Largest [`Limits::memory`]: a 32-bit memory's 4 GiB.
+pub const MAX_MEMORY: u64 = 4 << 30;
+/// Default [`Limits::stack`]: 512 KiB (wasmtime's own default).
+pub const DEFAULT_STACK: u64 = 512 << 10;
+/// Largest [`Limits::stack`]: 4 MiB, well inside the worker thread's 8 MiB native stack.
+pub const MAX_STACK: u64 = 4 << 20;
+/// Default [`Limits::table_elements`].
+pub const DEFAULT_TABLE_ELEMENTS: u64 = 100_000;
+/// Largest [`Limits::table_elements`].
+pub const MAX_TABLE_ELEMENTS: u64 = 10_000_000;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory: DEFAULT_MEMORY,
+            stack: DEFAULT_STACK,
+            table_elements: DEFAULT_TABLE_ELEMENTS,
+            cpu: None,
+        }
+    }
 }
 
 /// `plugin.port`: index into `Scenario::plugins` and the port name.
@@ -447,6 +488,10 @@ struct RawPlugin {
     build: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     config: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    memory: Option<Spanned<toml::Value>>,
+    stack: Option<Spanned<toml::Value>>,
+    table_elements: Option<Spanned<toml::Value>>,
+    cpu: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -773,12 +818,43 @@ fn validate(
             config.insert(name, text);
         }
 
+        let mut limits = Limits::default();
+        if let Some(v) = &plugin.memory {
+            limits.memory = size_in(src, v, &key("memory"), 64 << 10, MAX_MEMORY)?;
+        }
+        if let Some(v) = &plugin.stack {
+            limits.stack = size_in(src, v, &key("stack"), 64 << 10, MAX_STACK)?;
+        }
+        if let Some(v) = &plugin.table_elements {
+            limits.table_elements = integer_in(
+                src,
+                v,
+                &key("table_elements"),
+                "table_elements",
+                1,
+                MAX_TABLE_ELEMENTS,
+            )?;
+        }
+        if let Some(v) = &plugin.cpu {
+            let cpu = duration_value(src, v, &key("cpu"))?;
+            if cpu.is_zero() || cpu > MAX_TIMEOUT {
+                return Err(src.at(
+                    v.span(),
+                    key("cpu"),
+                    format!(
+                        "CPU limit {cpu:?} is out of range; expected more than 0, at most 168h"
+                    ),
+                ));
+            }
+            limits.cpu = Some(cpu);
+        }
         plugins.push(Plugin {
             name: plugin.name.into_inner(),
             wasm: dir.join(wasm),
             build,
             source,
             config,
+            limits,
         });
     }
 
@@ -949,12 +1025,46 @@ fn validate_channels(
 }
 
 /// A slot size in 1 ..= [`MAX_SLOT_SIZE`]: an integer, or a string for [`parse_size`].
-fn slot_size(
+/// A size in `min ..= max` bytes: an integer, or a string for [`parse_size`].
+fn size_in(
     src: &Source<'_>,
     value: &Spanned<toml::Value>,
     key: &str,
-) -> Result<u32, ScenarioError> {
-    let bytes = match value.get_ref() {
+    min: u64,
+    max: u64,
+) -> Result<u64, ScenarioError> {
+    let bytes = size_value(src, value, key)?;
+    if (min..=max).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(src.at(
+            value.span(),
+            key,
+            format!(
+                "size of {bytes} bytes is out of range; expected {} ..= {}",
+                show_size(min),
+                show_size(max)
+            ),
+        ))
+    }
+}
+
+/// `64 KiB`, `4 GiB`, `100 B`: a limit for messages.
+fn show_size(b: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if b >= 1 << shift && b.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", b >> shift);
+        }
+    }
+    format!("{b} B")
+}
+
+fn size_value(
+    src: &Source<'_>,
+    value: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<u64, ScenarioError> {
+    Ok(match value.get_ref() {
         toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| {
             let message = format!("size must be positive, got {n}; {SIZE_HINT}");
             src.at(value.span(), key, message)
@@ -964,7 +1074,41 @@ fn slot_size(
             let message = format!("expected a size, got {}; {SIZE_HINT}", a_type(other));
             return Err(src.at(value.span(), key, message));
         }
-    };
+    })
+}
+
+/// A duration: an integer number of seconds, or a string for [`parse_duration`].
+fn duration_value(
+    src: &Source<'_>,
+    value: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<Duration, ScenarioError> {
+    match value.get_ref() {
+        toml::Value::Integer(n) => Ok(Duration::from_secs(u64::try_from(*n).map_err(|_| {
+            src.at(
+                value.span(),
+                key,
+                format!("a duration must be positive, got {n}; {DURATION_HINT}"),
+            )
+        })?)),
+        toml::Value::String(s) => parse_duration(s).map_err(|m| src.at(value.span(), key, m)),
+        other => Err(src.at(
+            value.span(),
+            key,
+            format!(
+                "expected a duration, got {}; {DURATION_HINT}",
+                a_type(other)
+            ),
+        )),
+    }
+}
+
+fn slot_size(
+    src: &Source<'_>,
+    value: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<u32, ScenarioError> {
+    let bytes = size_value(src, value, key)?;
     match u32::try_from(bytes) {
         Ok(bytes) if (1..=MAX_SLOT_SIZE).contains(&bytes) => Ok(bytes),
         _ => Err(src.at(

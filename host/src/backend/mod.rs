@@ -417,6 +417,8 @@ pub enum StopReason {
     Stopped(String),
     /// Another plugin of the run failed.
     PeerFailed(String),
+    /// The plugin ran into one of its limits (its CPU time): the message says which.
+    Limit(String),
 }
 
 /// A worker's stop signal: set once (first reason wins), visible to `poll` through an eventfd.
@@ -448,7 +450,7 @@ impl Stop {
             (None, _)
                 | (
                     Some(StopReason::PeerFailed(_)),
-                    StopReason::Timeout | StopReason::Stopped(_)
+                    StopReason::Timeout | StopReason::Stopped(_) | StopReason::Limit(_)
                 )
         );
         if replace {
@@ -473,7 +475,7 @@ impl Stop {
     pub fn interrupted(&self) -> bool {
         matches!(
             self.reason(),
-            Some(StopReason::Timeout | StopReason::Stopped(_))
+            Some(StopReason::Timeout | StopReason::Stopped(_) | StopReason::Limit(_))
         )
     }
 
@@ -496,7 +498,7 @@ impl Stop {
     pub fn error(&self) -> PortError {
         match self.reason() {
             Some(StopReason::PeerFailed(who)) => PortError::PeerFailed(who),
-            Some(StopReason::Stopped(why)) => PortError::Interrupted(why),
+            Some(StopReason::Stopped(why) | StopReason::Limit(why)) => PortError::Interrupted(why),
             Some(StopReason::Timeout) | None => {
                 PortError::Interrupted("the run's timeout passed".into())
             }

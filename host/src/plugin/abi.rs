@@ -144,6 +144,9 @@ pub enum HostTrap {
     /// The plugin broke the ABI's rules.
     #[error("{0}")]
     Misuse(String),
+    /// The plugin tried to take more of a resource than its limit.
+    #[error("{0}")]
+    Limit(String),
 }
 
 fn misuse(caller: &Caller<'_, Host>, call: &str, what: impl std::fmt::Display) -> wasmtime::Error {

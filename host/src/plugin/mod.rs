@@ -15,12 +15,21 @@ use wasmtime::{Config, Engine, Module};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::backend::{self, Delivery, Direction, FdSource, PortSpec, Receiver, Sender, Stop};
+use crate::control::LimitHit;
+use crate::scenario::Limits;
 use crate::sys::{self, CopyMeter};
 
 /// Builds the engine every process of a run uses. Supervisor and workers must agree on it:
 /// workers load the supervisor's compiled code.
 pub fn engine() -> anyhow::Result<Engine> {
+    engine_with_stack(crate::scenario::DEFAULT_STACK)
+}
+
+/// [`engine`] with a wasm stack limit of `stack` bytes (`plugin.stack`): a runtime setting, so
+/// the supervisor's compiled code loads into it unchanged.
+pub fn engine_with_stack(stack: u64) -> anyhow::Result<Engine> {
     let mut config = Config::new();
+    config.max_wasm_stack(usize::try_from(stack)?);
     // Timeouts reach code that never calls the host: the worker's ticker bumps the epoch.
     config.epoch_interruption(true);
     // A store into a read-only page must become a trap, not a dead process.
@@ -87,6 +96,87 @@ pub(crate) enum Side {
     },
 }
 
+/// Enforces a plugin's memory and table limits (wasmtime's `ResourceLimiter`), and records the
+/// first one it hit. Memory is limited to `plugin.memory` *beyond* the port windows, so one
+/// limit lets the same plugin run on every backend, whose windows differ.
+#[derive(Debug)]
+pub struct Limiter {
+    name: String,
+    limits: Limits,
+    windows: u64,
+    /// The limit the plugin ran into.
+    pub hit: Option<LimitHit>,
+}
+
+impl Limiter {
+    /// A limiter for plugin `name` whose ports take `windows` bytes.
+    pub fn new(name: &str, limits: Limits, windows: u64) -> Limiter {
+        Limiter {
+            name: name.to_string(),
+            limits,
+            windows,
+            hit: None,
+        }
+    }
+
+    fn memory_limit(&self) -> u64 {
+        self.limits.memory.saturating_add(self.windows)
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let desired = desired as u64;
+        let limit = self.memory_limit();
+        if desired <= limit {
+            return Ok(true);
+        }
+        self.hit.get_or_insert(LimitHit {
+            resource: "memory".into(),
+            limit,
+            tried: desired,
+        });
+        Err(wasmtime::Error::new(abi::HostTrap::Limit(format!(
+            "plugin `{}` hit its memory limit: it tried to grow its linear memory to {} B ({}), \
+             beyond its limit of {} B: plugin.memory = {} B plus {} B of port windows",
+            self.name,
+            desired,
+            crate::report::human_bytes(desired as f64),
+            limit,
+            self.limits.memory,
+            self.windows
+        ))))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let desired = desired as u64;
+        let limit = self.limits.table_elements;
+        if desired <= limit {
+            return Ok(true);
+        }
+        self.hit.get_or_insert(LimitHit {
+            resource: "table".into(),
+            limit,
+            tried: desired,
+        });
+        Err(wasmtime::Error::new(abi::HostTrap::Limit(format!(
+            "plugin `{}` hit its table limit: it tried to grow a table to {desired} elements, \
+             beyond its limit of {limit} (plugin.table_elements)",
+            self.name
+        ))))
+    }
+}
+
 /// Everything a plugin's host functions can reach: the store's data.
 pub struct Host {
     /// Plugin name (prefix of its output and of error messages).
@@ -103,6 +193,8 @@ pub struct Host {
     /// Set when a host call told the plugin that a peer failed.
     pub(crate) saw_peer_failure: Option<String>,
     pub(crate) windows: BTreeMap<String, u64>,
+    /// Memory and table limits.
+    pub limiter: Limiter,
 }
 
 impl std::fmt::Debug for Host {
@@ -119,6 +211,7 @@ impl Host {
         stop: Arc<Stop>,
         verify: bool,
         seed: u64,
+        limiter: Limiter,
     ) -> Host {
         Host {
             name: name.to_string(),
@@ -133,6 +226,7 @@ impl Host {
             latency: Histogram::new(3).expect("3 significant figures is valid"),
             saw_peer_failure: None,
             windows: BTreeMap::new(),
+            limiter,
         }
     }
 
@@ -290,6 +384,7 @@ pub fn instantiate(
     wasi::add_to_linker(&mut linker, module)?;
     let stop = host.stop.clone();
     let mut store = wasmtime::Store::new(engine, host);
+    store.limiter(|host| &mut host.limiter);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_ctx| {
         if stop.interrupted() || sys::now_ns() >= stop.deadline_ns() {

@@ -112,3 +112,17 @@ pub fn ignore_sigint() {
 pub fn yield_now() {
     std::thread::yield_now();
 }
+
+/// CPU time (user + system) this process used so far, all its threads.
+pub fn process_cpu() -> std::time::Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return std::time::Duration::ZERO;
+    };
+    let tv = |t: nix::sys::time::TimeVal| {
+        let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+        let micros = u64::try_from(t.tv_usec()).unwrap_or(0);
+        std::time::Duration::from_secs(secs) + std::time::Duration::from_micros(micros)
+    };
+    tv(usage.user_time()) + tv(usage.system_time())
+}
