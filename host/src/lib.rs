@@ -24,6 +24,7 @@ pub mod backend;
 pub mod build;
 pub mod check;
 pub mod control;
+pub mod lockdown;
 pub mod plugin;
 pub mod report;
 /// The scenario file format: the `wasm-ipc-scenario` crate.

@@ -77,6 +77,13 @@ enum Cmd {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Installs the worker's seccomp filter (or, with --without-filter, nothing) and tries the
+    /// calls it must refuse: exit 0 when each was refused. For the tests.
+    #[command(hide = true)]
+    LockdownCheck {
+        #[arg(long)]
+        without_filter: bool,
+    },
     /// One plugin instance; started by the supervisor only.
     #[command(hide = true)]
     Worker {
@@ -302,6 +309,30 @@ fn inspect(path: &std::path::Path, json: bool) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Cmd::LockdownCheck { without_filter } => {
+            if !without_filter && let Err(e) = wasm_ipc::lockdown::install() {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+            for p in wasm_ipc::sys::forbidden_calls() {
+                out!(
+                    "{}: {}",
+                    p.call,
+                    if p.refused() {
+                        "refused"
+                    } else {
+                        "NOT refused"
+                    }
+                );
+            }
+            return match wasm_ipc::lockdown::self_check() {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Cmd::Worker {
             plugin, parent_pid, ..
         } => {

@@ -169,7 +169,14 @@ impl Session {
             .args(["--run-id", &self.run_id, "--plugin", name])
             .args(["--parent-pid", &std::process::id().to_string()])
             .stdin(Stdio::null())
-            .stdout(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?));
+            .stdout(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
+            // The worker's environment is the supervisor's making, not the user's: only what
+            // a worker reads (ARCHITECTURE.md, "The locked-down worker").
+            .env_clear();
+        if let Some(level) = std::env::var_os("WASM_IPC_LOG") {
+            cmd.env("WASM_IPC_LOG", level);
+        }
+
         let mut pass = vec![theirs.as_fd(), module.as_fd()];
         pass.extend(link_fds.iter().map(|f| f.as_fd()));
         let keep = sys::pass_fds(&mut cmd, &pass)?;

@@ -104,40 +104,23 @@ fn run_worker() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let ready_ns = sys::now_ns();
-    control::send(&mut ctrl, &FromWorker::Ready { ready_ns })?;
-
-    // The barrier.
-    match reader.read::<ToWorker>()? {
-        Some(ToWorker::Go { .. }) => {}
-        Some(ToWorker::Stop { reason }) => {
-            let outcome = Outcome {
-                status: Status::Interrupted,
-                error: Some(format!(
-                    "plugin `{}` was stopped before the start: {reason}",
-                    spec.plugin
-                )),
-                end_ns: sys::now_ns(),
-                ready_at_ns: ready_ns,
-                figures: Figures::default(),
-                io: sys::self_io(),
-                limit: None,
-            };
-            control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
-            return Ok(());
-        }
-        None => return Ok(()),
-    }
-
-    // Control messages during the run.
+    // What the report reads at the end is opened now: after the lock-down nothing can be.
+    let mut self_io = sys::SelfIo::open().ok();
+    // Control messages: the barrier, then stop requests during the run. The thread starts
+    // before the lock-down, which forbids creating threads.
+    let (barrier_tx, barrier) = std::sync::mpsc::channel::<ToWorker>();
+    // Each helper thread says it runs before the lock-down, so none is still starting then.
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
     {
         let stop = stop.clone();
+        let started_tx = started_tx.clone();
         std::thread::spawn(move || {
+            let _ = started_tx.send(());
             while let Ok(Some(msg)) = reader.read::<ToWorker>() {
-                match msg {
-                    ToWorker::Stop { reason } => stop.request(StopReason::Stopped(reason)),
-                    ToWorker::Go { .. } => {}
+                if let ToWorker::Stop { reason } = &msg {
+                    stop.request(StopReason::Stopped(reason.clone()));
                 }
+                let _ = barrier_tx.send(msg);
             }
             // The supervisor is gone: stop.
             stop.request(StopReason::Stopped("the supervisor went away".into()));
@@ -152,6 +135,7 @@ fn run_worker() -> anyhow::Result<()> {
         let cpu_hit = cpu_hit.clone();
         let (name, cpu_limit) = (spec.plugin.clone(), spec.limits.cpu);
         std::thread::spawn(move || {
+            let _ = started_tx.send(());
             loop {
                 std::thread::sleep(Duration::from_millis(10));
                 if sys::now_ns() >= stop.deadline_ns() {
@@ -175,6 +159,46 @@ fn run_worker() -> anyhow::Result<()> {
                 engine.increment_epoch();
             }
         });
+    }
+    for _ in 0..2 {
+        let _ = started.recv();
+    }
+    if let Err(e) = crate::lockdown::lock_down() {
+        let outcome = Outcome {
+            status: Status::Failed,
+            error: Some(format!("plugin `{}` could not start: {e:#}", spec.plugin)),
+            end_ns: sys::now_ns(),
+            ready_at_ns: 0,
+            figures: Figures::default(),
+            io: self_io.as_mut().and_then(sys::SelfIo::read),
+            limit: None,
+        };
+        control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+        return Ok(());
+    }
+    let ready_ns = sys::now_ns();
+    control::send(&mut ctrl, &FromWorker::Ready { ready_ns })?;
+
+    // The barrier.
+    match barrier.recv() {
+        Ok(ToWorker::Go { .. }) => {}
+        Ok(ToWorker::Stop { reason }) => {
+            let outcome = Outcome {
+                status: Status::Interrupted,
+                error: Some(format!(
+                    "plugin `{}` was stopped before the start: {reason}",
+                    spec.plugin
+                )),
+                end_ns: sys::now_ns(),
+                ready_at_ns: ready_ns,
+                figures: Figures::default(),
+                io: self_io.as_mut().and_then(sys::SelfIo::read),
+                limit: None,
+            };
+            control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+            return Ok(());
+        }
+        Err(_) => return Ok(()),
     }
 
     let result = run.call(&mut store, ());
@@ -206,7 +230,7 @@ fn run_worker() -> anyhow::Result<()> {
         end_ns,
         ready_at_ns: ready_ns,
         figures,
-        io: sys::self_io(),
+        io: self_io.as_mut().and_then(sys::SelfIo::read),
         limit,
     };
     control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;

@@ -8,6 +8,7 @@ mod failures;
 mod isolation;
 mod languages;
 mod limits;
+mod lockdown;
 mod scenario;
 mod scenarios;
 mod shm;

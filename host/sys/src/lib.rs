@@ -6,6 +6,7 @@
 //! - [`shared`]: control blocks and slot areas mapped over guest windows;
 //! - [`futex`]: shared futexes; [`poll`]: the stop eventfd and `poll`;
 //! - [`window`]: bounds-checked guest windows and the counted copy primitives;
+//! - [`probe`]: the calls a locked-down worker must see refused;
 //! - [`process`]: `wait4` with rusage, pidfds; [`module`]: loading compiled code;
 //!   [`time`]: clocks.
 //!
@@ -20,6 +21,7 @@ pub mod memfd;
 pub mod memory;
 pub mod module;
 pub mod poll;
+pub mod probe;
 pub mod process;
 pub mod shared;
 pub mod time;
@@ -31,6 +33,7 @@ pub use memfd::*;
 pub use memory::*;
 pub use module::*;
 pub use poll::*;
+pub use probe::*;
 pub use process::*;
 pub use shared::*;
 pub use time::*;

@@ -92,7 +92,31 @@ pub fn parent_pid() -> i32 {
 /// Reads `rchar` and `wchar` (bytes passed to read/write-family syscalls) from
 /// `/proc/self/io`.
 pub fn self_io() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    SelfIo::open().ok()?.read()
+}
+
+/// `/proc/self/io`, opened once so that it can be read after the worker's lock-down (which
+/// forbids opening files).
+#[derive(Debug)]
+pub struct SelfIo(std::fs::File);
+
+impl SelfIo {
+    /// Opens `/proc/self/io`.
+    pub fn open() -> io::Result<SelfIo> {
+        std::fs::File::open("/proc/self/io").map(SelfIo)
+    }
+
+    /// `rchar` and `wchar` now.
+    pub fn read(&mut self) -> Option<(u64, u64)> {
+        use std::io::{Read, Seek};
+        self.0.rewind().ok()?;
+        let mut text = String::new();
+        self.0.read_to_string(&mut text).ok()?;
+        parse_io(&text)
+    }
+}
+
+fn parse_io(text: &str) -> Option<(u64, u64)> {
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
