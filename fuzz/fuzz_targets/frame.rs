@@ -1,10 +1,8 @@
-//! Run: `cargo +nightly fuzz run frame` (in fuzz/). Any 16 bytes and slot size: `decode`
+//! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run frame` (in fuzz/). Any 16 bytes and slot size: `decode`
 //! accepts only headers that re-encode to the same bytes and fit the slot.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../host/src/backend/frame.rs"]
-mod frame;
+use wasm_ipc_wire::frame;
 
 use libfuzzer_sys::fuzz_target;
 

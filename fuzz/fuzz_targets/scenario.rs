@@ -1,4 +1,4 @@
-//! Run: `cargo +nightly fuzz run scenario` (in fuzz/). Any text: `Scenario::parse` returns a
+//! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run scenario` (in fuzz/). Any text: `Scenario::parse` returns a
 //! scenario or an error naming file, line and key; it never panics.
 #![no_main]
 

@@ -23,7 +23,8 @@
 pub mod backend;
 pub mod build;
 pub mod check;
-pub mod control;
+/// The control protocol: the `wasm-ipc-wire` crate.
+pub use wasm_ipc_wire::control;
 pub mod lockdown;
 pub mod plugin;
 pub mod report;

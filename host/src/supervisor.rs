@@ -71,6 +71,15 @@ impl Session {
             }
             let bytes = std::fs::read(&p.wasm)
                 .with_context(|| format!("plugin `{}`: reading {}", p.name, p.wasm.display()))?;
+            // wasmtime would read any other bytes as WAT text and complain about a `(`.
+            if p.wasm.extension().is_some_and(|e| e == "wasm") && !bytes.starts_with(b"\0asm") {
+                anyhow::bail!(
+                    "plugin `{}`: {} is not WebAssembly: it does not start with the \\0asm \
+                     header (a .wasm file is a binary module; text modules end in .wat)",
+                    p.name,
+                    p.wasm.display()
+                );
+            }
             let tag = format!("wasm-ipc:{run_id}:module:{}", p.name);
             let compiled = cache::load_or_compile(&engine, &bytes, &tag, dir.as_deref())
                 .with_context(|| format!("plugin `{}`: compiling {}", p.name, p.wasm.display()))?;
@@ -373,12 +382,27 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
         if let Some(why) = kill_reason {
             for w in &mut run.workers {
                 if w.record.usage.is_none() && w.record.killed.is_none() {
-                    w.record.killed = Some(why.to_string());
+                    // A frozen worker (SIGSTOP, a debugger) is not slow: it never ran again.
+                    let why = match process_state(w.record.pid) {
+                        Some('T' | 't') => format!(
+                            "it was frozen (stopped by a signal, state T) when the deadline \
+                             passed: a frozen plugin, not a slow one ({why})"
+                        ),
+                        _ => why.to_string(),
+                    };
+                    w.record.killed = Some(why);
                     w.pidfd.kill();
                 }
             }
         }
     }
+}
+
+/// The state letter of process `pid` from `/proc/<pid>/stat` (`R`, `S`, `T` for stopped, …).
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 fn failure_summary(w: &WorkerRecord) -> String {

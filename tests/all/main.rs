@@ -5,6 +5,7 @@ mod abi;
 mod digests;
 mod edges;
 mod failures;
+mod faults;
 mod isolation;
 mod languages;
 mod limits;

@@ -31,7 +31,7 @@
 //! - **Counting**: `copied_bytes` counts payload bytes that the transport itself moved through
 //!   a copy, at the place where it copied them.
 
-pub mod frame;
+pub use wasm_ipc_wire::frame;
 pub mod msg;
 pub mod shm;
 
@@ -41,8 +41,6 @@ use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::scenario::{BackendKind, WaitMode};
 use crate::sys::{self, CopyMeter, StopFd, Window};
@@ -340,61 +338,25 @@ pub trait Receiver: Send {
     }
 }
 
-/// Which way a port points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Direction {
-    /// The plugin receives.
-    In,
-    /// The plugin publishes.
-    Out,
-}
+pub use wasm_ipc_wire::{Direction, PortSpec};
 
-/// Everything a worker needs to open one port. The supervisor fills the generic part; the
-/// backend that planned it fills `fds` and `params` and is the only one to read them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PortSpec {
-    /// Port name as the plugin asks for it.
-    pub name: String,
-    /// In or out.
-    pub direction: Direction,
-    /// The backend that planned the port and opens it.
-    pub backend: BackendKind,
-    /// Largest message.
-    pub slot_size: u32,
-    /// Messages in flight per link.
-    pub capacity: u32,
-    /// Window length the backend needs in the plugin's memory (a multiple of 64 KiB).
-    pub window_len: u32,
-    /// Link keys (`channel[i]:producer.port->consumer.port`), one per link, for digests.
-    pub links: Vec<String>,
-    /// Fd numbers, in the worker, of the port's resources; their meaning is the backend's.
-    pub fds: Vec<i32>,
-    /// The backend's own parameters.
-    pub params: serde_json::Value,
-}
-
-impl PortSpec {
-    /// A spec for a port of channel `ch`; the backend adds its window size, fds and params.
-    pub fn new(name: &str, direction: Direction, backend: BackendKind, ch: &ChannelDesc) -> Self {
-        PortSpec {
-            name: name.to_string(),
-            direction,
-            backend,
-            slot_size: ch.slot_size,
-            capacity: ch.capacity,
-            window_len: 0,
-            links: Vec::new(),
-            fds: Vec::new(),
-            params: serde_json::Value::Null,
-        }
-    }
-
-    /// The backend's parameters, parsed.
-    pub fn params<T: for<'de> Deserialize<'de>>(&self) -> anyhow::Result<T> {
-        use anyhow::Context;
-        serde_json::from_value(self.params.clone())
-            .with_context(|| format!("port `{}`: backend parameters", self.name))
+/// A spec for a port of channel `ch`; the backend adds its window size, fds and params.
+pub fn port_spec(
+    name: &str,
+    direction: Direction,
+    backend: BackendKind,
+    ch: &ChannelDesc,
+) -> PortSpec {
+    PortSpec {
+        name: name.to_string(),
+        direction,
+        backend,
+        slot_size: ch.slot_size,
+        capacity: ch.capacity,
+        window_len: 0,
+        links: Vec::new(),
+        fds: Vec::new(),
+        params: serde_json::Value::Null,
     }
 }
 

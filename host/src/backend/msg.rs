@@ -75,7 +75,7 @@ impl Backend for Msg {
             .context("the slot does not fit a 32-bit window")?;
         let params = serde_json::to_value(MsgParams::for_capacity(ch.capacity))?;
         let port = |e: &super::EndpointDesc, dir| {
-            let mut spec = PortSpec::new(&e.port, dir, BackendKind::Msg, ch);
+            let mut spec = super::port_spec(&e.port, dir, BackendKind::Msg, ch);
             spec.window_len = window_len;
             spec.params = params.clone();
             spec
@@ -183,6 +183,7 @@ enum CreditRead {
 }
 
 struct OutLink {
+    key: String,
     fd: Option<OwnedFd>,
     /// Messages this link may still take.
     credits: u32,
@@ -253,7 +254,9 @@ impl MsgSender {
             capacity: spec.capacity,
             links: fds
                 .into_iter()
-                .map(|fd| OutLink {
+                .zip(&spec.links)
+                .map(|(fd, key)| OutLink {
+                    key: key.clone(),
                     fd: Some(fd),
                     credits: spec.capacity,
                     partial: [0; 4],
@@ -313,7 +316,16 @@ impl Sender for MsgSender {
                     CreditRead::NotReady => {
                         self.credit_waits += 1;
                         let fd = link.fd.as_ref().expect("checked above");
-                        wait_one(fd, false, stop, &mut self.wakeups)?;
+                        // Say who held the producer back: this link's consumer kept
+                        // `capacity` messages unread.
+                        wait_one(fd, false, stop, &mut self.wakeups).map_err(|e| match e {
+                            PortError::Interrupted(why) => PortError::Interrupted(format!(
+                                "{why}; the link was full: the consumer on link {} had not \
+                                 read its {} messages in flight",
+                                link.key, self.capacity
+                            )),
+                            other => other,
+                        })?;
                     }
                 }
             }

@@ -158,7 +158,7 @@ impl Backend for Shm {
         };
         let mut out = Vec::new();
         for (p, from) in ch.producers.iter().enumerate() {
-            let mut spec = PortSpec::new(&from.port, Direction::Out, BackendKind::Shm, ch);
+            let mut spec = super::port_spec(&from.port, Direction::Out, BackendKind::Shm, ch);
             spec.window_len = layout.ring_len;
             spec.links = ch.keys[p].clone();
             spec.fds.push(fds.give(from.plugin, ctl_fd.try_clone()?)?);
@@ -169,7 +169,7 @@ impl Backend for Shm {
         }
         let mut ins = Vec::new();
         for (q, to) in ch.consumers.iter().enumerate() {
-            let mut spec = PortSpec::new(&to.port, Direction::In, BackendKind::Shm, ch);
+            let mut spec = super::port_spec(&to.port, Direction::In, BackendKind::Shm, ch);
             spec.window_len = layout.consumer_window_len()?;
             spec.links = ch.keys.iter().map(|k| k[q].clone()).collect();
             spec.fds.push(fds.give(to.plugin, ctl_fd.try_clone()?)?);
@@ -209,6 +209,7 @@ impl Backend for Shm {
             slots.as_fd(),
             window,
             params.wait,
+            spec.links.clone(),
         )?))
     }
 
@@ -529,6 +530,8 @@ pub struct ShmSender {
     head: u32,
     wait: Wait,
     stats: WaitStats,
+    /// Link keys, by consumer index (for messages).
+    links: Vec<String>,
 }
 
 impl ShmSender {
@@ -539,6 +542,7 @@ impl ShmSender {
         slots: std::os::fd::BorrowedFd<'_>,
         window: Window<'_>,
         wait: Wait,
+        links: Vec<String>,
     ) -> std::io::Result<ShmSender> {
         sys::map_over_window(slots, ctl.layout.ring_len as usize, window, true)?;
         let head = ctl.at(ctl.layout.head(p)).load(SeqCst);
@@ -548,7 +552,19 @@ impl ShmSender {
             head,
             wait,
             stats: WaitStats::default(),
+            links,
         })
+    }
+
+    /// The attached consumer whose cursor lags most (the one that holds the ring full).
+    fn lagging_consumer(&self) -> Option<u32> {
+        let l = &self.ctl.layout;
+        (0..l.consumers)
+            .filter(|&c| self.ctl.at(l.doorbell(c) + 8).load(SeqCst) == 0)
+            .max_by_key(|&c| {
+                self.head
+                    .wrapping_sub(self.ctl.at(l.tail(self.p, c)).load(SeqCst))
+            })
     }
 
     /// The slowest attached consumer's cursor, or `None` when every consumer is gone.
@@ -593,7 +609,23 @@ impl Sender for ShmSender {
             || free(self),
         );
         self.stats = stats;
-        r??;
+        match r {
+            Ok(r) => r?,
+            // Say who held the producer back: a ring stays full while its slowest consumer
+            // keeps its oldest message.
+            Err(PortError::Interrupted(why)) => {
+                let lagging = self.lagging_consumer();
+                let who = lagging
+                    .and_then(|q| self.links.get(q as usize))
+                    .map_or("a consumer".to_string(), |k| {
+                        format!("the consumer on link {k}")
+                    });
+                return Err(PortError::Interrupted(format!(
+                    "{why}; the ring was full: {who} had not released its oldest message"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
         Ok((head % l.capacity) * l.stride)
     }
 

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -97,21 +97,30 @@ pub fn load_or_compile(
     })
 }
 
+/// Writes the cache file so that no partial or temporary file can ever be left behind, even
+/// when the process is killed mid-write: the bytes go into an unnamed `O_TMPFILE` in the cache
+/// folder, and only the complete, synced file is given its name (`linkat`). A name that exists
+/// already (another run wrote it first) is kept.
 fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(code)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)?;
+    f.write_all(code)?;
+    f.sync_all()?;
+    let fd_path = format!("/proc/self/fd/{}", f.as_raw_fd());
+    match nix::unistd::linkat(
+        nix::fcntl::AT_FDCWD,
+        fd_path.as_str(),
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    result
 }

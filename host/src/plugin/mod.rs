@@ -18,6 +18,7 @@ use crate::backend::{self, Delivery, Direction, FdSource, PortSpec, Receiver, Se
 use crate::control::LimitHit;
 use crate::scenario::Limits;
 use crate::sys::{self, CopyMeter};
+pub use wasm_ipc_wire::Figures;
 
 /// Builds the engine every process of a run uses. Supervisor and workers must agree on it:
 /// workers load the supervisor's compiled code.
@@ -333,39 +334,6 @@ impl Host {
         f.output_dropped = self.output.dropped();
         f
     }
-}
-
-/// What one plugin measured and counted.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Figures {
-    /// `report(key, value)` calls.
-    pub reports: BTreeMap<String, i64>,
-    /// Messages published (once per publish, whatever the fan-out).
-    pub messages_sent: u64,
-    /// Messages received.
-    pub messages_received: u64,
-    /// Bytes received.
-    pub bytes_received: u64,
-    /// Payload bytes the transport copied in this process.
-    pub copied_bytes: u64,
-    /// Link key → digest of what was published on it.
-    pub sent: BTreeMap<String, String>,
-    /// Link key → digest of what was received from it.
-    pub received: BTreeMap<String, String>,
-    /// Latency histogram: (value ns, count) pairs.
-    pub latency: Vec<(u64, u64)>,
-    /// Output bytes dropped by the 1 MiB output budget.
-    pub output_dropped: u64,
-    /// Port name → address of its window in the worker process (for checking the mappings
-    /// in /proc/<pid>/maps).
-    pub windows: BTreeMap<String, u64>,
-    /// Sleeps on a futex (`shm`).
-    pub futex_waits: u64,
-    /// Sleeps that timed out although data had arrived (`shm`): missed wake-ups.
-    pub lost_wakeups: u64,
-    /// The backends' own counters, summed over this process's ports.
-    pub counters: BTreeMap<String, u64>,
 }
 
 /// Instantiates a plugin: links the ABI and WASI, calls `_initialize`, and asks the plugin for

@@ -19,9 +19,8 @@ use std::io::{BufRead, Write};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::PortSpec;
-use crate::plugin::Figures;
-use crate::scenario::Limits;
+use crate::{Figures, PortSpec};
+use wasm_ipc_scenario::Limits;
 
 /// Longest line either side accepts: a spec or an outcome with many links, never more.
 pub const MAX_LINE: usize = 16 << 20;
