@@ -15,3 +15,5 @@ zig test plugins/sdk/zig/wasm_ipc.zig
 (cd plugins/sdk/assemblyscript && node_modules/.bin/asc test/exit_codes.ts --use abort= \
     --outFile ../../../target/as-sdk-test.wasm && node test/run.mjs ../../../target/as-sdk-test.wasm)
 cargo test --release --workspace
+# The decoders of untrusted input, fuzzed for a bounded number of inputs each.
+scripts/fuzz.sh

@@ -13,4 +13,5 @@ mod lockdown;
 mod scenario;
 mod scenarios;
 mod shm;
+mod soak;
 mod util;

@@ -11,7 +11,9 @@
 //!   fan-in from several producers;
 //! - `strict` (true): the first mismatch fails the run (code 2); false: mismatches are counted;
 //! - `expect` (absent): the number of messages that must arrive (else code 3);
-//! - `delay_ns` (0): busy-waits this long per message while holding it, to simulate work.
+//! - `delay_ns` (0): busy-waits this long per message while holding it, to simulate work;
+//! - `leak` (0): keeps this many bytes per message for good: the leak the soak test's check
+//!   must catch.
 //!
 //! Reports `received`, `bytes`, `mismatches` and `checksum` (wrapping sum of every message's
 //! little-endian u64 words, last partial word zero-padded, after undoing `xor`; not reported
@@ -43,6 +45,7 @@ struct Config {
     strict: bool,
     expect: Option<u64>,
     delay_ns: u64,
+    leak: usize,
 }
 
 #[derive(Default)]
@@ -66,6 +69,7 @@ fn consume() -> Result<(), Error> {
         strict: config_or("strict", true),
         expect: config_u64("expect"),
         delay_ns: config_or("delay_ns", 0),
+        leak: config_or("leak", 0),
     };
     let mut input = Input::open("in")?;
     let mut stats = Stats::default();
@@ -125,6 +129,10 @@ fn receive_all(input: &mut Input, config: &Config, stats: &mut Stats) -> Result<
                     .checksum
                     .wrapping_add(pattern::checksum(&msg, config.xor));
             }
+        }
+        if config.leak > 0 {
+            // Touched, so the pages are really taken.
+            std::mem::forget(std::hint::black_box(vec![1u8; config.leak]));
         }
         if config.delay_ns > 0 {
             let until = now().saturating_add(config.delay_ns);
