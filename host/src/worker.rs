@@ -91,9 +91,14 @@ fn run_worker() -> anyhow::Result<()> {
     let (engine, mut store, run) = match setup {
         Ok(x) => x,
         Err(e) => {
+            // A limit says everything itself; wasmtime's backtrace around it adds lines only.
+            let why = match e.downcast_ref::<HostTrap>() {
+                Some(HostTrap::Limit(msg)) => msg.clone(),
+                _ => format!("{e:#}"),
+            };
             let outcome = Outcome {
                 status: Status::Failed,
-                error: Some(format!("plugin `{}` could not start: {e:#}", spec.plugin)),
+                error: Some(format!("plugin `{}` could not start: {why}", spec.plugin)),
                 end_ns: sys::now_ns(),
                 ready_at_ns: 0,
                 figures: Figures::default(),

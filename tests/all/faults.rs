@@ -46,6 +46,12 @@ fn producer(n: u32, then: &str) -> String {
     ))
 }
 
+/// Prints the verdict a fault produced (`--nocapture` shows them: README's fault table quotes
+/// these lines).
+fn seen(fault: &str, message: &str) {
+    eprintln!("FAULT {fault}: {message}");
+}
+
 struct Run {
     code: Option<i32>,
     report: Value,
@@ -121,6 +127,7 @@ fn a_producer_that_traps_mid_stream_fails_and_its_consumer_sees_peer_failed() {
         );
         assert_eq!(r.code, Some(1), "{backend}: {}", r.stderr);
         let err = r.error();
+        seen(&format!("producer trap on {backend}"), &err);
         assert!(
             err.contains("plugin `p` trapped") && err.contains("unreachable"),
             "{backend}: {err}"
@@ -189,6 +196,7 @@ fn an_out_of_bounds_access_traps_naming_the_plugin() {
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     let err = r.error();
+    seen("out of bounds", &err);
     assert!(
         err.contains("plugin `wild` trapped") && err.contains("out of bounds memory access"),
         "{err}"
@@ -239,6 +247,7 @@ timeout = "3s"
     let rep = report(&out);
     let run = &rep["runs"][0];
     let err = run["error"].as_str().unwrap();
+    seen("frozen", err);
     assert!(
         err.contains("plugin `c`") && err.contains("frozen (stopped by a signal, state T)"),
         "{err}"
@@ -250,6 +259,7 @@ timeout = "3s"
     // The producer, held back by the frozen consumer, was ended by the deadline and says why.
     assert_eq!(p["status"], "interrupted", "{p}");
     let perr = p["error"].as_str().unwrap();
+    seen("frozen, its producer", perr);
     assert!(
         perr.contains("the link was full: the consumer on link channel[0]:p.out->c.in"),
         "{perr}"
@@ -281,6 +291,7 @@ fn a_consumer_that_never_releases_is_named_by_the_producer_it_holds_back() {
     let p = r.process("p");
     assert_eq!(p["status"], "interrupted", "{p}");
     let perr = p["error"].as_str().unwrap();
+    seen("never releases", perr);
     assert!(
         perr.contains("interrupted in `loan` on port `out`")
             && perr
@@ -322,6 +333,7 @@ fn a_producer_that_rewrites_a_published_slot_is_caught_by_the_digests() {
         "shm",
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
+    seen("rewrite after publish", &r.error());
     assert!(
         r.error()
             .contains("digest mismatch: what was received differs from what was sent on channel[0]:p.out->c.in"),
@@ -376,6 +388,7 @@ fn a_cabi_realloc_that_lies_is_refused_before_the_start() {
         );
         assert_eq!(r.code, Some(1), "{what}: {}", r.stderr);
         let err = r.error();
+        seen(&format!("cabi_realloc {what}"), &err);
         assert!(
             err.contains("plugin `bad` could not start") && err.contains(says),
             "{what}: {err}"
@@ -422,6 +435,7 @@ fn bad_module_files_are_refused_before_any_worker_starts() {
         let id = util::run_id("badfile");
         let out = wasm_ipc(&["run", "--run-id", &id, sc.to_str().unwrap()]);
         let err = util::stderr(&out);
+        seen(file, err.trim());
         assert_eq!(out.status.code(), Some(2), "{file}: {err}");
         assert!(
             err.contains("plugin `m`") && err.contains(file) && err.contains(says),
@@ -438,6 +452,7 @@ fn bad_module_files_are_refused_before_any_worker_starts() {
         "shm",
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
+    seen("huge data segment", &r.error());
     assert!(
         r.error().contains("plugin `m` could not start") && r.error().contains("out of bounds"),
         "{}",
