@@ -57,6 +57,9 @@ pub struct Report {
     pub digests_agree: bool,
     /// Every run, in order.
     pub runs: Vec<RunReport>,
+    /// The supervisor's own peak resident set, KiB (added in schema 1).
+    #[serde(default)]
+    pub supervisor_max_rss_kib: u64,
 }
 
 /// Latency percentiles, publish → receive, all consumers merged.
@@ -346,6 +349,7 @@ impl Report {
             supervisor_pid: std::process::id(),
             digests_agree,
             runs,
+            supervisor_max_rss_kib: crate::sys::self_max_rss_kib(),
         }
     }
 

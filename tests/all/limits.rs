@@ -146,6 +146,45 @@ fn a_plugin_that_grows_a_table_past_its_limit_is_stopped() {
     assert_eq!(process(&rep)["limit"]["tried"], 1_000_001);
 }
 
+/// Writes `n` 4 KiB lines to stderr through WASI.
+fn flood(n: u32) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\00\04\00\00\00\10\00\00")
+  (func (export "run") (result i32)
+    (local $i i32)
+    (i32.store8 (i32.const 5119) (i32.const 10))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+      (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 64)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 0)))"#
+    )
+}
+
+/// Output is capped at 1 MiB per worker, and the supervisor's memory does not grow with the
+/// flood: 16 MiB and 256 MiB of output leave it the same size (within 8 MiB).
+#[test]
+fn an_output_flood_is_cut_at_its_budget_and_the_supervisor_does_not_grow() {
+    let _g = heavy();
+    let (_, small, _) = run_alone(&flood(4096), "");
+    let (_, big, _) = run_alone(&flood(65536), "");
+    let dropped = |r: &Value| process(r)["output_dropped"].as_u64().unwrap();
+    assert!(dropped(&small) >= 15 << 20, "{}", process(&small));
+    assert!(dropped(&big) >= 250 << 20, "{}", process(&big));
+    let rss = |r: &Value| r["supervisor_max_rss_kib"].as_u64().unwrap();
+    assert!(rss(&small) > 0);
+    assert!(
+        rss(&big) < rss(&small) + 8 * 1024,
+        "supervisor grew: {} KiB -> {} KiB",
+        rss(&small),
+        rss(&big)
+    );
+}
+
 /// CPU time counts everything the worker burns, long before the wall-clock deadline.
 #[test]
 fn a_plugin_that_burns_cpu_hits_its_cpu_limit_before_the_deadline() {

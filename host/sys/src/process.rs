@@ -150,3 +150,9 @@ pub fn process_cpu() -> std::time::Duration {
     };
     tv(usage.user_time()) + tv(usage.system_time())
 }
+
+/// This process's peak resident set so far, KiB.
+pub fn self_max_rss_kib() -> u64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0))
+}
