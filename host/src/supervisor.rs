@@ -505,6 +505,10 @@ fn plan(
             config.insert("wasm-ipc.plugin".into(), p.name.clone());
             config.insert("wasm-ipc.backend".into(), backend.name().into());
             config.insert("wasm-ipc.repeat".into(), repeat.to_string());
+            if let Some(instance) = &p.instance {
+                config.insert("wasm-ipc.instance".into(), instance.index.to_string());
+                config.insert("wasm-ipc.instances".into(), instance.count.to_string());
+            }
             Ok(WorkerSpec {
                 plugin: p.name.clone(),
                 config,

@@ -311,3 +311,44 @@ fn every_size_the_scenario_allows_runs_or_is_refused_with_the_numbers() {
         }
     }
 }
+
+/// `instances` at its edges: 256 copies of a producer fan in to one consumer on every backend
+/// (257 processes); 257 copies are refused before any worker starts.
+#[test]
+fn the_most_instances_run_and_one_more_is_refused() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let text = |n: u32| {
+        format!(
+            "name = \"many\"\n[[plugin]]\nname = \"p\"\nwasm = \"{{wasm:producer}}\"\n\
+             instances = {n}\nconfig = {{ count = 2, size = 8 }}\n\
+             [[plugin]]\nname = \"c\"\nwasm = \"{{wasm:consumer}}\"\n\
+             config = {{ ordered = false, expect = {} }}\n\
+             [[channel]]\nfrom = \"p[*].out\"\nto = \"c.in\"\nslot_size = 64\ncapacity = 2\n\
+             [run]\ntimeout = \"300s\"\n",
+            2 * n
+        )
+    };
+    let ok = util::scenario(dir.path(), "many.toml", &text(256));
+    let id = util::run_id("many");
+    let out = wasm_ipc(&["compare", "--json", "--run-id", &id, ok.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let rep = report(&out);
+    for run in rep["runs"].as_array().unwrap() {
+        assert_eq!(run["ok"], true, "{}: {}", run["backend"], run["error"]);
+        assert_eq!(run["messages"], 512);
+        assert_eq!(run["processes"].as_array().unwrap().len(), 257);
+    }
+    assert_no_leftovers(&id);
+    let over = util::scenario(dir.path(), "over.toml", &text(257));
+    for args in [
+        vec!["check", over.to_str().unwrap()],
+        vec!["run", "--json", over.to_str().unwrap()],
+    ] {
+        let out = wasm_ipc(&args);
+        let err = util::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("over.toml:5: plugin[0].instances: "), "{err}");
+        assert!(err.contains("256"), "{err}");
+    }
+}

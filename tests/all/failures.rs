@@ -195,7 +195,10 @@ fn a_module_that_breaks_the_abi_is_refused_before_anything_runs() {
     )
     .unwrap();
     std::fs::write(dir.path().join("junk.wasm"), b"not wasm at all").unwrap();
-    for (file, want) in [("bad.wat", "imports `env`.`f`"), ("junk.wasm", "compiling")] {
+    for (file, want) in [
+        ("bad.wat", "imports `env`.`f`"),
+        ("junk.wasm", "is not WebAssembly"),
+    ] {
         let sc = util::scenario(
             dir.path(),
             "s.toml",

@@ -632,3 +632,95 @@ fn plugin_limits_at_their_edges() {
     assert_error(&with("cpu = 0"), 8, "plugin[1].cpu", "out of range");
     assert_error(&with("cpu = \"169h\""), 8, "plugin[1].cpu", "at most 168h");
 }
+
+/// `instances = N`: N copies named `name#0` …, told their index; endpoints name one copy
+/// (`name#i.port`) or all (`name[*].port`, in index order).
+#[test]
+fn instances_expand_into_named_copies_and_endpoints_name_one_or_all() {
+    let text = r#"name = "t"
+[[plugin]]
+name = "producer"
+wasm = "producer.wat"
+instances = 3
+config = { size = 64 }
+[[plugin]]
+name = "consumer"
+wasm = "consumer.wat"
+instances = 2
+[[channel]]
+from = "producer[*].out"
+to = "consumer#1.in"
+[[channel]]
+from = "producer#2.side"
+to = "consumer#0.in"
+"#;
+    let (_d, sc) = load_ok(text);
+    let names: Vec<&str> = sc.plugins.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "producer#0",
+            "producer#1",
+            "producer#2",
+            "consumer#0",
+            "consumer#1"
+        ]
+    );
+    let p2 = &sc.plugins[2];
+    let instance = p2.instance.as_ref().unwrap();
+    assert_eq!(
+        (instance.of.as_str(), instance.index, instance.count),
+        ("producer", 2, 3)
+    );
+    assert_eq!(p2.config["size"], "64");
+    let from: Vec<usize> = sc.channels[0].from.iter().map(|e| e.plugin).collect();
+    assert_eq!(from, [0, 1, 2]);
+    assert_eq!(sc.channels[0].to[0].plugin, 4);
+    assert_eq!(sc.channels[1].from[0].plugin, 2);
+    assert_eq!(sc.channels[1].to[0].plugin, 3);
+}
+
+#[test]
+fn instances_errors_name_the_key_and_the_forms_that_work() {
+    let base = |endpoint: &str, instances: &str| {
+        format!(
+            "name = \"t\"\n[[plugin]]\nname = \"producer\"\nwasm = \"producer.wat\"\n\
+             instances = {instances}\n[[plugin]]\nname = \"consumer\"\nwasm = \"consumer.wat\"\n\
+             [[channel]]\nfrom = \"{endpoint}\"\nto = \"consumer.in\"\n"
+        )
+    };
+    assert_error(
+        &base("producer.out", "3"),
+        10,
+        "channel[0].from",
+        "has 3 instances; name one as \"producer#0.out\" … \"producer#2.out\", or all of them as \"producer[*].out\"",
+    );
+    assert_error(
+        &base("producer#3.out", "3"),
+        10,
+        "channel[0].from",
+        "#0 … #2",
+    );
+    assert_error(
+        &base("producer#01.out", "3"),
+        10,
+        "channel[0].from",
+        "malformed endpoint",
+    );
+    assert_error(
+        &base("producer#0.out", "1"),
+        10,
+        "channel[0].from",
+        "name it as \"producer.out\"",
+    );
+    assert_error(&base("producer.out", "0"), 5, "plugin[0].instances", "1");
+    assert_error(
+        &base("producer.out", "257"),
+        5,
+        "plugin[0].instances",
+        "256",
+    );
+    // A declared name cannot contain `#`, so no copy's name can clash with it.
+    let clash = "name = \"t\"\n[[plugin]]\nname = \"producer#0\"\nwasm = \"producer.wat\"\n";
+    assert_error(clash, 3, "plugin[0].name", "no '.' or '#'");
+}

@@ -113,6 +113,34 @@ pub struct Plugin {
     pub config: BTreeMap<String, String>,
     /// What the plugin may take.
     pub limits: Limits,
+    /// Which copy this is, when the plugin table has `instances` > 1.
+    pub instance: Option<Instance>,
+}
+
+/// One of the copies that `plugin.instances = N` makes: named `name#0` … `name#N-1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The plugin table's `name`.
+    pub of: String,
+    /// 0-based index, told to the plugin as config key `wasm-ipc.instance`.
+    pub index: u32,
+    /// N.
+    pub count: u32,
+}
+
+/// Largest accepted `plugin.instances`.
+pub const MAX_INSTANCES: u32 = 256;
+
+/// One plugin table as endpoints name it: its copies are `first .. first + count` in
+/// [`Scenario::plugins`].
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    /// Index of the `[[plugin]]` table.
+    table: usize,
+    /// Line of its `name`.
+    line: usize,
+    first: usize,
+    count: usize,
 }
 
 /// The resources a plugin may take; every run enforces them and names the one it hit.
@@ -338,7 +366,7 @@ impl Scenario {
             message: format!("cannot read the scenario file: {e}"),
         })?;
         let (scenario, wasm_lines) = parse_with_lines(path, &text)?;
-        for (i, (plugin, line)) in scenario.plugins.iter().zip(wasm_lines).enumerate() {
+        for (plugin, (i, line)) in scenario.plugins.iter().zip(wasm_lines) {
             if plugin.build.is_none() && !plugin.wasm.exists() {
                 return Err(ScenarioError {
                     file: path.to_path_buf(),
@@ -488,6 +516,7 @@ struct RawPlugin {
     build: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     config: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    instances: Option<Spanned<toml::Value>>,
     memory: Option<Spanned<toml::Value>>,
     stack: Option<Spanned<toml::Value>>,
     table_elements: Option<Spanned<toml::Value>>,
@@ -699,7 +728,10 @@ fn is_bare_key(s: &str) -> bool {
 // ---- stage 2: raw -> resolved ----
 
 /// Parses and validates; also returns the line of each plugin's `wasm` key for `load`.
-fn parse_with_lines(path: &Path, text: &str) -> Result<(Scenario, Vec<usize>), ScenarioError> {
+/// The scenario and, per plugin instance, its table's index and the line of its `wasm`.
+type WasmLines = Vec<(usize, usize)>;
+
+fn parse_with_lines(path: &Path, text: &str) -> Result<(Scenario, WasmLines), ScenarioError> {
     let src = Source { file: path, text };
     let doc = toml::de::DeTable::parse(text).map_err(|e| {
         let mut error = src.toml_error(&e, None);
@@ -720,7 +752,7 @@ fn validate(
     src: &Source<'_>,
     raw: RawScenario,
     dir: PathBuf,
-) -> Result<(Scenario, Vec<usize>), ScenarioError> {
+) -> Result<(Scenario, WasmLines), ScenarioError> {
     if raw.name.get_ref().trim().is_empty() {
         return Err(src.at(
             raw.name.span(),
@@ -738,7 +770,7 @@ fn validate(
 
     let mut plugins = Vec::with_capacity(raw.plugin.len());
     let mut wasm_lines = Vec::with_capacity(raw.plugin.len());
-    let mut by_name: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut by_name: HashMap<String, Group> = HashMap::new();
     for (i, plugin) in raw.plugin.into_iter().enumerate() {
         let key = |k: &str| format!("plugin[{i}].{k}");
         let name = plugin.name.get_ref();
@@ -752,7 +784,33 @@ fn validate(
             ));
         }
         let line = src.line_of(plugin.name.span().start);
-        if let Some((first, first_line)) = by_name.insert(name.clone(), (i, line)) {
+        let count = match &plugin.instances {
+            None => 1,
+            Some(v) => {
+                let n = integer_in(
+                    src,
+                    v,
+                    &key("instances"),
+                    "instances",
+                    1,
+                    u64::from(MAX_INSTANCES),
+                )?;
+                // `integer_in` bounded it by MAX_INSTANCES.
+                usize::try_from(n).unwrap_or(1)
+            }
+        };
+        let group = Group {
+            table: i,
+            line,
+            first: plugins.len(),
+            count,
+        };
+        if let Some(Group {
+            table: first,
+            line: first_line,
+            ..
+        }) = by_name.insert(name.clone(), group)
+        {
             return Err(src.at(
                 plugin.name.span(),
                 key("name"),
@@ -772,7 +830,7 @@ fn validate(
                 format!("expected a path to a .wasm or .wat file, got {wasm:?}"),
             ));
         }
-        wasm_lines.push(src.line_of(plugin.wasm.span().start));
+        let wasm_line = src.line_of(plugin.wasm.span().start);
 
         let build = match plugin.build {
             Some(build) if build.get_ref().trim().is_empty() => {
@@ -848,14 +906,30 @@ fn validate(
             }
             limits.cpu = Some(cpu);
         }
-        plugins.push(Plugin {
-            name: plugin.name.into_inner(),
-            wasm: dir.join(wasm),
-            build,
-            source,
-            config,
-            limits,
-        });
+        let name = plugin.name.into_inner();
+        for index in 0..count {
+            // `#` cannot appear in a declared name, so a copy's name cannot clash with one.
+            let (copy, instance) = if count == 1 {
+                (name.clone(), None)
+            } else {
+                let instance = Instance {
+                    of: name.clone(),
+                    index: u32::try_from(index).unwrap_or(0),
+                    count: u32::try_from(count).unwrap_or(0),
+                };
+                (format!("{name}#{index}"), Some(instance))
+            };
+            plugins.push(Plugin {
+                name: copy,
+                wasm: dir.join(wasm),
+                build: build.clone(),
+                source: source.clone(),
+                config: config.clone(),
+                limits,
+                instance,
+            });
+            wasm_lines.push((i, wasm_line));
+        }
     }
 
     let channels = validate_channels(src, raw.channel, &plugins, &by_name)?;
@@ -975,14 +1049,14 @@ fn validate_channels(
     src: &Source<'_>,
     raw: Vec<RawChannel>,
     plugins: &[Plugin],
-    by_name: &HashMap<String, (usize, usize)>,
+    by_name: &HashMap<String, Group>,
 ) -> Result<Vec<Channel>, ScenarioError> {
     let mut ports = PortUse::default();
     let mut channels = Vec::with_capacity(raw.len());
     for (c, channel) in raw.into_iter().enumerate() {
         let key = |k: &str| format!("channel[{c}].{k}");
-        let from = resolve_endpoints(src, &channel.from, &key("from"), plugins, by_name)?;
-        let to = resolve_endpoints(src, &channel.to, &key("to"), plugins, by_name)?;
+        let from = resolve_endpoints(src, &channel.from, &key("from"), by_name)?;
+        let to = resolve_endpoints(src, &channel.to, &key("to"), by_name)?;
         for item in &from {
             ports.claim(src, plugins, c, Side::From, item)?;
         }
@@ -1127,8 +1201,7 @@ fn resolve_endpoints(
     src: &Source<'_>,
     raw: &Spanned<RawEndpoints>,
     key: &str,
-    plugins: &[Plugin],
-    by_name: &HashMap<String, (usize, usize)>,
+    by_name: &HashMap<String, Group>,
 ) -> Result<Vec<ResolvedEndpoint>, ScenarioError> {
     let items: Vec<(String, &str, Range<usize>)> = match raw.get_ref() {
         RawEndpoints::One(s) => vec![(key.to_owned(), s.as_str(), raw.span())],
@@ -1156,37 +1229,99 @@ fn resolve_endpoints(
                 format!("{text:?} has no port; {ENDPOINT_HINT}"),
             ));
         };
-        if !is_bare_key(plugin) || !is_bare_key(port) {
+        // `name`, `name#i` (one copy) or `name[*]` (every copy, in index order).
+        let (base, which) = if let Some(base) = plugin.strip_suffix("[*]") {
+            (base, Which::All)
+        } else if let Some((base, digits)) = plugin.split_once('#') {
+            // Plain decimal digits only: `#01`, `#+1` or `#` name no instance.
+            let canonical = digits
+                .parse::<usize>()
+                .ok()
+                .filter(|i| i.to_string() == digits);
+            match canonical {
+                Some(i) => (base, Which::One(i)),
+                None => (plugin, Which::Bad),
+            }
+        } else {
+            (plugin, Which::Plain)
+        };
+        if !is_bare_key(base) || !is_bare_key(port) || matches!(which, Which::Bad) {
             return Err(src.at(
                 span,
                 item_key,
                 format!(
-                    "malformed endpoint {text:?}; {ENDPOINT_HINT} \
-                     (plugin and port names: {NAME_HINT})"
+                    "malformed endpoint {text:?}; {ENDPOINT_HINT}, or \"plugin#0.port\" for one \
+                     instance, \"plugin[*].port\" for all (plugin and port names: {NAME_HINT})"
                 ),
             ));
         }
-        let Some(&(index, _)) = by_name.get(plugin) else {
-            let known: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
+        let Some(group) = by_name.get(base) else {
+            let mut known: Vec<(&str, usize)> =
+                by_name.iter().map(|(n, g)| (n.as_str(), g.table)).collect();
+            known.sort_unstable_by_key(|&(_, table)| table);
+            let known: Vec<&str> = known.into_iter().map(|(n, _)| n).collect();
             return Err(src.at(
                 span,
                 item_key,
                 format!(
-                    "unknown plugin {plugin:?} in {text:?}; plugins are: {}",
+                    "unknown plugin {base:?} in {text:?}; plugins are: {}",
                     known.join(", ")
                 ),
             ));
         };
-        out.push(ResolvedEndpoint {
-            endpoint: Endpoint {
-                plugin: index,
-                port: port.to_owned(),
-            },
-            span,
-            key: item_key,
-        });
+        let copies: Vec<usize> = match which {
+            Which::Plain if group.count == 1 => vec![group.first],
+            Which::Plain => {
+                return Err(src.at(
+                    span,
+                    item_key,
+                    format!(
+                        "plugin {base:?} has {} instances; name one as \"{base}#0.{port}\" … \
+                         \"{base}#{}.{port}\", or all of them as \"{base}[*].{port}\"",
+                        group.count,
+                        group.count - 1
+                    ),
+                ));
+            }
+            Which::One(i) if group.count > 1 && i < group.count => vec![group.first + i],
+            Which::One(_) => {
+                return Err(src.at(
+                    span,
+                    item_key,
+                    format!(
+                        "{text:?}: plugin {base:?} has {} instance(s){}",
+                        group.count,
+                        if group.count == 1 {
+                            format!("; name it as \"{base}.{port}\"")
+                        } else {
+                            format!(", #0 … #{}", group.count - 1)
+                        }
+                    ),
+                ));
+            }
+            Which::All => (group.first..group.first + group.count).collect(),
+            Which::Bad => unreachable!("refused above"),
+        };
+        for index in copies {
+            out.push(ResolvedEndpoint {
+                endpoint: Endpoint {
+                    plugin: index,
+                    port: port.to_owned(),
+                },
+                span: span.clone(),
+                key: item_key.clone(),
+            });
+        }
     }
     Ok(out)
+}
+
+/// How an endpoint names a plugin's copies.
+enum Which {
+    Plain,
+    One(usize),
+    All,
+    Bad,
 }
 
 fn validate_run(src: &Source<'_>, raw: RawRun) -> Result<RunConfig, ScenarioError> {

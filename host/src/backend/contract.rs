@@ -397,7 +397,9 @@ fn close_wakes_a_consumer_blocked_in_another_thread(kind: BackendKind) {
         let r = rx.port.receive(win, &mut rx.meter, &stop).map(|d| d.len);
         (r, rx.port.counters())
     });
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Mid-slice (sleeps last 50 ms): the close must land while the consumer sleeps, not in
+    // the instant between two slices, where only the word's change (not a wake) is seen.
+    std::thread::sleep(std::time::Duration::from_millis(225));
     let stop = Stop::new(u64::MAX).unwrap();
     txs[0].port.close(&stop);
     let (r, counters) = handle.join().unwrap();
