@@ -650,10 +650,15 @@ impl Sender for ShmSender {
         self.ctl.map.u64(meta + 8).store(publish_ns, SeqCst);
         self.head = self.head.wrapping_add(1);
         self.ctl.at(l.head(self.p)).store(self.head, SeqCst);
+        // Ring only a consumer that is about to sleep or sleeps. The head store above and the
+        // waiting flag's load here pair with the sleeper's flag store and head load (all
+        // SeqCst): either the sleeper sees the new head before it sleeps, or this sees its
+        // flag and changes the futex word under it. So no line is written per message when
+        // nobody waits.
         for c in 0..l.consumers {
-            let bell = self.ctl.at(l.doorbell(c));
-            bell.fetch_add(1, SeqCst);
             if self.ctl.at(l.doorbell(c) + 4).load(SeqCst) != 0 {
+                let bell = self.ctl.at(l.doorbell(c));
+                bell.fetch_add(1, SeqCst);
                 sys::futex_wake(bell);
             }
         }
@@ -811,9 +816,12 @@ impl Receiver for ShmReceiver {
         let t = &mut self.tails[p as usize];
         *t = t.wrapping_add(1);
         self.ctl.at(l.tail(p, self.c)).store(*t, SeqCst);
-        let space = self.ctl.at(l.space(p));
-        space.fetch_add(1, SeqCst);
+        // As in `publish`: the tail store and this flag load pair with the producer's flag
+        // store and tail loads, so the space word changes only when the producer waits (in a
+        // fan-out, consumers no longer all write its line for every message).
         if self.ctl.at(l.producer_waiting(p)).load(SeqCst) != 0 {
+            let space = self.ctl.at(l.space(p));
+            space.fetch_add(1, SeqCst);
             sys::futex_wake(space);
         }
         Ok(())

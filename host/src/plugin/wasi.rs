@@ -35,6 +35,8 @@ pub struct Output {
     partial: [Vec<u8>; 2],
     forwarded: u64,
     dropped: u64,
+    /// The most verbose `log` level shown (`WASM_IPC_LOG`, read once).
+    max_level: u32,
 }
 
 impl Output {
@@ -45,6 +47,11 @@ impl Output {
             partial: [Vec::new(), Vec::new()],
             forwarded: 0,
             dropped: 0,
+            max_level: match std::env::var("WASM_IPC_LOG").as_deref() {
+                Ok("trace") => 4,
+                Ok("debug") => 3,
+                _ => 2,
+            },
         }
     }
 
@@ -104,12 +111,7 @@ impl Output {
             3 => "DEBUG",
             _ => "TRACE",
         };
-        let max = match std::env::var("WASM_IPC_LOG").as_deref() {
-            Ok("trace") => 4,
-            Ok("debug") => 3,
-            _ => 2,
-        };
-        if level <= max {
+        if level <= self.max_level {
             self.emit(format!("{name} {msg}").as_bytes());
         }
     }
