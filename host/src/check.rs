@@ -15,7 +15,8 @@ use crate::scenario::{BackendKind, Channel, Scenario, ScenarioError};
 pub const WINDOWS_LIMIT: u64 = (2 << 30) - (16 << 20);
 
 /// Fds a worker needs besides its port fds: stdio, the control socket, the module, and what
-/// wasmtime, std and the worker's own eventfd and threads open (measured: under 20).
+/// wasmtime, std and the worker's own eventfd and `/proc/self/io` take: a generous allowance
+/// (a one-port `shm` worker was seen holding 10 fds in all).
 pub const WORKER_FD_HEADROOM: u64 = 64;
 
 /// Fds the supervisor needs per worker (control socket pair, pidfd, stdout duplicate) and
