@@ -75,6 +75,17 @@ pub struct Latency {
     pub max: u64,
 }
 
+/// A round trip a plugin measured itself, as the application sees it.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct RoundTrip {
+    /// Mean round trip, ns.
+    pub avg: u64,
+    /// Shortest round trip, ns (0 when not reported).
+    pub min: u64,
+    /// `avg / 2`: the one-way figure to compare with other systems' RTT/2.
+    pub one_way_avg: u64,
+}
+
 /// One worker process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessReport {
@@ -149,8 +160,15 @@ pub struct RunReport {
     pub msgs_per_s: f64,
     /// bytes / elapsed.
     pub bytes_per_s: f64,
-    /// Publish → receive.
+    /// The hand-off: the host's publish stamp (in the producer's worker) to the message being
+    /// in the consumer's window. It leaves out the ABI calls around it; the application's own
+    /// round trip, where a plugin measures one, is `round_trip_ns`.
     pub latency_ns: Latency,
+    /// The round trip as a plugin measured it, from its `rtt_ns_min`/`rtt_ns_avg` reports
+    /// (e.g. the pinger's), with the one-way figure as half of it; null when no plugin
+    /// reports one (added in schema 1).
+    #[serde(default)]
+    pub round_trip_ns: Option<RoundTrip>,
     /// Payload bytes moved through a copy, counted where copied.
     pub copied_bytes: u64,
     /// Digest of what producers published (xxh3-64 hex), or null with verify = off.
@@ -304,7 +322,18 @@ pub fn build(
             0.0
         }
     };
+    // The application's own round trip, from the first plugin that reports one.
+    let round_trip_ns = processes.iter().find_map(|p| {
+        let get = |k: &str| p.reports.get(k).and_then(|&v| u64::try_from(v).ok());
+        let avg = get("rtt_ns_avg")?;
+        Some(RoundTrip {
+            avg,
+            min: get("rtt_ns_min").unwrap_or(0),
+            one_way_avg: avg / 2,
+        })
+    });
     RunReport {
+        round_trip_ns,
         scenario: sc.name.clone(),
         backend: backend.name().to_string(),
         repeat,
@@ -379,10 +408,22 @@ impl Report {
         row("bandwidth", &|r| {
             format!("{}/s", human_bytes(r.bytes_per_s))
         });
-        row("latency p50", &|r| human_ns(r.latency_ns.p50));
-        row("latency p99", &|r| human_ns(r.latency_ns.p99));
-        row("latency p99.9", &|r| human_ns(r.latency_ns.p999));
-        row("latency max", &|r| human_ns(r.latency_ns.max));
+        row("hand-off p50", &|r| human_ns(r.latency_ns.p50));
+        row("hand-off p99", &|r| human_ns(r.latency_ns.p99));
+        row("hand-off p99.9", &|r| human_ns(r.latency_ns.p999));
+        row("hand-off max", &|r| human_ns(r.latency_ns.max));
+        if self.runs.iter().any(|r| r.round_trip_ns.is_some()) {
+            let rt = |f: fn(&RoundTrip) -> u64| {
+                move |r: &RunReport| {
+                    r.round_trip_ns
+                        .as_ref()
+                        .map_or("-".into(), |t| human_ns(f(t)))
+                }
+            };
+            row("round trip avg", &rt(|t| t.avg));
+            row("round trip min", &rt(|t| t.min));
+            row("one-way (rtt/2)", &rt(|t| t.one_way_avg));
+        }
         row("copied", &|r| human_bytes(r.copied_bytes as f64));
         row("cpu user+sys", &|r| {
             let (u, s) = r

@@ -217,3 +217,37 @@ timeout = "120s"
         assert_eq!(process(run, "c")["reports"]["mismatches"], 0);
     }
 }
+
+/// The report names what it measured: the host's hand-off stamp, and beside it the round
+/// trip the pinger measured itself (one-way = half of it), on both backends.
+#[test]
+fn ping_pong_reports_the_applications_round_trip_beside_the_hand_off() {
+    let _g = heavy();
+    let sc = util::root().join("scenarios/ping-pong.toml");
+    let out = wasm_ipc(&["compare", "--json", sc.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let rep = report(&out);
+    for run in rep["runs"].as_array().unwrap() {
+        let rt = &run["round_trip_ns"];
+        let avg = rt["avg"].as_u64().unwrap();
+        assert!(avg > 0, "{}: {rt}", run["backend"]);
+        assert_eq!(rt["one_way_avg"].as_u64().unwrap(), avg / 2);
+        assert!(rt["min"].as_u64().unwrap() <= avg, "{rt}");
+        let pinger = run["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["reports"].get("rtt_ns_avg").is_some())
+            .unwrap();
+        assert_eq!(pinger["reports"]["rtt_ns_avg"].as_u64(), Some(avg));
+    }
+    let table = wasm_ipc(&["compare", sc.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    for row in ["hand-off p50", "round trip avg", "one-way (rtt/2)"] {
+        assert!(text.contains(row), "{text}");
+    }
+    // A stream without a pinger has no round trip.
+    let pc = util::root().join("scenarios/producer-consumer.toml");
+    let out = wasm_ipc(&["run", "--json", pc.to_str().unwrap()]);
+    assert!(report(&out)["runs"][0]["round_trip_ns"].is_null());
+}
