@@ -56,6 +56,8 @@ enum Cmd {
         /// Check one backend only (default: every backend the scenario lists).
         #[arg(long)]
         backend: Option<String>,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// List a module's imports and exports and check it against the plugin ABI, point by
     /// point, with the fix for each miss.
@@ -101,9 +103,33 @@ struct Common {
     /// Print the report as JSON (schema 1).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    overrides: Overrides,
     /// Tag for this run's processes and memfds (default: pid and time).
     #[arg(long, hide = true)]
     run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct Overrides {
+    /// Override a scenario value: run.KEY, channel.N.KEY, plugin.NAME.KEY or
+    /// plugin.NAME.config.KEY (repeatable), e.g. --set plugin.producer.config.count=1000.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// Runs per backend (overrides `[run] repeat`).
+    #[arg(long)]
+    repeat: Option<u32>,
+}
+
+impl Overrides {
+    /// Every override as PATH=VALUE, `--repeat` last.
+    fn all(&self) -> Vec<String> {
+        let mut sets = self.set.clone();
+        if let Some(n) = self.repeat {
+            sets.push(format!("run.repeat={n}"));
+        }
+        sets
+    }
 }
 
 /// The bundled scenario: ./scenarios/producer-consumer.toml, else the one in the source tree.
@@ -115,9 +141,9 @@ fn default_scenario() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/producer-consumer.toml")
 }
 
-fn load(path: &Option<PathBuf>) -> Result<Scenario, ExitCode> {
+fn load(path: &Option<PathBuf>, overrides: &Overrides) -> Result<Scenario, ExitCode> {
     let path = path.clone().unwrap_or_else(default_scenario);
-    let sc = Scenario::load(&path).map_err(|e| {
+    let sc = Scenario::load_with(&path, &overrides.all()).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
@@ -356,8 +382,12 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Cmd::Check { scenario, backend } => {
-            let sc = match Scenario::load(&scenario) {
+        Cmd::Check {
+            scenario,
+            backend,
+            overrides,
+        } => {
+            let sc = match Scenario::load_with(&scenario, &overrides.all()) {
                 Ok(sc) => sc,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -391,7 +421,7 @@ fn main() -> ExitCode {
             backend,
             common,
         } => {
-            let sc = match load(&scenario) {
+            let sc = match load(&scenario, &common.overrides) {
                 Ok(sc) => sc,
                 Err(code) => return code,
             };
@@ -408,7 +438,7 @@ fn main() -> ExitCode {
             execute(&sc, &[backend], &common)
         }
         Cmd::Compare { scenario, common } => {
-            let sc = match load(&scenario) {
+            let sc = match load(&scenario, &common.overrides) {
                 Ok(sc) => sc,
                 Err(code) => return code,
             };

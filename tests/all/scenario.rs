@@ -724,3 +724,55 @@ fn instances_errors_name_the_key_and_the_forms_that_work() {
     let clash = "name = \"t\"\n[[plugin]]\nname = \"producer#0\"\nwasm = \"producer.wat\"\n";
     assert_error(clash, 3, "plugin[0].name", "no '.' or '#'");
 }
+
+/// `--set PATH=VALUE` overrides any value; errors name the override, and the file's own
+/// lines stay right for what the override did not touch.
+#[test]
+fn overrides_set_run_channel_plugin_and_config_values() {
+    let text = format!(
+        "{PLUGINS}[[channel]]\nfrom = \"producer.out\"\nto = \"consumer.in\"\nslot_size = 64\n"
+    );
+    let (_dir, path) = write(&text);
+    let sets: Vec<String> = [
+        "run.repeat=3",
+        "run.wait=futex",
+        "channel.0.capacity=4",
+        "plugin.consumer.memory=\"32MiB\"",
+        "plugin.producer.config.count=100",
+        "plugin.producer.config.fill=stamp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let sc = Scenario::load_with(&path, &sets).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.run.repeat, 3);
+    assert_eq!(sc.run.wait, WaitMode::Futex);
+    assert_eq!(sc.channels[0].capacity, 4);
+    assert_eq!(sc.channels[0].slot_size, 64);
+    assert_eq!(sc.plugins[1].limits.memory, 32 << 20);
+    assert_eq!(sc.plugins[0].config["count"], "100");
+    assert_eq!(sc.plugins[0].config["fill"], "stamp");
+    assert_eq!(
+        sc.channels[0].lines.slot_size,
+        Some(11),
+        "the file's own line"
+    );
+    let err = |set: &str| {
+        Scenario::load_with(&path, &[set.to_string()])
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        err("plugin.nobody.config.x=1")
+            .contains("no plugin \"nobody\"; plugins are producer, consumer")
+    );
+    assert!(err("channel.3.capacity=1").contains("there are 1 channels"));
+    assert!(err("bogus.key=1").contains("unknown path"));
+    assert!(err("run.repeat").contains("expected PATH=VALUE"));
+    let e = err("run.wait=sleep");
+    assert!(
+        e.contains("run.wait: unknown value \"sleep\"")
+            && e.contains("(after --set run.wait=sleep)"),
+        "{e}"
+    );
+}

@@ -251,3 +251,30 @@ fn ping_pong_reports_the_applications_round_trip_beside_the_hand_off() {
     let out = wasm_ipc(&["run", "--json", pc.to_str().unwrap()]);
     assert!(report(&out)["runs"][0]["round_trip_ns"].is_null());
 }
+
+/// `--set` and `--repeat` shrink a bundled scenario from the command line, shapes unchanged.
+#[test]
+fn set_and_repeat_override_a_scenario_from_the_command_line() {
+    let _g = heavy();
+    let sc = util::root().join("scenarios/producer-consumer.toml");
+    let out = wasm_ipc(&[
+        "compare",
+        "--json",
+        "--set",
+        "plugin.producer.config.count=100",
+        "--set",
+        "plugin.consumer.config.expect=100",
+        "--repeat",
+        "2",
+        sc.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let rep = report(&out);
+    let runs = rep["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "2 backends × 2 repeats");
+    for run in runs {
+        assert_eq!(run["ok"], true, "{}", run["error"]);
+        assert_eq!(run["messages"], 100);
+    }
+    assert_eq!(rep["digests_agree"], true);
+}

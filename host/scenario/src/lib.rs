@@ -359,13 +359,41 @@ fn render_error(file: &Path, line: Option<usize>, key: Option<&str>, message: &s
 impl Scenario {
     /// Read, parse, validate, and check that every plugin's wasm file exists or has `build`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = fs::read_to_string(path).map_err(|e| ScenarioError {
+        Scenario::load_with(path, &[])
+    }
+
+    /// [`Scenario::load`] with `--set PATH=VALUE` overrides applied to the file's values
+    /// first (see [`apply_overrides`]).
+    pub fn load_with(path: &Path, sets: &[String]) -> Result<Scenario, ScenarioError> {
+        let original = fs::read_to_string(path).map_err(|e| ScenarioError {
             file: path.to_path_buf(),
             line: None,
             key: None,
             message: format!("cannot read the scenario file: {e}"),
         })?;
-        let (scenario, wasm_lines) = parse_with_lines(path, &text)?;
+        let (mut scenario, mut wasm_lines) = parse_with_lines(path, &original)?;
+        if !sets.is_empty() {
+            let overridden = apply_overrides(&original, sets).map_err(|message| ScenarioError {
+                file: path.to_path_buf(),
+                line: None,
+                key: Some("--set".into()),
+                message,
+            })?;
+            // The rewritten text's lines are not the file's: an error names the overrides,
+            // and the file's own lines are kept where its shape did not change.
+            let (mut new, new_lines) = parse_with_lines(path, &overridden).map_err(|mut e| {
+                e.line = None;
+                e.message = format!("{} (after --set {})", e.message, sets.join(" --set "));
+                e
+            })?;
+            for (ch, old) in new.channels.iter_mut().zip(&scenario.channels) {
+                ch.lines = old.lines;
+            }
+            if new_lines.len() != wasm_lines.len() {
+                wasm_lines = new_lines;
+            }
+            scenario = new;
+        }
         for (plugin, (i, line)) in scenario.plugins.iter().zip(wasm_lines) {
             if plugin.build.is_none() && !plugin.wasm.exists() {
                 return Err(ScenarioError {
@@ -1314,6 +1342,90 @@ fn resolve_endpoints(
         }
     }
     Ok(out)
+}
+
+/// Applies `--set PATH=VALUE` overrides to a scenario's text and returns the new text.
+///
+/// Paths: `run.KEY`, `channel.N.KEY` (N: 0-based index), `plugin.NAME.KEY` and
+/// `plugin.NAME.config.KEY`, where NAME is a plugin table's `name`. VALUE is read as a TOML
+/// value (`64`, `"4KiB"`, `true`, `["shm"]`), or else as a string (`4KiB`, `futex`). The
+/// result is then checked like any scenario, so a wrong key or value is refused as usual.
+pub fn apply_overrides(text: &str, sets: &[String]) -> Result<String, String> {
+    let mut doc: toml::Table =
+        toml::from_str(text).map_err(|e| format!("the scenario does not parse: {e}"))?;
+    for set in sets {
+        let (path, value) = set
+            .split_once('=')
+            .ok_or_else(|| format!("{set:?}: expected PATH=VALUE, e.g. run.repeat=3"))?;
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let parts: Vec<&str> = path.split('.').collect();
+        let bad = |why: &str| format!("{set:?}: {why}");
+        let table: &mut toml::Table = match parts.as_slice() {
+            ["run", _] => doc
+                .entry("run")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| bad("`run` is not a table"))?,
+            ["channel", n, _] => {
+                let n: usize = n.parse().map_err(|_| bad("expected channel.N.KEY"))?;
+                let channels = doc
+                    .get_mut("channel")
+                    .and_then(toml::Value::as_array_mut)
+                    .ok_or_else(|| bad("the scenario has no channels"))?;
+                let count = channels.len();
+                channels
+                    .get_mut(n)
+                    .and_then(toml::Value::as_table_mut)
+                    .ok_or_else(|| {
+                        bad(&format!(
+                            "there are {count} channels, 0 … {}",
+                            count.saturating_sub(1)
+                        ))
+                    })?
+            }
+            ["plugin", name, rest @ ..] if !rest.is_empty() && rest.len() <= 3 => {
+                let plugins = doc
+                    .get_mut("plugin")
+                    .and_then(toml::Value::as_array_mut)
+                    .ok_or_else(|| bad("the scenario has no plugins"))?;
+                let names: Vec<String> = plugins
+                    .iter()
+                    .filter_map(|p| p.get("name")?.as_str().map(str::to_string))
+                    .collect();
+                let plugin = plugins
+                    .iter_mut()
+                    .find(|p| p.get("name").and_then(toml::Value::as_str) == Some(name))
+                    .and_then(toml::Value::as_table_mut)
+                    .ok_or_else(|| {
+                        bad(&format!(
+                            "no plugin {name:?}; plugins are {}",
+                            names.join(", ")
+                        ))
+                    })?;
+                match rest {
+                    [_] => plugin,
+                    ["config", _] => plugin
+                        .entry("config")
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                        .as_table_mut()
+                        .ok_or_else(|| bad("`config` is not a table"))?,
+                    _ => return Err(bad("expected plugin.NAME.KEY or plugin.NAME.config.KEY")),
+                }
+            }
+            _ => {
+                return Err(bad(
+                    "unknown path; use run.KEY, channel.N.KEY, plugin.NAME.KEY or \
+                     plugin.NAME.config.KEY",
+                ));
+            }
+        };
+        let key = parts.last().expect("a path has parts");
+        table.insert((*key).to_string(), value);
+    }
+    toml::to_string(&doc).map_err(|e| format!("writing the overridden scenario: {e}"))
 }
 
 /// How an endpoint names a plugin's copies.
