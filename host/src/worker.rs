@@ -207,6 +207,8 @@ fn run_worker() -> anyhow::Result<()> {
     }
 
     let result = run.call(&mut store, ());
+    let stack_overflow = matches!(&result, Err(e)
+        if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow));
     let end_ns = sys::now_ns();
     let host = store.data_mut();
     host.output.flush();
@@ -220,14 +222,11 @@ fn run_worker() -> anyhow::Result<()> {
         .or_else(|| cpu_hit.get().cloned())
         .or_else(|| {
             // wasmtime says the stack ran out, not how deep the plugin tried to go.
-            error
-                .as_deref()
-                .is_some_and(|e| e.contains("(plugin.stack)"))
-                .then(|| LimitHit {
-                    resource: "stack".into(),
-                    limit: spec.limits.stack,
-                    tried: spec.limits.stack,
-                })
+            stack_overflow.then(|| LimitHit {
+                resource: "stack".into(),
+                limit: spec.limits.stack,
+                tried: spec.limits.stack,
+            })
         });
     let outcome = Outcome {
         status,

@@ -556,25 +556,20 @@ impl ShmSender {
         })
     }
 
-    /// The attached consumer whose cursor lags most (the one that holds the ring full).
-    fn lagging_consumer(&self) -> Option<u32> {
+    /// The attached consumer whose cursor lags most behind `head` (wrapping arithmetic), and
+    /// that cursor, each read once: the one that holds the ring full. (Reading the cursor a
+    /// second time could see it advanced while another consumer now lags more.)
+    fn lagging(&self) -> Option<(u32, u32)> {
         let l = &self.ctl.layout;
         (0..l.consumers)
             .filter(|&c| self.ctl.at(l.doorbell(c) + 8).load(SeqCst) == 0)
-            .max_by_key(|&c| {
-                self.head
-                    .wrapping_sub(self.ctl.at(l.tail(self.p, c)).load(SeqCst))
-            })
+            .map(|c| (c, self.ctl.at(l.tail(self.p, c)).load(SeqCst)))
+            .max_by_key(|&(_, t)| self.head.wrapping_sub(t))
     }
 
     /// The slowest attached consumer's cursor, or `None` when every consumer is gone.
     fn min_tail(&self) -> Option<u32> {
-        let l = &self.ctl.layout;
-        (0..l.consumers)
-            .filter(|&c| self.ctl.at(l.doorbell(c) + 8).load(SeqCst) == 0)
-            .map(|c| self.ctl.at(l.tail(self.p, c)).load(SeqCst))
-            // The cursor that lags most behind `head` (wrapping arithmetic).
-            .max_by_key(|&t| self.head.wrapping_sub(t))
+        self.lagging().map(|(_, t)| t)
     }
 }
 
@@ -614,7 +609,7 @@ impl Sender for ShmSender {
             // Say who held the producer back: a ring stays full while its slowest consumer
             // keeps its oldest message.
             Err(PortError::Interrupted(why)) => {
-                let lagging = self.lagging_consumer();
+                let lagging = self.lagging().map(|(c, _)| c);
                 let who = lagging
                     .and_then(|q| self.links.get(q as usize))
                     .map_or("a consumer".to_string(), |k| {

@@ -125,6 +125,25 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Records the first limit hit and refuses the growth with `message` (a trap, not a
+    /// failed `memory.grow`: the verdict must name the limit).
+    fn refuse(
+        &mut self,
+        resource: &str,
+        limit: u64,
+        tried: u64,
+        message: String,
+    ) -> wasmtime::Result<bool> {
+        self.hit.get_or_insert(LimitHit {
+            resource: resource.into(),
+            limit,
+            tried,
+        });
+        Err(wasmtime::Error::new(abi::HostTrap::Limit(message)))
+    }
+}
+
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
@@ -137,12 +156,7 @@ impl wasmtime::ResourceLimiter for Limiter {
         if desired <= limit {
             return Ok(true);
         }
-        self.hit.get_or_insert(LimitHit {
-            resource: "memory".into(),
-            limit,
-            tried: desired,
-        });
-        Err(wasmtime::Error::new(abi::HostTrap::Limit(format!(
+        let message = format!(
             "plugin `{}` hit its memory limit: it tried to grow its linear memory to {} B ({}), \
              beyond its limit of {} B: plugin.memory = {} B plus {} B of port windows",
             self.name,
@@ -151,7 +165,8 @@ impl wasmtime::ResourceLimiter for Limiter {
             limit,
             self.limits.memory,
             self.windows
-        ))))
+        );
+        self.refuse("memory", limit, desired, message)
     }
 
     fn table_growing(
@@ -165,16 +180,12 @@ impl wasmtime::ResourceLimiter for Limiter {
         if desired <= limit {
             return Ok(true);
         }
-        self.hit.get_or_insert(LimitHit {
-            resource: "table".into(),
-            limit,
-            tried: desired,
-        });
-        Err(wasmtime::Error::new(abi::HostTrap::Limit(format!(
+        let message = format!(
             "plugin `{}` hit its table limit: it tried to grow a table to {desired} elements, \
              beyond its limit of {limit} (plugin.table_elements)",
             self.name
-        ))))
+        );
+        self.refuse("table", limit, desired, message)
     }
 }
 
