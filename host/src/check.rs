@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::backend::{self, ChannelCost, ChannelShape};
+use crate::lanes::Lane;
 use crate::report::human_bytes;
 use crate::scenario::{BackendKind, Channel, Scenario, ScenarioError};
 
@@ -99,12 +100,12 @@ impl Needs {
     }
 }
 
-fn shape(ch: &Channel) -> ChannelShape {
+fn shape(lane: &Lane) -> ChannelShape {
     ChannelShape {
-        producers: ch.from.len() as u64,
-        consumers: ch.to.len() as u64,
-        slot_size: u64::from(ch.slot_size),
-        capacity: u64::from(ch.capacity),
+        producers: lane.from.len() as u64,
+        consumers: lane.to.len() as u64,
+        slot_size: u64::from(lane.slot_size),
+        capacity: u64::from(lane.capacity),
     }
 }
 
@@ -140,14 +141,18 @@ pub fn check(
     let imp = backend::of(backend);
     let name = backend.name();
     let n = sc.plugins.len();
-    let costs: Vec<ChannelCost> = sc.channels.iter().map(|ch| imp.cost(&shape(ch))).collect();
+    // Costs are per lane (a request/reply channel is several); messages name the channel.
+    let lanes = crate::lanes::lanes(sc);
+    let costs: Vec<ChannelCost> = lanes.iter().map(|lane| imp.cost(&shape(lane))).collect();
     let mut windows = vec![0u64; n];
     let mut port_fds = vec![0u64; n];
     // Per plugin, the channel that gives it its largest window (what a message points at).
     let mut largest: Vec<Option<(u64, usize)>> = vec![None; n];
     let mut shared: u64 = 0;
     let mut supervisor_fds = SUPERVISOR_FD_HEADROOM + SUPERVISOR_FDS_PER_WORKER * n as u64;
-    for (c, (ch, cost)) in sc.channels.iter().zip(&costs).enumerate() {
+    for (lane, cost) in lanes.iter().zip(&costs) {
+        let c = lane.channel;
+        let ch = &sc.channels[c];
         let (line, key) = channel_key(ch, c);
         for (window, who) in [
             (cost.producer_window, "a producer"),
@@ -182,10 +187,10 @@ pub fn check(
                 largest[plugin] = Some((window, c));
             }
         };
-        for e in &ch.from {
+        for e in &lane.from {
             add(e.plugin, cost.producer_window, cost.producer_fds);
         }
-        for e in &ch.to {
+        for e in &lane.to {
             add(e.plugin, cost.consumer_window, cost.consumer_fds);
         }
         shared = shared.saturating_add(cost.shared_bytes);
@@ -212,11 +217,12 @@ pub fn check(
         }
     }
     if shared > machine.mem_available {
-        let (c, _) = costs
+        let (l, _) = costs
             .iter()
             .enumerate()
             .max_by_key(|(_, k)| k.shared_bytes)
             .expect("shared memory comes from a channel");
+        let c = lanes[l].channel;
         let (line, key) = channel_key(&sc.channels[c], c);
         return Err(error(
             sc,
@@ -228,7 +234,7 @@ pub fn check(
                  capacity, starting with channel[{c}] ({})",
                 size(shared),
                 human_bytes(machine.mem_available as f64),
-                human_bytes(costs[c].shared_bytes as f64)
+                human_bytes(costs[l].shared_bytes as f64)
             ),
         ));
     }

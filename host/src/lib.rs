@@ -23,6 +23,8 @@
 pub mod backend;
 pub mod build;
 pub mod check;
+/// Scenario channels as one-way lanes (request/reply is a fan-in and one lane per client).
+pub mod lanes;
 /// The control protocol: the `wasm-ipc-wire` crate.
 pub use wasm_ipc_wire::control;
 pub mod lockdown;

@@ -6,7 +6,7 @@
 //! process that holds them; workers die with the supervisor (`PR_SET_PDEATHSIG`, set from the
 //! thread that lives for the whole run) and are killed through pidfds at the deadline's grace.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -286,9 +286,9 @@ struct RunState {
     workers: Vec<Worker>,
     release_ns: Option<u64>,
     interrupted: bool,
-    /// Per channel, what its backend does when a worker of it is lost.
+    /// Per lane, what its backend does when a worker of it is lost.
     channels: Vec<Box<dyn PeerLost>>,
-    /// Per worker, (channel, role) for failure propagation.
+    /// Per worker, (lane, role) for failure propagation.
     roles: Vec<Vec<(usize, Role)>>,
 }
 
@@ -459,39 +459,42 @@ fn plan(
     let n = sc.plugins.len();
     let imp = backend::of(backend);
     let mut fds = Fds::new(n);
-    let mut ports: Vec<BTreeMap<String, PortSpec>> = (0..n).map(|_| BTreeMap::new()).collect();
+    let mut ports: Vec<Vec<PortSpec>> = (0..n).map(|_| Vec::new()).collect();
     let mut channels = Vec::new();
     let mut roles: Vec<Vec<(usize, Role)>> = (0..n).map(|_| Vec::new()).collect();
     let endpoint = |e: &crate::scenario::Endpoint| EndpointDesc {
         plugin: e.plugin,
         port: e.port.clone(),
     };
-    for (c, ch) in sc.channels.iter().enumerate() {
+    for (l, lane) in crate::lanes::lanes(sc).into_iter().enumerate() {
+        let c = lane.channel;
         let desc = ChannelDesc {
-            index: c,
+            index: l,
             run_id,
-            producers: ch.from.iter().map(endpoint).collect(),
-            consumers: ch.to.iter().map(endpoint).collect(),
-            keys: ch
+            producers: lane.from.iter().map(endpoint).collect(),
+            consumers: lane.to.iter().map(endpoint).collect(),
+            keys: lane
                 .from
                 .iter()
-                .map(|f| ch.to.iter().map(|t| link_key(sc, c, f, t)).collect())
+                .map(|f| lane.to.iter().map(|t| link_key(sc, c, f, t)).collect())
                 .collect(),
-            slot_size: ch.slot_size,
-            capacity: ch.capacity,
+            slot_size: lane.slot_size,
+            capacity: lane.capacity,
             wait: sc.run.wait,
             processes: n,
         };
         let planned = imp
             .plan(&desc, &mut fds)
             .with_context(|| format!("channel {c} on `{}`", backend.name()))?;
-        for (p, (from, spec)) in ch.from.iter().zip(planned.producers).enumerate() {
-            ports[from.plugin].insert(spec.name.clone(), spec);
-            roles[from.plugin].push((c, Role::Producer(p)));
+        for (p, (from, mut spec)) in lane.from.iter().zip(planned.producers).enumerate() {
+            spec.leg = lane.leg;
+            ports[from.plugin].push(spec);
+            roles[from.plugin].push((l, Role::Producer(p)));
         }
-        for (q, (to, spec)) in ch.to.iter().zip(planned.consumers).enumerate() {
-            ports[to.plugin].insert(spec.name.clone(), spec);
-            roles[to.plugin].push((c, Role::Consumer(q)));
+        for (q, (to, mut spec)) in lane.to.iter().zip(planned.consumers).enumerate() {
+            spec.leg = lane.leg;
+            ports[to.plugin].push(spec);
+            roles[to.plugin].push((l, Role::Consumer(q)));
         }
         channels.push(planned.peers);
     }
@@ -512,7 +515,13 @@ fn plan(
             Ok(WorkerSpec {
                 plugin: p.name.clone(),
                 config,
-                ports: ports.into_values().collect(),
+                ports: {
+                    let mut ports = ports;
+                    // Name order, as the plugin sees them; a request/reply port's legs stay
+                    // in lane order.
+                    ports.sort_by(|a, b| a.name.cmp(&b.name));
+                    ports
+                },
                 port_fds: u32::try_from(fds.count(i))?,
                 limits: p.limits,
                 verify: sc.run.verify == Verify::Full,

@@ -200,10 +200,37 @@ pub struct Channel {
     pub to: Vec<Endpoint>,
     /// Largest message in bytes (1 ..= 256 MiB). Default 64 KiB.
     pub slot_size: u32,
-    /// Messages in flight per producer->consumer link (1 ..= 65536). Default 16.
+    /// Messages in flight per producer->consumer link (1 ..= 65536). Default 16. On a
+    /// request-reply channel it is 1: a client has one call in flight.
     pub capacity: u32,
+    /// A one-way stream, or request/reply (`pattern`).
+    pub pattern: Pattern,
     /// Where the channel's keys are, for messages about them.
     pub lines: ChannelLines,
+}
+
+/// What a channel carries (`pattern`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pattern {
+    /// `"stream"` (the default): messages flow from every `from` port to every `to` port.
+    #[default]
+    Stream,
+    /// `"request-reply"`: every `from` port is a client that calls the one `to` port, the
+    /// server, which answers each call (ABI 0.2.0). Client `k` is the `k`-th `from` port.
+    RequestReply,
+}
+
+impl Pattern {
+    /// Every pattern, in the order error messages list them.
+    pub const ALL: [Pattern; 2] = [Pattern::Stream, Pattern::RequestReply];
+
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Stream => "stream",
+            Pattern::RequestReply => "request-reply",
+        }
+    }
 }
 
 /// 1-based lines of a channel's keys.
@@ -215,6 +242,8 @@ pub struct ChannelLines {
     pub slot_size: Option<usize>,
     /// The `capacity` key, when given.
     pub capacity: Option<usize>,
+    /// The `to` key.
+    pub to: usize,
 }
 
 /// An IPC backend a scenario can run on.
@@ -558,6 +587,7 @@ struct RawChannel {
     to: Spanned<RawEndpoints>,
     slot_size: Option<Spanned<toml::Value>>,
     capacity: Option<Spanned<toml::Value>>,
+    pattern: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1091,11 +1121,53 @@ fn validate_channels(
         for item in &to {
             ports.claim(src, plugins, c, Side::To, item)?;
         }
+        let pattern = match &channel.pattern {
+            None => Pattern::Stream,
+            Some(p) => one_of(src, p, &key("pattern"), &Pattern::ALL, |p| p.name())?,
+        };
+        if pattern == Pattern::RequestReply {
+            if to.len() != 1 {
+                return Err(src.at(
+                    channel.to.span(),
+                    &key("to"),
+                    format!(
+                        "a request-reply channel has one server: `to` names one port, got {}; \
+                         its clients are the ports in `from`",
+                        to.len()
+                    ),
+                ));
+            }
+            if let Some(both) = from
+                .iter()
+                .find(|f| f.endpoint.plugin == to[0].endpoint.plugin)
+            {
+                let name = &plugins[both.endpoint.plugin].name;
+                return Err(src.at(
+                    both.span.clone(),
+                    &both.key,
+                    format!(
+                        "plugin `{name}` is both a client and the server of this request-reply \
+                         channel; a plugin cannot call itself (its call would wait for its own \
+                         answer)"
+                    ),
+                ));
+            }
+            if let Some(cap) = &channel.capacity {
+                return Err(src.at(
+                    cap.span(),
+                    &key("capacity"),
+                    "capacity does not apply to a request-reply channel: each client has one \
+                     call in flight, so every link holds one message"
+                        .to_string(),
+                ));
+            }
+        }
         let slot_size = match &channel.slot_size {
             None => DEFAULT_SLOT_SIZE,
             Some(value) => slot_size(src, value, &key("slot_size"))?,
         };
         let capacity = match &channel.capacity {
+            None if pattern == Pattern::RequestReply => 1,
             None => DEFAULT_CAPACITY,
             Some(value) => {
                 let max = u64::from(MAX_CAPACITY);
@@ -1114,12 +1186,14 @@ fn validate_channels(
                 .capacity
                 .as_ref()
                 .map(|v| src.line_of(v.span().start)),
+            to: src.line_of(channel.to.span().start),
         };
         channels.push(Channel {
             from: from.into_iter().map(|r| r.endpoint).collect(),
             to: to.into_iter().map(|r| r.endpoint).collect(),
             slot_size,
             capacity,
+            pattern,
             lines,
         });
     }

@@ -420,6 +420,44 @@ fn close_wakes_a_consumer_blocked_in_another_thread(kind: BackendKind) {
     panic!("in five attempts the consumer never slept before the close");
 }
 
+/// A server's view of a fan-in: one client fails (after its last request was received), the
+/// consumer forgets that link and goes on serving the others to their end of stream.
+fn a_consumer_forgets_a_failed_producer_and_serves_the_others(kind: BackendKind) {
+    let mut ch = channel(kind, 3, 1, 256, 1);
+    ch.send_from(1, &message(1, 20)).unwrap();
+    assert_eq!(ch.recv_link(0).unwrap(), (1, message(1, 20)));
+    drop(ch.txs.remove(1));
+    ch.peers.producer_lost(1);
+    // Nothing of it is left to deliver: the failure shows, and forgetting names that link.
+    assert!(matches!(ch.recv(0), Err(PortError::PeerFailed(_))));
+    assert_eq!(ch.rxs[0].port.forget_failed(), vec![1]);
+    assert_eq!(ch.rxs[0].port.forget_failed(), Vec::<usize>::new());
+    // The others are served: producers 0 and 2 are now txs[0] and txs[1].
+    for round in 0..3 {
+        ch.send_from(0, &message(round, 30)).unwrap();
+        assert_eq!(ch.recv_link(0).unwrap(), (0, message(round, 30)));
+        ch.send_from(1, &message(round + 10, 40)).unwrap();
+        assert_eq!(ch.recv_link(0).unwrap(), (2, message(round + 10, 40)));
+    }
+    for tx in &mut ch.txs {
+        tx.port.close(&ch.stop);
+    }
+    assert!(matches!(ch.recv(0), Err(PortError::Closed)));
+}
+
+/// A failure with messages still queued is not forgotten before they are delivered.
+fn forgetting_never_drops_a_message_sent_before_the_failure(kind: BackendKind) {
+    let mut ch = channel(kind, 2, 1, 256, 2);
+    ch.send_from(0, &message(7, 50)).unwrap();
+    ch.txs[0].port.abort();
+    ch.txs[1].port.close(&ch.stop);
+    let _ = ch.rxs[0].port.forget_failed();
+    assert_eq!(ch.recv_link(0).unwrap(), (0, message(7, 50)));
+    assert!(matches!(ch.recv(0), Err(PortError::PeerFailed(_))));
+    assert_eq!(ch.rxs[0].port.forget_failed(), vec![0]);
+    assert!(matches!(ch.recv(0), Err(PortError::Closed)));
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         suite!(@backend msg, Msg, $($test),*);
@@ -450,6 +488,8 @@ suite!(
     large_messages_arrive_whole,
     a_blocked_receive_returns_when_stopped,
     close_wakes_a_consumer_blocked_in_another_thread,
+    a_consumer_forgets_a_failed_producer_and_serves_the_others,
+    forgetting_never_drops_a_message_sent_before_the_failure,
 );
 
 #[derive(Debug, Clone)]

@@ -23,8 +23,9 @@
 //!   returns `Closed` once every producer of its input finished and everything they sent has
 //!   been received.
 //! - **Failure**: a producer that vanishes without `close` makes its consumers' `receive`
-//!   return `PeerFailed`; a consumer that vanishes makes `publish` skip it, and `Closed` once
-//!   every consumer is gone.
+//!   return `PeerFailed` once they received what it sent; a consumer that vanishes makes
+//!   `publish` skip it, and `Closed` once every consumer is gone. A consumer may
+//!   `forget_failed` links and go on receiving from the others.
 //! - **Blocking**: every blocking call returns when the worker's [`Stop`] is signalled
 //!   (`Interrupted` for a timeout or a stop request, `PeerFailed` when another plugin failed)
 //!   and never outlives the run's deadline.
@@ -327,6 +328,11 @@ pub trait Receiver: Send {
     ) -> Result<Delivery, PortError>;
     /// The plugin is done with the last delivery.
     fn release(&mut self) -> Result<(), PortError>;
+    /// After `receive` returned `PeerFailed`: ends every link whose producer failed and that
+    /// has nothing left to deliver, so that receiving goes on from the others (a server
+    /// serving its other clients). Returns those links; empty when the failure was not one
+    /// link's.
+    fn forget_failed(&mut self) -> Vec<usize>;
     /// The consumer is gone (finished or failed): producers stop waiting for it.
     fn detach(&mut self);
     /// The backend's counters for this port.
@@ -338,7 +344,7 @@ pub trait Receiver: Send {
     }
 }
 
-pub use wasm_ipc_wire::{Direction, PortSpec};
+pub use wasm_ipc_wire::{Direction, Leg, PortSpec};
 
 /// A spec for a port of channel `ch`; the backend adds its window size, fds and params.
 pub fn port_spec(
@@ -350,6 +356,7 @@ pub fn port_spec(
     PortSpec {
         name: name.to_string(),
         direction,
+        leg: Leg::Stream,
         backend,
         slot_size: ch.slot_size,
         capacity: ch.capacity,

@@ -672,6 +672,17 @@ impl Receiver for MsgReceiver {
         Ok(())
     }
 
+    fn forget_failed(&mut self) -> Vec<usize> {
+        let mut gone = Vec::new();
+        for (i, link) in self.links.iter_mut().enumerate() {
+            if link.state == InState::Failed {
+                link.state = InState::Ended;
+                gone.push(i);
+            }
+        }
+        gone
+    }
+
     fn detach(&mut self) {
         // Producers writing to a closed socket get EPIPE and skip this consumer; one waiting
         // for credits reads end of file.

@@ -685,6 +685,8 @@ pub struct ShmReceiver {
     tails: Vec<u32>,
     next: u32,
     held: Option<u32>,
+    /// Rings of failed producers this consumer no longer waits for (`forget_failed`).
+    forgotten: Vec<bool>,
     wait: Wait,
     stats: WaitStats,
 }
@@ -715,6 +717,7 @@ impl ShmReceiver {
             tails,
             next: 0,
             held: None,
+            forgotten: vec![false; l.producers as usize],
             wait,
             stats: WaitStats::default(),
         })
@@ -759,6 +762,9 @@ impl ShmReceiver {
                     publish_ns,
                     link: p as usize,
                 }));
+            }
+            if self.forgotten[p as usize] {
+                continue;
             }
             if failed_flag {
                 failed = Some(p);
@@ -820,6 +826,21 @@ impl Receiver for ShmReceiver {
             sys::futex_wake(space);
         }
         Ok(())
+    }
+
+    fn forget_failed(&mut self) -> Vec<usize> {
+        let l = self.ctl.layout;
+        let mut gone = Vec::new();
+        for p in 0..l.producers {
+            let i = p as usize;
+            let failed = self.ctl.at(l.failed(p)).load(SeqCst) != 0;
+            let head = self.ctl.at(l.head(p)).load(SeqCst);
+            if failed && !self.forgotten[i] && head == self.tails[i] {
+                self.forgotten[i] = true;
+                gone.push(i);
+            }
+        }
+        gone
     }
 
     fn detach(&mut self) {

@@ -33,4 +33,17 @@ pub struct Figures {
     pub lost_wakeups: u64,
     /// The backends' own counters, summed over this process's ports.
     pub counters: BTreeMap<String, u64>,
+    /// Calls this plugin made on its client ports (ABI 0.2.0) that got an answer.
+    #[serde(default)]
+    pub calls: u64,
+    /// The host's timing of each of those calls, request published → answer in the
+    /// client's window: (value ns, count) pairs.
+    #[serde(default)]
+    pub call_latency: Vec<(u64, u64)>,
+    /// Requests this plugin received on its server ports.
+    #[serde(default)]
+    pub served: u64,
+    /// Clients of its server ports that failed while it served them (it carried on).
+    #[serde(default)]
+    pub clients_lost: u64,
 }

@@ -11,4 +11,4 @@ pub mod frame;
 mod port;
 
 pub use figures::Figures;
-pub use port::{Direction, PortSpec};
+pub use port::{Direction, Leg, PortSpec};

@@ -13,6 +13,26 @@ pub enum Direction {
     Out,
 }
 
+/// What a port's transport carries for the plugin: a stream, or one direction of a
+/// request/reply channel (ABI 0.2.0). A request/reply port of a plugin is made of two or more
+/// legs of the same name, each a plain channel of the backend: a client's port is its
+/// `Request` output and its `Reply` input; the server's port is its `Request` input (fan-in:
+/// link `k` is client `k`) and one `Reply` output per client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Leg {
+    /// A stream port (`loan`/`publish`, `receive`/`release`): ABI 0.1.0.
+    #[default]
+    Stream,
+    /// Requests: a client's output, the server's input.
+    Request,
+    /// Replies to client `client`: the server's output to it, that client's input.
+    Reply {
+        /// The client's 0-based index in the channel's `from` list.
+        client: u32,
+    },
+}
+
 /// Everything a worker needs to open one port. The supervisor fills the generic part; the
 /// backend that planned it fills `fds` and `params` and is the only one to read them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +42,9 @@ pub struct PortSpec {
     pub name: String,
     /// In or out.
     pub direction: Direction,
+    /// A stream, or a leg of a request/reply port.
+    #[serde(default)]
+    pub leg: Leg,
     /// The backend that planned the port and opens it.
     pub backend: BackendKind,
     /// Largest message.
