@@ -285,6 +285,7 @@ fn inspect(path: &std::path::Path, json: bool) -> ExitCode {
         let value = serde_json::json!({
             "file": path.display().to_string(),
             "bytes": size,
+            "abi": plugin::inspect::abi_version(&module),
             "meets_abi": ok,
             "imports": imports,
             "exports": exports,
@@ -304,7 +305,16 @@ fn inspect(path: &std::path::Path, json: bool) -> ExitCode {
         for e in module.exports() {
             out!("  {}: {}", e.name(), describe(&e.ty()));
         }
-        out!("ABI v0.1.0 ({}):", wasm_ipc::plugin::abi::HOST_MODULE);
+        match plugin::inspect::abi_version(&module) {
+            Some(v) => out!(
+                "ABI v{v} ({}):",
+                wasm_ipc::plugin::abi::VERSIONS
+                    .iter()
+                    .find(|(version, _)| *version == v)
+                    .map_or("", |(_, m)| *m)
+            ),
+            None => out!("ABI: imports no host function (no ports, no config, no report):"),
+        }
         for f in &findings {
             let mark = match f.verdict {
                 Verdict::Pass => "ok  ",

@@ -86,6 +86,25 @@ pub struct RoundTrip {
     pub one_way_avg: u64,
 }
 
+/// Request/reply (ABI 0.2.0 `call`s), from the host's timing of each call in the clients.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Requests {
+    /// Calls answered, summed over clients.
+    pub calls: u64,
+    /// calls / elapsed.
+    pub per_s: f64,
+    /// The round trip as the client sees it: request published → answer in its window.
+    pub round_trip_ns: Latency,
+    /// Requests the servers received.
+    pub served: u64,
+    /// Clients that failed while a server served them.
+    pub clients_lost: u64,
+    /// CPU (user + sys) of the client processes per call, ns.
+    pub client_cpu_ns_per_call: u64,
+    /// CPU of the server processes per request received, ns.
+    pub server_cpu_ns_per_request: u64,
+}
+
 /// One worker process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessReport {
@@ -135,6 +154,12 @@ pub struct ProcessReport {
     /// The limit the plugin ran into (`memory`, `table`, `stack`, `cpu`), if it did.
     #[serde(default)]
     pub limit: Option<crate::control::LimitHit>,
+    /// Calls it made that were answered (client ports).
+    #[serde(default)]
+    pub calls: u64,
+    /// Requests it received (server ports).
+    #[serde(default)]
+    pub served: u64,
 }
 
 /// One run of a scenario on one backend.
@@ -169,6 +194,13 @@ pub struct RunReport {
     /// reports one (added in schema 1).
     #[serde(default)]
     pub round_trip_ns: Option<RoundTrip>,
+    /// Request/reply figures, when plugins made calls (added in schema 1).
+    #[serde(default)]
+    pub requests: Option<Requests>,
+    /// Per second, for every plugin report `count.<what>` (summed over processes): `<what>` →
+    /// rate, e.g. `pages` for the web workers' `count.pages` (added in schema 1).
+    #[serde(default)]
+    pub rates: BTreeMap<String, f64>,
     /// Payload bytes moved through a copy, counted where copied.
     pub copied_bytes: u64,
     /// Digest of what producers published (xxh3-64 hex), or null with verify = off.
@@ -205,6 +237,10 @@ pub fn build(
     let mut sent = BTreeMap::new();
     let mut received = BTreeMap::new();
     let mut latency = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut calls = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let mut requests = Requests::default();
+    let (mut client_cpu, mut server_cpu) = (0.0, 0.0);
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     let (mut messages, mut bytes, mut copied) = (0, 0, 0);
     let mut end_ns = run.release_ns.unwrap_or(0);
     let mut processes = Vec::new();
@@ -239,6 +275,23 @@ pub fn build(
         for (v, c) in &figures.latency {
             let _ = latency.record_n(*v, *c);
         }
+        for (v, c) in &figures.call_latency {
+            let _ = calls.record_n(*v, *c);
+        }
+        requests.calls += figures.calls;
+        requests.served += figures.served;
+        requests.clients_lost += figures.clients_lost;
+        if figures.calls > 0 {
+            client_cpu += u.user_s + u.sys_s;
+        }
+        if figures.served > 0 {
+            server_cpu += u.user_s + u.sys_s;
+        }
+        for (k, v) in &figures.reports {
+            if let Some(what) = k.strip_prefix("count.") {
+                *counts.entry(what.to_string()).or_default() += v;
+            }
+        }
         messages += figures.messages_received;
         bytes += figures.bytes_received;
         copied += figures.copied_bytes;
@@ -271,6 +324,8 @@ pub fn build(
             output_dropped: figures.output_dropped,
             counters: figures.counters.clone(),
             limit: w.outcome.as_ref().and_then(|o| o.limit.clone()),
+            calls: figures.calls,
+            served: figures.served,
         });
     }
     let verify = sc.run.verify == Verify::Full;
@@ -332,8 +387,28 @@ pub fn build(
             one_way_avg: avg / 2,
         })
     });
+    let per = |cpu_s: f64, n: u64| {
+        if n > 0 {
+            (cpu_s * 1e9 / n as f64) as u64
+        } else {
+            0
+        }
+    };
+    let requests = (requests.calls > 0 || requests.served > 0).then(|| Requests {
+        per_s: per_s(requests.calls),
+        round_trip_ns: percentiles(&calls),
+        client_cpu_ns_per_call: per(client_cpu, requests.calls),
+        server_cpu_ns_per_request: per(server_cpu, requests.served),
+        ..requests
+    });
+    let rates = counts
+        .into_iter()
+        .map(|(k, v)| (k, per_s(u64::try_from(v).unwrap_or(0))))
+        .collect();
     RunReport {
         round_trip_ns,
+        requests,
+        rates,
         scenario: sc.name.clone(),
         backend: backend.name().to_string(),
         repeat,
@@ -344,22 +419,26 @@ pub fn build(
         elapsed_s,
         msgs_per_s: per_s(messages),
         bytes_per_s: per_s(bytes),
-        latency_ns: if latency.is_empty() {
-            Latency::default()
-        } else {
-            Latency {
-                p50: latency.value_at_quantile(0.5),
-                p99: latency.value_at_quantile(0.99),
-                p999: latency.value_at_quantile(0.999),
-                max: latency.max(),
-            }
-        },
+        latency_ns: percentiles(&latency),
         copied_bytes: copied,
         digest_sent,
         digest_received,
         modules_compiled,
         verify: if verify { "full" } else { "off" }.into(),
         processes,
+    }
+}
+
+fn percentiles(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        Latency::default()
+    } else {
+        Latency {
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
     }
 }
 
@@ -423,6 +502,43 @@ impl Report {
             row("round trip avg", &rt(|t| t.avg));
             row("round trip min", &rt(|t| t.min));
             row("one-way (rtt/2)", &rt(|t| t.one_way_avg));
+        }
+        if self.runs.iter().any(|r| r.requests.is_some()) {
+            let rq = |f: fn(&Requests) -> String| {
+                move |r: &RunReport| r.requests.as_ref().map_or("-".into(), f)
+            };
+            row("requests", &rq(|q| q.calls.to_string()));
+            row("requests/s", &rq(|q| format!("{:.0} req/s", q.per_s)));
+            row(
+                "call round trip p50",
+                &rq(|q| human_ns(q.round_trip_ns.p50)),
+            );
+            row(
+                "call round trip p99",
+                &rq(|q| human_ns(q.round_trip_ns.p99)),
+            );
+            row(
+                "cpu per call, clients",
+                &rq(|q| human_ns(q.client_cpu_ns_per_call)),
+            );
+            row(
+                "cpu per request, server",
+                &rq(|q| human_ns(q.server_cpu_ns_per_request)),
+            );
+            if self
+                .runs
+                .iter()
+                .any(|r| r.requests.is_some_and(|q| q.clients_lost > 0))
+            {
+                row("clients lost", &rq(|q| q.clients_lost.to_string()));
+            }
+        }
+        let names: std::collections::BTreeSet<&String> =
+            self.runs.iter().flat_map(|r| r.rates.keys()).collect();
+        for name in names {
+            row(&format!("{name}/s"), &|r| {
+                r.rates.get(name).map_or("-".into(), |v| format!("{v:.0}"))
+            });
         }
         row("copied", &|r| human_bytes(r.copied_bytes as f64));
         row("cpu user+sys", &|r| {

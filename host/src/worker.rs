@@ -263,7 +263,10 @@ fn classify(
     }
     match result {
         Ok(0) => (Status::Ok, None),
-        Ok(code) => peer(format!("returned {code} from `run`")),
+        Ok(code) => peer(match host.output.first_error() {
+            Some(said) => format!("returned {code} from `run`; it logged: {said}"),
+            None => format!("returned {code} from `run`"),
+        }),
         Err(e) => match e.downcast_ref::<HostTrap>() {
             Some(HostTrap::Exit(0)) => (Status::Ok, None),
             Some(HostTrap::Exit(code)) => peer(format!("exited with code {code}")),

@@ -1,5 +1,6 @@
-//! The WIT conformance test: the names and core signatures that wit-parser derives from
-//! `wit/wasm-ipc.wit` must be exactly what the host's live linker defines.
+//! The WIT conformance test: the names and core signatures that wit-parser derives from each
+//! version's WIT (`wit/wasm-ipc.wit`, 0.2.0; `wit/0.1.0/wasm-ipc.wit`) must be exactly what the
+//! host's live linker defines under that version's import module.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -120,30 +121,68 @@ fn wit_text() -> String {
     std::fs::read_to_string(crate::util::root().join("wit/wasm-ipc.wit")).unwrap()
 }
 
+fn wit_text_0_1() -> String {
+    std::fs::read_to_string(crate::util::root().join("wit/0.1.0/wasm-ipc.wit")).unwrap()
+}
+
+/// The linker's definitions under one module.
+fn only(module: &str, sigs: Sigs) -> Sigs {
+    sigs.into_iter().filter(|((m, _), _)| m == module).collect()
+}
+
 #[test]
-fn host_linker_matches_the_wit() {
-    let expected = from_wit(&wit_text());
-    assert_eq!(expected.len(), abi::HOST_FUNCTIONS.len(), "{expected:?}");
+fn host_linker_matches_the_wit_of_every_version() {
+    let live = from_linker();
     assert!(
-        expected.keys().all(|(m, _)| m == abi::HOST_MODULE),
-        "{expected:?}"
+        live.keys()
+            .all(|(m, _)| m == abi::HOST_MODULE || m == abi::HOST_MODULE_0_1),
+        "{live:?}"
     );
-    let diff = differences(&expected, &from_linker());
-    assert!(
-        diff.is_empty(),
-        "host and WIT disagree:\n{}",
-        diff.join("\n")
-    );
+    for (text, module, count) in [
+        (wit_text(), abi::HOST_MODULE, abi::HOST_FUNCTIONS.len()),
+        (wit_text_0_1(), abi::HOST_MODULE_0_1, 9),
+    ] {
+        let expected = from_wit(&text);
+        assert_eq!(expected.len(), count, "{module}: {expected:?}");
+        assert!(expected.keys().all(|(m, _)| m == module), "{expected:?}");
+        let diff = differences(&expected, &only(module, live.clone()));
+        assert!(
+            diff.is_empty(),
+            "host and WIT disagree on {module}:\n{}",
+            diff.join("\n")
+        );
+    }
+}
+
+/// 0.2.0 keeps every 0.1.0 function as it was: same name, same signature.
+#[test]
+fn version_0_2_0_extends_0_1_0_unchanged() {
+    let old = from_wit(&wit_text_0_1());
+    let new = from_wit(&wit_text());
+    for ((_, name), sig) in &old {
+        assert_eq!(
+            new.get(&(abi::HOST_MODULE.to_string(), name.clone())),
+            Some(sig),
+            "{name} changed"
+        );
+    }
+    let added: Vec<&str> = new
+        .keys()
+        .map(|(_, n)| n.as_str())
+        .filter(|n| !old.keys().any(|(_, o)| o == n))
+        .collect();
+    assert_eq!(added, ["call", "client", "reply", "reply-loan"]);
 }
 
 /// The ABI table `check_module` and `inspect` rely on, as the same kind of map.
-fn from_table(table: &[abi::HostFn]) -> Sigs {
+fn from_table(table: &[abi::HostFn], version: &str, module: &str) -> Sigs {
     let list = |ts: Vec<wasmtime::ValType>| ts.iter().map(|t| t.to_string()).collect();
     table
         .iter()
+        .filter(|f| abi::version_key(f.since) <= abi::version_key(version))
         .map(|f| {
             (
-                (abi::HOST_MODULE.to_string(), f.name.to_string()),
+                (module.to_string(), f.name.to_string()),
                 (list(f.params()), list(f.results())),
             )
         })
@@ -152,25 +191,31 @@ fn from_table(table: &[abi::HostFn]) -> Sigs {
 
 #[test]
 fn the_host_functions_table_matches_the_wit_signature_by_signature() {
-    let expected = from_wit(&wit_text());
-    let diff = differences(&expected, &from_table(abi::HOST_FUNCTIONS));
-    assert!(
-        diff.is_empty(),
-        "HOST_FUNCTIONS and WIT disagree:\n{}",
-        diff.join("\n")
-    );
+    for (text, version, module) in [
+        (wit_text(), "0.2.0", abi::HOST_MODULE),
+        (wit_text_0_1(), "0.1.0", abi::HOST_MODULE_0_1),
+    ] {
+        let expected = from_wit(&text);
+        let diff = differences(&expected, &from_table(abi::HOST_FUNCTIONS, version, module));
+        assert!(
+            diff.is_empty(),
+            "HOST_FUNCTIONS and WIT {version} disagree:\n{}",
+            diff.join("\n")
+        );
+    }
     // The comparison sees a changed signature in the table, not only its length.
+    let expected = from_wit(&wit_text());
     let mut changed = abi::HOST_FUNCTIONS.to_vec();
-    let now = changed.iter_mut().find(|f| f.name == "now").unwrap();
-    now.results = &[abi::Ty::I32];
-    let diff = differences(&expected, &from_table(&changed));
-    assert!(diff.iter().any(|d| d.contains(".now: WIT")), "{diff:?}");
+    let call = changed.iter_mut().find(|f| f.name == "call").unwrap();
+    call.results = &[abi::Ty::I32];
+    let diff = differences(&expected, &from_table(&changed, "0.2.0", abi::HOST_MODULE));
+    assert!(diff.iter().any(|d| d.contains(".call: WIT")), "{diff:?}");
 }
 
 #[test]
 fn a_renamed_import_fails_the_check() {
     let renamed = wit_text().replace("receive: func(", "recv: func(");
-    let diff = differences(&from_wit(&renamed), &from_linker());
+    let diff = differences(&from_wit(&renamed), &only(abi::HOST_MODULE, from_linker()));
     assert!(
         diff.iter().any(|d| d.contains(".recv is in the WIT")),
         "{diff:?}"
@@ -184,7 +229,7 @@ fn a_renamed_import_fails_the_check() {
 #[test]
 fn a_changed_signature_fails_the_check() {
     let changed = wit_text().replace("now: func() -> u64", "now: func() -> u32");
-    let diff = differences(&from_wit(&changed), &from_linker());
+    let diff = differences(&from_wit(&changed), &only(abi::HOST_MODULE, from_linker()));
     assert!(diff.iter().any(|d| d.contains(".now: WIT")), "{diff:?}");
 }
 
@@ -215,6 +260,22 @@ fn the_module_check_names_a_foreign_or_mistyped_import() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("`env`.`now`"), "{e}");
+    // A 0.1.0 module cannot import what came in 0.2.0; the check says where it is.
+    let early = good.replace(
+        "\"now\" (func (result i64))",
+        "\"call\" (func (param i32 i32) (result i64))",
+    );
+    let e = plugin::check_module(&module(&early), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("which ABI v0.1.0 does not have") && e.contains("host@0.2.0"),
+        "{e}"
+    );
+    let newer = early.replace("host@0.1.0", "host@0.2.0");
+    plugin::check_module(&module(&newer), false).unwrap();
+    assert_eq!(plugin::inspect::abi_version(&module(&newer)), Some("0.2.0"));
+    assert_eq!(plugin::inspect::abi_version(&module(good)), Some("0.1.0"));
     let no_run = good.replace("(export \"run\")", "");
     let e = plugin::check_module(&module(&no_run), false)
         .unwrap_err()

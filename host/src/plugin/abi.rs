@@ -1,15 +1,40 @@
-//! The complete list of host functions a plugin may call: ABI v0.1.0, module
-//! `wasm-ipc:plugin/host@0.1.0`. The contract is `wit/wasm-ipc.wit`; the conformance test
-//! (`tests/all/abi.rs`) checks this linker against it.
+//! The complete list of host functions a plugin may call: ABI v0.2.0 (module
+//! `wasm-ipc:plugin/host@0.2.0`), which is v0.1.0 (module `wasm-ipc:plugin/host@0.1.0`, still
+//! served unchanged) plus request/reply. The contracts are `wit/wasm-ipc.wit` (0.2.0) and
+//! `wit/0.1.0/wasm-ipc.wit`; the conformance test (`tests/all/abi.rs`) checks this linker
+//! against both.
 
 use wasmtime::{Caller, Linker, ValType};
 
-use super::{Host, Port, Side};
+use super::{Handle, Host, Port, Serving, Side};
 use crate::backend::{Outgoing, PortError};
 use crate::sys::{self, Window};
 
-/// The import module of ABI v0.1.0.
-pub const HOST_MODULE: &str = "wasm-ipc:plugin/host@0.1.0";
+/// The import module of the current ABI, v0.2.0.
+pub const HOST_MODULE: &str = "wasm-ipc:plugin/host@0.2.0";
+
+/// The import module of ABI v0.1.0: its nine functions, served unchanged.
+pub const HOST_MODULE_0_1: &str = "wasm-ipc:plugin/host@0.1.0";
+
+/// Every ABI version the host serves, oldest first: (version, import module).
+pub const VERSIONS: [(&str, &str); 2] = [("0.1.0", HOST_MODULE_0_1), ("0.2.0", HOST_MODULE)];
+
+/// The ABI version whose import module is `module`.
+pub fn version_of_module(module: &str) -> Option<&'static str> {
+    VERSIONS.iter().find(|(_, m)| *m == module).map(|(v, _)| *v)
+}
+
+/// The functions of ABI `version` ("0.1.0", "0.2.0"), in WIT order.
+pub fn functions_of(version: &str) -> impl Iterator<Item = &'static HostFn> + '_ {
+    HOST_FUNCTIONS
+        .iter()
+        .filter(move |f| version_key(f.since) <= version_key(version))
+}
+
+/// `"0.2.0"` as numbers, for ordering versions.
+pub fn version_key(version: &str) -> Vec<u32> {
+    version.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
 
 /// Negative result codes (the table in the WIT).
 pub mod code {
@@ -48,6 +73,8 @@ impl Ty {
 pub struct HostFn {
     /// Import name.
     pub name: &'static str,
+    /// The ABI version that added it ("0.1.0", "0.2.0").
+    pub since: &'static str,
     /// Core parameter types.
     pub params: &'static [Ty],
     /// Core result types.
@@ -83,51 +110,85 @@ impl HostFn {
 
 use Ty::{I32, I64};
 
-/// Every function of [`HOST_MODULE`], in WIT order.
+/// Every function of [`HOST_MODULE`], in WIT order; those `since` "0.1.0" are also the
+/// whole of [`HOST_MODULE_0_1`].
 pub const HOST_FUNCTIONS: &[HostFn] = &[
     HostFn {
         name: "port",
+        since: "0.1.0",
         params: &[I32, I32],
         results: &[I32],
     },
     HostFn {
         name: "loan",
+        since: "0.1.0",
         params: &[I32, I32],
         results: &[I32],
     },
     HostFn {
         name: "publish",
+        since: "0.1.0",
         params: &[I32, I32],
         results: &[I32],
     },
     HostFn {
         name: "receive",
+        since: "0.1.0",
         params: &[I32],
         results: &[I64],
     },
     HostFn {
         name: "release",
+        since: "0.1.0",
         params: &[I32],
         results: &[I32],
     },
     HostFn {
         name: "config",
+        since: "0.1.0",
         params: &[I32, I32, I32, I32],
         results: &[I32],
     },
     HostFn {
         name: "report",
+        since: "0.1.0",
         params: &[I32, I32, I64],
         results: &[],
     },
     HostFn {
         name: "log",
+        since: "0.1.0",
         params: &[I32, I32, I32],
         results: &[],
     },
     HostFn {
         name: "now",
+        since: "0.1.0",
         params: &[],
+        results: &[I64],
+    },
+    HostFn {
+        name: "client",
+        since: "0.2.0",
+        params: &[I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "reply-loan",
+        since: "0.2.0",
+        params: &[I32, I32, I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "reply",
+        since: "0.2.0",
+        params: &[I32, I32],
+        results: &[I32],
+    },
+    HostFn {
+        name: "call",
+        since: "0.2.0",
+        params: &[I32, I32],
         results: &[I64],
     },
 ];
@@ -208,16 +269,54 @@ fn port_result(
     }
 }
 
-/// The port behind handle `h`, or a misuse trap.
-fn port_index(caller: &Caller<'_, Host>, call: &str, h: i32) -> wasmtime::Result<usize> {
-    let n = caller.data().ports.len();
-    usize::try_from(h).ok().filter(|&i| i < n).ok_or_else(|| {
-        misuse(
+/// What a call does with a port: it decides which leg of a request/reply port it means.
+#[derive(Debug, Clone, Copy)]
+enum Use {
+    Loan,
+    Publish,
+    Receive,
+    Release,
+}
+
+/// The handle `h`, or a misuse trap.
+fn handle_of<'a>(caller: &'a Caller<'_, Host>, call: &str, h: i32) -> wasmtime::Result<&'a Handle> {
+    usize::try_from(h)
+        .ok()
+        .and_then(|i| caller.data().handles.get(i))
+        .ok_or_else(|| {
+            misuse(
+                caller,
+                call,
+                format_args!("port handle {h} was never returned by `port`"),
+            )
+        })
+}
+
+/// The leg of handle `h` that `call` works on, or a misuse trap.
+fn leg_of(caller: &Caller<'_, Host>, call: &str, h: i32, want: Use) -> wasmtime::Result<usize> {
+    match (handle_of(caller, call, h)?, want) {
+        (Handle::Stream(i), _) => Ok(*i),
+        (Handle::Client(c), Use::Loan) => Ok(c.request),
+        (Handle::Client(c), Use::Release) => Ok(c.reply),
+        (Handle::Client(c), Use::Publish | Use::Receive) => Err(misuse(
             caller,
             call,
-            format_args!("port handle {h} was never returned by `port`"),
-        )
-    })
+            format_args!(
+                "port `{}` is a client port: `loan` a request, then `call` sends it and \
+                 returns the answer",
+                c.name
+            ),
+        )),
+        (Handle::Server(s), Use::Receive | Use::Release) => Ok(s.requests),
+        (Handle::Server(s), Use::Loan | Use::Publish) => Err(misuse(
+            caller,
+            call,
+            format_args!(
+                "port `{}` is a server port: answer a request with `reply-loan` and `reply`",
+                s.name
+            ),
+        )),
+    }
 }
 
 /// The window of port `i` and the host state beside it, both borrowed from `caller`.
@@ -232,11 +331,11 @@ fn window_of<'a>(caller: &'a mut Caller<'_, Host>, i: usize) -> (Window<'a>, &'a
 
 fn port(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
     let name = guest_str(&caller, "port", ptr, len)?;
-    let found = caller
-        .data_mut()
-        .ports
+    let host = caller.data_mut();
+    let found = host
+        .handles
         .iter()
-        .position(|p| p.spec.name == name);
+        .position(|h| h.name(&host.ports) == name);
     // A handle is an index into the ports, which the scenario's few ports bound far below 2^31.
     Ok(found
         .and_then(|i| i32::try_from(i).ok())
@@ -259,24 +358,13 @@ fn port_misuse(
     misuse(caller, call, what(&name))
 }
 
+/// A transport's answer, or a trap (misuse).
+type Leg<T> = wasmtime::Result<Result<T, PortError>>;
+
 fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
-    let i = port_index(&caller, "loan", h)?;
-    let (win, host) = window_of(&mut caller, i);
-    let Host { ports, stop, .. } = host;
-    let port = &mut ports[i];
-    let window = port.window;
-    let Side::Out { tx, loan, .. } = &mut port.side else {
-        return Err(port_misuse(&caller, "loan", i, |n| {
-            format!("port `{n}` is an input")
-        }));
-    };
-    // Guest lengths and addresses are u32 in the WIT; the core signature carries them as i32.
-    let len = len.cast_unsigned();
-    match tx.loan(win, len, stop) {
-        Ok(off) => {
-            *loan = Some((off, len));
-            Ok((window + off).cast_signed())
-        }
+    let i = leg_of(&caller, "loan", h, Use::Loan)?;
+    match loan_leg(&mut caller, "loan", i, len)? {
+        Ok(ptr) => Ok(ptr),
         Err(e) => {
             let name = name_of(&caller, i);
             port_result(&mut caller, "loan", &name, e)
@@ -284,9 +372,39 @@ fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32>
     }
 }
 
+/// `loan` on leg `i`: the pointer of the loan.
+fn loan_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) -> Leg<i32> {
+    let (win, host) = window_of(caller, i);
+    let Host { ports, stop, .. } = host;
+    let port = &mut ports[i];
+    let window = port.window;
+    let Side::Out { tx, loan, .. } = &mut port.side else {
+        return Err(port_misuse(caller, call, i, |n| {
+            format!("port `{n}` is an input")
+        }));
+    };
+    // Guest lengths and addresses are u32 in the WIT; the core signature carries them as i32.
+    let len = len.cast_unsigned();
+    Ok(tx.loan(win, len, stop).map(|off| {
+        *loan = Some((off, len));
+        (window + off).cast_signed()
+    }))
+}
+
 fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
-    let i = port_index(&caller, "publish", h)?;
-    let (win, host) = window_of(&mut caller, i);
+    let i = leg_of(&caller, "publish", h, Use::Publish)?;
+    match publish_leg(&mut caller, "publish", i, len)? {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            let name = name_of(&caller, i);
+            port_result(&mut caller, "publish", &name, e)
+        }
+    }
+}
+
+/// `publish` on leg `i`.
+fn publish_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) -> Leg<()> {
+    let (win, host) = window_of(caller, i);
     let Host {
         ports,
         stop,
@@ -301,19 +419,19 @@ fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i
         messages,
     } = side
     else {
-        return Err(port_misuse(&caller, "publish", i, |n| {
+        return Err(port_misuse(caller, call, i, |n| {
             format!("port `{n}` is an input")
         }));
     };
     let Some((off, loaned)) = *loan else {
-        return Err(port_misuse(&caller, "publish", i, |n| {
+        return Err(port_misuse(caller, call, i, |n| {
             format!("no loan on port `{n}`")
         }));
     };
     let len = len.cast_unsigned();
     if len > loaned {
-        return Err(port_misuse(&caller, "publish", i, |n| {
-            format!("{len} bytes published on port `{n}`, but only {loaned} were loaned")
+        return Err(port_misuse(caller, call, i, |n| {
+            format!("{len} bytes sent on port `{n}`, but only {loaned} were loaned")
         }));
     }
     *loan = None;
@@ -326,21 +444,61 @@ fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i
         len,
         publish_ns: sys::now_ns(),
     };
-    match tx.publish(win, meter, msg, stop) {
-        Ok(()) => {
-            *messages += 1;
-            Ok(0)
-        }
-        Err(e) => {
-            let name = name_of(&caller, i);
-            port_result(&mut caller, "publish", &name, e)
+    Ok(tx.publish(win, meter, msg, stop).map(|()| *messages += 1))
+}
+
+fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
+    let i = leg_of(&caller, "receive", h, Use::Receive)?;
+    let serving = matches!(handle_of(&caller, "receive", h)?, Handle::Server(_));
+    loop {
+        match receive_leg(&mut caller, "receive", i)? {
+            Ok((value, link)) => {
+                if serving {
+                    let host = caller.data_mut();
+                    host.served += 1;
+                    let Some(Handle::Server(s)) = host.handles.get_mut(h.unsigned_abs() as usize)
+                    else {
+                        unreachable!("checked above");
+                    };
+                    s.pending[link] = true;
+                    s.current = u32::try_from(link).ok();
+                }
+                return Ok(value);
+            }
+            // A client that failed does not stop its server: forget it and serve the others.
+            Err(PortError::PeerFailed(why)) if serving => {
+                let host = caller.data_mut();
+                let Side::In { rx, .. } = &mut host.ports[i].side else {
+                    unreachable!("a server's request leg is an input");
+                };
+                let gone = rx.forget_failed();
+                if gone.is_empty() {
+                    let name = name_of(&caller, i);
+                    return port_result(&mut caller, "receive", &name, PortError::PeerFailed(why))
+                        .map(i64::from);
+                }
+                host.clients_lost += gone.len() as u64;
+                let msg = format!(
+                    "client {} of port `{}` failed ({why}); serving the others",
+                    gone.iter()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    host.ports[i].spec.name
+                );
+                host.output.log(1, &msg);
+            }
+            Err(e) => {
+                let name = name_of(&caller, i);
+                return port_result(&mut caller, "receive", &name, e).map(i64::from);
+            }
         }
     }
 }
 
-fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
-    let i = port_index(&caller, "receive", h)?;
-    let (win, host) = window_of(&mut caller, i);
+/// `receive` on leg `i`: the ABI's `ptr << 32 | len`, and the link it came on.
+fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64, usize)> {
+    let (win, host) = window_of(caller, i);
     let Host {
         ports,
         stop,
@@ -363,49 +521,59 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
         bytes,
     } = side
     else {
-        return Err(port_misuse(&caller, "receive", i, |n| {
+        return Err(port_misuse(caller, call, i, |n| {
             format!("port `{n}` is an output")
         }));
     };
     if held.is_some() {
-        return Err(port_misuse(&caller, "receive", i, |n| {
-            format!("a second `receive` on port `{n}` before `release`")
+        return Err(port_misuse(caller, call, i, |n| {
+            if call == "call" {
+                format!(
+                    "a `call` on port `{n}` while the previous answer is held: `release` it first"
+                )
+            } else {
+                format!("a second `receive` on port `{n}` before `release`")
+            }
         }));
     }
-    match rx.receive(win, meter, stop) {
-        Ok(d) => {
-            let now = sys::now_ns();
-            let end = d.off as u64 + d.len as u64;
-            if end > win.len() as u64 || d.link >= digests.len() {
-                // A transport bug, never a plugin's doing: fail loudly.
-                return Err(wasmtime::format_err!(
-                    "transport returned {}+{} outside the {}-byte window of port `{}`",
-                    d.off,
-                    d.len,
-                    win.len(),
-                    name_of(&caller, i)
-                ));
-            }
-            if *verify {
-                let digest = &mut digests[d.link];
-                digest.update(&u64::from(d.len).to_le_bytes());
-                win.hash(digest, d.off as usize, d.len as usize);
-            }
-            *held = Some(d);
-            *messages += 1;
-            *bytes += u64::from(d.len);
-            let _ = latency.record(now.saturating_sub(d.publish_ns).max(1));
-            Ok(((u64::from(window + d.off) << 32) | u64::from(d.len)).cast_signed())
-        }
-        Err(e) => {
-            let name = name_of(&caller, i);
-            port_result(&mut caller, "receive", &name, e).map(i64::from)
-        }
+    let d = match rx.receive(win, meter, stop) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let now = sys::now_ns();
+    let end = d.off as u64 + d.len as u64;
+    if end > win.len() as u64 || d.link >= digests.len() {
+        // A transport bug, never a plugin's doing: fail loudly.
+        return Err(wasmtime::format_err!(
+            "transport returned {}+{} outside the {}-byte window of port `{}`",
+            d.off,
+            d.len,
+            win.len(),
+            name_of(caller, i)
+        ));
     }
+    if *verify {
+        let digest = &mut digests[d.link];
+        digest.update(&u64::from(d.len).to_le_bytes());
+        win.hash(digest, d.off as usize, d.len as usize);
+    }
+    *held = Some(d);
+    *messages += 1;
+    *bytes += u64::from(d.len);
+    let _ = latency.record(now.saturating_sub(d.publish_ns).max(1));
+    Ok(Ok((
+        ((u64::from(window + d.off) << 32) | u64::from(d.len)).cast_signed(),
+        d.link,
+    )))
+}
+
+/// Whether leg `i` (an input) holds a message.
+fn holds(caller: &Caller<'_, Host>, i: usize) -> bool {
+    matches!(&caller.data().ports[i].side, Side::In { held: Some(_), .. })
 }
 
 fn release(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
-    let i = port_index(&caller, "release", h)?;
+    let i = leg_of(&caller, "release", h, Use::Release)?;
     let Side::In { rx, held, .. } = &mut caller.data_mut().ports[i].side else {
         return Err(port_misuse(&caller, "release", i, |n| {
             format!("port `{n}` is an output")
@@ -421,6 +589,146 @@ fn release(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
         Err(e) => {
             let name = name_of(&caller, i);
             port_result(&mut caller, "release", &name, e)
+        }
+    }
+}
+
+/// The server port behind handle `h`, or a misuse trap.
+fn serving<'a>(
+    caller: &'a mut Caller<'_, Host>,
+    call: &str,
+    h: i32,
+) -> wasmtime::Result<&'a mut Serving> {
+    if !matches!(handle_of(caller, call, h)?, Handle::Server(_)) {
+        let name = handle_of(caller, call, h)?
+            .name(&caller.data().ports)
+            .to_string();
+        return Err(misuse(
+            caller,
+            call,
+            format_args!("port `{name}` is not a server port"),
+        ));
+    }
+    match caller.data_mut().handles.get_mut(h.unsigned_abs() as usize) {
+        Some(Handle::Server(s)) => Ok(s),
+        _ => unreachable!("checked above"),
+    }
+}
+
+fn client(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
+    let s = serving(&mut caller, "client", h)?;
+    match s.current {
+        // Clients are bounded by the instance limit, far below 2^31.
+        Some(k) => Ok(k.cast_signed()),
+        None => {
+            let name = s.name.clone();
+            Err(misuse(
+                &caller,
+                "client",
+                format_args!("no request was received on port `{name}` yet"),
+            ))
+        }
+    }
+}
+
+fn reply_loan(
+    mut caller: Caller<'_, Host>,
+    h: i32,
+    client: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    let s = serving(&mut caller, "reply-loan", h)?;
+    let Some(k) = usize::try_from(client)
+        .ok()
+        .filter(|&k| s.pending.get(k) == Some(&true))
+    else {
+        let (name, n) = (s.name.clone(), s.pending.len());
+        return Err(misuse(
+            &caller,
+            "reply-loan",
+            format_args!(
+                "client {client} of port `{name}` has no outstanding call (its clients are \
+                 0..{n}; each call is answered once, after `receive` returned it)"
+            ),
+        ));
+    };
+    let leg = s.replies[k];
+    s.answering = None;
+    match loan_leg(&mut caller, "reply-loan", leg, len)? {
+        Ok(ptr) => {
+            serving(&mut caller, "reply-loan", h)?.answering = u32::try_from(k).ok();
+            Ok(ptr)
+        }
+        // That client is gone: its call ends with it; the server goes on.
+        Err(PortError::Closed | PortError::PeerFailed(_)) => {
+            serving(&mut caller, "reply-loan", h)?.pending[k] = false;
+            Ok(code::CLOSED)
+        }
+        Err(e) => {
+            let name = name_of(&caller, leg);
+            port_result(&mut caller, "reply-loan", &name, e)
+        }
+    }
+}
+
+fn reply(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
+    let s = serving(&mut caller, "reply", h)?;
+    let Some(k) = s.answering.take() else {
+        let name = s.name.clone();
+        return Err(misuse(
+            &caller,
+            "reply",
+            format_args!("no `reply-loan` on port `{name}`"),
+        ));
+    };
+    let k = k as usize;
+    let leg = s.replies[k];
+    let sent = publish_leg(&mut caller, "reply", leg, len)?;
+    serving(&mut caller, "reply", h)?.pending[k] = false;
+    match sent {
+        Ok(()) => Ok(0),
+        Err(PortError::Closed | PortError::PeerFailed(_)) => Ok(code::CLOSED),
+        Err(e) => {
+            let name = name_of(&caller, leg);
+            port_result(&mut caller, "reply", &name, e)
+        }
+    }
+}
+
+fn call(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i64> {
+    let Handle::Client(c) = handle_of(&caller, "call", h)? else {
+        let name = handle_of(&caller, "call", h)?
+            .name(&caller.data().ports)
+            .to_string();
+        return Err(misuse(
+            &caller,
+            "call",
+            format_args!("port `{name}` is not a client port"),
+        ));
+    };
+    let (request, reply) = (c.request, c.reply);
+    if holds(&caller, reply) {
+        return Err(port_misuse(&caller, "call", reply, |n| {
+            format!("a `call` on port `{n}` while the previous answer is held: `release` it first")
+        }));
+    }
+    let start = sys::now_ns();
+    if let Err(e) = publish_leg(&mut caller, "call", request, len)? {
+        let name = name_of(&caller, request);
+        return port_result(&mut caller, "call", &name, e).map(i64::from);
+    }
+    match receive_leg(&mut caller, "call", reply)? {
+        Ok((value, _)) => {
+            let host = caller.data_mut();
+            host.calls += 1;
+            let _ = host
+                .call_latency
+                .record(sys::now_ns().saturating_sub(start).max(1));
+            Ok(value)
+        }
+        Err(e) => {
+            let name = name_of(&caller, reply);
+            port_result(&mut caller, "call", &name, e).map(i64::from)
         }
     }
 }
@@ -467,17 +775,26 @@ fn now(_caller: Caller<'_, Host>) -> i64 {
     i64::try_from(sys::now_ns()).unwrap_or(i64::MAX)
 }
 
-/// Defines every function of [`HOST_FUNCTIONS`] in `linker`.
+/// Defines every function of [`HOST_FUNCTIONS`] in `linker`: ABI v0.1.0's under both
+/// modules, v0.2.0's under its own. A module may import from both (the functions are the
+/// same); its ABI version is the newest it imports.
 pub fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    let m = HOST_MODULE;
-    linker.func_wrap(m, "port", port)?;
-    linker.func_wrap(m, "loan", loan)?;
-    linker.func_wrap(m, "publish", publish)?;
-    linker.func_wrap(m, "receive", receive)?;
-    linker.func_wrap(m, "release", release)?;
-    linker.func_wrap(m, "config", config)?;
-    linker.func_wrap(m, "report", report)?;
-    linker.func_wrap(m, "log", log)?;
-    linker.func_wrap(m, "now", now)?;
+    for (version, m) in VERSIONS {
+        linker.func_wrap(m, "port", port)?;
+        linker.func_wrap(m, "loan", loan)?;
+        linker.func_wrap(m, "publish", publish)?;
+        linker.func_wrap(m, "receive", receive)?;
+        linker.func_wrap(m, "release", release)?;
+        linker.func_wrap(m, "config", config)?;
+        linker.func_wrap(m, "report", report)?;
+        linker.func_wrap(m, "log", log)?;
+        linker.func_wrap(m, "now", now)?;
+        if version_key(version) >= version_key("0.2.0") {
+            linker.func_wrap(m, "client", client)?;
+            linker.func_wrap(m, "reply-loan", reply_loan)?;
+            linker.func_wrap(m, "reply", reply)?;
+            linker.func_wrap(m, "call", call)?;
+        }
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `wasm-ipc inspect`: what a module imports and exports, and point by point whether it meets
-//! ABI v0.1.0, with the fix for each miss. The supervisor runs the same checks before a run.
+//! `wasm-ipc inspect`: what a module imports and exports, which ABI version it uses, and point
+//! by point whether it meets it, with the fix for each miss. The supervisor runs the same
+//! checks before a run.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,15 @@ fn sig(params: &[ValType], results: &[ValType]) -> String {
 
 fn sig_eq(a: &[ValType], b: &[ValType]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ValType::eq(x, y))
+}
+
+/// The ABI version `module` uses: the newest whose import module it imports from; `None`
+/// when it imports no host function (it still runs: a plugin without ports needs none).
+pub fn abi_version(module: &Module) -> Option<&'static str> {
+    module
+        .imports()
+        .filter_map(|i| abi::version_of_module(i.module()))
+        .max_by_key(|v| abi::version_key(v))
 }
 
 /// Checks `module` point by point. `needs_windows`: the plugin has ports, so it must export
@@ -158,10 +168,13 @@ pub fn inspect(module: &Module, needs_windows: bool) -> Vec<Finding> {
             continue;
         };
         let (p, r): (Vec<_>, Vec<_>) = (ty.params().collect(), ty.results().collect());
-        if m == abi::HOST_MODULE {
-            match abi::HOST_FUNCTIONS.iter().find(|f| f.name == n) {
+        if let Some(version) = abi::version_of_module(m) {
+            match abi::functions_of(version).find(|f| f.name == n) {
                 Some(f) if sig_eq(&p, &f.params()) && sig_eq(&r, &f.results()) => {
-                    out.push(pass(format!("imports `{n}` {}", f.describe())));
+                    out.push(pass(format!(
+                        "imports `{n}` {} (ABI v{version})",
+                        f.describe()
+                    )));
                 }
                 Some(f) => out.push(miss(
                     Verdict::Fail,
@@ -170,19 +183,26 @@ pub fn inspect(module: &Module, needs_windows: bool) -> Vec<Finding> {
                         sig(&p, &r),
                         f.describe()
                     ),
-                    "declare the import with the signature in wit/wasm-ipc.wit (or use the SDK)",
+                    "declare the import with the signature in wit/ (or use the SDK)",
+                )),
+                None if abi::HOST_FUNCTIONS.iter().any(|f| f.name == n) => out.push(miss(
+                    Verdict::Fail,
+                    format!(
+                        "imports `{m}`.`{n}`, which ABI v{version} does not have (it came in \
+                         a later version)"
+                    ),
+                    format!("import `{n}` from `{}`", abi::HOST_MODULE),
                 )),
                 None => out.push(miss(
                     Verdict::Fail,
                     format!(
                         "imports `{m}`.`{n}`, which the host does not provide (it provides: {})",
-                        abi::HOST_FUNCTIONS
-                            .iter()
+                        abi::functions_of(version)
                             .map(|f| f.name)
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                    "use a function of ABI v0.1.0 (wit/wasm-ipc.wit), or update the SDK",
+                    "use a function of the ABI (wit/wasm-ipc.wit), or update the SDK",
                 )),
             }
         } else if m == wasi::MODULE {
@@ -192,8 +212,9 @@ pub fn inspect(module: &Module, needs_windows: bool) -> Vec<Finding> {
                 "AssemblyScript imports `env.abort` by default: build with `--use abort=<your function>` (the SDK provides one)".to_string()
             } else {
                 format!(
-                    "remove the dependency on `{m}`: the host provides only `{}` and `{}`",
+                    "remove the dependency on `{m}`: the host provides only `{}`, `{}` and `{}`",
                     abi::HOST_MODULE,
+                    abi::HOST_MODULE_0_1,
                     wasi::MODULE
                 )
             };

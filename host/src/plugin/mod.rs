@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use wasmtime::{Config, Engine, Module};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::backend::{self, Delivery, Direction, FdSource, PortSpec, Receiver, Sender, Stop};
+use crate::backend::{self, Delivery, Direction, FdSource, Leg, PortSpec, Receiver, Sender, Stop};
 use crate::control::LimitHit;
 use crate::scenario::Limits;
 use crate::sys::{self, CopyMeter};
@@ -95,6 +95,51 @@ pub(crate) enum Side {
         messages: u64,
         bytes: u64,
     },
+}
+
+/// What a port handle (`port`'s result) stands for: a stream port is one leg (one
+/// [`Port`]); a request/reply port (ABI 0.2.0) is several.
+pub(crate) enum Handle {
+    /// A stream port: the index of its leg.
+    Stream(usize),
+    /// A client port.
+    Client(Calling),
+    /// A server port.
+    Server(Box<Serving>),
+}
+
+impl Handle {
+    fn name<'a>(&'a self, ports: &'a [Port]) -> &'a str {
+        match self {
+            Handle::Stream(i) => &ports[*i].spec.name,
+            Handle::Client(c) => &c.name,
+            Handle::Server(s) => &s.name,
+        }
+    }
+}
+
+/// A client port: requests go out on one leg, answers come back on the other.
+pub(crate) struct Calling {
+    pub name: String,
+    /// The request leg (an output).
+    pub request: usize,
+    /// The reply leg (an input).
+    pub reply: usize,
+}
+
+/// A server port and what it owes its clients.
+pub(crate) struct Serving {
+    pub name: String,
+    /// The request leg (an input; link `k` is client `k`).
+    pub requests: usize,
+    /// The reply leg to each client (outputs).
+    pub replies: Vec<usize>,
+    /// Per client: a request was received and not answered yet.
+    pub pending: Vec<bool>,
+    /// The client of the request `receive` returned last.
+    pub current: Option<u32>,
+    /// The client the current reply loan is for.
+    pub answering: Option<u32>,
 }
 
 /// Enforces a plugin's memory and table limits (wasmtime's `ResourceLimiter`), and records the
@@ -194,7 +239,10 @@ pub struct Host {
     /// Plugin name (prefix of its output and of error messages).
     pub name: String,
     pub(crate) config: BTreeMap<String, String>,
+    /// Every leg of every port, in spec order.
     pub(crate) ports: Vec<Port>,
+    /// What `port` hands out: index = handle.
+    pub(crate) handles: Vec<Handle>,
     pub(crate) memory: Option<wasmtime::Memory>,
     pub(crate) stop: Arc<Stop>,
     pub(crate) verify: bool,
@@ -202,6 +250,14 @@ pub struct Host {
     pub(crate) output: wasi::Output,
     pub(crate) rng: u64,
     pub(crate) latency: Histogram<u64>,
+    /// The host's timing of each answered `call`, request published → answer in the window.
+    pub(crate) call_latency: Histogram<u64>,
+    /// Answered calls.
+    pub(crate) calls: u64,
+    /// Requests received on server ports.
+    pub(crate) served: u64,
+    /// Clients that failed while a server port served them.
+    pub(crate) clients_lost: u64,
     /// Set when a host call told the plugin that a peer failed.
     pub(crate) saw_peer_failure: Option<String>,
     pub(crate) windows: BTreeMap<String, u64>,
@@ -229,6 +285,7 @@ impl Host {
             name: name.to_string(),
             config,
             ports: Vec::new(),
+            handles: Vec::new(),
             memory: None,
             stop,
             verify,
@@ -236,6 +293,10 @@ impl Host {
             output: wasi::Output::new(name),
             rng: seed ^ xxhash_rust::xxh3::xxh3_64(name.as_bytes()) | 1,
             latency: Histogram::new(3).expect("3 significant figures is valid"),
+            call_latency: Histogram::new(3).expect("3 significant figures is valid"),
+            calls: 0,
+            served: 0,
+            clients_lost: 0,
             saw_peer_failure: None,
             windows: BTreeMap::new(),
             limiter,
@@ -251,7 +312,13 @@ impl Host {
         view: sys::Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<()> {
-        self.windows.insert(spec.name.clone(), view.addr() as u64);
+        let window_key = match (spec.leg, spec.direction) {
+            (Leg::Stream, _) => spec.name.clone(),
+            (Leg::Request, _) => format!("{}(requests)", spec.name),
+            (Leg::Reply { .. }, Direction::In) => format!("{}(replies)", spec.name),
+            (Leg::Reply { client }, Direction::Out) => format!("{}(replies:{client})", spec.name),
+        };
+        self.windows.insert(window_key, view.addr() as u64);
         let imp = backend::of(spec.backend);
         let side = match spec.direction {
             Direction::Out => Side::Out {
@@ -274,6 +341,67 @@ impl Host {
             side,
             meter: CopyMeter::default(),
         });
+        Ok(())
+    }
+
+    /// Groups the legs added by [`Host::add_port`] into the handles `port` returns: a stream
+    /// leg is a port; the legs of one request/reply port (same name) are one client or server
+    /// port.
+    pub fn link_handles(&mut self) -> anyhow::Result<()> {
+        let mut handles: Vec<Handle> = Vec::new();
+        for (i, port) in self.ports.iter().enumerate() {
+            let spec = &port.spec;
+            if spec.leg == Leg::Stream {
+                handles.push(Handle::Stream(i));
+                continue;
+            }
+            let known = handles
+                .iter()
+                .position(|h| h.name(&self.ports) == spec.name);
+            let bad = || anyhow::anyhow!("port `{}`: inconsistent request/reply legs", spec.name);
+            match (spec.leg, spec.direction, known) {
+                (Leg::Request, Direction::Out, None) => handles.push(Handle::Client(Calling {
+                    name: spec.name.clone(),
+                    request: i,
+                    reply: usize::MAX,
+                })),
+                (Leg::Request, Direction::In, None) => {
+                    handles.push(Handle::Server(Box::new(Serving {
+                        name: spec.name.clone(),
+                        requests: i,
+                        replies: Vec::new(),
+                        pending: Vec::new(),
+                        current: None,
+                        answering: None,
+                    })))
+                }
+                (Leg::Reply { .. }, Direction::In, Some(h)) => match &mut handles[h] {
+                    Handle::Client(c) if c.reply == usize::MAX => c.reply = i,
+                    _ => return Err(bad()),
+                },
+                (Leg::Reply { client }, Direction::Out, Some(h)) => match &mut handles[h] {
+                    Handle::Server(s) if client as usize == s.replies.len() => {
+                        s.replies.push(i);
+                        s.pending.push(false);
+                    }
+                    _ => return Err(bad()),
+                },
+                _ => return Err(bad()),
+            }
+        }
+        for h in &handles {
+            let whole = match h {
+                Handle::Stream(_) => true,
+                Handle::Client(c) => c.reply != usize::MAX,
+                Handle::Server(s) => s.replies.len() == self.ports[s.requests].spec.links.len(),
+            };
+            anyhow::ensure!(
+                whole,
+                "port `{}`: its request/reply legs are incomplete",
+                h.name(&self.ports)
+            );
+        }
+        self.handles = handles;
         Ok(())
     }
 
@@ -343,6 +471,14 @@ impl Host {
             .map(|v| (v.value_iterated_to(), v.count_at_value()))
             .collect();
         f.output_dropped = self.output.dropped();
+        f.calls = self.calls;
+        f.call_latency = self
+            .call_latency
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        f.served = self.served;
+        f.clients_lost = self.clients_lost;
         f
     }
 }
@@ -440,6 +576,7 @@ pub fn instantiate(
                 .with_context(|| format!("opening port `{name}`"))?;
         }
     }
+    store.data_mut().link_handles()?;
     let run = instance
         .get_typed_func::<(), i32>(&mut store, "run")
         .map_err(anyhow::Error::from)

@@ -37,6 +37,9 @@ pub struct Output {
     dropped: u64,
     /// The most verbose `log` level shown (`WASM_IPC_LOG`, read once).
     max_level: u32,
+    /// The first error-level `log` line (kept to 1 KiB): why a plugin that fails said it
+    /// fails, for the report.
+    first_error: Option<String>,
 }
 
 impl Output {
@@ -52,7 +55,13 @@ impl Output {
                 Ok("debug") => 3,
                 _ => 2,
             },
+            first_error: None,
         }
+    }
+
+    /// The first error-level line the plugin logged.
+    pub fn first_error(&self) -> Option<&str> {
+        self.first_error.as_deref()
     }
 
     /// Bytes dropped by the budget.
@@ -111,6 +120,13 @@ impl Output {
             3 => "DEBUG",
             _ => "TRACE",
         };
+        if level == 0 && self.first_error.is_none() {
+            let mut end = msg.len().min(1024);
+            while !msg.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.first_error = Some(msg[..end].to_string());
+        }
         if level <= self.max_level {
             self.emit(format!("{name} {msg}").as_bytes());
         }

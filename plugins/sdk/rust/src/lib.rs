@@ -2,7 +2,8 @@
 //!
 //! A plugin is a `cdylib` built for `wasm32-wasip1`. It opens its ports by name, loans bytes
 //! on an [`Output`] and publishes them, receives [`Message`]s on an [`Input`] (released when
-//! dropped), reads its config, reports figures and logs. [`main!`] exports the `run` function
+//! dropped), calls a server through a [`Client`] or answers clients through a [`Server`]
+//! (request/reply, ABI 0.2.0), reads its config, reports figures and logs. [`main!`] exports the `run` function
 //! the host calls. All raw imports and exports live in one module (`sys`); fixtures that must
 //! break the rules on purpose reach them through [`raw`].
 //!
@@ -34,6 +35,7 @@ mod error;
 mod host;
 pub mod pattern;
 mod port;
+mod service;
 mod sys;
 
 pub use error::{Error, code};
@@ -42,12 +44,16 @@ pub use host::{
     config_str_or, config_u64, log, now, report,
 };
 pub use port::{Input, Loan, Message, Output};
+pub use service::{Client, Reply, Request, RequestLoan, Server};
 
 /// The raw host imports, for misbehaving test fixtures **only**: they let a plugin break the
 /// ABI's rules on purpose (bad handles, invalid strings, publish without a loan) to test that
 /// the host traps. Plugins use the safe API; nothing here checks anything.
 pub mod raw {
-    pub use crate::sys::{MODULE, config, loan, log, now, port, publish, receive, release, report};
+    pub use crate::sys::{
+        MODULE, call, client, config, loan, log, now, port, publish, receive, release, reply,
+        reply_loan, report,
+    };
 }
 
 /// Exports the plugin's `run` function, calling `$main: fn() -> Result<(), Error>`.

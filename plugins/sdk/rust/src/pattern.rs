@@ -310,3 +310,55 @@ mod tests {
         }
     }
 }
+
+/// The web-db example's table (`scenarios/web-db.toml`): row `key` of a table whose rows are
+/// `min..=max` bytes long is [`fill`]ed as message `key` with `seed`, and its length is
+/// [`row_len`]. The server builds the table from it; clients check each answer against it, so
+/// a wrong row, a cut row or another client's answer fails the check.
+pub mod table {
+    use super::{check, fill, word};
+
+    /// The length of row `key`: spread over `min..=max` on a logarithmic scale (as many rows
+    /// of 100–200 B as of 32–64 KiB), with `min <= max`.
+    pub fn row_len(key: u64, min: usize, max: usize, seed: u64) -> usize {
+        let (min, max) = (min.max(1), max.max(min.max(1)));
+        let h = word(key, 7, seed ^ 0x7AB1_E000);
+        // Octaves from min up to max: pick one, then a length inside it.
+        let octaves = (usize::BITS - (max / min).leading_zeros()) as u64;
+        let octave = (h % octaves) as u32;
+        let low = min << octave;
+        let high = (low << 1).min(max + 1);
+        let span = high.saturating_sub(low).max(1) as u64;
+        (low + ((h >> 16) % span) as usize).min(max)
+    }
+
+    /// Writes row `key` (of `buf.len()` bytes).
+    pub fn fill_row(buf: &mut [u8], key: u64, seed: u64) {
+        fill(buf, key, seed);
+    }
+
+    /// Whether `buf` is exactly row `key` of a `min..=max` table with `seed`.
+    pub fn check_row(buf: &[u8], key: u64, min: usize, max: usize, seed: u64) -> bool {
+        buf.len() == row_len(key, min, max, seed) && check(buf, key, seed)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn rows_span_the_range_and_check_only_themselves() {
+            let (min, max) = (100, 65536);
+            let lens: Vec<usize> = (0..2000).map(|k| row_len(k, min, max, 3)).collect();
+            assert!(lens.iter().all(|&l| (min..=max).contains(&l)));
+            assert!(lens.iter().filter(|&&l| l < 200).count() > 100);
+            assert!(lens.iter().filter(|&&l| l > 32768).count() > 100);
+            let mut row = vec![0; row_len(5, min, max, 3)];
+            fill_row(&mut row, 5, 3);
+            assert!(check_row(&row, 5, min, max, 3));
+            assert!(!check_row(&row, 6, min, max, 3));
+            assert!(!check_row(&row[..row.len() - 1], 5, min, max, 3));
+            assert_eq!(row_len(9, 4096, 4096, 1), 4096);
+        }
+    }
+}

@@ -22,13 +22,13 @@ use crate::sys;
 static OPEN: Mutex<Vec<Box<str>>> = Mutex::new(Vec::new());
 
 /// A port handle by name, registered in [`OPEN`] until dropped.
-struct Handle {
-    id: i32,
-    name: Box<str>,
+pub(crate) struct Handle {
+    pub(crate) id: i32,
+    pub(crate) name: Box<str>,
 }
 
 impl Handle {
-    fn open(name: &str) -> Result<Handle, Error> {
+    pub(crate) fn open(name: &str) -> Result<Handle, Error> {
         let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
         if open.iter().any(|n| **n == *name) {
             return Err(Error::AlreadyOpen);
@@ -61,7 +61,7 @@ impl fmt::Debug for Handle {
 
 /// Turns an address the host returned for `len` bytes into a pointer, after checking that the
 /// bytes lie in a window (a violation is a host bug: panic, which traps).
-fn window_ptr(call: &str, addr: usize, len: usize) -> *mut u8 {
+pub(crate) fn window_ptr(call: &str, addr: usize, len: usize) -> *mut u8 {
     assert!(
         sys::in_window(addr, len),
         "wasm-ipc host bug: {call} returned {len} bytes at {addr:#x}, outside every window"
@@ -108,18 +108,10 @@ impl Output {
         if ret < 0 {
             return Err(Error::from_code(ret));
         }
-        let bytes: &mut [u8] = if len == 0 {
-            &mut []
-        } else {
-            let ptr = window_ptr("loan", ret as usize, len);
-            // SAFETY: `ptr..ptr + len` lies in a window (checked by `window_ptr`): memory the
-            // global allocator gave `cabi_realloc`, which never frees it, so no Rust object
-            // overlaps it; it was zeroed there, so every byte is initialised; it is aligned for
-            // `u8`. Per the ABI the host writes nothing there until `publish`, and the slice
-            // lives no longer than the `Loan`, which `publish` consumes and which borrows
-            // `self`, so no other loan of this port can alias it.
-            unsafe { slice::from_raw_parts_mut(ptr, len) }
-        };
+        // SAFETY: `ret` is a loan of `len` bytes; the slice lives no longer than the `Loan`,
+        // which `publish` consumes and which borrows `self`, so no other loan of this port
+        // can alias it.
+        let bytes = unsafe { loaned("loan", ret, len) };
         Ok(Loan {
             port: self.handle.id,
             bytes,
@@ -213,39 +205,70 @@ impl Input {
         // `Message` borrows it for its whole life and releases on drop, so no message of this
         // port is outstanding and nothing refers to the window.
         let ret = unsafe { sys::receive(self.handle.id) };
-        if ret < 0 {
-            return match i32::try_from(ret) {
-                Ok(crate::code::CLOSED) => Ok(None),
-                Ok(code) => Err(Error::from_code(code)),
-                Err(_) => Err(Error::Code(i32::MIN)),
-            };
-        }
-        let addr = (ret as u64 >> 32) as usize;
-        let len = ret as u32 as usize;
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else {
-            let ptr = window_ptr("receive", addr, len);
-            // SAFETY: `ptr..ptr + len` lies in a window (checked by `window_ptr`): memory the
-            // global allocator gave `cabi_realloc`, which never frees it, so no Rust object
-            // overlaps it; it was zeroed there, so every byte is initialised; it is aligned for
-            // `u8`. Per the ABI the message stays unchanged until `release`, which only the
-            // `Message` (holding this slice and borrowing `self`) calls, as it goes away.
-            unsafe { slice::from_raw_parts(ptr.cast_const(), len) }
-        };
-        Ok(Some(Message {
-            port: self.handle.id,
-            bytes,
-        }))
+        // SAFETY: `ret` is what `receive` returned; the message it names stays unchanged until
+        // `release`, which only the `Message` (borrowing `self` mutably) calls as it goes.
+        unsafe { received("receive", ret) }.map(|got| {
+            got.map(|bytes| Message {
+                port: self.handle.id,
+                bytes,
+            })
+        })
     }
+}
+
+/// The message a `receive` or `call` result names: `None` for closed, an error for another
+/// negative code.
+///
+/// # Safety
+/// `ret` must be the result of `receive` or `call`, and the bytes it names must stay unchanged
+/// and unreferenced for writing for `'a` (until `release`).
+pub(crate) unsafe fn received<'a>(call: &str, ret: i64) -> Result<Option<&'a [u8]>, Error> {
+    if ret < 0 {
+        return match i32::try_from(ret) {
+            Ok(crate::code::CLOSED) => Ok(None),
+            Ok(code) => Err(Error::from_code(code)),
+            Err(_) => Err(Error::Code(i32::MIN)),
+        };
+    }
+    let addr = (ret as u64 >> 32) as usize;
+    let len = ret as u32 as usize;
+    if len == 0 {
+        return Ok(Some(&[]));
+    }
+    let ptr = window_ptr(call, addr, len);
+    // SAFETY: `ptr..ptr + len` lies in a window (checked by `window_ptr`): memory the global
+    // allocator gave `cabi_realloc`, which never frees it, so no Rust object overlaps it; it
+    // was zeroed there, so every byte is initialised; it is aligned for `u8`. It stays
+    // unchanged for `'a` (this function's contract).
+    Ok(Some(unsafe {
+        slice::from_raw_parts(ptr.cast_const(), len)
+    }))
+}
+
+/// `len` bytes the host loaned at `ret` (the result of `loan` or `reply-loan`).
+///
+/// # Safety
+/// `ret` must be a non-negative loan result for `len` bytes, and nothing else may refer to
+/// those bytes for `'a` (until they are sent or the next loan of the port).
+pub(crate) unsafe fn loaned<'a>(call: &str, ret: i32, len: usize) -> &'a mut [u8] {
+    if len == 0 {
+        return &mut [];
+    }
+    let ptr = window_ptr(call, ret as usize, len);
+    // SAFETY: `ptr..ptr + len` lies in a window (checked by `window_ptr`): memory the global
+    // allocator gave `cabi_realloc`, which never frees it, so no Rust object overlaps it; it
+    // was zeroed there, so every byte is initialised; it is aligned for `u8`. Per the ABI the
+    // host writes nothing there until the loan is sent, and nothing else refers to it for
+    // `'a` (this function's contract).
+    unsafe { slice::from_raw_parts_mut(ptr, len) }
 }
 
 /// A received message: read it through `Deref<Target = [u8]>` (never write: the memory may be
 /// mapped read-only). Dropping it releases it.
 #[derive(Debug)]
 pub struct Message<'a> {
-    port: i32,
-    bytes: &'a [u8],
+    pub(crate) port: i32,
+    pub(crate) bytes: &'a [u8],
 }
 
 impl Message<'_> {
@@ -258,7 +281,7 @@ impl Message<'_> {
     }
 }
 
-fn release(port: i32) -> Result<(), Error> {
+pub(crate) fn release(port: i32) -> Result<(), Error> {
     // SAFETY: `port` has a received message: its `Message` existed until now and is going away
     // (forgotten by `Message::release`, or in its `drop`), and its slice, the only view of the
     // message, is never read again, so nothing reads the bytes the host may now overwrite.

@@ -1,6 +1,6 @@
 //! The complete list of host functions a plugin may call, and the guest's exports besides `run`.
 //!
-//! This is the only place that names the ABI (`wit/wasm-ipc.wit`, version 0.1.0): the raw
+//! This is the only place that names the ABI (`wit/wasm-ipc.wit`, version 0.2.0): the raw
 //! imports from the module [`MODULE`], the `cabi_realloc` export the host calls to obtain each
 //! port's window, and the registry of those windows that the safe API checks every pointer from
 //! the host against. Everything else in the crate is built on these functions.
@@ -12,11 +12,12 @@ use std::alloc::{self, Layout};
 use std::ptr;
 use std::sync::{Mutex, PoisonError};
 
-/// The import module of every host function (ABI version 0.1.0).
-pub const MODULE: &str = "wasm-ipc:plugin/host@0.1.0";
+/// The import module of every host function (ABI version 0.2.0; its 0.1.0 functions are
+/// unchanged, so a plugin that uses only those runs as before).
+pub const MODULE: &str = "wasm-ipc:plugin/host@0.2.0";
 
 #[cfg(target_family = "wasm")]
-#[link(wasm_import_module = "wasm-ipc:plugin/host@0.1.0")]
+#[link(wasm_import_module = "wasm-ipc:plugin/host@0.2.0")]
 unsafe extern "C" {
     /// `port(name: string) -> s32`: the handle of this plugin's port `name`, or unknown-port.
     ///
@@ -76,6 +77,38 @@ unsafe extern "C" {
 
     /// `now() -> u64`: CLOCK_MONOTONIC in nanoseconds, the same clock in every process.
     pub safe fn now() -> u64;
+
+    /// `client(port) -> s32`: on a server port, the client whose request `receive` returned
+    /// last.
+    ///
+    /// # Safety
+    /// `port` must be a server handle on which a request was received (else the host traps).
+    pub fn client(port: i32) -> i32;
+
+    /// `reply-loan(port, client, len) -> s32`: pointer to `len` writable bytes for the answer
+    /// to `client`'s outstanding call; negative: closed (that client is gone), too-large.
+    ///
+    /// # Safety
+    /// `port` must be a server handle and `client` have an outstanding call (else the host
+    /// traps); nothing may still refer to a previous reply loan of that port.
+    #[link_name = "reply-loan"]
+    pub fn reply_loan(port: i32, client: i32, len: u32) -> i32;
+
+    /// `reply(port, len) -> s32`: sends the first `len` bytes of the reply loan.
+    ///
+    /// # Safety
+    /// `port` must have a reply loan at least `len` bytes long (else the host traps), and
+    /// nothing may write to it afterwards.
+    pub fn reply(port: i32, len: u32) -> i32;
+
+    /// `call(port, len) -> s64`: sends the first `len` bytes of the loan as a request and
+    /// blocks for the answer: `ptr << 32 | len` of it, or negative (closed, peer-failed).
+    ///
+    /// # Safety
+    /// `port` must be a client handle with a current loan at least `len` bytes long and no
+    /// answer held (else the host traps); nothing may write to the loan afterwards, nor refer
+    /// to the previous answer (the host writes the new one over the window).
+    pub fn call(port: i32, len: u32) -> i64;
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -116,6 +149,18 @@ mod native {
     }
     pub fn now() -> u64 {
         unavailable("now")
+    }
+    pub unsafe fn client(_port: i32) -> i32 {
+        unavailable("client")
+    }
+    pub unsafe fn reply_loan(_port: i32, _client: i32, _len: u32) -> i32 {
+        unavailable("reply-loan")
+    }
+    pub unsafe fn reply(_port: i32, _len: u32) -> i32 {
+        unavailable("reply")
+    }
+    pub unsafe fn call(_port: i32, _len: u32) -> i64 {
+        unavailable("call")
     }
 }
 
