@@ -10,6 +10,7 @@ mod isolation;
 mod languages;
 mod limits;
 mod lockdown;
+mod requests;
 mod scenario;
 mod scenarios;
 mod shm;
