@@ -366,3 +366,28 @@ to = "c.in"
         assert_eq!(proc_named(run, "c")["messages_received"], 500);
     }
 }
+
+#[test]
+fn c_and_rust_clients_and_servers_answer_each_other_on_every_backend() {
+    let _g = heavy();
+    let (c_web, c_db) = (util::lang_wasm("c", "web"), util::lang_wasm("c", "db"));
+    let (rust_web, rust_db) = (util::wasm("web"), util::wasm("db"));
+    for (web, db) in [(&c_web, &rust_db), (&rust_web, &c_db), (&c_web, &c_db)] {
+        let text = web_db(2, 30, "db", "", "\"shm\", \"msg\"")
+            .replace("{wasm:web}", &web.display().to_string())
+            .replace("{wasm:db}", &db.display().to_string());
+        let (out, rep) = run_text(&text, "rr-lang");
+        assert!(
+            out.status.success(),
+            "{} → {}: {}",
+            web.display(),
+            db.display(),
+            util::stderr(&out)
+        );
+        assert_eq!(rep["digests_agree"], true);
+        for run in rep["runs"].as_array().unwrap() {
+            assert_eq!(run["requests"]["calls"], 180, "{run}");
+            assert_eq!(proc_named(run, "db")["reports"]["answered"], 180);
+        }
+    }
+}

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the C example plugins: sh plugins/examples/c/build.sh
-# Output: plugins/target/lang/c/producer.wasm and consumer.wasm (wasm32-wasi reactors).
+# Output: plugins/target/lang/c/{producer,consumer,web,db}.wasm (wasm32-wasi reactors).
 set -eu
 here=$(dirname "$0")
 sdk="$here/../../sdk/c"
@@ -26,7 +26,7 @@ CFLAGS="--target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -std=c11 -W
 LDFLAGS="-Wl,-z,stack-size=65536 -Wl,--strip-all"
 
 mkdir -p "$out"
-for plugin in producer consumer; do
+for plugin in producer consumer web db; do
     # shellcheck disable=SC2086 # the flags are words on purpose
     "$CC" $CFLAGS $LDFLAGS -I "$sdk" -o "$out/$plugin.wasm" "$here/$plugin.c" "$sdk/wasm_ipc.c"
     echo "built $out/$plugin.wasm"

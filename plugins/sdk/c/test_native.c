@@ -40,6 +40,10 @@ int32_t host_release(int32_t p) { (void)p; return 0; }
 void host_report(const char *k, size_t l, int64_t v) { (void)k, (void)l, (void)v; }
 void host_log(uint32_t lv, const char *m, size_t l) { fprintf(stderr, "log %u: %.*s\n", lv, (int)l, m); }
 uint64_t host_now(void) { return 0; }
+int32_t host_client(int32_t p) { (void)p; return 0; }
+int32_t host_reply_loan(int32_t p, int32_t c, uint32_t l) { (void)p, (void)c, (void)l; return WASM_IPC_CLOSED; }
+int32_t host_reply(int32_t p, uint32_t l) { (void)p, (void)l; return WASM_IPC_CLOSED; }
+int64_t host_call(int32_t p, uint32_t l) { (void)p, (void)l; return WASM_IPC_PEER_FAILED; }
 
 /* ---- Tests -------------------------------------------------------------------------------- */
 
@@ -140,11 +144,30 @@ static void test_cabi_realloc(void) {
     CHECK(cabi_realloc(NULL, 0, 3, 64) == NULL);
 }
 
+/* The web-db table's row lengths, pinned to the Rust SDK's (pattern::table tests). */
+static void test_rows(void) {
+    static const size_t pinned[] = {2997, 64109, 10017, 52126, 31900, 14273};
+    for (uint64_t k = 0; k < 6; k++) CHECK(wasm_ipc_row_len(k, 100, 65536, 3) == pinned[k]);
+    CHECK(wasm_ipc_row_len(9, 4096, 4096, 1) == 4096);
+    uint8_t row[2997];
+    wasm_ipc_pattern_fill(row, sizeof row, 0, 3);
+    CHECK(wasm_ipc_row_check(row, sizeof row, 0, 100, 65536, 3));
+    CHECK(!wasm_ipc_row_check(row, sizeof row - 1, 0, 100, 65536, 3));
+    /* Request/reply wrappers pass the host's codes through. */
+    wasm_ipc_port p = {0};
+    uint32_t len = 7;
+    int32_t err = 0;
+    CHECK(wasm_ipc_call(p, 8, &len, &err) == NULL && err == WASM_IPC_PEER_FAILED && len == 0);
+    CHECK(wasm_ipc_reply_loan(p, 0, 8, &err) == NULL && err == WASM_IPC_CLOSED);
+    CHECK(wasm_ipc_reply(p, 8) == WASM_IPC_CLOSED);
+}
+
 int main(void) {
     test_pattern();
     test_config();
     test_codes();
     test_cabi_realloc();
+    test_rows();
     if (failures) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;

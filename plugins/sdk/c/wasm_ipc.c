@@ -1,4 +1,4 @@
-/* wasm_ipc.c: the only file that names the ABI (wit/wasm-ipc.wit, version 0.1.0): the raw
+/* wasm_ipc.c: the only file that names the ABI (wit/wasm-ipc.wit, version 0.2.0): the raw
  * host imports, the `cabi_realloc` export the host calls to obtain each port's window, and the
  * registry of those windows that every pointer from the host is checked against. Everything
  * else in the SDK is built on these.
@@ -12,10 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Raw host imports (module "wasm-ipc:plugin/host@0.1.0") ------------------------------- */
+/* ---- Raw host imports (module "wasm-ipc:plugin/host@0.2.0") ------------------------------- */
 
-#define HOST_IMPORT(fn) \
-    __attribute__((import_module("wasm-ipc:plugin/host@0.1.0"), import_name(#fn)))
+#define HOST_IMPORT_AS(name) \
+    __attribute__((import_module("wasm-ipc:plugin/host@0.2.0"), import_name(name)))
+#define HOST_IMPORT(fn) HOST_IMPORT_AS(#fn)
 
 HOST_IMPORT(port) int32_t host_port(const char *name, size_t len);
 HOST_IMPORT(loan) int32_t host_loan(int32_t port, uint32_t len);
@@ -26,6 +27,10 @@ HOST_IMPORT(config) int32_t host_config(const char *key, size_t key_len, char *o
 HOST_IMPORT(report) void host_report(const char *key, size_t key_len, int64_t value);
 HOST_IMPORT(log) void host_log(uint32_t level, const char *msg, size_t len);
 HOST_IMPORT(now) uint64_t host_now(void);
+HOST_IMPORT(client) int32_t host_client(int32_t port);
+HOST_IMPORT_AS("reply-loan") int32_t host_reply_loan(int32_t port, int32_t client, uint32_t len);
+HOST_IMPORT(reply) int32_t host_reply(int32_t port, uint32_t len);
+HOST_IMPORT(call) int64_t host_call(int32_t port, uint32_t len);
 
 /* ---- Windows ------------------------------------------------------------------------------ */
 
@@ -181,8 +186,19 @@ int32_t wasm_ipc_publish(wasm_ipc_port port, uint32_t len) {
     return ret < 0 ? ret : WASM_IPC_OK;
 }
 
+static const uint8_t *received(const char *call, int64_t ret, uint32_t *len, int32_t *err);
+
 const uint8_t *wasm_ipc_receive(wasm_ipc_port port, uint32_t *len, int32_t *err) {
-    int64_t ret = host_receive(port.handle);
+    return received("receive", host_receive(port.handle), len, err);
+}
+
+int32_t wasm_ipc_release(wasm_ipc_port port) {
+    int32_t ret = host_release(port.handle);
+    return ret < 0 ? ret : WASM_IPC_OK;
+}
+
+/* A message that `receive` or `call` returned as `ptr << 32 | len`, or NULL with the code. */
+static const uint8_t *received(const char *call, int64_t ret, uint32_t *len, int32_t *err) {
     if (ret < 0) {
         set_err(err, ret < INT32_MIN ? INT32_MIN : (int32_t)ret);
         *len = 0;
@@ -192,11 +208,32 @@ const uint8_t *wasm_ipc_receive(wasm_ipc_port port, uint32_t *len, int32_t *err)
     uintptr_t addr = (uintptr_t)((uint64_t)ret >> 32);
     *len = (uint32_t)ret;
     if (*len == 0) return addr ? (const uint8_t *)addr : empty;
-    return window_ptr("receive", addr, *len);
+    return window_ptr(call, addr, *len);
 }
 
-int32_t wasm_ipc_release(wasm_ipc_port port) {
-    int32_t ret = host_release(port.handle);
+const uint8_t *wasm_ipc_call(wasm_ipc_port port, uint32_t len, uint32_t *len_out, int32_t *err) {
+    return received("call", host_call(port.handle, len), len_out, err);
+}
+
+const uint8_t *wasm_ipc_serve(wasm_ipc_port port, uint32_t *len, uint32_t *client, int32_t *err) {
+    const uint8_t *req = received("receive", host_receive(port.handle), len, err);
+    if (req) *client = (uint32_t)host_client(port.handle);
+    return req;
+}
+
+uint8_t *wasm_ipc_reply_loan(wasm_ipc_port port, uint32_t client, uint32_t len, int32_t *err) {
+    int32_t ret = host_reply_loan(port.handle, (int32_t)client, len);
+    if (ret < 0) {
+        set_err(err, ret);
+        return NULL;
+    }
+    set_err(err, WASM_IPC_OK);
+    if (len == 0) return ret ? (uint8_t *)(uintptr_t)ret : empty;
+    return window_ptr("reply-loan", (uintptr_t)ret, len);
+}
+
+int32_t wasm_ipc_reply(wasm_ipc_port port, uint32_t len) {
+    int32_t ret = host_reply(port.handle, len);
     return ret < 0 ? ret : WASM_IPC_OK;
 }
 
@@ -413,4 +450,18 @@ uint64_t wasm_ipc_pattern_checksum(const uint8_t *buf, size_t len) {
     uint64_t sum = 0;
     for (size_t at = 0; at < len; at += 8) sum += load(buf + at, len - at < 8 ? len - at : 8);
     return sum;
+}
+
+size_t wasm_ipc_row_len(uint64_t key, size_t min, size_t max, uint64_t seed) {
+    if (min < 1) min = 1;
+    if (max < min) max = min;
+    uint64_t h = wasm_ipc_pattern_word(key, 7, seed ^ UINT64_C(0x7AB1E000));
+    /* Octaves from min up to max (the bit length of max / min): pick one, then a length in it. */
+    uint64_t octaves = (uint64_t)(64 - __builtin_clzll((unsigned long long)(max / min)));
+    unsigned octave = (unsigned)(h % octaves);
+    size_t low = min << octave;
+    size_t high = (low << 1) < max + 1 ? (low << 1) : max + 1;
+    uint64_t span = high > low ? (uint64_t)(high - low) : 1;
+    size_t len = low + (size_t)((h >> 16) % span);
+    return len < max ? len : max;
 }

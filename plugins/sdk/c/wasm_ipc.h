@@ -1,5 +1,5 @@
 /* wasm_ipc.h: the C SDK for wasm-ipc plugins, a C API over the plugin ABI in wit/wasm-ipc.wit
- * (version 0.1.0).
+ * (version 0.2.0: streams, and request/reply).
  *
  * Build a plugin as a wasm32-wasi *reactor* together with wasm_ipc.c (see README.md):
  *   clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 \
@@ -101,6 +101,34 @@ const uint8_t *wasm_ipc_receive(wasm_ipc_port port, uint32_t *len, int32_t *err)
  *  Returns WASM_IPC_OK or a negative code. */
 int32_t wasm_ipc_release(wasm_ipc_port port);
 
+/* ---- Request/reply (ABI 0.2.0) ------------------------------------------------------------
+ * A client port (a `from` port of a `pattern = "request-reply"` channel): wasm_ipc_loan a
+ * request, write it, wasm_ipc_call, read the answer, wasm_ipc_release. A server port (its `to`
+ * port): wasm_ipc_serve a request (it says which client asked), read it, wasm_ipc_release,
+ * wasm_ipc_reply_loan for that client, write the answer, wasm_ipc_reply. */
+
+/** Client: sends the first `len` bytes of the current loan as a request and blocks for the
+ *  answer; returns it (READ-ONLY, in the port's own answer window) and its length in `*len_out`.
+ *  Returns NULL with `*err` = WASM_IPC_CLOSED (the server finished without answering) or
+ *  WASM_IPC_PEER_FAILED (it failed). Call wasm_ipc_release before the next call. */
+const uint8_t *wasm_ipc_call(wasm_ipc_port port, uint32_t len, uint32_t *len_out, int32_t *err);
+
+/** Server: blocks for the next request from any client; returns it (READ-ONLY), its length in
+ *  `*len` and the client (0-based, its place in the channel's `from`) in `*client`. Returns NULL
+ *  with `*err` = WASM_IPC_CLOSED once every client finished (a client that failed is skipped),
+ *  or WASM_IPC_PEER_FAILED. Call wasm_ipc_release when done with the request's bytes. */
+const uint8_t *wasm_ipc_serve(wasm_ipc_port port, uint32_t *len, uint32_t *client, int32_t *err);
+
+/** Server: loans `len` writable bytes for the answer to `client`'s outstanding call (in that
+ *  client's answer window). Returns NULL with `*err` = WASM_IPC_CLOSED when that client is gone
+ *  (it failed mid-call: serve the others) or WASM_IPC_TOO_LARGE. A client without an
+ *  outstanding call is misuse: the host traps. */
+uint8_t *wasm_ipc_reply_loan(wasm_ipc_port port, uint32_t client, uint32_t len, int32_t *err);
+
+/** Server: sends the first `len` bytes of the reply loan, ending that call. Returns
+ *  WASM_IPC_OK or WASM_IPC_CLOSED (the client is gone). */
+int32_t wasm_ipc_reply(wasm_ipc_port port, uint32_t len);
+
 /* ---- Config: values are text (integers as decimal digits, strings without quotes, booleans
  * true/false). The typed getters return false when the key is absent; a value that does not
  * parse logs an error naming the key and value and traps: a plugin must not run on with a
@@ -191,6 +219,19 @@ static inline bool wasm_ipc_pattern_check(const uint8_t *buf, size_t len, uint64
 
 /** Wrapping sum of the message's little-endian u64 words, the last partial word zero-padded. */
 uint64_t wasm_ipc_pattern_checksum(const uint8_t *buf, size_t len);
+
+/* ---- The web-db table (bit for bit the Rust SDK's `pattern::table`): row `key` of a table of
+ * rows of `min..=max` bytes is message `key` with `seed`, of wasm_ipc_row_len bytes. */
+
+/** The length of row `key`, spread over min..=max on a logarithmic scale. */
+size_t wasm_ipc_row_len(uint64_t key, size_t min, size_t max, uint64_t seed);
+
+/** Whether `buf` (`len` bytes) is exactly row `key` of a min..=max table with `seed`. */
+static inline bool wasm_ipc_row_check(const uint8_t *buf, size_t len, uint64_t key, size_t min,
+                                      size_t max, uint64_t seed) {
+    return len == wasm_ipc_row_len(key, min, max, seed) &&
+           wasm_ipc_pattern_check(buf, len, key, seed);
+}
 
 #ifdef __cplusplus
 }

@@ -359,6 +359,9 @@ pub mod table {
             assert!(!check_row(&row, 6, min, max, 3));
             assert!(!check_row(&row[..row.len() - 1], 5, min, max, 3));
             assert_eq!(row_len(9, 4096, 4096, 1), 4096);
+            // Pinned: the C, Zig and AssemblyScript SDKs assert the same lengths.
+            let pinned: Vec<usize> = (0..6).map(|k| row_len(k, 100, 65536, 3)).collect();
+            assert_eq!(pinned, [2997, 64109, 10017, 52126, 31900, 14273]);
         }
     }
 }
