@@ -10,7 +10,7 @@ if ! command -v wat2wasm >/dev/null 2>&1; then
     exit 1
 fi
 mkdir -p "$out"
-for plugin in producer consumer; do
+for plugin in producer consumer db; do
     # --debug-names keeps the $names in a name section, so traps show function names.
     wat2wasm --debug-names "$here/$plugin.wat" -o "$out/$plugin.wasm"
     echo "built $out/$plugin.wasm"

@@ -1,4 +1,4 @@
-// AssemblyScript SDK for wasm-ipc plugins: the plugin ABI of `wit/wasm-ipc.wit` (0.1.0).
+// AssemblyScript SDK for wasm-ipc plugins: the plugin ABI of `wit/wasm-ipc.wit` (0.2.0: streams and request/reply).
 //
 // A plugin imports this module as "wasm-ipc-sdk" (build.sh links node_modules/wasm-ipc-sdk to
 // this folder), exports `run(): i32` and re-exports `cabi_realloc`:
@@ -32,26 +32,34 @@
 // AssemblyScript links only the ones a plugin uses. Strings cross as UTF-8 (pointer, length).
 
 /** The import module of every host function (ABI version 0.1.0). */
-export const MODULE = "wasm-ipc:plugin/host@0.1.0";
+export const MODULE = "wasm-ipc:plugin/host@0.2.0";
 
-@external("wasm-ipc:plugin/host@0.1.0", "port")
+@external("wasm-ipc:plugin/host@0.2.0", "port")
 declare function hostPort(name: usize, nameLen: usize): i32;
-@external("wasm-ipc:plugin/host@0.1.0", "loan")
+@external("wasm-ipc:plugin/host@0.2.0", "loan")
 declare function hostLoan(port: i32, len: u32): i32;
-@external("wasm-ipc:plugin/host@0.1.0", "publish")
+@external("wasm-ipc:plugin/host@0.2.0", "publish")
 declare function hostPublish(port: i32, len: u32): i32;
-@external("wasm-ipc:plugin/host@0.1.0", "receive")
+@external("wasm-ipc:plugin/host@0.2.0", "receive")
 declare function hostReceive(port: i32): i64;
-@external("wasm-ipc:plugin/host@0.1.0", "release")
+@external("wasm-ipc:plugin/host@0.2.0", "release")
 declare function hostRelease(port: i32): i32;
-@external("wasm-ipc:plugin/host@0.1.0", "config")
+@external("wasm-ipc:plugin/host@0.2.0", "config")
 declare function hostConfig(key: usize, keyLen: usize, out: usize, cap: u32): i32;
-@external("wasm-ipc:plugin/host@0.1.0", "report")
+@external("wasm-ipc:plugin/host@0.2.0", "report")
 declare function hostReport(key: usize, keyLen: usize, value: i64): void;
-@external("wasm-ipc:plugin/host@0.1.0", "log")
+@external("wasm-ipc:plugin/host@0.2.0", "log")
 declare function hostLog(level: u32, msg: usize, msgLen: usize): void;
-@external("wasm-ipc:plugin/host@0.1.0", "now")
+@external("wasm-ipc:plugin/host@0.2.0", "now")
 declare function hostNow(): u64;
+@external("wasm-ipc:plugin/host@0.2.0", "client")
+declare function hostClient(port: i32): i32;
+@external("wasm-ipc:plugin/host@0.2.0", "reply-loan")
+declare function hostReplyLoan(port: i32, client: i32, len: u32): i32;
+@external("wasm-ipc:plugin/host@0.2.0", "reply")
+declare function hostReply(port: i32, len: u32): i32;
+@external("wasm-ipc:plugin/host@0.2.0", "call")
+declare function hostCall(port: i32, len: u32): i64;
 
 // ---------------------------------------------------------------------------------------------
 // Error codes (negative results of the host calls), and what `run` returns for each.
@@ -471,6 +479,144 @@ export class Input {
   }
 }
 
+/** A client port (a `from` port of a request-reply channel): `request` a loan (`len` bytes
+ *  at `ptr`), write it, `call`, read the answer (`answerLen` bytes at `answerPtr`, READ-ONLY),
+ *  `release`. */
+export class Client {
+  /** The current request loan. */
+  ptr: usize = 0;
+  len: u32 = 0;
+  /** The current answer; never write there. */
+  answerPtr: usize = 0;
+  answerLen: u32 = 0;
+  private holding: bool = false;
+
+  constructor(readonly name: string, readonly handle: i32) {}
+
+  /** Opens the client port `name`, or null when the scenario gives this plugin none. */
+  static open(name: string): Client | null {
+    const handle = port(name);
+    return handle < 0 ? null : new Client(name, handle);
+  }
+
+  /** Loans `len` writable bytes for a request at `this.ptr` (releasing a held answer first).
+   *  Returns 0, or CLOSED, PEER_FAILED, TOO_LARGE. */
+  request(len: u32): i32 {
+    if (this.holding) this.release();
+    this.ptr = 0;
+    this.len = 0;
+    const ret = hostLoan(this.handle, len);
+    if (ret < 0) return ret;
+    checkWindow("loan", <usize>ret, len);
+    this.ptr = <usize>ret;
+    this.len = len;
+    return 0;
+  }
+
+  /** Sends the first `len` bytes of the request (all of it by default) and blocks for the
+   *  answer at `answerPtr`/`answerLen`. Returns 0, or CLOSED (the server finished without
+   *  answering), PEER_FAILED (it failed), TOO_LARGE (longer than the loan: nothing sent). */
+  call(len: u32 = u32.MAX_VALUE): i32 {
+    if (len == u32.MAX_VALUE) len = this.len;
+    if (len > this.len) return TOO_LARGE;
+    this.ptr = 0;
+    this.len = 0;
+    const ret = hostCall(this.handle, len);
+    if (ret < 0) return ret < <i64>i32.MIN_VALUE ? i32.MIN_VALUE : <i32>ret;
+    const ptr = <usize>(<u64>ret >> 32);
+    const n = <u32>ret;
+    checkWindow("call", ptr, n);
+    this.answerPtr = ptr;
+    this.answerLen = n;
+    this.holding = true;
+    return 0;
+  }
+
+  /** Done with the answer. Returns 0 (also when none is held), or a negative code. */
+  release(): i32 {
+    if (!this.holding) return 0;
+    this.holding = false;
+    this.answerPtr = 0;
+    this.answerLen = 0;
+    const ret = hostRelease(this.handle);
+    return ret < 0 ? ret : 0;
+  }
+}
+
+/** A server port (the `to` port of a request-reply channel): `receive` a request (`len`
+ *  bytes at `ptr`, READ-ONLY, from client `client`), `release` it, `replyLoan` for that client
+ *  (`replyLen` bytes at `replyPtr`), write, `reply`. */
+export class Server {
+  /** The current request and who asked (0-based: the client's place in `from`). */
+  ptr: usize = 0;
+  len: u32 = 0;
+  client: u32 = 0;
+  /** The current reply loan. */
+  replyPtr: usize = 0;
+  replyLen: u32 = 0;
+  private holding: bool = false;
+
+  constructor(readonly name: string, readonly handle: i32) {}
+
+  /** Opens the server port `name`, or null when the scenario gives this plugin none. */
+  static open(name: string): Server | null {
+    const handle = port(name);
+    return handle < 0 ? null : new Server(name, handle);
+  }
+
+  /** Blocks for the next request from any client (releasing the previous one first). Returns
+   *  0, CLOSED once every client finished (a failed client is skipped), or PEER_FAILED. */
+  receive(): i32 {
+    if (this.holding) this.release();
+    this.ptr = 0;
+    this.len = 0;
+    const ret = hostReceive(this.handle);
+    if (ret < 0) return ret < <i64>i32.MIN_VALUE ? i32.MIN_VALUE : <i32>ret;
+    const ptr = <usize>(<u64>ret >> 32);
+    const len = <u32>ret;
+    checkWindow("receive", ptr, len);
+    this.ptr = ptr;
+    this.len = len;
+    this.client = <u32>hostClient(this.handle);
+    this.holding = true;
+    return 0;
+  }
+
+  /** Done with the request's bytes. Returns 0 (also when none is held), or a negative code. */
+  release(): i32 {
+    if (!this.holding) return 0;
+    this.holding = false;
+    this.ptr = 0;
+    this.len = 0;
+    const ret = hostRelease(this.handle);
+    return ret < 0 ? ret : 0;
+  }
+
+  /** Loans `len` bytes at `replyPtr` for the answer to `client`'s outstanding call. Returns 0,
+   *  CLOSED (that client is gone: serve the others), or TOO_LARGE. */
+  replyLoan(client: u32, len: u32): i32 {
+    this.replyPtr = 0;
+    this.replyLen = 0;
+    const ret = hostReplyLoan(this.handle, <i32>client, len);
+    if (ret < 0) return ret;
+    checkWindow("reply-loan", <usize>ret, len);
+    this.replyPtr = <usize>ret;
+    this.replyLen = len;
+    return 0;
+  }
+
+  /** Sends the first `len` bytes of the reply loan (all of it by default). Returns 0, CLOSED
+   *  (the client is gone), or TOO_LARGE (longer than the loan: nothing sent). */
+  reply(len: u32 = u32.MAX_VALUE): i32 {
+    if (len == u32.MAX_VALUE) len = this.replyLen;
+    if (len > this.replyLen) return TOO_LARGE;
+    this.replyPtr = 0;
+    this.replyLen = 0;
+    const ret = hostReply(this.handle, len);
+    return ret < 0 ? ret : 0;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The test payload, bit for bit as plugins/sdk/rust/src/pattern.rs: message `i` of `len` bytes
 // with `seed` is little-endian u64 words; word 0 is `i`; word w >= 1 is
@@ -578,3 +724,23 @@ export function checksum(ptr: usize, len: usize): u64 {
 // the pages up to memory.size when it starts, so it must own them before the host asks
 // `cabi_realloc` for windows. Memory for the windows then comes from memory.grow.
 heap.free(heap.alloc(16));
+
+/** The length of row `key` of the web-db table (bit for bit the Rust SDK's
+ *  `pattern::table::row_len`): spread over `min..=max` on a logarithmic scale. */
+export function rowLen(key: u64, min: u64, max: u64, seed: u64): u64 {
+  if (min < 1) min = 1;
+  if (max < min) max = min;
+  const h = patternWord(key, 7, seed ^ 0x7ab1_e000);
+  const octaves: u64 = 64 - clz<u64>(max / min);
+  const octave = h % octaves;
+  const low = min << octave;
+  const high = (low << 1) < max + 1 ? low << 1 : max + 1;
+  const span: u64 = high > low ? high - low : 1;
+  const len = low + ((h >> 16) % span);
+  return len < max ? len : max;
+}
+
+/** Whether `len` bytes at `ptr` are exactly row `key` of a `min..=max` table with `seed`. */
+export function checkRow(ptr: usize, len: usize, key: u64, min: u64, max: u64, seed: u64): bool {
+  return <u64>len == rowLen(key, min, max, seed) && check(ptr, len, key, seed);
+}

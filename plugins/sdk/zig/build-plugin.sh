@@ -3,7 +3,7 @@
 #
 # Builds one Zig wasm-ipc plugin: SOURCE.zig is the root file and imports the SDK as
 # `@import("wasm_ipc")`. The result is a core wasm32 module that exports exactly `memory`, `run`
-# and `cabi_realloc` and imports only from `wasm-ipc:plugin/host@0.1.0`:
+# and `cabi_realloc` and imports only from `wasm-ipc:plugin/host@0.2.0`:
 #   -target wasm32-freestanding   no WASI imports, no libc, nothing to initialise
 #   -fno-entry, --export=...      a library-like module: no `_start`, only our exports
 #   --stack 65536                 64 KiB of stack (Zig's default is 16 MiB of linear memory)

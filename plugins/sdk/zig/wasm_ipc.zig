@@ -1,8 +1,9 @@
-//! Zig SDK for wasm-ipc plugins: the plugin ABI of `wit/wasm-ipc.wit` (version 0.1.0) in Zig
+//! Zig SDK for wasm-ipc plugins: the plugin ABI of `wit/wasm-ipc.wit` (version 0.2.0) in Zig
 //! idiom. Build: `sh plugins/sdk/zig/build-plugin.sh plugin.zig plugin.wasm` (Zig 0.17).
 //!
 //! A plugin opens its ports by name, loans bytes on an `Output` and publishes them, receives
-//! messages on an `Input` and releases them, reads its config, reports figures and logs. The
+//! messages on an `Input` and releases them, calls a server through a `Client` or answers
+//! clients through a `Server` (request/reply), reads its config, reports figures and logs. The
 //! raw host imports live in `raw` (the only place that names them); this file also exports the
 //! `cabi_realloc` the host calls to obtain each port's window. Typical root file:
 //!
@@ -37,32 +38,43 @@
 const std = @import("std");
 const builtin = @import("builtin");
 
-/// The import module of every host function (ABI version 0.1.0).
-pub const module_name = "wasm-ipc:plugin/host@0.1.0";
+/// The import module of every host function (ABI version 0.2.0; its 0.1.0 functions are
+/// unchanged).
+pub const module_name = "wasm-ipc:plugin/host@0.2.0";
 
 /// The raw host imports: the complete list of host functions a plugin may call. Nothing here
 /// checks anything; plugins use the safe API below (test fixtures may break the rules here).
 pub const raw = struct {
     /// Handle of this plugin's port `name`, or unknown-port (-3).
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn port(name: [*]const u8, name_len: usize) i32;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn port(name: [*]const u8, name_len: usize) i32;
     /// Pointer to `len` writable bytes in the output port's window; blocks while the channel is
     /// full. Negative: closed, peer-failed, too-large.
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn loan(port: i32, len: u32) i32;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn loan(port: i32, len: u32) i32;
     /// Sends the first `len` bytes of the current loan. 0, or closed, peer-failed.
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn publish(port: i32, len: u32) i32;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn publish(port: i32, len: u32) i32;
     /// Blocks until a message arrives: `ptr << 32 | len` in the port's window, or negative
     /// (closed once every producer finished and the channel is drained, or peer-failed).
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn receive(port: i32) i64;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn receive(port: i32) i64;
     /// Done with the message `receive` returned.
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn release(port: i32) i32;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn release(port: i32) i32;
     /// Copies the value of `key` (at most `cap` bytes) to `out`; its full length, or not-found.
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn config(key: [*]const u8, key_len: usize, out: [*]u8, cap: u32) i32;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn config(key: [*]const u8, key_len: usize, out: [*]u8, cap: u32) i32;
     /// A figure for the run's report; a repeated key overwrites.
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn report(key: [*]const u8, key_len: usize, value: i64) void;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn report(key: [*]const u8, key_len: usize, value: i64) void;
     /// A log line: level 0 error, 1 warn, 2 info, 3 debug, 4 trace.
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn log(level: u32, msg: [*]const u8, msg_len: usize) void;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn log(level: u32, msg: [*]const u8, msg_len: usize) void;
     /// CLOCK_MONOTONIC in nanoseconds, the same clock in every process.
-    pub extern "wasm-ipc:plugin/host@0.1.0" fn now() u64;
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn now() u64;
+    /// Server port: the client whose request `receive` returned last.
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn client(port: i32) i32;
+    /// Server port: pointer to `len` writable bytes for the answer to `client`'s outstanding
+    /// call. Negative: closed (that client is gone), too-large.
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn @"reply-loan"(port: i32, client: i32, len: u32) i32;
+    /// Server port: sends the first `len` bytes of the reply loan. 0, or closed.
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn reply(port: i32, len: u32) i32;
+    /// Client port: sends the first `len` bytes of the loan as a request and blocks for the
+    /// answer: `ptr << 32 | len`, or negative (closed, peer-failed).
+    pub extern "wasm-ipc:plugin/host@0.2.0" fn call(port: i32, len: u32) i64;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -232,19 +244,103 @@ pub const Input = struct {
     /// is drained. The bytes are valid until `release`, and read-only (on `shm` they are mapped
     /// read-only: a write traps). Errors: PeerFailed when a producer failed.
     pub fn receive(self: Input) Error!?[]const u8 {
-        const ret = raw.receive(self.handle);
-        if (ret == code.closed) return null;
-        if (ret < 0) return fromCode(ret);
-        const bits: u64 = @bitCast(ret);
-        const addr: usize = @intCast(bits >> 32);
-        const len: usize = @as(u32, @truncate(bits));
-        if (len == 0) return &.{};
-        return windowPtr("receive", addr, len)[0..len];
+        return received("receive", raw.receive(self.handle));
     }
 
     /// Done with the message `receive` returned: its bytes may be overwritten after this.
     pub fn release(self: Input) Error!void {
         const ret = raw.release(self.handle);
+        if (ret < 0) return fromCode(ret);
+    }
+};
+
+/// The message a `receive` or `call` result names; null for closed.
+fn received(call: []const u8, ret: i64) Error!?[]const u8 {
+    if (ret == code.closed) return null;
+    if (ret < 0) return fromCode(ret);
+    const bits: u64 = @bitCast(ret);
+    const addr: usize = @intCast(bits >> 32);
+    const len: usize = @as(u32, @truncate(bits));
+    if (len == 0) return &.{};
+    return windowPtr(call, addr, len)[0..len];
+}
+
+/// A client port (a `from` port of a request-reply channel): `request` a loan, write it,
+/// `call`, read the answer, `release`.
+pub const Client = struct {
+    /// The handle `port` returned (for the `raw` functions).
+    handle: i32,
+
+    /// Opens the client port `name`; `error.UnknownPort` when there is none.
+    pub fn open(name: []const u8) Error!Client {
+        return .{ .handle = try openPort(name) };
+    }
+
+    /// Loans `len` writable bytes for a request (valid until `call`).
+    /// Errors: Closed, PeerFailed, TooLarge.
+    pub fn request(self: Client, len: usize) Error![]u8 {
+        return (Output{ .handle = self.handle }).loan(len);
+    }
+
+    /// Sends the first `len` bytes of the request loan and blocks for the answer, which is
+    /// read-only and valid until `release`. Errors: Closed (the server finished without
+    /// answering), PeerFailed (it failed).
+    pub fn call(self: Client, len: usize) Error![]const u8 {
+        const len32 = std.math.cast(u32, len) orelse return error.TooLarge;
+        return (try received("call", raw.call(self.handle, len32))) orelse error.Closed;
+    }
+
+    /// Done with the answer: release it before the next call.
+    pub fn release(self: Client) Error!void {
+        const ret = raw.release(self.handle);
+        if (ret < 0) return fromCode(ret);
+    }
+};
+
+/// A request a server received: its bytes (read-only, valid until `release`) and who asked.
+pub const Request = struct {
+    bytes: []const u8,
+    /// 0-based: the client's place in the channel's `from`.
+    client: u32,
+};
+
+/// A server port (the `to` port of a request-reply channel).
+pub const Server = struct {
+    /// The handle `port` returned (for the `raw` functions).
+    handle: i32,
+
+    /// Opens the server port `name`; `error.UnknownPort` when there is none.
+    pub fn open(name: []const u8) Error!Server {
+        return .{ .handle = try openPort(name) };
+    }
+
+    /// Blocks for the next request from any client; null once every client finished (a
+    /// client that failed is skipped). Errors: PeerFailed.
+    pub fn receive(self: Server) Error!?Request {
+        const bytes = (try received("receive", raw.receive(self.handle))) orelse return null;
+        return .{ .bytes = bytes, .client = @bitCast(raw.client(self.handle)) };
+    }
+
+    /// Done with the request's bytes.
+    pub fn release(self: Server) Error!void {
+        const ret = raw.release(self.handle);
+        if (ret < 0) return fromCode(ret);
+    }
+
+    /// Loans `len` bytes for the answer to `client`'s outstanding call. Errors: Closed (that
+    /// client is gone: serve the others), TooLarge.
+    pub fn replyLoan(self: Server, client: u32, len: usize) Error![]u8 {
+        const len32 = std.math.cast(u32, len) orelse return error.TooLarge;
+        const ret = raw.@"reply-loan"(self.handle, @bitCast(client), len32);
+        if (ret < 0) return fromCode(ret);
+        if (len == 0) return &.{};
+        return windowPtr("reply-loan", @intCast(ret), len)[0..len];
+    }
+
+    /// Sends the first `len` bytes of the reply loan. Errors: Closed (the client is gone).
+    pub fn reply(self: Server, len: usize) Error!void {
+        const len32 = std.math.cast(u32, len) orelse return error.TooLarge;
+        const ret = raw.reply(self.handle, len32);
         if (ret < 0) return fromCode(ret);
     }
 };
@@ -651,6 +747,35 @@ pub const pattern = struct {
         @memcpy(bytes, w[0..bytes.len]);
     }
 };
+
+/// The web-db table (bit for bit the Rust SDK's `pattern::table`): row `key` of a table of rows
+/// of `min..=max` bytes is `pattern` message `key` with `seed`, of `rowLen` bytes.
+pub const table = struct {
+    /// The length of row `key`, spread over `min..=max` on a logarithmic scale.
+    pub fn rowLen(key: u64, min_in: usize, max_in: usize, seed: u64) usize {
+        const min = @max(min_in, 1);
+        const max = @max(max_in, min);
+        const h = pattern.word(key, 7, seed ^ 0x7AB1_E000);
+        const ratio: u64 = max / min;
+        const octaves: u64 = 64 - @as(u64, @clz(ratio));
+        const octave: u6 = @intCast(h % octaves);
+        const low: u64 = @as(u64, min) << octave;
+        const high: u64 = @min(low << 1, @as(u64, max) + 1);
+        const span: u64 = if (high > low) high - low else 1;
+        return @intCast(@min(low + (h >> 16) % span, @as(u64, max)));
+    }
+
+    /// Whether `buf` is exactly row `key` of a `min..=max` table with `seed`.
+    pub fn checkRow(buf: []const u8, key: u64, min: usize, max: usize, seed: u64) bool {
+        return buf.len == rowLen(key, min, max, seed) and pattern.check(buf, key, seed);
+    }
+};
+
+test "web-db row lengths match the Rust SDK's" {
+    const pinned = [_]usize{ 2997, 64109, 10017, 52126, 31900, 14273 };
+    for (pinned, 0..) |want, k| try std.testing.expectEqual(want, table.rowLen(k, 100, 65536, 3));
+    try std.testing.expectEqual(@as(usize, 4096), table.rowLen(9, 4096, 4096, 1));
+}
 
 test "pattern known vector and round trip" {
     var buf: [16]u8 = undefined;
