@@ -73,6 +73,10 @@ enum Cmd {
         /// rust, c, assemblyscript, zig or wat.
         #[arg(long)]
         lang: String,
+        /// stream (a producer/consumer pair) or request-reply (clients calling a server;
+        /// rust and c).
+        #[arg(long, default_value = "stream")]
+        kind: String,
         /// The plugin's name (lowercase letters, digits, - and _).
         name: String,
         /// Folder to create it in (default: the current one).
@@ -376,8 +380,13 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
         Cmd::Inspect { plugin, json } => return inspect(&plugin, json),
-        Cmd::New { lang, name, dir } => {
-            return match wasm_ipc::template::generate(&lang, &name, &dir) {
+        Cmd::New {
+            lang,
+            kind,
+            name,
+            dir,
+        } => {
+            return match wasm_ipc::template::generate(&lang, &kind, &name, &dir) {
                 Ok(scenario) => {
                     out!(
                         "created {}\nrun it: wasm-ipc compare {}",

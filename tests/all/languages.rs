@@ -196,6 +196,52 @@ fn templates_from_new_build_and_pass_in_every_language() {
         }
         assert_eq!(rep["digests_agree"], true, "{lang}");
     }
+    // `--kind request-reply`: two client instances call one server, every answer checked.
+    for lang in ["rust", "c"] {
+        let name = format!("rr-{lang}");
+        let out = wasm_ipc(&[
+            "new",
+            "--lang",
+            lang,
+            "--kind",
+            "request-reply",
+            &name,
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{lang}: {}", util::stderr(&out));
+        let scenario = dir.path().join(&name).join("scenario.toml");
+        let out = wasm_ipc(&["compare", "--json", scenario.to_str().unwrap()]);
+        assert!(out.status.success(), "{lang}: {}", util::stderr(&out));
+        let rep = report(&out);
+        for run in rep["runs"].as_array().unwrap() {
+            assert_eq!(run["ok"], true, "{lang}: {}", run["error"]);
+            assert_eq!(run["requests"]["calls"], 1000, "{lang}");
+            let server = run["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["plugin"] == format!("{name}-server"))
+                .unwrap();
+            assert_eq!(server["reports"]["served"], 1000, "{lang}");
+        }
+    }
+    let out = wasm_ipc(&[
+        "new",
+        "--lang",
+        "zig",
+        "--kind",
+        "request-reply",
+        "rr-zig",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        util::stderr(&out).contains("no request-reply template for zig"),
+        "{}",
+        util::stderr(&out)
+    );
     // A second `new` with the same name refuses to overwrite.
     let out = wasm_ipc(&[
         "new",
