@@ -776,3 +776,48 @@ fn overrides_set_run_channel_plugin_and_config_values() {
         "{e}"
     );
 }
+
+#[test]
+fn request_reply_channels_name_one_server_and_take_no_capacity() {
+    let three = format!(
+        "{PLUGINS}[[plugin]]\nname = \"relay\"\nwasm = \"relay.wat\"\n[[channel]]\npattern = \"request-reply\"\n"
+    );
+    let base = three.lines().count();
+    // Exactly one server.
+    assert_error(
+        &format!("{three}from = \"producer.db\"\nto = [\"consumer.q\", \"relay.q\"]\n"),
+        base + 2,
+        "channel[0].to",
+        "a request-reply channel has one server",
+    );
+    // A plugin cannot call itself.
+    assert_error(
+        &format!("{three}from = [\"relay.db\", \"consumer.db\"]\nto = \"consumer.q\"\n"),
+        base + 1,
+        "channel[0].from[1]",
+        "cannot call itself",
+    );
+    // Capacity is one call in flight per client, not a knob.
+    assert_error(
+        &format!("{three}from = \"producer.db\"\nto = \"consumer.q\"\ncapacity = 4\n"),
+        base + 3,
+        "channel[0].capacity",
+        "one call in flight",
+    );
+    // An unknown pattern names the valid ones.
+    assert_error(
+        &format!(
+            "{PLUGINS}[[channel]]\npattern = \"rpc\"\nfrom = \"producer.out\"\nto = \"consumer.in\"\n"
+        ),
+        PLUGINS.lines().count() + 2,
+        "channel[0].pattern",
+        "request-reply",
+    );
+    let (_d, sc) = load_ok(&format!(
+        "{three}from = [\"producer.db\", \"relay.db\"]\nto = \"consumer.q\"\n"
+    ));
+    let ch = &sc.channels[0];
+    assert_eq!(ch.pattern, wasm_ipc::scenario::Pattern::RequestReply);
+    assert_eq!(ch.capacity, 1);
+    assert_eq!(ch.from.len(), 2);
+}

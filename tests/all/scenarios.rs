@@ -51,6 +51,21 @@ fn check_run(sc: &Scenario, run: &Value, supervisor_pid: u64) {
             }
             expected += sent * ch.to.len() as u64;
         }
+        // Request/reply: every request the clients sent was answered (one message back each).
+        if ch.pattern == wasm_ipc::scenario::Pattern::RequestReply {
+            let calls: u64 = ch
+                .from
+                .iter()
+                .map(|f| {
+                    process(run, &sc.plugins[f.plugin].name)["calls"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .sum();
+            assert_eq!(run["requests"]["calls"], calls, "{what}");
+            assert_eq!(run["requests"]["served"], calls, "{what}");
+            expected += calls;
+        }
     }
     assert!(expected > 0, "{what}");
     assert_eq!(
