@@ -95,11 +95,11 @@ to = "db.queries"
         assert_eq!(lanes[1].leg, Leg::Request);
         assert_eq!(lanes[1].from.len(), 3);
         assert_eq!(lanes[1].to.len(), 1);
-        for k in 0..3 {
-            let reply = &lanes[2 + k];
-            assert_eq!(reply.leg, Leg::Reply { client: k as u32 });
+        for k in 0..3u32 {
+            let reply = &lanes[2 + k as usize];
+            assert_eq!(reply.leg, Leg::Reply { client: k });
             assert_eq!(reply.from, lanes[1].to);
-            assert_eq!(reply.to, vec![lanes[1].from[k].clone()]);
+            assert_eq!(reply.to, vec![lanes[1].from[k as usize].clone()]);
             assert_eq!(reply.capacity, 1);
             assert_eq!(reply.channel, 1);
         }

@@ -387,12 +387,14 @@ pub fn build(
             one_way_avg: avg / 2,
         })
     });
+    // CPU seconds per item, in ns (0 for no items; a bad figure counts as no CPU).
     let per = |cpu_s: f64, n: u64| {
-        if n > 0 {
-            (cpu_s * 1e9 / n as f64) as u64
-        } else {
-            0
-        }
+        let ns = std::time::Duration::try_from_secs_f64(cpu_s)
+            .unwrap_or_default()
+            .as_nanos();
+        ns.checked_div(u128::from(n))
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0)
     };
     let requests = (requests.calls > 0 || requests.served > 0).then(|| Requests {
         per_s: per_s(requests.calls),

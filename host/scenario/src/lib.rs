@@ -1129,7 +1129,7 @@ fn validate_channels(
             if to.len() != 1 {
                 return Err(src.at(
                     channel.to.span(),
-                    &key("to"),
+                    key("to"),
                     format!(
                         "a request-reply channel has one server: `to` names one port, got {}; \
                          its clients are the ports in `from`",
@@ -1155,7 +1155,7 @@ fn validate_channels(
             if let Some(cap) = &channel.capacity {
                 return Err(src.at(
                     cap.span(),
-                    &key("capacity"),
+                    key("capacity"),
                     "capacity does not apply to a request-reply channel: each client has one \
                      call in flight, so every link holds one message"
                         .to_string(),
