@@ -98,28 +98,30 @@ fn every_answer_matches_its_request_on_every_backend_with_1_2_and_4_web_workers(
     }
 }
 
+/// Runs `webs` web workers against `bad_db` with `fault` on each backend and returns each run's
+/// error, after checking that the run failed.
+fn bad_server_errors(webs: u32, fault: &str) -> Vec<String> {
+    ["shm", "msg"]
+        .iter()
+        .map(|backend| {
+            let db = format!(", fault = \"{fault}\"");
+            let text = web_db(webs, 20, "bad_db", &db, &format!("\"{backend}\""));
+            let (out, rep) = run_text(&text, "rr-bad");
+            assert_eq!(out.status.code(), Some(1), "{fault} on {backend}");
+            format!("{backend}: {}", rep["runs"][0]["error"].as_str().unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn a_server_that_answers_one_query_wrongly_fails_the_run_naming_the_answer() {
     let _g = heavy();
-    for backend in ["shm", "msg"] {
-        let (out, rep) = run_text(
-            &web_db(
-                1,
-                20,
-                "bad_db",
-                ", fault = \"wrong-row\"",
-                &format!("\"{backend}\""),
-            ),
-            "rr-wrong",
-        );
-        assert_eq!(out.status.code(), Some(1), "{backend}");
-        let run = &rep["runs"][0];
-        let e = run["error"].as_str().unwrap();
+    for e in bad_server_errors(1, "wrong-row") {
         assert!(
             e.contains("plugin `web` returned 3")
                 && e.contains("the answer on port `db` to query")
                 && e.contains("is wrong"),
-            "{backend}: {e}"
+            "{e}"
         );
     }
 }
@@ -127,23 +129,10 @@ fn a_server_that_answers_one_query_wrongly_fails_the_run_naming_the_answer() {
 #[test]
 fn a_server_that_answers_the_wrong_client_is_caught_by_that_client() {
     let _g = heavy();
-    for backend in ["shm", "msg"] {
-        let (out, rep) = run_text(
-            &web_db(
-                2,
-                20,
-                "bad_db",
-                ", fault = \"wrong-client\"",
-                &format!("\"{backend}\""),
-            ),
-            "rr-misroute",
-        );
-        assert_eq!(out.status.code(), Some(1), "{backend}");
-        let run = &rep["runs"][0];
-        let e = run["error"].as_str().unwrap();
+    for e in bad_server_errors(2, "wrong-client") {
         assert!(
             e.contains("is wrong: asked for row") && e.contains("plugin `web#"),
-            "{backend}: {e}"
+            "{e}"
         );
     }
 }
