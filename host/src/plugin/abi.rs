@@ -365,6 +365,14 @@ fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32>
     let i = leg_of(&caller, "loan", h, Use::Loan)?;
     match loan_leg(&mut caller, "loan", i, len)? {
         Ok(ptr) => Ok(ptr),
+        // A client's server no longer takes requests: its answers say how it ended.
+        Err(PortError::Closed) if matches!(handle_of(&caller, "loan", h)?, Handle::Client(_)) => {
+            let Handle::Client(c) = handle_of(&caller, "loan", h)? else {
+                unreachable!("matched above");
+            };
+            let reply = c.reply;
+            server_end(&mut caller, "loan", reply)
+        }
         Err(e) => {
             let name = name_of(&caller, i);
             port_result(&mut caller, "loan", &name, e)
@@ -431,7 +439,12 @@ fn publish_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) ->
     let len = len.cast_unsigned();
     if len > loaned {
         return Err(port_misuse(caller, call, i, |n| {
-            format!("{len} bytes sent on port `{n}`, but only {loaned} were loaned")
+            let verb = if call == "publish" {
+                "published"
+            } else {
+                "sent"
+            };
+            format!("{len} bytes {verb} on port `{n}`, but only {loaned} were loaned")
         }));
     }
     *loan = None;
@@ -695,6 +708,19 @@ fn reply(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32
     }
 }
 
+/// A client whose server no longer takes requests: how the server's answers to it end says
+/// whether it finished (closed) or failed (peer-failed). It closes or aborts its outputs
+/// before it stops taking requests, so this wait is short.
+fn server_end(caller: &mut Caller<'_, Host>, call: &str, reply: usize) -> wasmtime::Result<i32> {
+    let name = name_of(caller, reply);
+    match receive_leg(caller, call, reply)? {
+        Ok(_) => Err(wasmtime::format_err!(
+            "transport delivered an answer on port `{name}` without a call"
+        )),
+        Err(e) => port_result(caller, call, &name, e),
+    }
+}
+
 fn call(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i64> {
     let Handle::Client(c) = handle_of(&caller, "call", h)? else {
         let name = handle_of(&caller, "call", h)?
@@ -713,9 +739,14 @@ fn call(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i64>
         }));
     }
     let start = sys::now_ns();
-    if let Err(e) = publish_leg(&mut caller, "call", request, len)? {
-        let name = name_of(&caller, request);
-        return port_result(&mut caller, "call", &name, e).map(i64::from);
+    match publish_leg(&mut caller, "call", request, len)? {
+        Ok(()) => {}
+        // The server no longer takes requests: its answers say how it ended.
+        Err(PortError::Closed) => return server_end(&mut caller, "call", reply).map(i64::from),
+        Err(e) => {
+            let name = name_of(&caller, request);
+            return port_result(&mut caller, "call", &name, e).map(i64::from);
+        }
     }
     match receive_leg(&mut caller, "call", reply)? {
         Ok((value, _)) => {

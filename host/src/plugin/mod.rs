@@ -408,11 +408,18 @@ impl Host {
     /// Ends every port once `run` returned: outputs close cleanly (end of stream) when the
     /// plugin succeeded and abort otherwise; inputs detach.
     pub fn close_ports(&mut self, succeeded: bool) {
+        // Outputs first: a server's clients learn how it ended from its answers, not from
+        // requests that no longer go through.
         for port in &mut self.ports {
             match &mut port.side {
                 Side::Out { tx, .. } if succeeded => tx.close(&self.stop),
                 Side::Out { tx, .. } => tx.abort(),
-                Side::In { rx, .. } => rx.detach(),
+                Side::In { .. } => {}
+            }
+        }
+        for port in &mut self.ports {
+            if let Side::In { rx, .. } = &mut port.side {
+                rx.detach();
             }
         }
     }
