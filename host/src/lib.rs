@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod bench;
 pub mod build;
 pub mod check;
 /// Scenario channels as one-way lanes (request/reply is a fan-in and one lane per client).

@@ -83,6 +83,29 @@ enum Cmd {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Benchmarks the product against its own native floor, iceoryx2 and the machine, in
+    /// interleaved rounds; prints the table with ratios and targets met or missed, and saves
+    /// raw figures and the machine to benches/results/<date>-<host>/.
+    Bench {
+        /// Rounds (A B C … A B C …); 5 or more for figures worth quoting.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Background processes spinning on the CPU during the rounds (contention).
+        #[arg(long, default_value_t = 0)]
+        load: u32,
+        /// Small counts: a quick check that everything runs, not figures to quote.
+        #[arg(long)]
+        quick: bool,
+        /// Folder for the results (default: benches/results of the repository).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The iceoryx2 contender (default: benches/iceoryx2/target/release/wasm-ipc-iceoryx2-bench).
+        #[arg(long)]
+        iceoryx2: Option<PathBuf>,
+    },
+    /// One process of a native bench contender; started by `bench` only.
+    #[command(hide = true)]
+    BenchPeer { spec: String },
     /// Installs the worker's seccomp filter (or, with --without-filter, nothing) and tries the
     /// calls it must refuse: exit 0 when each was refused. For the tests.
     #[command(hide = true)]
@@ -184,6 +207,14 @@ fn check_all(sc: &Scenario, backends: &[BackendKind]) -> Result<Vec<Needs>, Exit
         .collect()
 }
 
+/// The executable workers start from: `WASM_IPC_WORKER_EXE`, else this one.
+fn worker_exe() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("WASM_IPC_WORKER_EXE") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => std::env::current_exe().context("finding this executable"),
+    }
+}
+
 fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::Result<ExitCode> {
     let run_id = common.run_id.clone().unwrap_or_else(|| {
         format!(
@@ -192,10 +223,7 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
             wasm_ipc::sys::now_ns() % 1_000_000_000
         )
     });
-    let exe = match std::env::var_os("WASM_IPC_WORKER_EXE") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::current_exe().context("finding this executable")?,
-    };
+    let exe = worker_exe()?;
     let session = Session::new(sc, exe, run_id)?;
     let mut runs = Vec::new();
     'outer: for &backend in backends {
@@ -367,6 +395,48 @@ fn main() -> ExitCode {
             }
             return match wasm_ipc::lockdown::self_check() {
                 Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Cmd::BenchPeer { spec } => {
+            return match wasm_ipc::bench::peer_main(&spec) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Cmd::Bench {
+            rounds,
+            load,
+            quick,
+            out,
+            iceoryx2,
+        } => {
+            let opts = wasm_ipc::bench::Options {
+                rounds,
+                load,
+                quick,
+                out,
+                iceoryx2,
+            };
+            let exe = match worker_exe() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            return match wasm_ipc::bench::run(&opts, &exe) {
+                Ok((results, dir)) => {
+                    out!("{}", wasm_ipc::bench::table(&results));
+                    eprintln!("wasm-ipc bench: results in {}", dir.display());
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::from(1)

@@ -2,6 +2,7 @@
 //! Process-heavy tests take `util::heavy()` so they run one at a time on a 2-core machine.
 
 mod abi;
+mod bench;
 mod digests;
 mod edges;
 mod failures;

@@ -1,0 +1,1 @@
+fn main() { let _ = iceoryx2::prelude::ServiceName::new("x"); }

@@ -1,0 +1,86 @@
+//! `wasm-ipc bench --quick`: every contender runs, the table has every row and target, and
+//! the results folder holds the raw samples, the table and the machine. (Figures from a quick
+//! run are not worth quoting; the targets are judged in full runs, never in tests.)
+
+use crate::util::{self, heavy};
+
+#[test]
+fn a_quick_bench_runs_every_contender_and_saves_its_results() {
+    let _g = heavy();
+    util::plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let out = util::wasm_ipc(&[
+        "bench",
+        "--quick",
+        "--rounds",
+        "2",
+        "--load",
+        "1",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--iceoryx2",
+        "/nonexistent/iceoryx2-bench",
+    ]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "memcpy, one thread",
+        "cache line, 2 processes",
+        "placement per round           1:",
+        "native-shm",
+        "wasm-shm",
+        "native-msg",
+        "wasm-msg",
+        "1.0 MiB",
+        "wasm-shm / native-shm, messages/s",
+        "with --load 1, shm ≥ msg at 64 B",
+        "[not measured] ping-pong one-way p50 at 64 B on shm ≤ 0.8 × iceoryx2",
+        "a whole `wasm-ipc run`",
+    ] {
+        assert!(table.contains(row), "no {row:?} in:\n{table}");
+    }
+    assert!(
+        util::stderr(&out).contains("the iceoryx2 contender is not built"),
+        "{}",
+        util::stderr(&out)
+    );
+    // One folder per run, named by date and machine, with the raw samples.
+    let runs: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].path();
+    for f in ["raw.json", "table.txt", "machine.txt"] {
+        assert!(run.join(f).exists(), "{f}");
+    }
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("raw.json")).unwrap()).unwrap();
+    let samples = raw["samples"].as_array().unwrap();
+    // 2 rounds × (2 references + 4 ping-pong + 4 sizes × 4 throughput), then 3 one-off rows.
+    assert_eq!(samples.len(), 2 * (2 + 4 + 16) + 3, "{raw}");
+    for s in samples.iter().filter(|s| s["pattern"] == "throughput") {
+        assert!(s["msgs_per_s"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["cpu_ns_per_msg"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    for s in samples.iter().filter(|s| s["pattern"] == "ping-pong") {
+        let (p50, p99) = (
+            s["one_way_p50_ns"].as_f64().unwrap(),
+            s["one_way_p99_ns"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p99 >= p50, "{s}");
+    }
+    assert!(
+        raw["machine"]["kernel"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
+    assert!(raw["targets"].as_array().unwrap().len() >= 14);
+    // The spinners of --load are gone.
+    let spinners = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("\"role\":\"spin\""))
+        })
+        .count();
+    assert_eq!(spinners, 0);
+}
