@@ -16,6 +16,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
     Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
 };
-use crate::scenario::BackendKind;
+use crate::scenario::{BackendKind, WaitMode};
 use crate::sys::{self, CopyMeter, Readiness, Window};
 
 /// How long a blocked call sleeps in `poll` before it looks at the deadline again.
@@ -41,13 +42,42 @@ pub struct Msg;
 pub struct MsgParams {
     /// A consumer returns credits after reading this many messages from a link.
     pub credit_batch: u32,
+    /// How long a blocked call retries its non-blocking reads before it sleeps in `poll`
+    /// (`[run] wait`: `spin` never sleeps, `futex` sleeps at once, `adaptive` retries for a
+    /// bounded time, and not at all when the run has more processes than CPUs).
+    #[serde(default)]
+    pub spin_ns: u64,
 }
 
 impl MsgParams {
-    fn for_capacity(capacity: u32) -> MsgParams {
+    fn for_channel(capacity: u32, wait: WaitMode, processes: usize) -> MsgParams {
+        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
         MsgParams {
             credit_batch: (capacity / 2).max(1),
+            spin_ns: match wait {
+                WaitMode::Spin => u64::MAX,
+                WaitMode::Futex => 0,
+                WaitMode::Adaptive if processes > cpus => 0,
+                WaitMode::Adaptive => 20_000,
+            },
         }
+    }
+}
+
+/// Retries of a blocked call, bounded by a spin budget: whether to retry once more.
+#[derive(Debug, Default)]
+struct Spin {
+    since: Option<Instant>,
+}
+
+impl Spin {
+    fn again(&mut self, budget_ns: u64) -> bool {
+        if budget_ns == 0 {
+            return false;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        std::hint::spin_loop();
+        budget_ns == u64::MAX || since.elapsed() < Duration::from_nanos(budget_ns)
     }
 }
 
@@ -73,7 +103,8 @@ impl Backend for Msg {
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
         let window_len = super::window_len(u64::from(ch.slot_size))
             .context("the slot does not fit a 32-bit window")?;
-        let params = serde_json::to_value(MsgParams::for_capacity(ch.capacity))?;
+        let params =
+            serde_json::to_value(MsgParams::for_channel(ch.capacity, ch.wait, ch.processes))?;
         let port = |e: &super::EndpointDesc, dir| {
             let mut spec = super::port_spec(&e.port, dir, BackendKind::Msg, ch);
             spec.window_len = window_len;
@@ -227,6 +258,7 @@ pub struct MsgSender {
     slot_size: u32,
     capacity: u32,
     links: Vec<OutLink>,
+    spin_ns: u64,
     credit_reads: u64,
     credit_waits: u64,
     wakeups: u64,
@@ -248,7 +280,9 @@ impl MsgSender {
         for fd in &fds {
             sys::set_send_buffer(fd.as_fd(), want);
         }
+        let params: MsgParams = spec.params()?;
         Ok(MsgSender {
+            spin_ns: params.spin_ns,
             name: spec.name.clone(),
             slot_size: spec.slot_size,
             capacity: spec.capacity,
@@ -308,11 +342,17 @@ impl Sender for MsgSender {
         }
         // Every link needs a credit: a slow consumer holds the producer back (back-pressure).
         for link in &mut self.links {
+            let mut spin = Spin::default();
             while link.fd.is_some() && link.credits == 0 {
                 self.credit_reads += 1;
                 match link.read_credits()? {
                     CreditRead::Got => {}
                     CreditRead::Gone => link.fd = None,
+                    CreditRead::NotReady if spin.again(self.spin_ns) => {
+                        if stop.interrupted() || stop.remaining().is_zero() {
+                            return Err(stop.error());
+                        }
+                    }
                     CreditRead::NotReady => {
                         self.credit_waits += 1;
                         let fd = link.fd.as_ref().expect("checked above");
@@ -443,6 +483,7 @@ pub struct MsgReceiver {
     name: String,
     slot_size: u32,
     credit_batch: u32,
+    spin_ns: u64,
     links: Vec<InLink>,
     next: usize,
     credit_writes: u64,
@@ -472,6 +513,7 @@ impl MsgReceiver {
             name: spec.name.clone(),
             slot_size: spec.slot_size,
             credit_batch: params.credit_batch,
+            spin_ns: params.spin_ns,
             links: spec
                 .links
                 .iter()
@@ -624,6 +666,7 @@ impl Receiver for MsgReceiver {
         stop: &Stop,
     ) -> Result<Delivery, PortError> {
         let n = self.links.len();
+        let mut spin = Spin::default();
         loop {
             if let Some(l) = self.links.iter().find(|l| l.state == InState::Failed) {
                 return Err(PortError::PeerFailed(format!(
@@ -642,10 +685,7 @@ impl Receiver for MsgReceiver {
                     return Ok(d);
                 }
             }
-            let open: Vec<usize> = (0..n)
-                .filter(|&i| self.links[i].state == InState::Open)
-                .collect();
-            if open.is_empty() {
+            if !self.links.iter().any(|l| l.state == InState::Open) {
                 if self.links.iter().any(|l| l.state == InState::Failed) {
                     continue;
                 }
@@ -654,8 +694,18 @@ impl Receiver for MsgReceiver {
             if stop.interrupted() || stop.remaining().is_zero() {
                 return Err(stop.error());
             }
-            // Nothing there: sleep in poll until a link has data (or the stop or deadline).
-            let fds: Vec<_> = open.iter().map(|&i| self.links[i].fd.as_fd()).collect();
+            // Nothing there: retry for the spin budget (a sleep and a wake-up cost more than a
+            // few failed reads while the producer is running), then sleep in poll until a link
+            // has data (or the stop or deadline).
+            if spin.again(self.spin_ns) {
+                continue;
+            }
+            let fds: Vec<_> = self
+                .links
+                .iter()
+                .filter(|l| l.state == InState::Open)
+                .map(|l| l.fd.as_fd())
+                .collect();
             let slice = stop.remaining().min(POLL_SLICE);
             self.polls += 1;
             match sys::wait_ready(&fds, false, stop.fd(), slice) {
