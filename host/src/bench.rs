@@ -7,15 +7,16 @@
 //!
 //! - `native-shm`, `native-msg`: two `wasm-ipc bench-peer` processes driving the product's own
 //!   `shm` ring and `msg` socket code through the backend seam (`Backend::plan`,
-//!   `open_sender`, `open_receiver`), with no WASM: the product's floor. A sender writes every
-//!   byte of a message into its loan and hashes it (xxh3), a receiver hashes every byte it
-//!   receives: what the host does with `verify = "full"`.
+//!   `open_sender`, `open_receiver`), with no WASM: the product's floor. A sender writes the
+//!   plugins' test pattern into every byte of its loan, in place, as the WASM producer does,
+//!   and hashes it (xxh3); a receiver hashes every byte it receives: what the host does with
+//!   `verify = "full"`.
 //! - `wasm-shm`, `wasm-msg`: the bundled plugins on each backend, exactly as `wasm-ipc run`
 //!   runs them, with `verify = "full"` (the host hashes every byte published and received,
 //!   as the native peers do): the pinger and a relay for ping-pong (they also write and check
 //!   every byte), the producer (writes every byte of its pattern) and a consumer that leaves
-//!   the reading to the host's hash (`check = "none"`) for throughput. The one difference in
-//!   work left: a WASM producer computes its pattern where a native one copies a buffer.
+//!   the reading to the host's hash (`check = "none"`) for throughput. So both do the same
+//!   work per byte; what differs is WASM against native code, and the host calls.
 //! - `iceoryx2`, `iceoryx2-threads`: the published iceoryx2 crate through its public API
 //!   (`benches/iceoryx2`, a bench-only crate built separately), two processes busy-polling
 //!   and touching every byte, and its own benchmark's shape (two pinned threads, payload
@@ -1250,8 +1251,7 @@ pub fn peer_main(spec: &str) -> anyhow::Result<()> {
                 let t0 = sys::now_ns();
                 let (out_win, in_win) = memory.windows(out_len, in_len);
                 let off = tx.loan(out_win, size, &stop).map_err(failed)?;
-                out_win.write(off as usize, &payload);
-                out_win.write(off as usize, &i.to_le_bytes()[..size.min(8) as usize]);
+                fill(out_win, off, size, i);
                 out_win.hash(&mut hasher, off as usize, size as usize);
                 let msg = backend::Outgoing {
                     off,
@@ -1304,8 +1304,7 @@ pub fn peer_main(spec: &str) -> anyhow::Result<()> {
             for i in 0..spec.count {
                 let (out_win, _) = memory.windows(out_len, in_len);
                 let off = tx.loan(out_win, size, &stop).map_err(failed)?;
-                out_win.write(off as usize, &payload);
-                out_win.write(off as usize, &i.to_le_bytes()[..size.min(8) as usize]);
+                fill(out_win, off, size, i);
                 out_win.hash(&mut hasher, off as usize, size as usize);
                 let msg = backend::Outgoing {
                     off,
@@ -1341,6 +1340,21 @@ pub fn peer_main(spec: &str) -> anyhow::Result<()> {
         elapsed_ns,
         cpu_ns: 0,
     })
+}
+
+/// Message `i` of the plugins' test pattern (the Rust SDK's `pattern::fill`, seed 0),
+/// written in place: word 0 is `i`, word `w` is `i * INDEX_MUL ^ w * WORD_MUL`.
+fn fill(win: Window<'_>, off: u32, len: u32, i: u64) {
+    const INDEX_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+    const WORD_MUL: u64 = 0xD1B5_4A32_D192_ED03;
+    let base = i.wrapping_mul(INDEX_MUL);
+    win.fill_words(off as usize, len as usize, |w| {
+        if w == 0 {
+            i
+        } else {
+            base ^ w.wrapping_mul(WORD_MUL)
+        }
+    });
 }
 
 /// The `per_mille`/1000 quantile of sorted `v` (500: the median), 0 when empty.

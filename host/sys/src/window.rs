@@ -113,6 +113,35 @@ impl<'a> Window<'a> {
         true
     }
 
+    /// Writes `window[off .. off + len]` as little-endian u64 words, word `k` being
+    /// `word(k)`, the last partial word its low bytes (a generated payload, written in place
+    /// as a plugin writes its loan); `false` when it does not fit.
+    pub fn fill_words(&self, off: usize, len: usize, mut word: impl FnMut(u64) -> u64) -> bool {
+        if self.check(off, len).is_err() {
+            return false;
+        }
+        let whole = len / 8;
+        for k in 0..whole {
+            // SAFETY: `off + 8k + 8 <= off + len`, inside the live window (checked above);
+            // the store is unaligned-safe; no Rust reference covers the window.
+            unsafe {
+                self.base
+                    .add(off + 8 * k)
+                    .cast::<u64>()
+                    .write_unaligned(word(k as u64).to_le());
+            }
+        }
+        let tail = len % 8;
+        if tail > 0 {
+            let bytes = word(whole as u64).to_le_bytes();
+            // SAFETY: the last `tail` bytes of the checked range; `bytes` is a local array.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off + 8 * whole), tail)
+            };
+        }
+        true
+    }
+
     /// The window's address in this process.
     pub fn addr(&self) -> usize {
         self.base as usize
