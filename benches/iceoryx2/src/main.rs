@@ -459,20 +459,46 @@ fn pin_to_cpu(cpu: usize) -> Res<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Payload: every byte of a sample is one value derived from the message's index.
+// Payload: the wasm-ipc plugins' test pattern, and the host's xxh3 over every byte.
+//
+// So that this contender does what `wasm-ipc bench`'s others do per byte: the sender writes
+// message `i` of the pattern in place (word 0 = i, word w = i * INDEX_MUL ^ w * WORD_MUL, as
+// plugins/sdk/rust/src/pattern.rs with seed 0) and hashes it, as the wasm-ipc host does with
+// `verify = "full"`; the receiver hashes every byte and checks the index word.
 
-fn pattern(i: u64) -> u8 {
-    u8::try_from(i % 251).expect("i % 251 < 256")
+const INDEX_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+const WORD_MUL: u64 = 0xD1B5_4A32_D192_ED03;
+
+/// Writes message `i` of the pattern into `payload`, every byte.
+fn fill(payload: &mut [std::mem::MaybeUninit<u8>], i: u64) {
+    let base = i.wrapping_mul(INDEX_MUL);
+    let word = |w: usize| {
+        if w == 0 {
+            i
+        } else {
+            base ^ (w as u64).wrapping_mul(WORD_MUL)
+        }
+    };
+    // Whole words as one 8-byte store each (as wasm-ipc's native peers write them).
+    let mut chunks = payload.chunks_exact_mut(8);
+    let mut w = 0;
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&word(w).to_le_bytes().map(std::mem::MaybeUninit::new));
+        w += 1;
+    }
+    for (dst, b) in chunks
+        .into_remainder()
+        .iter_mut()
+        .zip(word(w).to_le_bytes())
+    {
+        dst.write(b);
+    }
 }
 
-/// Reads every byte of `payload` and checks it is `want`, `size` bytes long.
-fn check(payload: &[u8], size: usize, want: u8, who: &str, i: u64) -> Res<()> {
-    // A branch-free fold reads every byte (and vectorises); the position is looked up only
-    // on a mismatch.
-    let diff = payload.iter().fold(0u8, |acc, &b| acc | (b ^ want));
-    if diff == 0 && payload.len() == size {
-        return Ok(());
-    }
+/// Hashes every byte of `payload` (what the host's `verify = "full"` does) and checks its
+/// length and index word.
+fn check(payload: &[u8], size: usize, i: u64, who: &str) -> Res<u64> {
+    let digest = xxhash_rust::xxh3::xxh3_64(payload);
     if payload.len() != size {
         return Err(format!(
             "{who}: message {i} has {} bytes, expected {size}",
@@ -480,13 +506,29 @@ fn check(payload: &[u8], size: usize, want: u8, who: &str, i: u64) -> Res<()> {
         )
         .into());
     }
-    let (at, got) = payload
-        .iter()
-        .enumerate()
-        .find(|&(_, &b)| b != want)
-        .map(|(at, &b)| (at, b))
-        .unwrap_or_default();
-    Err(format!("{who}: message {i}: byte {at} is {got:#04x}, expected {want:#04x}").into())
+    let mut head = [0u8; 8];
+    let n = payload.len().min(8);
+    head[..n].copy_from_slice(&payload[..n]);
+    let mut want = [0u8; 8];
+    want[..n].copy_from_slice(&i.to_le_bytes()[..n]);
+    if head != want {
+        return Err(format!("{who}: message {i} carries index word {head:?}").into());
+    }
+    Ok(digest)
+}
+
+/// Loans a sample of `size` bytes, writes message `i` into it and hashes it.
+fn loan_filled(
+    publisher: &iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>,
+    size: usize,
+    i: u64,
+) -> Res<iceoryx2::sample_mut::SampleMut<ipc::Service, [u8], ()>> {
+    let mut sample = publisher.loan_slice_uninit(size)?;
+    fill(sample.payload_mut(), i);
+    // SAFETY: `fill` wrote every byte of the payload just above.
+    let sample = unsafe { sample.assume_init() };
+    std::hint::black_box(xxhash_rust::xxh3::xxh3_64(sample.payload()));
+    Ok(sample)
 }
 
 fn nanos(d: Duration) -> Res<u64> {
@@ -580,12 +622,10 @@ fn ping_pong(args: &Args) -> Res<String> {
     let total = args.warmup + args.count;
     let mut rtts = Vec::with_capacity(usize::try_from(args.count)?);
     for i in 0..total {
-        let want = pattern(i);
         let start = Instant::now();
-        let sample = publisher.loan_slice_uninit(args.size)?;
-        sample.write_from_fn(|_| want).send()?;
+        loan_filled(&publisher, args.size, i)?.send()?;
         let reply = spin_until("the pong reply", &mut alive, || Ok(subscriber.receive()?))?;
-        check(reply.payload(), args.size, !want, "ping", i)?;
+        check(reply.payload(), args.size, i, "ping")?;
         drop(reply);
         let rtt = start.elapsed();
         if i >= args.warmup {
@@ -618,12 +658,10 @@ fn pong_peer(args: &Args) -> Res<()> {
     publisher.update_connections()?;
 
     for i in 0..args.warmup + args.count {
-        let want = pattern(i);
         let request = spin_until("a ping", &mut alive, || Ok(subscriber.receive()?))?;
-        check(request.payload(), args.size, want, "pong", i)?;
+        check(request.payload(), args.size, i, "pong")?;
         drop(request);
-        let sample = publisher.loan_slice_uninit(args.size)?;
-        sample.write_from_fn(|_| !want).send()?;
+        loan_filled(&publisher, args.size, i)?.send()?;
     }
     wait_for_parent_to_release()?;
     drop((publisher, subscriber, ping, pong, node, files));
@@ -797,9 +835,8 @@ fn throughput(args: &Args) -> Res<String> {
 
     let start = Instant::now();
     for k in 0..args.count {
-        let want = pattern(k);
-        let sample = publisher.loan_slice_uninit(args.size)?;
-        if let Err(e) = sample.write_from_fn(|_| want).send() {
+        let sample = loan_filled(&publisher, args.size, k)?;
+        if let Err(e) = sample.send() {
             alive()?;
             return Err(format!("sending message {k}: {e:?}").into());
         }
@@ -852,13 +889,7 @@ fn subscriber_peer(args: &Args) -> Res<()> {
     let mut received = 0u64;
     while received < args.count {
         let sample = spin_until("a message", &mut alive, || Ok(subscriber.receive()?))?;
-        check(
-            sample.payload(),
-            args.size,
-            pattern(received),
-            "subscriber",
-            received,
-        )?;
+        check(sample.payload(), args.size, received, "subscriber")?;
         received += 1;
     }
     report.send_copy(received)?;
