@@ -40,7 +40,8 @@ fn ping() -> Result<(), Error> {
         rtts.push(u32::try_from(rtt).unwrap_or(u32::MAX));
     }
     rtts.sort_unstable();
-    let at = |q: f64| rtts.get(((rtts.len() as f64 * q) as usize).min(rtts.len().saturating_sub(1)));
+    let at =
+        |q: f64| rtts.get(((rtts.len() as f64 * q) as usize).min(rtts.len().saturating_sub(1)));
     if let (Some(&p50), Some(&p99)) = (at(0.5), at(0.99)) {
         report("rtt_ns_p50", i64::from(p50));
         report("rtt_ns_p99", i64::from(p99));
