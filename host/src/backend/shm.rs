@@ -638,6 +638,12 @@ impl Sender for ShmSender {
             publish_ns,
         } = msg;
         let l = self.ctl.layout;
+        // Closed means nobody was there to take it. A consumer that leaves once the message
+        // is out (it received it and finished) does not turn a delivered message into Closed:
+        // a server would take that for a client that failed mid-call.
+        if self.min_tail().is_none() {
+            return Err(PortError::Closed);
+        }
         let slot = self.head % l.capacity;
         debug_assert_eq!(off, slot * l.stride);
         let meta = l.meta(self.p, slot);
@@ -656,9 +662,6 @@ impl Sender for ShmSender {
                 bell.fetch_add(1, SeqCst);
                 sys::futex_wake(bell);
             }
-        }
-        if self.min_tail().is_none() {
-            return Err(PortError::Closed);
         }
         Ok(())
     }

@@ -21,8 +21,11 @@ fn serve(mut queries: Server) -> Result<(), Error> {
         match request.reply(size) {
             Ok(mut answer) => {
                 pattern::fill(&mut answer, key, seed);
-                answer.send()?;
-                served += 1;
+                match answer.send() {
+                    Ok(()) => served += 1,
+                    Err(Error::Closed) => {} // that client is gone: serve the others
+                    Err(e) => return Err(e),
+                }
             }
             Err(Error::Closed) => {} // that client is gone: serve the others
             Err(e) => return Err(e),
