@@ -182,8 +182,10 @@ impl Session {
             // The worker's environment is the supervisor's making, not the user's: only what
             // a worker reads (ARCHITECTURE.md, "The locked-down worker").
             .env_clear();
-        if let Some(level) = std::env::var_os("WASM_IPC_LOG") {
-            cmd.env("WASM_IPC_LOG", level);
+        for var in ["WASM_IPC_LOG", "WASM_IPC_BASELINE_CPU", "WASM_IPC_UNLOCKED"] {
+            if let Some(value) = std::env::var_os(var) {
+                cmd.env(var, value);
+            }
         }
 
         let mut pass = vec![theirs.as_fd(), module.as_fd()];

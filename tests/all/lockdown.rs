@@ -124,3 +124,73 @@ timeout = "120s"
     assert_eq!(out.status.code(), Some(130), "{}", util::stderr(&out));
     util::assert_no_leftovers(&id);
 }
+
+/// The profiling knobs (scripts/callgrind.sh): `WASM_IPC_UNLOCKED=1` runs workers without the
+/// filter, each saying so, and only then; `WASM_IPC_BASELINE_CPU=1` compiles code that still
+/// runs here. Both reach the workers, and nothing else does.
+#[test]
+fn only_an_explicit_unlocked_run_goes_without_the_filter_and_it_says_so() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = util::scenario(
+        dir.path(),
+        "unlocked.toml",
+        r#"
+name = "unlocked"
+[[plugin]]
+name = "p"
+wasm = "{wasm:producer}"
+config = { count = 300, size = 64, rate = 100 }
+[[plugin]]
+name = "c"
+wasm = "{wasm:consumer}"
+[[channel]]
+from = "p.out"
+to = "c.in"
+[run]
+backends = ["msg"]
+timeout = "60s"
+"#,
+    );
+    for unlocked in [true, false] {
+        let id = util::run_id("unlocked");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-ipc"));
+        cmd.args(["run", "--json", "--run-id", &id, sc.to_str().unwrap()])
+            .env("WASM_IPC_CACHE_DIR", "off")
+            .env("WASM_IPC_BASELINE_CPU", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if unlocked {
+            cmd.env("WASM_IPC_UNLOCKED", "1");
+        }
+        let child = cmd.spawn().unwrap();
+        let start = Instant::now();
+        let pid = loop {
+            if let Some(pid) = util::worker_pid(&id, "c")
+                && status_field(pid, "State:").is_some()
+            {
+                break pid;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "no worker");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // Ready within the 3 s the producer takes: then its filter state is final.
+        std::thread::sleep(Duration::from_millis(1000));
+        let seccomp = status_field(pid, "Seccomp:");
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let out = util::wait_with_watchdog(child, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", util::stderr(&out));
+        let warned = util::stderr(&out).contains("running WITHOUT the seccomp lock-down");
+        let vars = String::from_utf8_lossy(&env).replace('\0', " ");
+        assert!(vars.contains("WASM_IPC_BASELINE_CPU=1"), "{vars}");
+        if unlocked {
+            assert_eq!(seccomp.as_deref(), Some("0"), "unlocked run");
+            assert!(warned, "{}", util::stderr(&out));
+            assert!(vars.contains("WASM_IPC_UNLOCKED=1"), "{vars}");
+        } else {
+            assert_eq!(seccomp.as_deref(), Some("2"), "locked run");
+            assert!(!warned);
+        }
+        util::assert_no_leftovers(&id);
+    }
+}

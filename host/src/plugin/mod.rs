@@ -41,6 +41,11 @@ pub fn engine_with_stack(stack: u64) -> anyhow::Result<Engine> {
     // ignores host memory.
     config.with_host_memory(Arc::new(sys::HostMemoryCreator));
     config.memory_init_cow(false);
+    // `WASM_IPC_BASELINE_CPU=1`: compile for the architecture's baseline, without the host's
+    // CPU features, so that workers can run on a CPU that lacks them (valgrind's).
+    if std::env::var_os("WASM_IPC_BASELINE_CPU").is_some_and(|v| v == "1") {
+        config.target(&format!("{}-unknown-linux-gnu", std::env::consts::ARCH))?;
+    }
     Ok(Engine::new(&config)?)
 }
 
