@@ -130,6 +130,9 @@ struct Common {
     /// Print the report as JSON (schema 1).
     #[arg(long)]
     json: bool,
+    /// Print one CSV row per run (with its sweep point) instead of the table.
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
     #[command(flatten)]
     overrides: Overrides,
     /// Tag for this run's processes and memfds (default: pid and time).
@@ -224,25 +227,53 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
         )
     });
     let exe = worker_exe()?;
-    let session = Session::new(sc, exe, run_id)?;
+    let points = sc.sweep_points();
+    let sweeping = !sc.sweep.is_empty();
     let mut runs = Vec::new();
-    'outer: for &backend in backends {
-        for repeat in 0..sc.run.repeat {
-            eprintln!(
-                "wasm-ipc: {} on {} (run {})",
-                sc.name,
-                backend.name(),
-                repeat + 1
-            );
-            runs.push(session.run(sc, backend, repeat));
-            if supervisor::was_interrupted() {
-                break 'outer;
+    'outer: for (point, sets) in &points {
+        // A sweep point is the file with the point's values set, then the user's --set
+        // (which win over the sweep).
+        let here;
+        let sc = if sweeping {
+            let mut all = sets.clone();
+            all.extend(common.overrides.all());
+            here = Scenario::load_with(&sc.path, &all).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Err(code) = check_all(&here, backends) {
+                return Ok(code);
+            }
+            &here
+        } else {
+            sc
+        };
+        let session = Session::new(sc, exe.clone(), run_id.clone())?;
+        let label: Vec<String> = point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for &backend in backends {
+            for repeat in 0..sc.run.repeat {
+                eprintln!(
+                    "wasm-ipc: {} on {} (run {}){}",
+                    sc.name,
+                    backend.name(),
+                    repeat + 1,
+                    if sweeping {
+                        format!(" at {}", label.join(", "))
+                    } else {
+                        String::new()
+                    }
+                );
+                let mut run = session.run(sc, backend, repeat);
+                run.sweep = point.iter().cloned().collect();
+                runs.push(run);
+                if supervisor::was_interrupted() {
+                    break 'outer;
+                }
             }
         }
     }
     let report = Report::new(sc, runs);
     if common.json {
         out!("{}", serde_json::to_string_pretty(&report)?);
+    } else if common.csv {
+        out!("{}", report.csv().trim_end());
     } else {
         out!("{}", report.table().trim_end());
     }

@@ -213,6 +213,10 @@ pub struct RunReport {
     pub verify: String,
     /// Every worker.
     pub processes: Vec<ProcessReport>,
+    /// The sweep point this run belongs to: axis → value (empty without a sweep; added in
+    /// schema 1).
+    #[serde(default)]
+    pub sweep: BTreeMap<String, String>,
 }
 
 /// Combines link digests: xxh3-64 over `key=digest\n` lines in key order (a sorted list, not
@@ -428,6 +432,7 @@ pub fn build(
         modules_compiled,
         verify: if verify { "full" } else { "off" }.into(),
         processes,
+        sweep: BTreeMap::new(),
     }
 }
 
@@ -447,12 +452,13 @@ fn percentiles(h: &Histogram<u64>) -> Latency {
 impl Report {
     /// Assembles the report and checks that every ok run with digests delivered the same bytes.
     pub fn new(sc: &Scenario, runs: Vec<RunReport>) -> Report {
-        let mut digests = runs
+        // Runs of one sweep point must deliver the same bytes; different points may not.
+        let mut first: BTreeMap<&BTreeMap<String, String>, &String> = BTreeMap::new();
+        let digests_agree = runs
             .iter()
             .filter(|r| r.ok)
-            .filter_map(|r| r.digest_received.as_ref());
-        let first = digests.next();
-        let digests_agree = digests.all(|d| Some(d) == first);
+            .filter_map(|r| Some((&r.sweep, r.digest_received.as_ref()?)))
+            .all(|(point, d)| *first.entry(point).or_insert(d) == d);
         Report {
             schema: 1,
             scenario: sc.name.clone(),
@@ -481,6 +487,15 @@ impl Report {
                 r.backend.clone()
             }
         });
+        if self.runs.iter().any(|r| !r.sweep.is_empty()) {
+            row("sweep", &|r| {
+                r.sweep
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+        }
         row("ok", &|r| if r.ok { "yes".into() } else { "NO".into() });
         row("messages", &|r| r.messages.to_string());
         row("bytes", &|r| human_bytes(r.bytes as f64));
@@ -584,6 +599,8 @@ impl Report {
                 let _ = writeln!(out, "{}#{}: {e}", r.backend, r.repeat);
             }
         }
+        out.push_str(&self.verdicts());
+        out.push_str(&self.crossovers());
         if !self.digests_agree {
             out.push_str("digests differ between runs: the runs did not deliver the same bytes\n");
         } else if self.runs.len() > 1
@@ -592,7 +609,379 @@ impl Report {
                 .iter()
                 .all(|r| r.ok && r.digest_received.is_some())
         {
-            out.push_str("every run delivered identical bytes (equal digests)\n");
+            if self.points().len() > 1 {
+                out.push_str(
+                    "the runs of each sweep point delivered identical bytes (equal digests)\n",
+                );
+            } else {
+                out.push_str("every run delivered identical bytes (equal digests)\n");
+            }
+        }
+        out
+    }
+}
+
+/// The CPU (user + sys, every process) of a run per delivered message, ns.
+pub fn cpu_per_message_ns(r: &RunReport) -> f64 {
+    let cpu: f64 = r.processes.iter().map(|p| p.user_s + p.sys_s).sum();
+    if r.messages == 0 {
+        0.0
+    } else {
+        cpu * 1e9 / r.messages as f64
+    }
+}
+
+/// A figure compared across backends: its name, how to read it off a run, and whether more
+/// is better.
+struct Figure {
+    name: &'static str,
+    get: fn(&RunReport) -> f64,
+    more_is_better: bool,
+}
+
+const FIGURES: [Figure; 3] = [
+    Figure {
+        name: "throughput",
+        get: |r| r.msgs_per_s,
+        more_is_better: true,
+    },
+    Figure {
+        name: "hand-off p99",
+        get: |r| r.latency_ns.p99 as f64,
+        more_is_better: false,
+    },
+    Figure {
+        name: "cpu per message",
+        get: cpu_per_message_ns,
+        more_is_better: false,
+    },
+];
+
+/// A sweep point: axis → value.
+type Point = BTreeMap<String, String>;
+
+/// Who wins a figure at one sweep point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Shm,
+    Msg,
+    /// The two backends' ranges over the repeats overlap.
+    Noise,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Shm => "shm",
+            Side::Msg => "msg",
+            Side::Noise => "neither",
+        }
+    }
+}
+
+/// The winner from each backend's (min, max) over the repeats.
+fn side(shm: (f64, f64), msg: (f64, f64), more_is_better: bool) -> Side {
+    let (shm_better, msg_better) = if more_is_better {
+        (shm.0 > msg.1, msg.0 > shm.1)
+    } else {
+        (shm.1 < msg.0, msg.1 < shm.0)
+    };
+    match (shm_better, msg_better) {
+        (true, _) => Side::Shm,
+        (_, true) => Side::Msg,
+        _ => Side::Noise,
+    }
+}
+
+/// The crossover along a series of sweep values (`at(i)` names value `i`): where the side
+/// that wins at the first clear point stops winning.
+fn crossover(series: &[Option<Side>], at: impl Fn(usize) -> String) -> String {
+    let clear: Vec<(usize, Side)> = series
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.filter(|s| *s != Side::Noise).map(|s| (i, s)))
+        .collect();
+    let Some(&(_, first)) = clear.first() else {
+        return "within noise at every value".into();
+    };
+    match clear.iter().find(|(_, s)| *s != first) {
+        Some(&(i, s)) => {
+            let noisy = series[..i].contains(&Some(Side::Noise));
+            format!(
+                "{} overtakes {} at {}{}",
+                s.name(),
+                first.name(),
+                at(i),
+                if noisy {
+                    " (within noise before it)"
+                } else {
+                    ""
+                }
+            )
+        }
+        None if clear.len() < series.len() => format!(
+            "none in range ({} wins wherever the repeats do not overlap; within noise elsewhere)",
+            first.name()
+        ),
+        None => format!("none in range ({} wins throughout)", first.name()),
+    }
+}
+
+/// The median of `v` (sorted in place).
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+impl Report {
+    /// The sweep points in run order, each once.
+    fn points(&self) -> Vec<&BTreeMap<String, String>> {
+        let mut points: Vec<&BTreeMap<String, String>> = Vec::new();
+        for r in &self.runs {
+            if !points.contains(&&r.sweep) {
+                points.push(&r.sweep);
+            }
+        }
+        points
+    }
+
+    /// Median of `f` over the ok runs of `backend` at `point`.
+    fn median_of(
+        &self,
+        point: &BTreeMap<String, String>,
+        backend: &str,
+        f: fn(&RunReport) -> f64,
+    ) -> Option<f64> {
+        let mut v: Vec<f64> = self
+            .runs
+            .iter()
+            .filter(|r| r.ok && r.backend == backend && &r.sweep == point)
+            .map(f)
+            .collect();
+        median(&mut v)
+    }
+
+    /// Under the table: per sweep point, `shm`/`msg` ratios of each figure (medians over the
+    /// repeats), then one verdict per figure over all points: who wins, by how much.
+    pub fn verdicts(&self) -> String {
+        let mut out = String::new();
+        let backends: Vec<&str> = {
+            let mut b: Vec<&str> = Vec::new();
+            for r in &self.runs {
+                if !b.contains(&r.backend.as_str()) {
+                    b.push(&r.backend);
+                }
+            }
+            b
+        };
+        if !(backends.contains(&"shm") && backends.contains(&"msg")) {
+            return out;
+        }
+        let points = self.points();
+        let _ = writeln!(
+            out,
+            "shm / msg (medians over repeats; above 1: shm has more):"
+        );
+        for point in &points {
+            let label = if point.is_empty() {
+                "  all".to_string()
+            } else {
+                format!(
+                    "  {}",
+                    point
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let cells: Vec<String> = FIGURES
+                .iter()
+                .map(|f| {
+                    match (
+                        self.median_of(point, "shm", f.get),
+                        self.median_of(point, "msg", f.get),
+                    ) {
+                        (Some(a), Some(b)) if b > 0.0 => format!("{} {:.2}", f.name, a / b),
+                        _ => format!("{} -", f.name),
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{label}: {}", cells.join(", "));
+        }
+        for f in &FIGURES {
+            let mut ratios: Vec<f64> = points
+                .iter()
+                .filter_map(|p| {
+                    let (a, b) = (
+                        self.median_of(p, "shm", f.get)?,
+                        self.median_of(p, "msg", f.get)?,
+                    );
+                    (a > 0.0 && b > 0.0).then_some(a / b)
+                })
+                .collect();
+            let Some(m) = median(&mut ratios) else {
+                continue;
+            };
+            // "Wins" in the figure's own sense: more throughput, less latency and CPU.
+            let shm_better = if f.more_is_better { m > 1.0 } else { m < 1.0 };
+            let by = if m >= 1.0 { m } else { 1.0 / m };
+            let (winner, loser) = if shm_better {
+                ("shm", "msg")
+            } else {
+                ("msg", "shm")
+            };
+            let span = if points.len() > 1 {
+                format!(" (median over {} sweep points)", points.len())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "verdict, {}: {winner} wins, {by:.2}× {loser}{span}",
+                f.name
+            );
+        }
+        out
+    }
+
+    /// Under the verdicts: along each sweep axis (for each combination of the other axes),
+    /// per figure, the first value at which the backend that wins at the axis's first value
+    /// stops winning — "none in range" when it wins throughout, "within noise" where the two
+    /// backends' ranges over the repeats overlap.
+    pub fn crossovers(&self) -> String {
+        let mut out = String::new();
+        let points = self.points();
+        let Some(first) = points.first() else {
+            return out;
+        };
+        for axis in first.keys() {
+            // Groups of points that differ only in `axis`, in run (value) order.
+            let mut groups: Vec<(Point, Vec<&Point>)> = Vec::new();
+            for p in &points {
+                let mut rest = (*p).clone();
+                rest.remove(axis);
+                match groups.iter_mut().find(|(r, _)| *r == rest) {
+                    Some((_, g)) => g.push(p),
+                    None => groups.push((rest, vec![p])),
+                }
+            }
+            for (rest, group) in &groups {
+                if group.len() < 2 {
+                    continue;
+                }
+                for f in &FIGURES {
+                    let series: Vec<Option<Side>> =
+                        group.iter().map(|p| self.side_at(p, f)).collect();
+                    let at = |i: usize| group[i].get(axis).cloned().unwrap_or_default();
+                    let where_ = if rest.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({})",
+                            rest.iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    let _ = writeln!(
+                        out,
+                        "crossover, {} along {axis}{where_}: {}",
+                        f.name,
+                        crossover(&series, at)
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Which backend wins figure `f` at `point`, or that their ranges overlap.
+    fn side_at(&self, point: &BTreeMap<String, String>, f: &Figure) -> Option<Side> {
+        let range = |backend: &str| {
+            let v: Vec<f64> = self
+                .runs
+                .iter()
+                .filter(|r| r.ok && r.backend == backend && &r.sweep == point)
+                .map(f.get)
+                .collect();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (!v.is_empty()).then_some((lo, hi))
+        };
+        Some(side(range("shm")?, range("msg")?, f.more_is_better))
+    }
+
+    /// One CSV row per run: the scenario, the sweep point's axes, the backend, the repeat and
+    /// the figures. Columns: `scenario`, one per sweep axis, `backend`, `repeat`, `ok`,
+    /// `messages`, `bytes`, `elapsed_s`, `msgs_per_s`, `bytes_per_s`, `handoff_p50_ns`,
+    /// `handoff_p99_ns`, `copied_bytes`, `cpu_s`, `cpu_per_msg_ns`, `voluntary_cs`,
+    /// `involuntary_cs`, `max_rss_kib`, `digest_received`.
+    pub fn csv(&self) -> String {
+        let axes: Vec<&String> = {
+            let mut a: Vec<&String> = Vec::new();
+            for r in &self.runs {
+                for k in r.sweep.keys() {
+                    if !a.contains(&k) {
+                        a.push(k);
+                    }
+                }
+            }
+            a
+        };
+        let quote = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
+        let mut out = String::from("scenario");
+        for a in &axes {
+            let _ = write!(out, ",{}", quote(a));
+        }
+        out.push_str(",backend,repeat,ok,messages,bytes,elapsed_s,msgs_per_s,bytes_per_s,handoff_p50_ns,handoff_p99_ns,copied_bytes,cpu_s,cpu_per_msg_ns,voluntary_cs,involuntary_cs,max_rss_kib,digest_received\n");
+        for r in &self.runs {
+            let _ = write!(out, "{}", quote(&r.scenario));
+            for a in &axes {
+                let _ = write!(
+                    out,
+                    ",{}",
+                    quote(r.sweep.get(*a).map_or("", String::as_str))
+                );
+            }
+            let cpu: f64 = r.processes.iter().map(|p| p.user_s + p.sys_s).sum();
+            let (v, i) = r.processes.iter().fold((0, 0), |(v, i), p| {
+                (v + p.voluntary_cs, i + p.involuntary_cs)
+            });
+            let _ = writeln!(
+                out,
+                ",{},{},{},{},{},{:.6},{:.1},{:.1},{},{},{},{:.6},{:.1},{v},{i},{},{}",
+                r.backend,
+                r.repeat,
+                r.ok,
+                r.messages,
+                r.bytes,
+                r.elapsed_s,
+                r.msgs_per_s,
+                r.bytes_per_s,
+                r.latency_ns.p50,
+                r.latency_ns.p99,
+                r.copied_bytes,
+                cpu,
+                cpu_per_message_ns(r),
+                r.processes.iter().map(|p| p.max_rss_kib).max().unwrap_or(0),
+                r.digest_received.as_deref().unwrap_or("")
+            );
         }
         out
     }
@@ -619,5 +1008,37 @@ fn human_ns(ns: u64) -> String {
         0..=9_999 => format!("{ns} ns"),
         10_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
         _ => format!("{:.2} ms", ns as f64 / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crossover's definition on figures with a known answer.
+    #[test]
+    fn the_crossover_is_the_first_clear_change_of_winner() {
+        let at = |i: usize| ["64", "4096", "65536", "1048576"][i].to_string();
+        let (s, m, n) = (Some(Side::Shm), Some(Side::Msg), Some(Side::Noise));
+        assert_eq!(crossover(&[s, s, m, m], at), "msg overtakes shm at 65536");
+        assert_eq!(
+            crossover(&[m, n, s, s], at),
+            "shm overtakes msg at 65536 (within noise before it)"
+        );
+        assert_eq!(
+            crossover(&[s, s, s, s], at),
+            "none in range (shm wins throughout)"
+        );
+        assert!(crossover(&[n, s, n, s], at).starts_with("none in range (shm wins wherever"));
+        assert_eq!(
+            crossover(&[n, n, None, n], at),
+            "within noise at every value"
+        );
+        // Throughput: more is better; ranges that overlap are noise.
+        assert_eq!(side((10.0, 12.0), (5.0, 6.0), true), Side::Shm);
+        assert_eq!(side((10.0, 12.0), (11.0, 13.0), true), Side::Noise);
+        assert_eq!(side((1.0, 2.0), (5.0, 6.0), true), Side::Msg);
+        // Latency: less is better.
+        assert_eq!(side((1.0, 2.0), (5.0, 6.0), false), Side::Shm);
     }
 }

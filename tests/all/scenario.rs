@@ -821,3 +821,59 @@ fn request_reply_channels_name_one_server_and_take_no_capacity() {
     assert_eq!(ch.capacity, 1);
     assert_eq!(ch.from.len(), 2);
 }
+
+#[test]
+fn sweeps_name_settable_paths_and_expand_to_the_product_of_their_axes() {
+    let sweep = |table: &str| {
+        format!(
+            "{}[[channel]]\nfrom = \"producer.out\"\nto = \"consumer.in\"\n[sweep]\n{table}",
+            PLUGINS
+        )
+    };
+    let (_d, sc) = load_ok(&sweep(
+        "size = { set = [\"plugin.producer.config.size\", \"channel.0.slot_size\"], values = [64, \"4KiB\"] }\n\"run.wait\" = [\"spin\", \"futex\", \"adaptive\"]\n",
+    ));
+    let points = sc.sweep_points();
+    assert_eq!(points.len(), 6);
+    // Axes in key order; the first varies slowest. One axis sets both of its paths.
+    let (named, sets) = &points[1];
+    assert_eq!(
+        named,
+        &vec![
+            ("run.wait".to_string(), "spin".to_string()),
+            ("size".to_string(), "4KiB".to_string())
+        ]
+    );
+    assert_eq!(
+        sets,
+        &vec![
+            "run.wait=\"spin\"".to_string(),
+            "plugin.producer.config.size=\"4KiB\"".to_string(),
+            "channel.0.slot_size=\"4KiB\"".to_string()
+        ]
+    );
+    for (bad, word) in [
+        ("\"plugin.producer\" = [1]", "not a path a sweep can set"),
+        ("\"run.repeat\" = []", "1 ..= 64 values"),
+        ("x = 3", "expected an array of values"),
+        ("x = { values = [1] }", "`set` must list"),
+        (
+            "x = { set = [\"run.wait\"], values = [1], extra = 2 }",
+            "unknown key `extra`",
+        ),
+        (
+            "\"run.repeat\" = [[1]]",
+            "a sweep value is a number, string or boolean",
+        ),
+    ] {
+        let message = load_err(&sweep(&format!("{bad}\n")));
+        assert!(message.contains(word), "{bad}: {message}");
+        assert!(message.contains("sweep."), "{bad}: {message}");
+    }
+    let big: Vec<String> = (0..64).map(|i| i.to_string()).collect();
+    let message = load_err(&sweep(&format!(
+        "\"run.repeat\" = [{0}]\n\"run.seed\" = [{0}]\n",
+        big.join(", ")
+    )));
+    assert!(message.contains("more than 1000 points"), "{message}");
+}

@@ -122,13 +122,19 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
         assert_eq!(rep["schema"], 1);
         assert_eq!(rep["digests_agree"], true);
         let runs = rep["runs"].as_array().unwrap();
-        assert_eq!(runs.len(), sc.run.backends.len() * sc.run.repeat as usize);
+        let points = sc.sweep_points().len();
+        assert_eq!(
+            runs.len(),
+            sc.run.backends.len() * sc.run.repeat as usize * points
+        );
         let supervisor = rep["supervisor_pid"].as_u64().unwrap();
         for run in runs {
             check_run(&sc, run, supervisor);
+            // Every run of one sweep point delivered the same bytes.
+            let first = runs.iter().find(|r| r["sweep"] == run["sweep"]).unwrap();
             assert_eq!(
                 run["digest_received"],
-                runs[0]["digest_received"],
+                first["digest_received"],
                 "{}",
                 file.display()
             );
@@ -140,6 +146,78 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
 /// `copied_bytes` is what the transport moved, not a formula: it must agree with the kernel's
 /// own per-process I/O counters (/proc/<pid>/io), which also see frame headers and control
 /// traffic, so the counter lies between the copied bytes and that plus a small overhead.
+/// A `[sweep]` runs the product of its axes on every backend; `--set` wins over the sweep;
+/// `--csv` has a row per run with the axis as a column; the table ends with ratios and a
+/// verdict per figure.
+#[test]
+fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
+    let _g = heavy();
+    util::plugins();
+    let file = util::root().join("scenarios/sweep-size.toml");
+    let small = [
+        "--set",
+        "plugin.producer.config.count=50",
+        "--set",
+        "plugin.consumer.config.expect=50",
+    ];
+    let mut args = vec!["compare", "--json"];
+    args.extend(small);
+    args.push(file.to_str().unwrap());
+    let out = wasm_ipc(&args);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let rep = report(&out);
+    let runs = rep["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4 * 2);
+    let sizes: Vec<&str> = runs
+        .iter()
+        .map(|r| r["sweep"]["size"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            "64", "64", "4096", "4096", "65536", "65536", "1048576", "1048576"
+        ]
+    );
+    for r in runs {
+        let size: u64 = r["sweep"]["size"].as_str().unwrap().parse().unwrap();
+        // The payload and the slot moved as one, and the user's count won over the file's.
+        assert_eq!(r["messages"], 50);
+        assert_eq!(r["bytes"], 50 * size, "{r}");
+    }
+    assert_eq!(rep["digests_agree"], true);
+    let mut args = vec!["compare", "--csv"];
+    args.extend(small);
+    args.push(file.to_str().unwrap());
+    let out = wasm_ipc(&args);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 8, "{csv}");
+    assert!(
+        lines[0].starts_with("scenario,size,backend,repeat,ok,messages"),
+        "{csv}"
+    );
+    assert!(
+        lines[1].starts_with("sweep-size,64,shm,0,true,50,3200,"),
+        "{csv}"
+    );
+    let mut args = vec!["compare"];
+    args.extend(small);
+    args.push(file.to_str().unwrap());
+    let out = wasm_ipc(&args);
+    let table = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "size=1048576: throughput",
+        "verdict, throughput: ",
+        "verdict, cpu per message: ",
+        "(median over 4 sweep points)",
+        "crossover, throughput along size: ",
+        "the runs of each sweep point delivered identical bytes",
+    ] {
+        assert!(table.contains(want), "no {want:?} in:\n{table}");
+    }
+}
+
 #[test]
 fn msg_copied_bytes_agree_with_the_kernels_io_counters() {
     let _g = heavy();

@@ -95,6 +95,52 @@ pub struct Scenario {
     pub channels: Vec<Channel>,
     /// The `[run]` table with defaults applied.
     pub run: RunConfig,
+    /// The `[sweep]` table: the axes `compare` varies, in key order, the first varying slowest
+    /// (empty: no sweep).
+    pub sweep: Vec<SweepAxis>,
+}
+
+/// One axis of a `[sweep]`: the values it takes, each set at one or more paths of the
+/// scenario (the paths of `--set`: `run.KEY`, `channel.N.KEY`, `plugin.NAME.KEY`,
+/// `plugin.NAME.config.KEY`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepAxis {
+    /// The axis's name: its key in `[sweep]`.
+    pub name: String,
+    /// Where each value is set; several paths move as one (a payload size and its slot size).
+    pub paths: Vec<String>,
+    /// The values, as TOML text (`64`, `"4KiB"`, `"futex"`).
+    pub values: Vec<String>,
+}
+
+/// Most values one sweep axis may take.
+pub const MAX_SWEEP_VALUES: usize = 64;
+/// Most points (the product of the axes) one sweep may have.
+pub const MAX_SWEEP_POINTS: usize = 1000;
+
+/// One point of a sweep: the axis values as (axis name, value text), and the `PATH=VALUE`
+/// overrides that make it.
+pub type SweepPoint = (Vec<(String, String)>, Vec<String>);
+
+impl Scenario {
+    /// Every point of the sweep. One empty point when there is no sweep.
+    pub fn sweep_points(&self) -> Vec<SweepPoint> {
+        let mut points: Vec<SweepPoint> = vec![(Vec::new(), Vec::new())];
+        for axis in &self.sweep {
+            let mut next = Vec::with_capacity(points.len() * axis.values.len());
+            for (named, sets) in &points {
+                for v in &axis.values {
+                    let mut named = named.clone();
+                    named.push((axis.name.clone(), v.trim_matches('"').to_string()));
+                    let mut sets = sets.clone();
+                    sets.extend(axis.paths.iter().map(|p| format!("{p}={v}")));
+                    next.push((named, sets));
+                }
+            }
+            points = next;
+        }
+        points
+    }
 }
 
 /// One `[[plugin]]` table.
@@ -563,6 +609,7 @@ struct RawScenario {
     #[serde(default)]
     channel: Vec<RawChannel>,
     run: Option<RawRun>,
+    sweep: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -996,6 +1043,10 @@ fn validate(
         None => RunConfig::default(),
     };
 
+    let sweep = match &raw.sweep {
+        Some(table) => validate_sweep(src, table)?,
+        None => Vec::new(),
+    };
     let scenario = Scenario {
         path: src.file.to_path_buf(),
         dir,
@@ -1004,8 +1055,120 @@ fn validate(
         plugins,
         channels,
         run,
+        sweep,
     };
     Ok((scenario, wasm_lines))
+}
+
+/// The paths `--set` and `[sweep]` may name: `run.KEY`, `channel.N.KEY`, `plugin.NAME.KEY`,
+/// `plugin.NAME.config.KEY`.
+fn settable_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        ["run", k] => !k.is_empty(),
+        ["channel", n, k] => n.parse::<usize>().is_ok() && !k.is_empty(),
+        ["plugin", name, k] => !name.is_empty() && !k.is_empty() && *k != "config",
+        ["plugin", name, "config", k] => !name.is_empty() && !k.is_empty(),
+        _ => false,
+    }
+}
+
+/// The `[sweep]` table: `"PATH" = [values]`, or `NAME = { set = ["PATH", …], values = [...] }`.
+fn validate_sweep(
+    src: &Source<'_>,
+    table: &Spanned<toml::Table>,
+) -> Result<Vec<SweepAxis>, ScenarioError> {
+    let at = |key: &str, message: String| src.at(table.span(), key, message);
+    let mut axes = Vec::new();
+    let mut points: usize = 1;
+    for (name, value) in table.get_ref() {
+        let key = format!("sweep.{name}");
+        let (paths, values) = match value {
+            toml::Value::Array(values) => (vec![name.clone()], values.clone()),
+            toml::Value::Table(t) => {
+                for k in t.keys() {
+                    if k != "set" && k != "values" {
+                        return Err(at(
+                            &key,
+                            format!("unknown key `{k}`: an axis table has `set` and `values`"),
+                        ));
+                    }
+                }
+                let set = match t.get("set") {
+                    Some(toml::Value::Array(a)) => a
+                        .iter()
+                        .map(|p| p.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| at(&key, "`set` must list paths as strings".into()))?,
+                    Some(toml::Value::String(p)) => vec![p.clone()],
+                    _ => return Err(at(&key, "`set` must list the paths this axis sets".into())),
+                };
+                let values = match t.get("values") {
+                    Some(toml::Value::Array(v)) => v.clone(),
+                    _ => return Err(at(&key, "`values` must be an array".into())),
+                };
+                (set, values)
+            }
+            other => {
+                return Err(at(
+                    &key,
+                    format!(
+                        "expected an array of values or a table {{ set = [paths], values = [...] }}, \
+                         got {}",
+                        a_type(other)
+                    ),
+                ));
+            }
+        };
+        if paths.is_empty() {
+            return Err(at(&key, "an axis must set at least one path".into()));
+        }
+        for p in &paths {
+            if !settable_path(p) {
+                return Err(at(
+                    &key,
+                    format!(
+                        "`{p}` is not a path a sweep can set: use run.KEY, channel.N.KEY, \
+                         plugin.NAME.KEY or plugin.NAME.config.KEY"
+                    ),
+                ));
+            }
+        }
+        if values.is_empty() || values.len() > MAX_SWEEP_VALUES {
+            return Err(at(
+                &key,
+                format!(
+                    "an axis takes 1 ..= {MAX_SWEEP_VALUES} values, got {}",
+                    values.len()
+                ),
+            ));
+        }
+        if let Some(bad) = values
+            .iter()
+            .find(|v| matches!(v, toml::Value::Array(_) | toml::Value::Table(_)))
+        {
+            return Err(at(
+                &key,
+                format!(
+                    "a sweep value is a number, string or boolean, got {}",
+                    a_type(bad)
+                ),
+            ));
+        }
+        points = points.saturating_mul(values.len());
+        if points > MAX_SWEEP_POINTS {
+            return Err(at(
+                &key,
+                format!("the sweep has more than {MAX_SWEEP_POINTS} points; drop values or axes"),
+            ));
+        }
+        axes.push(SweepAxis {
+            name: name.clone(),
+            paths,
+            values: values.iter().map(toml::Value::to_string).collect(),
+        });
+    }
+    Ok(axes)
 }
 
 /// Which ports are in use so far, and where: an output port belongs to one channel, an input
