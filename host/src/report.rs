@@ -844,11 +844,15 @@ impl Report {
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                out,
-                "verdict, {}: {winner} wins, {by:.2}× {loser}{span}",
-                f.name
-            );
+            if by < 1.05 {
+                let _ = writeln!(out, "verdict, {}: even (within 5 %){span}", f.name);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "verdict, {}: {winner} wins, {by:.2}× {loser}{span}",
+                    f.name
+                );
+            }
         }
         out
     }

@@ -128,8 +128,24 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
             sc.run.backends.len() * sc.run.repeat as usize * points
         );
         let supervisor = rep["supervisor_pid"].as_u64().unwrap();
+        let points: Vec<_> = sc
+            .sweep_points()
+            .into_iter()
+            .map(|(named, sets)| {
+                let at: serde_json::Map<String, Value> = named
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                (
+                    Value::Object(at),
+                    Scenario::load_with(&file, &sets).unwrap(),
+                )
+            })
+            .collect();
         for run in runs {
-            check_run(&sc, run, supervisor);
+            // Each run is checked against its own sweep point's scenario.
+            let (_, here) = points.iter().find(|(at, _)| *at == run["sweep"]).unwrap();
+            check_run(here, run, supervisor);
             // Every run of one sweep point delivered the same bytes.
             let first = runs.iter().find(|r| r["sweep"] == run["sweep"]).unwrap();
             assert_eq!(
