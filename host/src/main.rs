@@ -230,6 +230,23 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
     let points = sc.sweep_points();
     let sweeping = !sc.sweep.is_empty();
     let mut runs = Vec::new();
+    // A progress bar on a terminal for anything longer than one run; the plain progress lines
+    // otherwise (and nothing extra with --json or --csv on a terminal).
+    let total = points.len() * backends.len() * sc.run.repeat as usize;
+    let bar = {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() && total > 1 && !common.json && !common.csv {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(bar)
+        } else {
+            None
+        }
+    };
+    let quiet_lines = bar.is_some();
     'outer: for (point, sets) in &points {
         // A sweep point is the file with the point's values set, then the user's --set
         // (which win over the sweep).
@@ -249,8 +266,8 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
         let label: Vec<String> = point.iter().map(|(k, v)| format!("{k}={v}")).collect();
         for &backend in backends {
             for repeat in 0..sc.run.repeat {
-                eprintln!(
-                    "wasm-ipc: {} on {} (run {}){}",
+                let line = format!(
+                    "{} on {} (run {}){}",
                     sc.name,
                     backend.name(),
                     repeat + 1,
@@ -260,14 +277,25 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
                         String::new()
                     }
                 );
+                match &bar {
+                    Some(bar) => bar.set_message(line),
+                    None if !quiet_lines => eprintln!("wasm-ipc: {line}"),
+                    None => {}
+                }
                 let mut run = session.run(sc, backend, repeat);
                 run.sweep = point.iter().cloned().collect();
                 runs.push(run);
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
                 if supervisor::was_interrupted() {
                     break 'outer;
                 }
             }
         }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     let report = Report::new(sc, runs);
     if common.json {

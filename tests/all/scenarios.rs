@@ -387,3 +387,52 @@ fn set_and_repeat_override_a_scenario_from_the_command_line() {
     }
     assert_eq!(rep["digests_agree"], true);
 }
+
+/// A progress bar on a terminal (a pseudo-terminal made by `script`), plain progress lines
+/// when stderr is a pipe, and no bar with `--json`.
+#[test]
+fn progress_is_a_bar_on_a_terminal_and_lines_on_a_pipe() {
+    let _g = heavy();
+    util::plugins();
+    let file = util::root().join("scenarios/producer-consumer.toml");
+    let args = format!(
+        "{} compare --set plugin.producer.config.count=100000 --set plugin.consumer.config.expect=100000 {}",
+        util::bin().display(),
+        file.display()
+    );
+    let on_tty = |extra: &str| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", &format!("{args} {extra}"), "/dev/null"])
+            .env("WASM_IPC_CACHE_DIR", util::cache_dir())
+            .output()
+            .expect("script (util-linux) runs the command on a pseudo-terminal");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = on_tty("");
+    assert!(tty.contains("/2 runs"), "no bar on a terminal:\n{tty}");
+    assert!(
+        !tty.contains("wasm-ipc: producer-consumer on shm (run 1)"),
+        "{tty}"
+    );
+    let json = on_tty("--json");
+    assert!(!json.contains("/2 runs"), "a bar with --json:\n{json}");
+    let out = wasm_ipc(&[
+        "compare",
+        "--set",
+        "plugin.producer.config.count=1000",
+        "--set",
+        "plugin.consumer.config.expect=1000",
+        file.to_str().unwrap(),
+    ]);
+    let err = util::stderr(&out);
+    assert!(
+        err.contains("wasm-ipc: producer-consumer on shm (run 1)"),
+        "{err}"
+    );
+    assert!(!err.contains("/2 runs"), "a bar on a pipe:\n{err}");
+}
