@@ -29,6 +29,7 @@ pub mod lanes;
 /// The control protocol: the `wasm-ipc-wire` crate.
 pub use wasm_ipc_wire::control;
 pub mod lockdown;
+pub mod plot;
 pub mod plugin;
 pub mod report;
 /// The scenario file format: the `wasm-ipc-scenario` crate.

@@ -133,6 +133,10 @@ struct Common {
     /// Print one CSV row per run (with its sweep point) instead of the table.
     #[arg(long, conflicts_with = "json")]
     csv: bool,
+    /// Also draw throughput, hand-off p99 and CPU per message against the first swept value
+    /// into this SVG file (a scenario with a [sweep]).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     overrides: Overrides,
     /// Tag for this run's processes and memfds (default: pid and time).
@@ -298,6 +302,10 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
         bar.finish_and_clear();
     }
     let report = Report::new(sc, runs);
+    if let Some(path) = &common.plot {
+        wasm_ipc::plot::plot(&report, path)?;
+        eprintln!("wasm-ipc: plots in {}", path.display());
+    }
     if common.json {
         out!("{}", serde_json::to_string_pretty(&report)?);
     } else if common.csv {

@@ -217,10 +217,27 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
         lines[1].starts_with("sweep-size,64,shm,0,true,50,3200,"),
         "{csv}"
     );
-    let mut args = vec!["compare"];
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("sweep.svg");
+    let mut args = vec!["compare", "--plot", svg.to_str().unwrap()];
     args.extend(small);
     args.push(file.to_str().unwrap());
     let out = wasm_ipc(&args);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    // The plot: one SVG with three panels, a line and a legend entry per backend in each.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "{}", &text[..text.len().min(200)]);
+    for caption in [
+        "throughput (messages/s) against size",
+        "hand-off p99 (ns) against size",
+        "CPU per message (ns) against size",
+    ] {
+        assert!(text.contains(caption), "no {caption:?} in the plot");
+    }
+    assert!(text.matches("<polyline").count() >= 6, "fewer than 6 lines");
+    // plotters writes each text on its own line.
+    let labels = |name: &str| text.lines().filter(|l| l.trim() == name).count();
+    assert_eq!((labels("shm"), labels("msg")), (3, 3));
     let table = String::from_utf8_lossy(&out.stdout);
     for want in [
         "size=1048576: throughput",
@@ -232,6 +249,24 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
     ] {
         assert!(table.contains(want), "no {want:?} in:\n{table}");
     }
+    // Without a sweep there is nothing to plot against, and it says so.
+    let plain = util::root().join("scenarios/producer-consumer.toml");
+    let out = wasm_ipc(&[
+        "compare",
+        "--plot",
+        svg.to_str().unwrap(),
+        "--set",
+        "plugin.producer.config.count=10",
+        "--set",
+        "plugin.consumer.config.expect=10",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        util::stderr(&out).contains("--plot needs a sweep"),
+        "{}",
+        util::stderr(&out)
+    );
 }
 
 #[test]

@@ -1,0 +1,212 @@
+//! `--plot FILE.svg`: throughput, hand-off p99 and CPU per message against the swept value,
+//! one series per backend (and per value of any other axis), drawn with `plotters`' SVG
+//! backend (text as SVG `<text>`, no fonts needed). Log axes where every value is a positive
+//! number spanning more than a factor of 10.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::prelude::*;
+
+use crate::report::{Report, RunReport, cpu_per_message_ns};
+
+/// One figure to draw.
+struct Panel {
+    title: &'static str,
+    unit: &'static str,
+    get: fn(&RunReport) -> f64,
+}
+
+const PANELS: [Panel; 3] = [
+    Panel {
+        title: "throughput",
+        unit: "messages/s",
+        get: |r| r.msgs_per_s,
+    },
+    Panel {
+        title: "hand-off p99",
+        unit: "ns",
+        get: |r| r.latency_ns.p99 as f64,
+    },
+    Panel {
+        title: "CPU per message",
+        unit: "ns",
+        get: cpu_per_message_ns,
+    },
+];
+
+/// Draws `report`'s sweep along its first axis into `path`.
+pub fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let axis = report
+        .runs
+        .iter()
+        .find_map(|r| r.sweep.keys().next().cloned())
+        .context("--plot needs a sweep: the scenario has no [sweep] table")?;
+    // The axis's values in run order, each once.
+    let mut values: Vec<String> = Vec::new();
+    for r in &report.runs {
+        if let Some(v) = r.sweep.get(&axis)
+            && !values.contains(v)
+        {
+            values.push(v.clone());
+        }
+    }
+    let numeric: Option<Vec<f64>> = values.iter().map(|v| v.parse::<f64>().ok()).collect();
+    // x positions: the values themselves when numeric, else their index.
+    let xs: Vec<f64> = match &numeric {
+        Some(n) => n.clone(),
+        None => (0..values.len()).map(|i| i as f64).collect(),
+    };
+    // Series: backend plus the other axes' values; points (x, median over repeats).
+    let mut series: BTreeMap<String, Vec<(usize, Vec<&RunReport>)>> = BTreeMap::new();
+    for r in report.runs.iter().filter(|r| r.ok) {
+        let Some(v) = r.sweep.get(&axis) else {
+            continue;
+        };
+        let i = values.iter().position(|x| x == v).unwrap_or(0);
+        let rest: Vec<String> = r
+            .sweep
+            .iter()
+            .filter(|(k, _)| **k != axis)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let name = if rest.is_empty() {
+            r.backend.clone()
+        } else {
+            format!("{} {}", r.backend, rest.join(","))
+        };
+        let points = series.entry(name).or_default();
+        match points.iter_mut().find(|(j, _)| *j == i) {
+            Some((_, runs)) => runs.push(r),
+            None => points.push((i, vec![r])),
+        }
+    }
+    let root = SVGBackend::new(path, (800, 900)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((PANELS.len(), 1));
+    let (xmin, xmax) = (
+        xs.iter().copied().fold(f64::INFINITY, f64::min),
+        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let log_x = numeric.is_some() && xmin > 0.0 && xmax / xmin > 10.0;
+    for (panel, area) in PANELS.iter().zip(&panels) {
+        let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for (name, points) in &series {
+            let mut line: Vec<(f64, f64)> = points
+                .iter()
+                .map(|(i, runs)| {
+                    let mut v: Vec<f64> = runs.iter().map(|r| (panel.get)(r)).collect();
+                    v.sort_by(f64::total_cmp);
+                    (xs[*i], v[v.len() / 2])
+                })
+                .collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            lines.push((name.clone(), line));
+        }
+        let ys: Vec<f64> = lines
+            .iter()
+            .flat_map(|(_, l)| l.iter().map(|p| p.1))
+            .collect();
+        let ymin = ys.iter().copied().fold(f64::INFINITY, f64::min).max(1e-9);
+        let ymax = ys
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max)
+            .max(ymin * 1.01);
+        let log_y = ymax / ymin > 10.0;
+        let caption = format!("{} ({}) against {axis}", panel.title, panel.unit);
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(70);
+        let (x0, x1) = if log_x {
+            (xmin / 1.5, xmax * 1.5)
+        } else {
+            (xmin - 0.5, xmax + 0.5)
+        };
+        let labels = values.clone();
+        let x_fmt = move |x: &f64| {
+            if numeric_label(x, &labels) {
+                human(*x)
+            } else {
+                // A categorical axis: the label of the nearest index.
+                labels
+                    .iter()
+                    .enumerate()
+                    .find(|(i, _)| (*i as f64 - x).abs() < 0.5)
+                    .map(|(_, l)| l.clone())
+                    .unwrap_or_default()
+            }
+        };
+        // Four combinations of log and linear axes, one drawing routine.
+        macro_rules! draw {
+            ($x:expr, $y:expr) => {{
+                let mut chart = builder.build_cartesian_2d($x, $y)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(axis.as_str())
+                    .y_desc(panel.unit)
+                    .x_labels(8)
+                    .y_labels(6)
+                    .x_label_formatter(&x_fmt)
+                    .y_label_formatter(&|y| human(*y))
+                    .draw()?;
+                for (k, (name, line)) in lines.iter().enumerate() {
+                    let color = Palette99::pick(k).to_rgba();
+                    chart
+                        .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
+                        .label(name.as_str())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                        });
+                    chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()?;
+            }};
+        }
+        let (y0, y1) = if log_y {
+            (ymin / 1.5, ymax * 1.5)
+        } else {
+            (0.0, ymax * 1.1)
+        };
+        match (log_x, log_y) {
+            (true, true) => draw!((x0..x1).log_scale(), (y0..y1).log_scale()),
+            (true, false) => draw!((x0..x1).log_scale(), y0..y1),
+            (false, true) => draw!(x0..x1, (y0..y1).log_scale()),
+            (false, false) => draw!(x0..x1, y0..y1),
+        }
+    }
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Whether the x labels are the numbers themselves (numeric axis).
+fn numeric_label(_x: &f64, labels: &[String]) -> bool {
+    labels.iter().all(|l| l.parse::<f64>().is_ok())
+}
+
+/// `4.1k`, `1.0M`, `64`: a number for an axis label.
+fn human(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if a >= 10.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
