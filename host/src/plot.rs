@@ -38,6 +38,18 @@ const PANELS: [Panel; 3] = [
 
 /// Draws `report`'s sweep along its first axis into `path`.
 pub fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let svg = svg(report)?;
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The SVG of [`plot`], as text.
+pub fn svg(report: &Report) -> anyhow::Result<String> {
+    let mut text = String::new();
+    draw(report, &mut text)?;
+    Ok(text)
+}
+
+fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
     let axis = report
         .runs
         .iter()
@@ -82,7 +94,7 @@ pub fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
             None => points.push((i, vec![r])),
         }
     }
-    let root = SVGBackend::new(path, (800, 900)).into_drawing_area();
+    let root = SVGBackend::with_string(out, (800, 900)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((PANELS.len(), 1));
     let (xmin, xmax) = (
@@ -183,8 +195,9 @@ pub fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
             (false, false) => draw!(x0..x1, y0..y1),
         }
     }
-    root.present()
-        .with_context(|| format!("writing {}", path.display()))?;
+    root.present().context("drawing the plot")?;
+    drop(panels);
+    drop(root);
     Ok(())
 }
 

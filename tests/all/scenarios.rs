@@ -471,3 +471,59 @@ fn progress_is_a_bar_on_a_terminal_and_lines_on_a_pipe() {
     );
     assert!(!err.contains("/2 runs"), "a bar on a pipe:\n{err}");
 }
+
+/// `--html`: one self-contained page, which headless Chromium loads from a file with no
+/// network: title, plots inline (three panels), the table with its verdicts, every run.
+#[test]
+fn the_html_report_is_one_self_contained_page_that_a_browser_renders() {
+    let _g = heavy();
+    util::plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let file = util::root().join("scenarios/sweep-size.toml");
+    let out = wasm_ipc(&[
+        "compare",
+        "--html",
+        page.to_str().unwrap(),
+        "--set",
+        "plugin.producer.config.count=50",
+        "--set",
+        "plugin.consumer.config.expect=50",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Nothing is fetched from elsewhere (the SVG's xmlns is a name, not a fetch).
+    for outside in ["<script", "<link", "src=", "href=", "url(", "@import"] {
+        assert!(!html.contains(outside), "the page refers to {outside:?}");
+    }
+    let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!without_ns.contains("http"), "the page names a web address");
+    let dom = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (Debian) loads the page headless; scripts/setup.sh installs it");
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for want in [
+        "id=\"title\">wasm-ipc: sweep-size</h1>",
+        "id=\"plots\"",
+        "throughput (messages/s) against size",
+        "CPU per message (ns) against size",
+        "id=\"table\"",
+        "verdict, throughput:",
+        "crossover, throughput along size:",
+        "id=\"json\"",
+    ] {
+        assert!(dom.contains(want), "the rendered page has no {want:?}");
+    }
+    assert!(
+        dom.matches("<polyline").count() >= 6,
+        "the plots lost their lines"
+    );
+}
