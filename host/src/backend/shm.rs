@@ -466,6 +466,7 @@ fn wait_until<T>(
             std::hint::spin_loop();
         }
         if yield_ {
+            stats.sched_yields += 1;
             sys::yield_now();
         }
         spins = spins.wrapping_add(1);
@@ -506,6 +507,10 @@ fn wait_until<T>(
 struct WaitStats {
     /// `FUTEX_WAIT` calls.
     futex_waits: u64,
+    /// `FUTEX_WAKE` calls made for a peer on the hot path (publish, release).
+    futex_wakes: u64,
+    /// `sched_yield` calls while spinning (more processes than CPUs).
+    sched_yields: u64,
     /// Sleeps ended by a peer's `FUTEX_WAKE`.
     wakeups: u64,
     /// Sleeps that ended by timeout with data present.
@@ -516,6 +521,8 @@ impl WaitStats {
     fn counters(&self) -> Counters {
         Counters::from([
             ("futex_waits", self.futex_waits),
+            ("futex_wakes", self.futex_wakes),
+            ("sched_yields", self.sched_yields),
             ("wakeups", self.wakeups),
             ("lost_wakeups", self.lost_wakeups),
         ])
@@ -660,6 +667,7 @@ impl Sender for ShmSender {
             if self.ctl.at(l.doorbell(c) + 4).load(SeqCst) != 0 {
                 let bell = self.ctl.at(l.doorbell(c));
                 bell.fetch_add(1, SeqCst);
+                self.stats.futex_wakes += 1;
                 sys::futex_wake(bell);
             }
         }
@@ -826,6 +834,7 @@ impl Receiver for ShmReceiver {
         if self.ctl.at(l.producer_waiting(p)).load(SeqCst) != 0 {
             let space = self.ctl.at(l.space(p));
             space.fetch_add(1, SeqCst);
+            self.stats.futex_wakes += 1;
             sys::futex_wake(space);
         }
         Ok(())
