@@ -298,10 +298,18 @@ impl RunState {
     /// Tells the backend of every channel worker `i` takes part in that it is gone (`shm`
     /// marks its rings; on `msg` the closed sockets say it).
     fn propagate_failure(&self, i: usize) {
-        for &(c, role) in self.roles.get(i).into_iter().flatten() {
-            match role {
-                Role::Producer(p) => self.channels[c].producer_lost(p),
-                Role::Consumer(q) => self.channels[c].consumer_lost(q),
+        let roles = self.roles.get(i).into_iter().flatten();
+        // Its inputs first, then its outputs: whoever learns of the failure from an output
+        // (a server, from a client's requests) then finds the worker's inputs (that client's
+        // answers) already gone, not still taking an answer nobody will read.
+        for &(c, role) in roles.clone() {
+            if let Role::Consumer(q) = role {
+                self.channels[c].consumer_lost(q);
+            }
+        }
+        for &(c, role) in roles {
+            if let Role::Producer(p) = role {
+                self.channels[c].producer_lost(p);
             }
         }
     }
