@@ -254,7 +254,6 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
             None
         }
     };
-    let quiet_lines = bar.is_some();
     'outer: for (point, sets) in &points {
         // A sweep point is the file with the point's values set, then the user's --set
         // (which win over the sweep).
@@ -287,8 +286,7 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::
                 );
                 match &bar {
                     Some(bar) => bar.set_message(line),
-                    None if !quiet_lines => eprintln!("wasm-ipc: {line}"),
-                    None => {}
+                    None => eprintln!("wasm-ipc: {line}"),
                 }
                 let mut run = session.run(sc, backend, repeat);
                 run.sweep = point.iter().cloned().collect();

@@ -357,11 +357,14 @@ to = "c.in"
 }
 
 #[test]
-fn clients_and_servers_in_every_language_answer_each_other_on_every_backend() {
+fn clients_and_servers_of_every_language_answer_each_other_on_every_backend() {
     let _g = heavy();
     let (c_web, c_db) = (util::lang_wasm("c", "web"), util::lang_wasm("c", "db"));
     let (rust_web, rust_db) = (util::wasm("web"), util::wasm("db"));
-    let as_web = util::lang_wasm("assemblyscript", "web");
+    let (as_web, as_db) = (
+        util::lang_wasm("assemblyscript", "web"),
+        util::lang_wasm("assemblyscript", "db"),
+    );
     let (zig_db, wat_db) = (util::lang_wasm("zig", "db"), util::lang_wasm("wat", "db"));
     for (web, db) in [
         (&c_web, &rust_db),
@@ -369,6 +372,7 @@ fn clients_and_servers_in_every_language_answer_each_other_on_every_backend() {
         (&as_web, &zig_db),
         (&c_web, &wat_db),
         (&as_web, &rust_db),
+        (&rust_web, &as_db),
     ] {
         let text = web_db(2, 30, "db", "", "\"shm\", \"msg\"")
             .replace("{wasm:web}", &web.display().to_string())

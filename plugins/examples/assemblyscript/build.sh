@@ -22,7 +22,7 @@ cd "$here"
 mkdir -p node_modules
 ln -sfn "$sdk" node_modules/wasm-ipc-sdk
 
-for plugin in producer consumer web; do
+for plugin in producer consumer web db; do
     # --runtime incremental: TLSF heap + GC; windows come from heap.alloc (never collected).
     # --exportStart _initialize: the host calls it before cabi_realloc; it starts the heap.
     # --use abort=...: log and trap instead of importing env.abort (the host refuses env.*).
@@ -33,4 +33,4 @@ for plugin in producer consumer web; do
         --use abort=~lib/wasm-ipc-sdk/index/abortHandler \
         --outFile "$out/$plugin.wasm"
 done
-echo "built $out/producer.wasm $out/consumer.wasm $out/web.wasm"
+echo "built $out/producer.wasm $out/consumer.wasm $out/web.wasm $out/db.wasm"

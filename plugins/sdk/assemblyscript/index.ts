@@ -454,13 +454,18 @@ export class Input {
    *  the channel is drained, or PEER_FAILED. */
   receive(): i32 {
     if (this.holding) this.release();
+    return this.take("receive", hostReceive(this.handle));
+  }
+
+  /** Holds the message that `receive` or `call` returned as `ret` (`ptr << 32 | len`), or
+   *  returns its negative code. For the SDK's own classes. */
+  take(call: string, ret: i64): i32 {
     this.ptr = 0;
     this.len = 0;
-    const ret = hostReceive(this.handle);
     if (ret < 0) return ret < <i64>i32.MIN_VALUE ? i32.MIN_VALUE : <i32>ret;
     const ptr = <usize>(<u64>ret >> 32);
     const len = <u32>ret;
-    checkWindow("receive", ptr, len);
+    checkWindow(call, ptr, len);
     this.ptr = ptr;
     this.len = len;
     this.holding = true;
@@ -483,15 +488,15 @@ export class Input {
  *  at `ptr`), write it, `call`, read the answer (`answerLen` bytes at `answerPtr`, READ-ONLY),
  *  `release`. */
 export class Client {
-  /** The current request loan. */
-  ptr: usize = 0;
-  len: u32 = 0;
-  /** The current answer; never write there. */
-  answerPtr: usize = 0;
-  answerLen: u32 = 0;
-  private holding: bool = false;
+  /** The request side: an output of the same handle. */
+  private out: Output;
+  /** The answer side: an input of the same handle. */
+  private answers: Input;
 
-  constructor(readonly name: string, readonly handle: i32) {}
+  constructor(readonly name: string, readonly handle: i32) {
+    this.out = new Output(name, handle);
+    this.answers = new Input(name, handle);
+  }
 
   /** Opens the client port `name`, or null when the scenario gives this plugin none. */
   static open(name: string): Client | null {
@@ -499,64 +504,58 @@ export class Client {
     return handle < 0 ? null : new Client(name, handle);
   }
 
+  /** The current request loan. */
+  get ptr(): usize {
+    return this.out.ptr;
+  }
+  get len(): u32 {
+    return this.out.len;
+  }
+  /** The current answer; never write there. */
+  get answerPtr(): usize {
+    return this.answers.ptr;
+  }
+  get answerLen(): u32 {
+    return this.answers.len;
+  }
+
   /** Loans `len` writable bytes for a request at `this.ptr` (releasing a held answer first).
    *  Returns 0, or CLOSED, PEER_FAILED, TOO_LARGE. */
   request(len: u32): i32 {
-    if (this.holding) this.release();
-    this.ptr = 0;
-    this.len = 0;
-    const ret = hostLoan(this.handle, len);
-    if (ret < 0) return ret;
-    checkWindow("loan", <usize>ret, len);
-    this.ptr = <usize>ret;
-    this.len = len;
-    return 0;
+    this.answers.release();
+    return this.out.loan(len);
   }
 
   /** Sends the first `len` bytes of the request (all of it by default) and blocks for the
    *  answer at `answerPtr`/`answerLen`. Returns 0, or CLOSED (the server finished without
    *  answering), PEER_FAILED (it failed), TOO_LARGE (longer than the loan: nothing sent). */
   call(len: u32 = u32.MAX_VALUE): i32 {
-    if (len == u32.MAX_VALUE) len = this.len;
-    if (len > this.len) return TOO_LARGE;
-    this.ptr = 0;
-    this.len = 0;
-    const ret = hostCall(this.handle, len);
-    if (ret < 0) return ret < <i64>i32.MIN_VALUE ? i32.MIN_VALUE : <i32>ret;
-    const ptr = <usize>(<u64>ret >> 32);
-    const n = <u32>ret;
-    checkWindow("call", ptr, n);
-    this.answerPtr = ptr;
-    this.answerLen = n;
-    this.holding = true;
-    return 0;
+    if (len == u32.MAX_VALUE) len = this.out.len;
+    if (len > this.out.len) return TOO_LARGE;
+    this.out.ptr = 0;
+    this.out.len = 0;
+    return this.answers.take("call", hostCall(this.handle, len));
   }
 
   /** Done with the answer. Returns 0 (also when none is held), or a negative code. */
   release(): i32 {
-    if (!this.holding) return 0;
-    this.holding = false;
-    this.answerPtr = 0;
-    this.answerLen = 0;
-    const ret = hostRelease(this.handle);
-    return ret < 0 ? ret : 0;
+    return this.answers.release();
   }
 }
 
 /** A server port (the `to` port of a request-reply channel): `receive` a request (`len`
  *  bytes at `ptr`, READ-ONLY, from client `client`), `release` it, `replyLoan` for that client
  *  (`replyLen` bytes at `replyPtr`), write, `reply`. */
-export class Server {
-  /** The current request and who asked (0-based: the client's place in `from`). */
-  ptr: usize = 0;
-  len: u32 = 0;
+export class Server extends Input {
+  /** Who sent the current request (0-based: the client's place in `from`). */
   client: u32 = 0;
   /** The current reply loan. */
   replyPtr: usize = 0;
   replyLen: u32 = 0;
-  private holding: bool = false;
 
-  constructor(readonly name: string, readonly handle: i32) {}
+  constructor(name: string, handle: i32) {
+    super(name, handle);
+  }
 
   /** Opens the server port `name`, or null when the scenario gives this plugin none. */
   static open(name: string): Server | null {
@@ -567,29 +566,9 @@ export class Server {
   /** Blocks for the next request from any client (releasing the previous one first). Returns
    *  0, CLOSED once every client finished (a failed client is skipped), or PEER_FAILED. */
   receive(): i32 {
-    if (this.holding) this.release();
-    this.ptr = 0;
-    this.len = 0;
-    const ret = hostReceive(this.handle);
-    if (ret < 0) return ret < <i64>i32.MIN_VALUE ? i32.MIN_VALUE : <i32>ret;
-    const ptr = <usize>(<u64>ret >> 32);
-    const len = <u32>ret;
-    checkWindow("receive", ptr, len);
-    this.ptr = ptr;
-    this.len = len;
-    this.client = <u32>hostClient(this.handle);
-    this.holding = true;
-    return 0;
-  }
-
-  /** Done with the request's bytes. Returns 0 (also when none is held), or a negative code. */
-  release(): i32 {
-    if (!this.holding) return 0;
-    this.holding = false;
-    this.ptr = 0;
-    this.len = 0;
-    const ret = hostRelease(this.handle);
-    return ret < 0 ? ret : 0;
+    const ret = super.receive();
+    if (ret == 0) this.client = <u32>hostClient(this.handle);
+    return ret;
   }
 
   /** Loans `len` bytes at `replyPtr` for the answer to `client`'s outstanding call. Returns 0,
