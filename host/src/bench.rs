@@ -1463,7 +1463,9 @@ impl Memory {
 
 // ---- Machine and results --------------------------------------------------------------------
 
-fn machine() -> BTreeMap<String, String> {
+/// CPU model, cores, kernel, clock source, host name and this version: what a figure was
+/// measured on.
+pub fn machine() -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     if let Some(cpu) = read("/proc/cpuinfo")

@@ -24,6 +24,7 @@ pub mod backend;
 pub mod bench;
 pub mod build;
 pub mod check;
+pub mod explain;
 /// `--html FILE`: the report as one self-contained page.
 pub mod html;
 /// Scenario channels as one-way lanes (request/reply is a fan-in and one lane per client).

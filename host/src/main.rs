@@ -44,7 +44,16 @@ enum Cmd {
     /// Run a scenario on every backend it lists and show them side by side.
     Compare {
         /// Scenario file (default: the bundled scenarios/producer-consumer.toml).
+        #[arg(conflicts_with = "explain")]
         scenario: Option<PathBuf>,
+        /// Fill the textbook's table (shared memory against message passing, aspect by
+        /// aspect) from runs of the bundled scenarios made now, each row naming its runs.
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: small counts, the same shapes (a check that everything runs, not
+        /// figures to quote).
+        #[arg(long, requires = "explain")]
+        quick: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -226,14 +235,70 @@ fn worker_exe() -> anyhow::Result<PathBuf> {
     }
 }
 
-fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::Result<ExitCode> {
-    let run_id = common.run_id.clone().unwrap_or_else(|| {
+/// `--run-id`, else one made of the pid and the time.
+fn run_id(common: &Common) -> String {
+    common.run_id.clone().unwrap_or_else(|| {
         format!(
             "{}-{}",
             std::process::id(),
             wasm_ipc::sys::now_ns() % 1_000_000_000
         )
-    });
+    })
+}
+
+/// `compare --explain`: the textbook's table from runs made now.
+fn explain(quick: bool, common: &Common) -> anyhow::Result<ExitCode> {
+    if common.csv || common.plot.is_some() || !common.overrides.set.is_empty() {
+        eprintln!(
+            "error: --explain runs its own experiments: it takes --json, --html, --repeat and \
+             --quick, not --csv, --plot or --set"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let dir = wasm_ipc::explain::scenarios_dir();
+    let opts = wasm_ipc::explain::Options {
+        dir: &dir,
+        quick,
+        repeat: common.overrides.repeat,
+        exe: worker_exe()?,
+        run_id: run_id(common),
+    };
+    let bar = {
+        use std::io::IsTerminal;
+        (std::io::stderr().is_terminal() && !common.json).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        })
+    };
+    let explained = wasm_ipc::explain::explain(&opts, &mut |line| match &bar {
+        Some(bar) => bar.set_message(line.to_string()),
+        None => eprintln!("wasm-ipc: {line}"),
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(path) = &common.html {
+        std::fs::write(path, explained.page()?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wasm-ipc: report page in {}", path.display());
+    }
+    if common.json {
+        out!("{}", serde_json::to_string_pretty(&explained)?);
+    } else {
+        out!("{}", explained.text().trim_end());
+    }
+    Ok(if supervisor::was_interrupted() {
+        ExitCode::from(130)
+    } else if explained.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> anyhow::Result<ExitCode> {
+    let run_id = run_id(common);
     let exe = worker_exe()?;
     let points = sc.sweep_points();
     let sweeping = !sc.sweep.is_empty();
@@ -600,7 +665,15 @@ fn main() -> ExitCode {
             }
             execute(&sc, &[backend], &common)
         }
-        Cmd::Compare { scenario, common } => {
+        Cmd::Compare {
+            explain: true,
+            quick,
+            common,
+            ..
+        } => explain(quick, &common),
+        Cmd::Compare {
+            scenario, common, ..
+        } => {
             let sc = match load(&scenario, &common.overrides) {
                 Ok(sc) => sc,
                 Err(code) => return code,

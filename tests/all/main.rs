@@ -5,6 +5,7 @@ mod abi;
 mod bench;
 mod digests;
 mod edges;
+mod explain;
 mod failures;
 mod faults;
 mod isolation;

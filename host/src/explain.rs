@@ -1,0 +1,1125 @@
+//! `compare --explain`: the textbook's table of shared memory against message passing, aspect
+//! by aspect, filled with this machine's figures from runs it makes now.
+//!
+//! Each row names the experiments it read: a bundled scenario (`scenarios/…`, or one of the
+//! fixtures under `scenarios/explain/`) with the overrides it ran with. Nothing in a row is
+//! typed in: a figure the runs did not produce is a "-" and an experiment that failed where it
+//! should not have is named in `problems` (and the command exits 1).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::check::{self, Machine};
+use crate::report::{Report, RunReport, human_bytes, human_ns};
+use crate::scenario::{BackendKind, Scenario};
+use crate::supervisor::{self, Session};
+
+/// One run of a scenario on both backends that some rows read.
+struct Experiment {
+    /// How rows refer to it.
+    id: &'static str,
+    /// The scenario, relative to the scenarios folder.
+    file: &'static str,
+    /// Overrides that make the experiment (the same paths as `--set`).
+    sets: &'static [&'static str],
+    /// Further overrides with `--quick`: smaller counts, the same shapes.
+    quick: &'static [&'static str],
+    /// Whether every run of it must be ok (the misbehaving fixtures fail on purpose).
+    must_pass: bool,
+}
+
+const STREAM_QUICK: &[&str] = &[
+    "plugin.producer.config.count=2000",
+    "plugin.consumer.config.expect=2000",
+];
+
+/// Every experiment, in the order they run.
+const EXPERIMENTS: &[Experiment] = &[
+    Experiment {
+        id: "stream",
+        file: "producer-consumer.toml",
+        sets: &[],
+        quick: STREAM_QUICK,
+        must_pass: true,
+    },
+    Experiment {
+        id: "small",
+        file: "tiny-messages.toml",
+        sets: &[],
+        quick: &[
+            "plugin.producer.config.count=5000",
+            "plugin.consumer.config.expect=5000",
+        ],
+        must_pass: true,
+    },
+    Experiment {
+        id: "large",
+        file: "large-frames.toml",
+        sets: &[],
+        quick: &[
+            "plugin.producer.config.count=8",
+            "plugin.consumer.config.expect=8",
+        ],
+        must_pass: true,
+    },
+    Experiment {
+        id: "ping-pong",
+        file: "ping-pong.toml",
+        sets: &[],
+        quick: &["plugin.pinger.config.count=1000"],
+        must_pass: true,
+    },
+    Experiment {
+        id: "web-db",
+        file: "web-db.toml",
+        sets: &[],
+        quick: &["plugin.web.config.pages=100"],
+        must_pass: true,
+    },
+    Experiment {
+        id: "wait-spin",
+        file: "producer-consumer.toml",
+        sets: &["run.wait=spin"],
+        quick: STREAM_QUICK,
+        must_pass: true,
+    },
+    Experiment {
+        id: "wait-futex",
+        file: "producer-consumer.toml",
+        sets: &["run.wait=futex"],
+        quick: STREAM_QUICK,
+        must_pass: true,
+    },
+    Experiment {
+        id: "scribbler",
+        file: "explain/scribbling-consumer.toml",
+        sets: &[],
+        quick: &[
+            "plugin.producer.config.count=2000",
+            "plugin.honest.config.expect=2000",
+        ],
+        must_pass: false,
+    },
+    Experiment {
+        id: "liar",
+        file: "explain/protocol-breaking-consumer.toml",
+        sets: &[],
+        quick: &[
+            "plugin.producer.config.count=2000",
+            "plugin.honest.config.expect=2000",
+        ],
+        must_pass: false,
+    },
+    Experiment {
+        id: "slow-consumer",
+        file: "explain/slow-consumer.toml",
+        sets: &[],
+        quick: &[
+            "plugin.producer.config.count=100",
+            "plugin.consumer.config.expect=100",
+        ],
+        must_pass: true,
+    },
+];
+
+/// The experiment `id` (rows name only ids of [`EXPERIMENTS`]).
+fn experiment(id: &str) -> &'static Experiment {
+    EXPERIMENTS
+        .iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("no experiment `{id}`"))
+}
+
+/// What an experiment ran and what came of it (in `--json`).
+#[derive(Debug, Serialize)]
+pub struct Ran {
+    /// The experiment's name, as rows cite it.
+    pub id: String,
+    /// The scenario file it ran.
+    pub scenario: String,
+    /// The overrides it ran with (`--set` paths).
+    pub sets: Vec<String>,
+    /// Whether every ok run delivered the same bytes.
+    pub digests_agree: bool,
+    /// For a consumer that spends `delay_ns` on each message: the longest a message should
+    /// wait under back-pressure, capacity × delay (none for other experiments).
+    pub wait_bound_ns: Option<u64>,
+    /// Its runs: every backend × repeat.
+    pub runs: Vec<RunReport>,
+}
+
+/// One aspect of the textbook's comparison.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// What is compared.
+    pub aspect: &'static str,
+    /// What the textbook says.
+    pub textbook: &'static str,
+    /// The figure measured on `shm`.
+    pub shm: String,
+    /// The figure measured on `msg`.
+    pub msg: String,
+    /// What the figures say, in one line.
+    pub verdict: String,
+    /// Whether this machine's figures agree with the textbook (`null`: the row states no
+    /// claim the figures could contradict, or could not be measured here).
+    pub agrees: Option<bool>,
+    /// The experiments the row read (ids of `experiments`).
+    pub from: Vec<&'static str>,
+}
+
+/// The whole `--explain` result.
+#[derive(Debug, Serialize)]
+pub struct Explained {
+    /// Report schema (1).
+    pub schema: u32,
+    /// CPU, cores, kernel, clock source, host.
+    pub machine: BTreeMap<String, String>,
+    /// Whether the experiments ran with `--quick` (small counts: not figures to quote).
+    pub quick: bool,
+    /// The rows, in the textbook's order.
+    pub rows: Vec<Row>,
+    /// Experiments that did not do what they must (a run that had to pass failed, a figure
+    /// missing); empty when the table is whole.
+    pub problems: Vec<String>,
+    /// Every experiment with its runs.
+    pub experiments: Vec<Ran>,
+}
+
+/// The scenarios folder: `./scenarios` when it has the explain fixtures, else the source
+/// tree's.
+pub fn scenarios_dir() -> PathBuf {
+    let local = PathBuf::from("scenarios");
+    if local.join("explain").is_dir() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// Options of one `--explain`.
+#[derive(Debug)]
+pub struct Options<'a> {
+    /// The scenarios folder.
+    pub dir: &'a Path,
+    /// Small counts.
+    pub quick: bool,
+    /// Runs per backend, when given (`--repeat`).
+    pub repeat: Option<u32>,
+    /// The worker executable.
+    pub exe: PathBuf,
+    /// The run id for processes and memfds.
+    pub run_id: String,
+}
+
+/// Runs every experiment on `shm` and `msg` and fills the table; `progress` hears a line per
+/// run. An `Err` is a setup failure (a scenario that does not load, a module that does not
+/// compile); failed runs are in the result.
+pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Explained> {
+    let backends = [BackendKind::Shm, BackendKind::Msg];
+    let machine = Machine::this();
+    let mut ran = Vec::new();
+    for e in EXPERIMENTS {
+        let path = opts.dir.join(e.file);
+        let mut sets: Vec<String> = e.sets.iter().map(|s| s.to_string()).collect();
+        if opts.quick {
+            sets.extend(e.quick.iter().map(|s| s.to_string()));
+        }
+        if let Some(n) = opts.repeat {
+            sets.push(format!("run.repeat={n}"));
+        }
+        let sc = Scenario::load_with(&path, &sets).map_err(|err| anyhow::anyhow!("{err}"))?;
+        for &b in &backends {
+            check::check(&sc, b, &machine).map_err(|err| anyhow::anyhow!("{err}"))?;
+        }
+        crate::build::build_stale(&sc)?;
+        let session = Session::new(&sc, opts.exe.clone(), opts.run_id.clone())
+            .with_context(|| format!("experiment `{}` ({})", e.id, path.display()))?;
+        let mut runs = Vec::new();
+        for &b in &backends {
+            for repeat in 0..sc.run.repeat {
+                progress(&format!(
+                    "explain: {} ({}) on {} (run {})",
+                    e.id,
+                    e.file,
+                    b.name(),
+                    repeat + 1
+                ));
+                runs.push(session.run(&sc, b, repeat));
+                if supervisor::was_interrupted() {
+                    break;
+                }
+            }
+        }
+        let digests_agree = Report::new(&sc, runs.clone()).digests_agree;
+        ran.push(Ran {
+            id: e.id.to_string(),
+            scenario: path.display().to_string(),
+            sets,
+            digests_agree,
+            wait_bound_ns: wait_bound_ns(&sc),
+            runs,
+        });
+        if supervisor::was_interrupted() {
+            break;
+        }
+    }
+    Ok(fill(ran, opts.quick))
+}
+
+/// Capacity × the consumer's `delay_ns`, when a plugin of `sc` has one.
+fn wait_bound_ns(sc: &Scenario) -> Option<u64> {
+    let delay: u64 = sc
+        .plugins
+        .iter()
+        .find_map(|p| p.config.get("delay_ns"))?
+        .parse()
+        .ok()?;
+    let capacity = sc.channels.first()?.capacity;
+    Some(delay.saturating_mul(u64::from(capacity)))
+}
+
+/// The rows from the experiments' runs.
+pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
+    let mut problems = Vec::new();
+    for r in &ran {
+        let e = experiment(&r.id);
+        if e.must_pass {
+            for run in r.runs.iter().filter(|run| !run.ok) {
+                problems.push(format!(
+                    "experiment `{}` on {} failed: {}",
+                    r.id,
+                    run.backend,
+                    run.error.as_deref().unwrap_or("(no error given)")
+                ));
+            }
+        }
+        if !r.digests_agree {
+            problems.push(format!(
+                "experiment `{}`: the backends delivered different bytes",
+                r.id
+            ));
+        }
+    }
+    let t = Table { ran: &ran };
+    let rows = vec![
+        t.copies(),
+        t.syscalls(),
+        t.switches(),
+        t.cpu(),
+        t.throughput_small(),
+        t.throughput_large(),
+        t.latency(),
+        t.request_reply(),
+        t.synchronisation(),
+        t.memory(),
+        t.scribbler(),
+        t.liar(),
+        t.back_pressure(),
+        t.crosses_machines(),
+    ];
+    Explained {
+        schema: 1,
+        machine: crate::bench::machine(),
+        quick,
+        rows,
+        problems,
+        experiments: ran,
+    }
+}
+
+/// Reads figures off the experiments' runs.
+struct Table<'a> {
+    ran: &'a [Ran],
+}
+
+/// Median of `f` over `runs` (ok ones only, unless `any`).
+fn median(runs: &[&RunReport], f: impl Fn(&RunReport) -> f64) -> Option<f64> {
+    let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// `a` against `b` as "N.N×" of the larger over the smaller.
+fn times(a: f64, b: f64) -> f64 {
+    if a <= 0.0 || b <= 0.0 {
+        return f64::NAN;
+    }
+    if a >= b { a / b } else { b / a }
+}
+
+/// A figure in nanoseconds for people ("-" when it was not measured).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn ns(x: f64) -> String {
+    if x.is_finite() && x >= 0.0 {
+        // Rounded: a median of integers may end in .5.
+        human_ns(x.round() as u64)
+    } else {
+        "-".into()
+    }
+}
+
+/// CPU of every process of a run, ns.
+fn cpu_ns(r: &RunReport) -> f64 {
+    r.processes.iter().map(|p| p.user_s + p.sys_s).sum::<f64>() * 1e9
+}
+
+/// Per delivered message.
+fn per_msg(r: &RunReport, x: f64) -> f64 {
+    if r.messages == 0 {
+        f64::NAN
+    } else {
+        x / r.messages as f64
+    }
+}
+
+fn switches(r: &RunReport) -> f64 {
+    r.processes
+        .iter()
+        .map(|p| (p.voluntary_cs + p.involuntary_cs) as f64)
+        .sum()
+}
+
+fn dash_if_nan(s: String, x: f64) -> String {
+    if x.is_nan() { "-".into() } else { s }
+}
+
+impl Table<'_> {
+    fn ran(&self, id: &str) -> Option<&Ran> {
+        self.ran.iter().find(|r| r.id == id)
+    }
+
+    /// The ok runs of experiment `id` on `backend`.
+    fn ok(&self, id: &str, backend: &str) -> Vec<&RunReport> {
+        self.all(id, backend).into_iter().filter(|r| r.ok).collect()
+    }
+
+    /// Every run of experiment `id` on `backend`.
+    fn all(&self, id: &str, backend: &str) -> Vec<&RunReport> {
+        self.ran(id)
+            .map(|r| r.runs.iter().filter(|x| x.backend == backend).collect())
+            .unwrap_or_default()
+    }
+
+    /// Median of `f` over experiment `id`'s ok runs on `backend`, NaN when there are none.
+    fn med(&self, id: &str, backend: &str, f: impl Fn(&RunReport) -> f64) -> f64 {
+        median(&self.ok(id, backend), f).unwrap_or(f64::NAN)
+    }
+
+    /// A row comparing one figure where the textbook says shm has less (or more) of it.
+    #[allow(clippy::too_many_arguments)]
+    fn figure_row(
+        &self,
+        aspect: &'static str,
+        textbook: &'static str,
+        id: &'static str,
+        f: impl Fn(&RunReport) -> f64,
+        show: impl Fn(f64) -> String,
+        more_is_better: bool,
+        what: &str,
+    ) -> Row {
+        let (s, m) = (self.med(id, "shm", &f), self.med(id, "msg", &f));
+        let (verdict, agrees) = if s.is_nan() || m.is_nan() {
+            ("not measured: a run failed".to_string(), None)
+        } else {
+            let by = times(s, m);
+            let shm_wins = if more_is_better { s > m } else { s < m };
+            if by.is_nan() || by < 1.05 {
+                (format!("even (within 5 %) in {what}"), Some(false))
+            } else if shm_wins {
+                (format!("shm wins {what} by {by:.1}×"), Some(true))
+            } else {
+                (format!("msg wins {what} by {by:.1}×"), Some(false))
+            }
+        };
+        Row {
+            aspect,
+            textbook,
+            shm: dash_if_nan(show(s), s),
+            msg: dash_if_nan(show(m), m),
+            verdict,
+            agrees,
+            from: vec![id],
+        }
+    }
+
+    fn copies(&self) -> Row {
+        let id = "stream";
+        let f = |r: &RunReport| per_msg(r, r.copied_bytes as f64);
+        let size = |b: &str| self.med(id, b, |r| per_msg(r, r.bytes as f64));
+        let (s, m) = (self.med(id, "shm", f), self.med(id, "msg", f));
+        let show = |x: f64, b: &str| {
+            dash_if_nan(
+                format!(
+                    "{} per {} message ({:.1} copies)",
+                    human_bytes(x),
+                    human_bytes(size(b)),
+                    x / size(b)
+                ),
+                x,
+            )
+        };
+        let (verdict, agrees) = if s.is_nan() || m.is_nan() {
+            ("not measured: a run failed".to_string(), None)
+        } else if s == 0.0 && m > 0.0 {
+            (
+                format!(
+                    "as the textbook says: shm hands the producer's pages over (0 B copied, \
+                     counted at every copy primitive); msg copies each payload {:.0} times \
+                     (into the kernel and out)",
+                    m / size("msg")
+                ),
+                Some(true),
+            )
+        } else {
+            (
+                format!(
+                    "against the textbook: shm copied {} per message",
+                    human_bytes(s)
+                ),
+                Some(false),
+            )
+        };
+        Row {
+            aspect: "copies per message",
+            textbook: "shared memory copies nothing; message passing copies every message (into the kernel and out again)",
+            shm: show(s, "shm"),
+            msg: show(m, "msg"),
+            verdict,
+            agrees,
+            from: vec![id],
+        }
+    }
+
+    fn syscalls(&self) -> Row {
+        let id = "stream";
+        let cell = |b: &str| {
+            let total = self.med(id, b, |r| r.syscalls_per_message);
+            if total.is_nan() {
+                return "-".to_string();
+            }
+            // The counters behind the total, largest first.
+            let mut names: Vec<String> = self
+                .ok(id, b)
+                .iter()
+                .flat_map(|r| r.syscalls.keys().cloned())
+                .collect();
+            names.sort();
+            names.dedup();
+            let mut parts: Vec<(f64, String)> = names
+                .iter()
+                .map(|n| {
+                    let x = self.med(id, b, |r| {
+                        per_msg(r, r.syscalls.get(n).copied().unwrap_or(0) as f64)
+                    });
+                    (x, format!("{n} {x:.2}"))
+                })
+                .filter(|(x, _)| *x > 0.0)
+                .collect();
+            parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let parts: Vec<String> = parts.into_iter().map(|(_, s)| s).collect();
+            if parts.is_empty() {
+                format!("{total:.2}")
+            } else {
+                format!("{total:.2} ({})", parts.join(", "))
+            }
+        };
+        let (s, m) = (
+            self.med(id, "shm", |r| r.syscalls_per_message),
+            self.med(id, "msg", |r| r.syscalls_per_message),
+        );
+        let (verdict, agrees) = if s.is_nan() || m.is_nan() {
+            ("not measured: a run failed".to_string(), None)
+        } else if s < m {
+            let by = if s >= 0.01 {
+                format!("{:.1}× the system calls", m / s)
+            } else {
+                format!("{m:.2} system calls per message, shm {s:.3}")
+            };
+            (
+                format!(
+                    "as the textbook says: msg makes {by}; shm's are only its synchronisation \
+                     (futex sleeps and wake-ups when a side waits)"
+                ),
+                Some(true),
+            )
+        } else {
+            (
+                "against the textbook: shm made as many system calls as msg".into(),
+                Some(false),
+            )
+        };
+        Row {
+            aspect: "system calls per message",
+            textbook: "shared memory needs none to move data, only to synchronise; message passing makes a system call to send and one to receive",
+            shm: cell("shm"),
+            msg: cell("msg"),
+            verdict,
+            agrees,
+            from: vec![id],
+        }
+    }
+
+    fn switches(&self) -> Row {
+        self.figure_row(
+            "context switches per message",
+            "message passing enters the kernel and wakes the receiver for every message; shared memory need not",
+            "stream",
+            |r| per_msg(r, switches(r)),
+            |x| format!("{x:.3}"),
+            false,
+            "context switches per message",
+        )
+    }
+
+    fn cpu(&self) -> Row {
+        self.figure_row(
+            "CPU per message (4 KiB)",
+            "shared memory is faster: no copies and no system calls",
+            "stream",
+            |r| per_msg(r, cpu_ns(r)),
+            ns,
+            false,
+            "CPU per message",
+        )
+    }
+
+    fn throughput_small(&self) -> Row {
+        self.figure_row(
+            "throughput, tiny messages (8 B)",
+            "shared memory is faster",
+            "small",
+            |r| r.msgs_per_s,
+            |x| format!("{x:.0} msg/s"),
+            true,
+            "messages per second",
+        )
+    }
+
+    fn throughput_large(&self) -> Row {
+        self.figure_row(
+            "throughput, large messages (4 MiB)",
+            "shared memory is faster, the more so the larger the message (copying grows with size)",
+            "large",
+            |r| r.bytes_per_s,
+            |x| format!("{}/s", human_bytes(x)),
+            true,
+            "bandwidth",
+        )
+    }
+
+    fn latency(&self) -> Row {
+        let id = "ping-pong";
+        let p50 = |r: &RunReport| r.latency_ns.p50 as f64;
+        let cell = |b: &str| {
+            let (a, c) = (
+                self.med(id, b, p50),
+                self.med(id, b, |r| r.latency_ns.p99 as f64),
+            );
+            let rtt = self.med(id, b, |r| {
+                r.round_trip_ns.map_or(f64::NAN, |t| t.one_way_avg as f64)
+            });
+            let rtt = if rtt.is_nan() {
+                String::new()
+            } else {
+                format!("; rtt/2 avg {}", ns(rtt))
+            };
+            dash_if_nan(format!("hand-off p50 {}, p99 {}{rtt}", ns(a), ns(c)), a)
+        };
+        let mut row = self.figure_row(
+            "latency, one hand-off (64 B, one message in flight)",
+            "shared memory is faster",
+            id,
+            p50,
+            |_| String::new(),
+            false,
+            "the median hand-off",
+        );
+        row.shm = cell("shm");
+        row.msg = cell("msg");
+        row
+    }
+
+    fn request_reply(&self) -> Row {
+        let id = "web-db";
+        let per_s = |r: &RunReport| r.requests.as_ref().map_or(f64::NAN, |q| q.per_s);
+        let cell = |b: &str| {
+            let rate = self.med(id, b, per_s);
+            let p50 = self.med(id, b, |r| {
+                r.requests
+                    .as_ref()
+                    .map_or(f64::NAN, |q| q.round_trip_ns.p50 as f64)
+            });
+            let p99 = self.med(id, b, |r| {
+                r.requests
+                    .as_ref()
+                    .map_or(f64::NAN, |q| q.round_trip_ns.p99 as f64)
+            });
+            let copied = self.med(id, b, |r| r.copied_bytes as f64);
+            dash_if_nan(
+                format!(
+                    "{rate:.0} req/s, call p50 {}, p99 {}, copied {}",
+                    ns(p50),
+                    ns(p99),
+                    human_bytes(copied)
+                ),
+                rate,
+            )
+        };
+        let mut row = self.figure_row(
+            "request/reply: web server querying a database",
+            "the textbook's own example of IPC; shared memory should serve more requests per second",
+            id,
+            per_s,
+            |_| String::new(),
+            true,
+            "requests per second",
+        );
+        row.shm = cell("shm");
+        row.msg = cell("msg");
+        row
+    }
+
+    fn synchronisation(&self) -> Row {
+        let modes = [
+            ("spin", "wait-spin"),
+            ("futex", "wait-futex"),
+            ("adaptive", "stream"),
+        ];
+        let cell = |b: &str| {
+            let parts: Vec<String> = modes
+                .iter()
+                .map(|(mode, id)| {
+                    let rate = self.med(id, b, |r| r.msgs_per_s);
+                    let cpu = self.med(id, b, |r| per_msg(r, cpu_ns(r)));
+                    let calls = self.med(id, b, |r| r.syscalls_per_message);
+                    dash_if_nan(
+                        format!(
+                            "{mode}: {rate:.0} msg/s, CPU {}/msg, {calls:.2} calls/msg",
+                            ns(cpu)
+                        ),
+                        rate,
+                    )
+                })
+                .collect();
+            parts.join("; ")
+        };
+        // Which mode costs shm the least CPU per message, and what sleeping costs over that.
+        let cheapest = |b: &str| {
+            modes
+                .iter()
+                .map(|(mode, id)| (*mode, self.med(id, b, |r| per_msg(r, cpu_ns(r)))))
+                .filter(|(_, x)| !x.is_nan())
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+        };
+        let fastest = |b: &str| {
+            modes
+                .iter()
+                .map(|(mode, id)| (*mode, self.med(id, b, |r| r.msgs_per_s)))
+                .filter(|(_, x)| !x.is_nan())
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        };
+        let verdict = match (cheapest("shm"), fastest("shm"), cheapest("msg")) {
+            (Some((c, _)), Some((f, _)), Some((cm, _))) => format!(
+                "on shm the waiting is the host's own code: fastest with {f}, least CPU per \
+                 message with {c}; msg's waiting happens in the kernel (poll/read), least CPU \
+                 with {cm}"
+            ),
+            _ => "not measured: a run failed".into(),
+        };
+        Row {
+            aspect: "synchronisation (how a waiting side waits)",
+            textbook: "shared memory needs explicit synchronisation, which the programs pay for; message passing is synchronised by the kernel",
+            shm: cell("shm"),
+            msg: cell("msg"),
+            verdict,
+            agrees: None,
+            from: vec!["wait-spin", "wait-futex", "stream"],
+        }
+    }
+
+    fn memory(&self) -> Row {
+        let id = "large";
+        let rss = |r: &RunReport| {
+            r.processes
+                .iter()
+                .map(|p| p.max_rss_kib as f64 * 1024.0)
+                .sum::<f64>()
+        };
+        let mut row = self.figure_row(
+            "memory (peak RSS of both workers, 4 MiB frames)",
+            "shared memory maps one region into both processes; message passing keeps a copy on each side and in the kernel's buffers",
+            id,
+            rss,
+            human_bytes,
+            false,
+            "resident memory",
+        );
+        row.agrees = None;
+        row.verdict = format!(
+            "{}; RSS counts shared pages in every process that maps them, so shm's ring is \
+             counted once in the producer and once in the consumer",
+            row.verdict
+        );
+        row
+    }
+
+    /// The status (and first words of the error) of `plugin` in each run of `id` on `b`.
+    fn fate(&self, id: &str, b: &str, plugin: &str) -> Option<(String, Option<String>)> {
+        let run = self.all(id, b).into_iter().next()?;
+        let p = run.processes.iter().find(|p| p.plugin == plugin)?;
+        let status = serde_json::to_value(p.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{:?}", p.status));
+        Some((status, p.error.clone()))
+    }
+
+    /// How the producer and the honest consumer of a misbehaving-consumer experiment fared.
+    fn others(&self, id: &str, b: &str) -> Option<(bool, u64, u64)> {
+        let run = self.all(id, b).into_iter().next()?;
+        let get = |n: &str| run.processes.iter().find(|p| p.plugin == n);
+        let (p, h) = (get("producer")?, get("honest")?);
+        let fine = matches!(p.status, crate::control::Status::Ok)
+            && matches!(h.status, crate::control::Status::Ok);
+        Some((fine, p.messages_sent, h.messages_received))
+    }
+
+    fn misbehaving(
+        &self,
+        id: &'static str,
+        plugin: &str,
+        aspect: &'static str,
+        textbook: &'static str,
+    ) -> (Row, [Option<bool>; 2]) {
+        let cell = |b: &str| {
+            let (Some((status, error)), Some((fine, sent, received))) =
+                (self.fate(id, b, plugin), self.others(id, b))
+            else {
+                return ("-".to_string(), None, false);
+            };
+            let what = match (&*status, error) {
+                ("ok", _) => format!("{plugin}: ok (nothing stopped it)"),
+                (s, Some(e)) => {
+                    let e: String = e.chars().take(110).collect();
+                    format!("{plugin}: {s} ({e}…)")
+                }
+                (s, None) => format!("{plugin}: {s}"),
+            };
+            (
+                format!(
+                    "{what}; producer and honest consumer {}: sent {sent}, received {received}",
+                    if fine { "ok" } else { "NOT ok" }
+                ),
+                Some(status == "ok"),
+                fine && sent == received,
+            )
+        };
+        let (s, s_ok, s_fine) = cell("shm");
+        let (m, m_ok, m_fine) = cell("msg");
+        let verdict = if s_ok.is_none() || m_ok.is_none() {
+            "not measured: a run is missing".to_string()
+        } else if s_fine && m_fine {
+            "the producer and the other consumer were untouched on both backends".to_string()
+        } else {
+            format!(
+                "the misbehaving consumer hurt others on {}",
+                [("shm", s_fine), ("msg", m_fine)]
+                    .iter()
+                    .filter(|(_, f)| !f)
+                    .map(|(b, _)| *b)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )
+        };
+        (
+            Row {
+                aspect,
+                textbook,
+                shm: s,
+                msg: m,
+                verdict,
+                agrees: (s_ok.is_some() && m_ok.is_some()).then_some(s_fine && m_fine),
+                from: vec![id],
+            },
+            [s_ok, m_ok],
+        )
+    }
+
+    fn scribbler(&self) -> Row {
+        let (mut row, [s_ok, m_ok]) = self.misbehaving(
+            "scribbler",
+            "scribbler",
+            "isolation: a consumer writes into a message it received",
+            "message passing isolates: each side has its own copy; shared memory lets one process touch what another sees",
+        );
+        if let (Some(s_ok), Some(m_ok)) = (s_ok, m_ok) {
+            let how_shm = if s_ok {
+                "on shm the write went through"
+            } else {
+                "on shm the window is mapped read-only: the store trapped and the host detached the scribbler"
+            };
+            let how_msg = if m_ok {
+                "on msg it wrote its private copy"
+            } else {
+                "on msg it was stopped"
+            };
+            row.verdict = format!("{}; {how_shm}, {how_msg}", row.verdict);
+            // The textbook's worry is that shared memory lets a reader corrupt what others see.
+            row.agrees = row.agrees.map(|untouched| !untouched);
+        }
+        row
+    }
+
+    fn liar(&self) -> Row {
+        let (mut row, _) = self.misbehaving(
+            "liar",
+            "liar",
+            "isolation: a consumer breaks the protocol (releases a message it never received)",
+            "with shared memory the processes share the synchronisation state too, so one can corrupt it",
+        );
+        row.verdict = format!(
+            "{}; the ring's cursors live in host memory on both backends, so the host refused the call",
+            row.verdict
+        );
+        row.agrees = row.agrees.map(|untouched| !untouched);
+        row
+    }
+
+    fn back_pressure(&self) -> Row {
+        let id = "slow-consumer";
+        let bound = self
+            .ran(id)
+            .and_then(|r| r.wait_bound_ns)
+            .map_or(f64::NAN, |b| b as f64);
+        let cell = |b: &str| {
+            let runs = self.ok(id, b);
+            let Some(run) = runs.first() else {
+                return ("-".to_string(), false);
+            };
+            let p99 = self.med(id, b, |r| r.latency_ns.p99 as f64);
+            let max = self.med(id, b, |r| r.latency_ns.max as f64);
+            let sent: u64 = run.processes.iter().map(|p| p.messages_sent).sum();
+            let producer_cpu = run
+                .processes
+                .iter()
+                .find(|p| p.plugin == "producer")
+                .map_or(f64::NAN, |p| (p.user_s + p.sys_s) * 1e3);
+            // Without back-pressure the waits would grow with the count of messages.
+            let held = p99 < 3.0 * bound;
+            (
+                format!(
+                    "hand-off p99 {}, max {}; delivered {}/{sent}; producer CPU {producer_cpu:.1} ms over {:.2} s",
+                    ns(p99),
+                    ns(max),
+                    run.messages,
+                    run.elapsed_s
+                ),
+                held && run.messages == sent,
+            )
+        };
+        let (s, s_held) = cell("shm");
+        let (m, m_held) = cell("msg");
+        let verdict = if s == "-" || m == "-" {
+            "not measured: a run failed".to_string()
+        } else if s_held && m_held {
+            format!(
+                "both hold the producer to the consumer's pace: capacity × the consumer's time per \
+                 message ({}) bounds the waits; nothing lost",
+                ns(bound)
+            )
+        } else {
+            format!(
+                "back-pressure did NOT bound the wait on {}",
+                [("shm", s_held), ("msg", m_held)]
+                    .iter()
+                    .filter(|(_, h)| !h)
+                    .map(|(b, _)| *b)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )
+        };
+        Row {
+            aspect: "a slow consumer (back-pressure)",
+            textbook: "a bounded buffer blocks a fast producer on either model; unbounded message queues grow instead",
+            shm: s,
+            msg: m,
+            verdict,
+            agrees: None,
+            from: vec![id],
+        }
+    }
+
+    fn crosses_machines(&self) -> Row {
+        Row {
+            aspect: "crosses machines",
+            textbook: "message passing crosses machines; shared memory needs one machine",
+            shm: "one machine only (one memory)".into(),
+            msg: "Unix sockets: one machine here".into(),
+            verdict: "not measured on one machine: no backend here crosses machines yet (the \
+                      planned zenoh backend fills this row)"
+                .into(),
+            agrees: None,
+            from: Vec::new(),
+        }
+    }
+}
+
+impl Explained {
+    /// Whether every experiment did what it must.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The table for a terminal: a block per aspect.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "The textbook's table, measured on this machine ({}, {} cores, Linux {}){}",
+            self.machine.get("cpu").map_or("?", String::as_str),
+            self.machine.get("cores").map_or("?", String::as_str),
+            self.machine.get("kernel").map_or("?", String::as_str),
+            if self.quick {
+                " — QUICK: small counts, not figures to quote"
+            } else {
+                ""
+            }
+        );
+        for row in &self.rows {
+            let _ = writeln!(out, "\n{}", row.aspect);
+            let _ = writeln!(out, "  textbook: {}", row.textbook);
+            let _ = writeln!(out, "  shm:      {}", row.shm);
+            let _ = writeln!(out, "  msg:      {}", row.msg);
+            let mark = match row.agrees {
+                Some(true) => "agrees: ",
+                Some(false) => "DIFFERS: ",
+                None => "",
+            };
+            let _ = writeln!(out, "  measured: {mark}{}", row.verdict);
+            if !row.from.is_empty() {
+                let _ = writeln!(out, "  from:     {}", self.cite(&row.from));
+            }
+        }
+        if !self.problems.is_empty() {
+            let _ = writeln!(out, "\nproblems:");
+            for p in &self.problems {
+                let _ = writeln!(out, "  {p}");
+            }
+        }
+        out
+    }
+
+    /// "producer-consumer.toml with run.wait=spin, on shm and msg (1 run each)", …
+    fn cite(&self, ids: &[&str]) -> String {
+        ids.iter()
+            .filter_map(|id| self.experiments.iter().find(|r| r.id == *id))
+            .map(|r| {
+                let file = Path::new(&r.scenario)
+                    .strip_prefix(scenarios_dir())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| {
+                        Path::new(&r.scenario)
+                            .file_name()
+                            .map_or(r.scenario.clone(), |f| f.to_string_lossy().into())
+                    });
+                let sets: Vec<&String> = r
+                    .sets
+                    .iter()
+                    .filter(|s| !s.starts_with("run.repeat"))
+                    .collect();
+                let with = if sets.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " with {}",
+                        sets.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let per = r.runs.len() / 2;
+                format!(
+                    "scenarios/{file}{with} ({} run{} per backend)",
+                    per,
+                    if per == 1 { "" } else { "s" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The rows as HTML, for `--html`.
+    pub fn html_table(&self) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let mut out = String::from(
+            "<table id=\"explain\" border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\">\
+             <tr><th>aspect</th><th>textbook</th><th>shm</th><th>msg</th><th>measured</th><th>from</th></tr>\n",
+        );
+        for row in &self.rows {
+            let mark = match row.agrees {
+                Some(true) => "agrees: ",
+                Some(false) => "DIFFERS: ",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{mark}{}</td><td>{}</td></tr>",
+                esc(row.aspect),
+                esc(row.textbook),
+                esc(&row.shm),
+                esc(&row.msg),
+                esc(&row.verdict),
+                esc(&self.cite(&row.from))
+            );
+        }
+        out.push_str("</table>\n");
+        out
+    }
+
+    /// One self-contained page: the table, then every experiment's JSON.
+    pub fn page(&self) -> anyhow::Result<String> {
+        let mut out = String::from(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>wasm-ipc: the textbook's table, measured</title>\n<style>body{font-family:sans-serif;margin:2em}\
+             pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}td{vertical-align:top}</style></head><body>\n\
+             <h1 id=\"title\">Shared memory against message passing, measured</h1>\n",
+        );
+        let _ = writeln!(
+            out,
+            "<p id=\"machine\">{}</p>",
+            self.machine
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(" · ")
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+        );
+        out.push_str(&self.html_table());
+        let json = serde_json::to_string_pretty(self)?
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let _ = writeln!(out, "<h2>Every run</h2>\n<pre id=\"json\">{json}</pre>");
+        out.push_str("</body></html>\n");
+        Ok(out)
+    }
+}
