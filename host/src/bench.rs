@@ -180,10 +180,10 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
             round,
             if opts.quick { 2_000 } else { 100_000 },
         )?);
-        for kind in BackendKind::ALL {
+        for kind in BackendKind::DEFAULT {
             samples.push(native(exe, kind, Shape::PingPong, 64, pings, round, &tag)?);
         }
-        for kind in BackendKind::ALL {
+        for kind in BackendKind::DEFAULT {
             let sc = wasm_scenario(&plugins, &mut session_cache, exe, "ping-pong", 64, pings)?;
             samples.push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
         }
@@ -192,7 +192,7 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
             samples.push(iceoryx2_run(ice, "ping-pong-threads", 64, pings, round)?);
         }
         for &(size, count) in &counts {
-            for kind in BackendKind::ALL {
+            for kind in BackendKind::DEFAULT {
                 samples.push(native(
                     exe,
                     kind,
@@ -660,6 +660,7 @@ fn spawn_peer(exe: &Path, spec: &PeerSpec, fds: &[OwnedFd]) -> anyhow::Result<Ch
     cmd.arg("bench-peer")
         .arg(serde_json::to_string(spec)?)
         .env_clear()
+        .env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -1055,7 +1056,7 @@ timeout = "60s"
         Ok(c.user_s + c.sys_s)
     };
     let mut out = Vec::new();
-    for kind in BackendKind::ALL {
+    for kind in BackendKind::DEFAULT {
         let long = session.run(&idle, kind, 0);
         let short = session.run(&busy, kind, 0);
         let waited = (long.elapsed_s - short.elapsed_s).max(1e-3);

@@ -143,9 +143,52 @@ pub const ALLOWED: &[(&str, i64, &str)] = &[
     ("exit_group", libc::SYS_exit_group, "the worker ends"),
 ];
 
-fn filter() -> anyhow::Result<seccompiler::BpfProgram> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> =
-        ALLOWED.iter().map(|&(_, nr, _)| (nr, Vec::new())).collect();
+/// What a worker with `zenoh` ports may call besides [`ALLOWED`]: the engine's threads (its
+/// tokio runtimes) keep running after the lock-down, on the sockets they opened before it.
+/// Opening new sockets, connecting and accepting stay refused: every link is up before
+/// `Ready` (`Sender::connect`).
+pub const ZENOH_ALLOWED: &[(&str, i64, &str)] = &[
+    (
+        "epoll_wait",
+        libc::SYS_epoll_wait,
+        "the engine's event loops waiting on their sockets",
+    ),
+    ("epoll_pwait", libc::SYS_epoll_pwait, "the same"),
+    ("epoll_pwait2", libc::SYS_epoll_pwait2, "the same"),
+    (
+        "epoll_ctl",
+        libc::SYS_epoll_ctl,
+        "the event loops (de)registering sockets they hold",
+    ),
+    (
+        "shutdown",
+        libc::SYS_shutdown,
+        "the engine closing a link at the end",
+    ),
+    (
+        "getsockopt",
+        libc::SYS_getsockopt,
+        "the engine reading a socket's error or buffer size",
+    ),
+    (
+        "setsockopt",
+        libc::SYS_setsockopt,
+        "the engine setting a link's options",
+    ),
+    (
+        "sched_getaffinity",
+        libc::SYS_sched_getaffinity,
+        "the engine's runtime sizing itself",
+    ),
+];
+
+fn filter(zenoh: bool) -> anyhow::Result<seccompiler::BpfProgram> {
+    let extra = if zenoh { ZENOH_ALLOWED } else { &[] };
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+        .iter()
+        .chain(extra)
+        .map(|&(_, nr, _)| (nr, Vec::new()))
+        .collect();
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| anyhow::anyhow!("seccomp on {}: {e:?}", std::env::consts::ARCH))?;
@@ -161,9 +204,10 @@ fn filter() -> anyhow::Result<seccompiler::BpfProgram> {
         .map_err(|e| anyhow::anyhow!("compiling the seccomp filter: {e:?}"))
 }
 
-/// Installs the filter on every thread of this process (with `PR_SET_NO_NEW_PRIVS`).
-pub fn install() -> anyhow::Result<()> {
-    let program = filter()?;
+/// Installs the filter on every thread of this process (with `PR_SET_NO_NEW_PRIVS`); `zenoh`
+/// adds [`ZENOH_ALLOWED`].
+pub fn install(zenoh: bool) -> anyhow::Result<()> {
+    let program = filter(zenoh)?;
     seccompiler::apply_filter_all_threads(&program)
         .map_err(|e| anyhow::anyhow!("installing the seccomp filter: {e}"))
         .context("locking the worker down")
@@ -190,8 +234,9 @@ pub fn self_check() -> anyhow::Result<Vec<sys::Probe>> {
     Ok(probes)
 }
 
-/// Installs the filter and checks that it holds.
-pub fn lock_down() -> anyhow::Result<()> {
-    install()?;
+/// Installs the filter (with [`ZENOH_ALLOWED`] for a worker with `zenoh` ports) and checks
+/// that it holds.
+pub fn lock_down(zenoh: bool) -> anyhow::Result<()> {
+    install(zenoh)?;
     self_check().map(drop)
 }

@@ -517,7 +517,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::LockdownCheck { without_filter } => {
-            if !without_filter && let Err(e) = wasm_ipc::lockdown::install() {
+            if !without_filter && let Err(e) = wasm_ipc::lockdown::install(false) {
                 eprintln!("error: {e:#}");
                 return ExitCode::from(2);
             }

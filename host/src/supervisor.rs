@@ -187,6 +187,7 @@ impl Session {
                 cmd.env(var, value);
             }
         }
+        cmd.env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME);
 
         let mut pass = vec![theirs.as_fd(), module.as_fd()];
         pass.extend(link_fds.iter().map(|f| f.as_fd()));

@@ -178,7 +178,14 @@ fn run_worker() -> anyhow::Result<()> {
             spec.plugin
         );
     }
-    if let Err(e) = (!unlocked).then(crate::lockdown::lock_down).transpose() {
+    let zenoh = spec
+        .ports
+        .iter()
+        .any(|p| p.backend == crate::scenario::BackendKind::Zenoh);
+    if let Err(e) = (!unlocked)
+        .then(|| crate::lockdown::lock_down(zenoh))
+        .transpose()
+    {
         let outcome = Outcome {
             status: Status::Failed,
             error: Some(format!("plugin `{}` could not start: {e:#}", spec.plugin)),

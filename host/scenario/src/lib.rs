@@ -302,21 +302,27 @@ pub enum BackendKind {
     Shm,
     /// `"msg"`: message passing over sockets.
     Msg,
+    /// `"zenoh"`: message passing over the Zenoh engine (TCP), which can cross machines.
+    Zenoh,
 }
 
 impl BackendKind {
-    /// Every backend, in the default order.
-    pub const ALL: [BackendKind; 2] = [BackendKind::Shm, BackendKind::Msg];
+    /// Every backend.
+    pub const ALL: [BackendKind; 3] = [BackendKind::Shm, BackendKind::Msg, BackendKind::Zenoh];
+
+    /// The backends a one-host scenario runs on when `[run] backends` is not given.
+    pub const DEFAULT: [BackendKind; 2] = [BackendKind::Shm, BackendKind::Msg];
 
     /// The name used in scenario files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Shm => "shm",
             BackendKind::Msg => "msg",
+            BackendKind::Zenoh => "zenoh",
         }
     }
 
-    /// The backend called `name` (`"shm"` or `"msg"`), if any.
+    /// The backend called `name` (`"shm"`, `"msg"` or `"zenoh"`), if any.
     pub fn from_name(name: &str) -> Option<BackendKind> {
         BackendKind::ALL.into_iter().find(|b| b.name() == name)
     }
@@ -390,7 +396,7 @@ pub struct RunConfig {
 impl Default for RunConfig {
     fn default() -> RunConfig {
         RunConfig {
-            backends: BackendKind::ALL.to_vec(),
+            backends: BackendKind::DEFAULT.to_vec(),
             repeat: 1,
             timeout: DEFAULT_TIMEOUT,
             wait: WaitMode::Adaptive,

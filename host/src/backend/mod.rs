@@ -35,6 +35,7 @@
 pub use wasm_ipc_wire::frame;
 pub mod msg;
 pub mod shm;
+pub mod zenoh;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -51,6 +52,7 @@ pub fn of(kind: BackendKind) -> &'static dyn Backend {
     match kind {
         BackendKind::Msg => &msg::Msg,
         BackendKind::Shm => &shm::Shm,
+        BackendKind::Zenoh => &zenoh::Zenoh,
     }
 }
 
@@ -288,6 +290,12 @@ pub type Counters = BTreeMap<&'static str, u64>;
 /// Payload that the transport copies goes through the [`CopyMeter`] it is given: the copy
 /// primitives of [`Window`] take one, so what a backend copies is counted where it copies.
 pub trait Sender: Send {
+    /// Waits until every consumer can receive what this port publishes (a transport that
+    /// connects in the background); workers call it before `Ready`, so nothing is published
+    /// before it can arrive. Default: connected from the start.
+    fn connect(&mut self, _stop: &Stop) -> Result<(), PortError> {
+        Ok(())
+    }
     /// Offset in the window where the plugin may write `len` bytes. Blocks while full.
     fn loan(&mut self, win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError>;
     /// Sends `len` bytes at `off` of the window to every consumer.
@@ -319,6 +327,11 @@ pub struct Outgoing {
 
 /// The receiving half of a port.
 pub trait Receiver: Send {
+    /// Waits until every producer's messages can reach this port and its credits can reach
+    /// them (see [`Sender::connect`]). Default: connected from the start.
+    fn connect(&mut self, _stop: &Stop) -> Result<(), PortError> {
+        Ok(())
+    }
     /// Blocks until a message is in the window (see [`Delivery`]).
     fn receive(
         &mut self,

@@ -349,6 +349,19 @@ impl Host {
         Ok(())
     }
 
+    /// Waits until every port's transport is connected (`Sender::connect`,
+    /// `Receiver::connect`): after this nothing published can be lost for want of a peer.
+    pub fn connect_ports(&mut self) -> anyhow::Result<()> {
+        for port in &mut self.ports {
+            let r = match &mut port.side {
+                Side::Out { tx, .. } => tx.connect(&self.stop),
+                Side::In { rx, .. } => rx.connect(&self.stop),
+            };
+            r.with_context(|| format!("connecting port `{}`", port.spec.name))?;
+        }
+        Ok(())
+    }
+
     /// Groups the legs added by [`Host::add_port`] into the handles `port` returns: a stream
     /// leg is a port; the legs of one request/reply port (same name) are one client or server
     /// port.
@@ -589,6 +602,7 @@ pub fn instantiate(
         }
     }
     store.data_mut().link_handles()?;
+    store.data_mut().connect_ports()?;
     let run = instance
         .get_typed_func::<(), i32>(&mut store, "run")
         .map_err(anyhow::Error::from)

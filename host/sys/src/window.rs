@@ -259,4 +259,37 @@ impl<'a> Window<'a> {
         meter.bytes += r as u64;
         Ok(r)
     }
+
+    /// Copies `window[off .. off + len]` into a new buffer for a transport that takes owned
+    /// bytes (the `zenoh` engine), counting the copy.
+    pub fn copy_out(&self, meter: &mut CopyMeter, off: usize, len: usize) -> io::Result<Vec<u8>> {
+        self.check(off, len)?;
+        let mut v = vec![0u8; len];
+        // SAFETY: the source range is inside the live window (checked above); `v` is a
+        // distinct, freshly allocated buffer of `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), v.as_mut_ptr(), len) };
+        meter.bytes += len as u64;
+        Ok(v)
+    }
+
+    /// Copies `parts`, one after another, into the window from `off`, counting the copy (a
+    /// message a transport delivered in pieces).
+    pub fn copy_in<'p>(
+        &self,
+        meter: &mut CopyMeter,
+        off: usize,
+        parts: impl Iterator<Item = &'p [u8]>,
+    ) -> io::Result<usize> {
+        let mut at = off;
+        for part in parts {
+            self.check(at, part.len())?;
+            // SAFETY: the destination range is inside the window (checked above), `part` is
+            // a distinct Rust slice, and the guest is blocked in the host call that made
+            // `self`.
+            unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), self.base.add(at), part.len()) };
+            at += part.len();
+            meter.bytes += part.len() as u64;
+        }
+        Ok(at - off)
+    }
 }

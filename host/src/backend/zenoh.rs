@@ -1,0 +1,978 @@
+//! `zenoh`: copied messages over the Zenoh engine (TCP), the backend that can cross machines.
+//!
+//! **Sessions.** Every zenoh port opens its own Zenoh session in its worker, in peer mode with
+//! scouting off and explicit endpoints: a producer port listens on the endpoint the supervisor
+//! gave it (`ZenohParams::listen`), a consumer port connects to its producers' endpoints
+//! (`ZenohParams::connect`). Data therefore takes one TCP hop, producer to consumer, with no
+//! router between them. The engine's worker threads are process-wide (about six).
+//!
+//! **Keys**, under `wasm-ipc/<run>/<lane>/`: link `p → q` publishes on `<p>/<q>` and returns
+//! credits on `<p>/<q>/credit`; each producer holds the liveliness token `alive/p/<p>`, each
+//! consumer `alive/q/<q>`. A token vanishes when its session ends, gracefully or because the
+//! process died, after everything that session sent: that is how a peer's failure is seen
+//! (no supervisor help is needed: [`NothingToDo`]).
+//!
+//! **Capacity is messages in flight per link**, as on the other backends: a producer holds
+//! `capacity` credits per link and the consumer returns them in batches, on the credit key.
+//! Publications are reliable with `CongestionControl::Block`; with credits no queue in the
+//! engine ever holds more than `capacity` messages of a link.
+//!
+//! **Start.** Nothing is published before it can arrive: [`Sender::connect`] waits until
+//! every link's data publication matches its consumer's subscription and every consumer's
+//! token is seen; [`Receiver::connect`] until every credit publication matches and every
+//! producer's token is seen. Workers call both before `Ready`, so the barrier opens on a
+//! connected channel.
+//!
+//! **Copies** counted: the window into the engine's buffer (`publish`) and the delivered
+//! bytes into the consumer's window (`receive`), each through [`Window`]'s copy primitives.
+//! The engine's own copies (into its batches, and the kernel's socket copies) are not counted.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use zenoh::Wait;
+use zenoh::bytes::ZBytes;
+use zenoh::qos::CongestionControl;
+use zenoh::sample::{Sample, SampleKind};
+
+use super::{
+    Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
+    Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
+};
+use crate::scenario::{BackendKind, WaitMode};
+use crate::sys::{self, CopyMeter, Window};
+
+/// The engine's threads in a worker, set through its environment (`ZENOH_RUNTIME`, read once
+/// when the first session opens): every runtime of the engine hands over to one worker thread,
+/// instead of six threads per process contending for the machine's cores with the plugins.
+pub const RUNTIME: &str = "(app: (worker_threads: 1), rx: (handover: app), acc: (handover: app), \
+                           net: (handover: app), tx: (handover: app))";
+
+/// How long a blocked call sleeps before it looks at the stop and the deadline again.
+const SLICE: Duration = Duration::from_millis(10);
+
+/// The `zenoh` backend.
+#[derive(Debug)]
+pub struct Zenoh;
+
+/// What a `zenoh` port's spec carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZenohParams {
+    /// The key prefix of the port's lane: `wasm-ipc/<run>/<lane>`.
+    pub prefix: String,
+    /// This endpoint's index among the lane's producers (output) or consumers (input).
+    pub index: usize,
+    /// Indices of the other side's endpoints, one per link, in link order.
+    pub peers: Vec<usize>,
+    /// A producer's listening endpoint (`tcp/IP:PORT`).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// A consumer's producers' endpoints, one per link.
+    #[serde(default)]
+    pub connect: Vec<String>,
+    /// A consumer returns credits after this many messages of a link.
+    pub credit_batch: u32,
+    /// How long a blocked call polls before it sleeps (`[run] wait`, as on `msg`).
+    pub spin_ns: u64,
+}
+
+/// The header every data publication carries as its attachment: kind (0 data, 1 end) and the
+/// publish time, little-endian.
+fn header(kind: u8, publish_ns: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(9);
+    h.push(kind);
+    h.extend_from_slice(&publish_ns.to_le_bytes());
+    h
+}
+
+const DATA: u8 = 0;
+const END: u8 = 1;
+
+/// A free TCP port on `ip` for a producer to listen on, below the kernel's range of ephemeral
+/// ports (so that no outgoing connection of the run can take it before the worker listens).
+/// The probe listener is returned: holding it while the others are picked keeps two producers
+/// of one plan off the same port.
+fn free_port(ip: &str) -> anyhow::Result<(u16, std::net::TcpListener)> {
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(20000).max(1);
+    let seed = sys::now_ns() ^ u64::from(std::process::id()).rotate_left(17);
+    for k in 0..512u64 {
+        let x = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 16;
+        let port = 20000 + u16::try_from(x % u64::from(span)).unwrap_or(0);
+        if let Ok(held) = std::net::TcpListener::bind((ip, port)) {
+            return Ok((port, held));
+        }
+    }
+    anyhow::bail!("no free TCP port on {ip} between 20000 and {low}")
+}
+
+impl ZenohParams {
+    fn spin_ns(wait: WaitMode, processes: usize) -> u64 {
+        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+        match wait {
+            WaitMode::Spin => u64::MAX,
+            WaitMode::Futex => 0,
+            WaitMode::Adaptive if processes > cpus => 0,
+            WaitMode::Adaptive => 20_000,
+        }
+    }
+}
+
+impl Backend for Zenoh {
+    fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
+        let window = super::pages(shape.slot_size);
+        super::ChannelCost {
+            producer_window: window,
+            consumer_window: window,
+            windows_why: format!(
+                "a window holds one slot ({} B, in whole 64 KiB pages)",
+                shape.slot_size
+            ),
+            shared_bytes: 0,
+            // The worker opens its own sockets: a listener and one per consumer; one per
+            // producer on the other side (and the engine's own few).
+            producer_fds: shape.consumers.saturating_add(4),
+            consumer_fds: shape.producers.saturating_add(4),
+            supervisor_fds: 0,
+        }
+    }
+
+    fn plan(&self, ch: &ChannelDesc<'_>, _fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
+        let window_len = super::window_len(u64::from(ch.slot_size))
+            .context("the slot does not fit a 32-bit window")?;
+        // Key expressions reserve `*`, `$`, `#` and `?`; a run id is letters, digits and `-`.
+        let run: String = ch
+            .run_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let prefix = format!("wasm-ipc/{run}/{}", ch.index);
+        let credit_batch = (ch.capacity / 2).max(1);
+        let spin_ns = ZenohParams::spin_ns(ch.wait, ch.processes);
+        let mut held = Vec::new();
+        let mut listen = Vec::new();
+        for _ in &ch.producers {
+            let (port, probe) = free_port("127.0.0.1")?;
+            held.push(probe);
+            listen.push(format!("tcp/127.0.0.1:{port}"));
+        }
+        // The ports are free again for the workers once the plan is made.
+        drop(held);
+        let spec = |e: &super::EndpointDesc, dir, params: ZenohParams| -> anyhow::Result<_> {
+            let mut spec = super::port_spec(&e.port, dir, BackendKind::Zenoh, ch);
+            spec.window_len = window_len;
+            spec.params = serde_json::to_value(params)?;
+            Ok(spec)
+        };
+        let mut producers = Vec::new();
+        for (p, e) in ch.producers.iter().enumerate() {
+            let mut s = spec(
+                e,
+                Direction::Out,
+                ZenohParams {
+                    prefix: prefix.clone(),
+                    index: p,
+                    peers: (0..ch.consumers.len()).collect(),
+                    listen: Some(listen[p].clone()),
+                    connect: Vec::new(),
+                    credit_batch,
+                    spin_ns,
+                },
+            )?;
+            s.links = ch.keys[p].clone();
+            producers.push(s);
+        }
+        let mut consumers = Vec::new();
+        for (q, e) in ch.consumers.iter().enumerate() {
+            let mut s = spec(
+                e,
+                Direction::In,
+                ZenohParams {
+                    prefix: prefix.clone(),
+                    index: q,
+                    peers: (0..ch.producers.len()).collect(),
+                    listen: None,
+                    connect: listen.clone(),
+                    credit_batch,
+                    spin_ns,
+                },
+            )?;
+            s.links = ch.keys.iter().map(|row| row[q].clone()).collect();
+            consumers.push(s);
+        }
+        Ok(ChannelPlan {
+            producers,
+            consumers,
+            // A dead worker's session ends with it, and its liveliness token with the session.
+            peers: Box::new(NothingToDo),
+        })
+    }
+
+    fn open_sender(
+        &self,
+        spec: &PortSpec,
+        _window: Window<'_>,
+        _fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Sender>> {
+        Ok(Box::new(ZenohSender::new(spec).with_context(|| {
+            format!("port `{}` (zenoh)", spec.name)
+        })?))
+    }
+
+    fn open_receiver(
+        &self,
+        spec: &PortSpec,
+        _window: Window<'_>,
+        _fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Box<dyn Receiver>> {
+        Ok(Box::new(ZenohReceiver::new(spec).with_context(|| {
+            format!("port `{}` (zenoh)", spec.name)
+        })?))
+    }
+}
+
+/// A session in peer mode with scouting off, listening on and connecting to exactly the given
+/// endpoints.
+fn open_session(listen: Option<&str>, connect: &[String]) -> anyhow::Result<zenoh::Session> {
+    let mut c = zenoh::Config::default();
+    let set = |c: &mut zenoh::Config, k: &str, v: String| {
+        c.insert_json5(k, &v)
+            .map_err(|e| anyhow::anyhow!("zenoh config {k}: {e}"))
+    };
+    set(&mut c, "mode", "\"peer\"".into())?;
+    set(&mut c, "scouting/multicast/enabled", "false".into())?;
+    set(&mut c, "scouting/gossip/enabled", "false".into())?;
+    // One lane per link, not one per priority: a liveliness token's withdrawal (sent at a
+    // higher priority than data) must not overtake the messages published before it.
+    set(&mut c, "transport/unicast/qos/enabled", "false".into())?;
+    set(
+        &mut c,
+        "listen/endpoints",
+        serde_json::to_string(&listen.into_iter().collect::<Vec<_>>())?,
+    )?;
+    set(&mut c, "connect/endpoints", serde_json::to_string(connect)?)?;
+    if !connect.is_empty() {
+        // Producers may start listening a little after their consumers start: retry for a
+        // while, then fail the start with a message.
+        set(&mut c, "connect/timeout_ms", "10000".into())?;
+        set(&mut c, "connect/exit_on_failure", "true".into())?;
+        set(
+            &mut c,
+            "connect/retry",
+            "{ period_init_ms: 10, period_max_ms: 200, period_increase_factor: 2 }".into(),
+        )?;
+    }
+    zenoh::open(c).wait().map_err(|e| {
+        anyhow::anyhow!("opening a zenoh session (listen {listen:?}, connect {connect:?}): {e}")
+    })
+}
+
+/// What the engine's callbacks tell a port, in the order they happened.
+enum Event {
+    /// A producer's message (`link`, its header kind, publish time and payload).
+    Data {
+        link: usize,
+        kind: u8,
+        publish_ns: u64,
+        payload: ZBytes,
+    },
+    /// Credits returned on `link`.
+    Credit { link: usize, n: u32 },
+    /// The peer of `link` holds its token: it is there.
+    Alive { link: usize },
+    /// The peer of `link` is gone (its session ended).
+    Gone { link: usize },
+}
+
+/// The index at the end of a liveliness key `…/alive/<mark>/<index>`.
+fn token_index(sample: &Sample, mark: char) -> Option<usize> {
+    let mut parts = sample.key_expr().as_str().rsplit('/');
+    let index = parts.next()?.parse().ok()?;
+    (parts.next()? == mark.to_string()).then_some(index)
+}
+
+/// Declares the liveliness subscriber for the other side's tokens (`mark` p or q): every
+/// appearance and disappearance becomes an event of the link that peer is on.
+fn watch_peers(
+    session: &zenoh::Session,
+    prefix: &str,
+    mark: char,
+    peers: &[usize],
+    tx: mpsc::Sender<Event>,
+) -> anyhow::Result<zenoh::pubsub::Subscriber<()>> {
+    let peers = peers.to_vec();
+    session
+        .liveliness()
+        .declare_subscriber(format!("{prefix}/alive/{mark}/*"))
+        .history(true)
+        .callback(move |sample: Sample| {
+            let Some(peer) = token_index(&sample, mark) else {
+                return;
+            };
+            let Some(link) = peers.iter().position(|&x| x == peer) else {
+                return;
+            };
+            let _ = tx.send(match sample.kind() {
+                SampleKind::Put => Event::Alive { link },
+                SampleKind::Delete => Event::Gone { link },
+            });
+        })
+        .wait()
+        .map_err(|e| anyhow::anyhow!("watching the peers' tokens: {e}"))
+}
+
+/// Waits for the next event: polls for `spin_ns`, then sleeps in slices, until the stop or the
+/// deadline. Counts a sleep that an event ended as a wake-up.
+fn next_event(
+    rx: &mpsc::Receiver<Event>,
+    spin_ns: u64,
+    stop: &Stop,
+    calls: &mut Calls,
+) -> Result<Event, PortError> {
+    let since = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(e) => return Ok(e),
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Err(PortError::PeerFailed("the zenoh session ended".into()));
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        if stop.reason().is_some() || stop.remaining().is_zero() {
+            return Err(stop.error());
+        }
+        if spin_ns == u64::MAX || since.elapsed() < Duration::from_nanos(spin_ns) {
+            std::hint::spin_loop();
+            continue;
+        }
+        calls.sleeps += 1;
+        match rx.recv_timeout(stop.remaining().min(SLICE)) {
+            Ok(e) => {
+                calls.wakeups += 1;
+                return Ok(e);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(PortError::PeerFailed("the zenoh session ended".into()));
+            }
+        }
+    }
+}
+
+/// Sleeps and wake-ups of a port's blocked calls.
+#[derive(Debug, Default, Clone, Copy)]
+struct Calls {
+    sleeps: u64,
+    wakeups: u64,
+    puts: u64,
+}
+
+struct OutLink {
+    key: String,
+    publisher: zenoh::pubsub::Publisher<'static>,
+    credits: u32,
+    alive: bool,
+    gone: bool,
+}
+
+/// The sending half of a `zenoh` port: a publisher per consumer.
+pub struct ZenohSender {
+    name: String,
+    slot_size: u32,
+    capacity: u32,
+    spin_ns: u64,
+    links: Vec<OutLink>,
+    events: mpsc::Receiver<Event>,
+    connected: bool,
+    calls: Calls,
+    credit_waits: u64,
+    // Dropped last: the declarations above belong to the session.
+    _credits: Vec<zenoh::pubsub::Subscriber<()>>,
+    _watch: zenoh::pubsub::Subscriber<()>,
+    token: Option<zenoh::liveliness::LivelinessToken>,
+    _session: zenoh::Session,
+}
+
+impl std::fmt::Debug for ZenohSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZenohSender")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn zerr(what: &str) -> impl Fn(zenoh::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("{what}: {e}")
+}
+
+impl ZenohSender {
+    fn new(spec: &PortSpec) -> anyhow::Result<ZenohSender> {
+        anyhow::ensure!(spec.capacity > 0, "capacity 0");
+        let params: ZenohParams = spec.params()?;
+        let session = open_session(params.listen.as_deref(), &[])?;
+        let prefix = &params.prefix;
+        let p = params.index;
+        let (tx, events) = mpsc::channel();
+        let mut links = Vec::new();
+        let mut credits = Vec::new();
+        for (link, &q) in params.peers.iter().enumerate() {
+            let publisher = session
+                .declare_publisher(format!("{prefix}/{p}/{q}"))
+                .congestion_control(CongestionControl::Block)
+                .express(false)
+                .wait()
+                .map_err(zerr("declaring a publisher"))?;
+            let tx = tx.clone();
+            credits.push(
+                session
+                    .declare_subscriber(format!("{prefix}/{p}/{q}/credit"))
+                    .callback(move |sample: Sample| {
+                        let b = sample.payload().to_bytes();
+                        if let Ok(n) = <[u8; 4]>::try_from(&b[..]) {
+                            let _ = tx.send(Event::Credit {
+                                link,
+                                n: u32::from_le_bytes(n),
+                            });
+                        }
+                    })
+                    .wait()
+                    .map_err(zerr("subscribing to credits"))?,
+            );
+            links.push(OutLink {
+                key: spec.links.get(link).cloned().unwrap_or_default(),
+                publisher,
+                credits: spec.capacity,
+                alive: false,
+                gone: false,
+            });
+        }
+        let watch = watch_peers(&session, prefix, 'q', &params.peers, tx)?;
+        let token = session
+            .liveliness()
+            .declare_token(format!("{prefix}/alive/p/{p}"))
+            .wait()
+            .map_err(zerr("declaring the liveliness token"))?;
+        Ok(ZenohSender {
+            name: spec.name.clone(),
+            slot_size: spec.slot_size,
+            capacity: spec.capacity,
+            spin_ns: params.spin_ns,
+            links,
+            events,
+            connected: false,
+            calls: Calls::default(),
+            credit_waits: 0,
+            _credits: credits,
+            _watch: watch,
+            token: Some(token),
+            _session: session,
+        })
+    }
+
+    fn apply(&mut self, e: Event) -> Result<(), PortError> {
+        match e {
+            Event::Credit { link, n } => {
+                let l = &mut self.links[link];
+                l.credits = l.credits.saturating_add(n);
+                if l.credits > self.capacity {
+                    return Err(PortError::PeerFailed(format!(
+                        "a consumer of port `{}` returned {} credits for a capacity of {}",
+                        self.name, l.credits, self.capacity
+                    )));
+                }
+            }
+            Event::Alive { link } => self.links[link].alive = true,
+            Event::Gone { link } => self.links[link].gone = true,
+            Event::Data { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Takes every event that is already there.
+    fn drain(&mut self) -> Result<(), PortError> {
+        while let Ok(e) = self.events.try_recv() {
+            self.apply(e)?;
+        }
+        Ok(())
+    }
+
+    fn matched(&self) -> bool {
+        self.links.iter().all(|l| {
+            l.gone
+                || (l.alive
+                    && l.publisher
+                        .matching_status()
+                        .wait()
+                        .is_ok_and(|m| m.matching()))
+        })
+    }
+}
+
+impl Sender for ZenohSender {
+    fn connect(&mut self, stop: &Stop) -> Result<(), PortError> {
+        while !self.connected {
+            self.drain()?;
+            if self.matched() {
+                self.connected = true;
+                break;
+            }
+            if stop.reason().is_some() || stop.remaining().is_zero() {
+                let waiting: Vec<&str> = self
+                    .links
+                    .iter()
+                    .filter(|l| !l.gone)
+                    .map(|l| l.key.as_str())
+                    .collect();
+                return Err(match stop.error() {
+                    PortError::Interrupted(why) => PortError::Interrupted(format!(
+                        "{why}; port `{}` was still waiting for its consumers to connect \
+                         (links {})",
+                        self.name,
+                        waiting.join(", ")
+                    )),
+                    other => other,
+                });
+            }
+            if let Ok(e) = self.events.recv_timeout(Duration::from_millis(2)) {
+                self.apply(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn loan(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
+        if len > self.slot_size {
+            return Err(PortError::TooLarge {
+                len,
+                slot: self.slot_size,
+            });
+        }
+        self.connect(stop)?;
+        self.drain()?;
+        for i in 0..self.links.len() {
+            while !self.links[i].gone && self.links[i].credits == 0 {
+                self.credit_waits += 1;
+                let e =
+                    next_event(&self.events, self.spin_ns, stop, &mut self.calls).map_err(|e| {
+                        match e {
+                            PortError::Interrupted(why) => PortError::Interrupted(format!(
+                                "{why}; the link was full: the consumer on link {} had not read \
+                             its {} messages in flight",
+                                self.links[i].key, self.capacity
+                            )),
+                            other => other,
+                        }
+                    })?;
+                self.apply(e)?;
+            }
+        }
+        if self.links.iter().all(|l| l.gone) {
+            return Err(PortError::Closed);
+        }
+        Ok(0)
+    }
+
+    fn publish(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        msg: Outgoing,
+        _stop: &Stop,
+    ) -> Result<(), PortError> {
+        let bytes: ZBytes = win
+            .copy_out(meter, msg.off as usize, msg.len as usize)
+            .map_err(|e| PortError::PeerFailed(format!("publish: {e}")))?
+            .into();
+        let head = header(DATA, msg.publish_ns);
+        for link in &mut self.links {
+            if link.gone {
+                continue;
+            }
+            self.calls.puts += 1;
+            // The payload is reference-counted: every link shares the one copy.
+            if let Err(e) = link
+                .publisher
+                .put(bytes.clone())
+                .attachment(head.clone())
+                .wait()
+            {
+                return Err(PortError::PeerFailed(format!("zenoh put: {e}")));
+            }
+            link.credits = link.credits.saturating_sub(1);
+        }
+        if self.links.iter().all(|l| l.gone) {
+            return Err(PortError::Closed);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, _stop: &Stop) {
+        let head = header(END, sys::now_ns());
+        for link in &self.links {
+            if !link.gone {
+                let _ = link
+                    .publisher
+                    .put(Vec::<u8>::new())
+                    .attachment(head.clone())
+                    .wait();
+            }
+        }
+    }
+
+    fn abort(&mut self) {
+        // No end message: withdrawing the token is what a failure looks like (the same as a
+        // dead process's session ending), and it arrives after everything published.
+        if let Some(token) = self.token.take() {
+            let _ = token.undeclare().wait();
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        Counters::from([
+            ("credit_waits", self.credit_waits),
+            ("puts", self.calls.puts),
+            ("sleeps", self.calls.sleeps),
+            ("wakeups", self.calls.wakeups),
+        ])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InState {
+    Open,
+    Ended,
+    Failed,
+}
+
+struct InLink {
+    key: String,
+    credit: zenoh::pubsub::Publisher<'static>,
+    state: InState,
+    alive: bool,
+    unreturned: u32,
+    queued: VecDeque<(u8, u64, ZBytes)>,
+}
+
+/// The receiving half of a `zenoh` port: a subscription per producer.
+pub struct ZenohReceiver {
+    name: String,
+    slot_size: u32,
+    credit_batch: u32,
+    spin_ns: u64,
+    links: Vec<InLink>,
+    events: mpsc::Receiver<Event>,
+    next: usize,
+    connected: bool,
+    credit_puts: u64,
+    calls: Calls,
+    _subs: Vec<zenoh::pubsub::Subscriber<()>>,
+    _watch: zenoh::pubsub::Subscriber<()>,
+    token: Option<zenoh::liveliness::LivelinessToken>,
+    _session: zenoh::Session,
+}
+
+impl std::fmt::Debug for ZenohReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZenohReceiver")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl ZenohReceiver {
+    fn new(spec: &PortSpec) -> anyhow::Result<ZenohReceiver> {
+        let params: ZenohParams = spec.params()?;
+        anyhow::ensure!(
+            (1..=spec.capacity.max(1)).contains(&params.credit_batch),
+            "credit batch {} outside 1..={}",
+            params.credit_batch,
+            spec.capacity
+        );
+        let session = open_session(None, &params.connect)?;
+        let prefix = &params.prefix;
+        let q = params.index;
+        let (tx, events) = mpsc::channel();
+        let mut links = Vec::new();
+        let mut subs = Vec::new();
+        for (link, &p) in params.peers.iter().enumerate() {
+            let tx = tx.clone();
+            subs.push(
+                session
+                    .declare_subscriber(format!("{prefix}/{p}/{q}"))
+                    .callback(move |sample: Sample| {
+                        let head = sample.attachment().map(ZBytes::to_bytes);
+                        let (kind, publish_ns) = match head.as_deref() {
+                            Some([k, t @ ..]) if t.len() == 8 => {
+                                (*k, u64::from_le_bytes(t.try_into().unwrap_or([0; 8])))
+                            }
+                            // A message without our header is a broken producer.
+                            _ => (u8::MAX, 0),
+                        };
+                        let _ = tx.send(Event::Data {
+                            link,
+                            kind,
+                            publish_ns,
+                            payload: sample.payload().clone(),
+                        });
+                    })
+                    .wait()
+                    .map_err(zerr("subscribing"))?,
+            );
+            let credit = session
+                .declare_publisher(format!("{prefix}/{p}/{q}/credit"))
+                .congestion_control(CongestionControl::Block)
+                .express(true)
+                .wait()
+                .map_err(zerr("declaring the credit publisher"))?;
+            links.push(InLink {
+                key: spec.links.get(link).cloned().unwrap_or_default(),
+                credit,
+                state: InState::Open,
+                alive: false,
+                unreturned: 0,
+                queued: VecDeque::new(),
+            });
+        }
+        let watch = watch_peers(&session, prefix, 'p', &params.peers, tx)?;
+        let token = session
+            .liveliness()
+            .declare_token(format!("{prefix}/alive/q/{q}"))
+            .wait()
+            .map_err(zerr("declaring the liveliness token"))?;
+        Ok(ZenohReceiver {
+            name: spec.name.clone(),
+            slot_size: spec.slot_size,
+            credit_batch: params.credit_batch,
+            spin_ns: params.spin_ns,
+            links,
+            events,
+            next: 0,
+            connected: false,
+            credit_puts: 0,
+            calls: Calls::default(),
+            _subs: subs,
+            _watch: watch,
+            token: Some(token),
+            _session: session,
+        })
+    }
+
+    /// Files an event under its link.
+    fn apply(&mut self, e: Event) {
+        match e {
+            Event::Data {
+                link,
+                kind,
+                publish_ns,
+                payload,
+            } => self.links[link]
+                .queued
+                .push_back((kind, publish_ns, payload)),
+            Event::Alive { link } => self.links[link].alive = true,
+            Event::Gone { link } => {
+                // Everything the producer sent arrived before its token vanished: what is
+                // queued is delivered first, then the link fails unless it ended.
+                self.links[link]
+                    .queued
+                    .push_back((u8::MAX - 1, 0, ZBytes::default()));
+            }
+            Event::Credit { .. } => {}
+        }
+    }
+
+    fn matched(&self) -> bool {
+        self.links.iter().all(|l| {
+            l.state != InState::Open
+                || (l.alive
+                    && l.credit
+                        .matching_status()
+                        .wait()
+                        .is_ok_and(|m| m.matching()))
+        })
+    }
+
+    fn return_credits(&mut self, i: usize) {
+        let link = &mut self.links[i];
+        link.unreturned += 1;
+        if link.unreturned < self.credit_batch {
+            return;
+        }
+        if link
+            .credit
+            .put(link.unreturned.to_le_bytes().to_vec())
+            .wait()
+            .is_ok()
+        {
+            link.unreturned = 0;
+            self.credit_puts += 1;
+        }
+    }
+
+    /// The next queued message of link `i`, if any (end and failure marks handled).
+    fn take(
+        &mut self,
+        i: usize,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+    ) -> Result<Option<Delivery>, PortError> {
+        let Some((kind, publish_ns, payload)) = self.links[i].queued.pop_front() else {
+            return Ok(None);
+        };
+        let link = &mut self.links[i];
+        match kind {
+            DATA => {
+                let len = payload.len();
+                let max = (self.slot_size as usize).min(win.len());
+                if len > max {
+                    link.state = InState::Failed;
+                    return Err(PortError::PeerFailed(format!(
+                        "producer on link {}: a {len}-byte message for a {max}-byte slot",
+                        link.key
+                    )));
+                }
+                win.copy_in(meter, 0, payload.slices())
+                    .map_err(|e| PortError::PeerFailed(format!("receive: {e}")))?;
+                self.return_credits(i);
+                Ok(Some(Delivery {
+                    off: 0,
+                    len: u32::try_from(len).unwrap_or(u32::MAX),
+                    publish_ns,
+                    link: i,
+                }))
+            }
+            END => {
+                link.state = InState::Ended;
+                Ok(None)
+            }
+            _ if link.state == InState::Open => {
+                link.state = InState::Failed;
+                Err(PortError::PeerFailed(format!(
+                    "producer on link {} {}",
+                    link.key,
+                    if kind == u8::MAX {
+                        "sent a message without its header"
+                    } else {
+                        "went away without finishing"
+                    }
+                )))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Receiver for ZenohReceiver {
+    fn connect(&mut self, stop: &Stop) -> Result<(), PortError> {
+        while !self.connected {
+            while let Ok(e) = self.events.try_recv() {
+                self.apply(e);
+            }
+            if self.matched() {
+                self.connected = true;
+                break;
+            }
+            if stop.reason().is_some() || stop.remaining().is_zero() {
+                return Err(match stop.error() {
+                    PortError::Interrupted(why) => PortError::Interrupted(format!(
+                        "{why}; port `{}` was still waiting for its producers to connect",
+                        self.name
+                    )),
+                    other => other,
+                });
+            }
+            if let Ok(e) = self.events.recv_timeout(Duration::from_millis(2)) {
+                self.apply(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn receive(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        stop: &Stop,
+    ) -> Result<Delivery, PortError> {
+        self.connect(stop)?;
+        let n = self.links.len();
+        loop {
+            while let Ok(e) = self.events.try_recv() {
+                self.apply(e);
+            }
+            if let Some(l) = self.links.iter().find(|l| l.state == InState::Failed) {
+                return Err(PortError::PeerFailed(format!(
+                    "producer on link {} failed",
+                    l.key
+                )));
+            }
+            for k in 0..n {
+                let i = (self.next + k) % n;
+                if self.links[i].state != InState::Open {
+                    continue;
+                }
+                if let Some(d) = self.take(i, win, meter)? {
+                    self.next = (i + 1) % n;
+                    return Ok(d);
+                }
+            }
+            if self.links.iter().all(|l| l.state != InState::Open) {
+                return Err(PortError::Closed);
+            }
+            if self.links.iter().any(|l| !l.queued.is_empty()) {
+                continue;
+            }
+            let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)?;
+            self.apply(e);
+        }
+    }
+
+    fn release(&mut self) -> Result<(), PortError> {
+        // The window is private to this consumer; the next receive overwrites it.
+        Ok(())
+    }
+
+    fn forget_failed(&mut self) -> Vec<usize> {
+        let mut gone = Vec::new();
+        for (i, link) in self.links.iter_mut().enumerate() {
+            if link.state == InState::Failed {
+                link.state = InState::Ended;
+                gone.push(i);
+            }
+        }
+        gone
+    }
+
+    fn detach(&mut self) {
+        // Withdrawing the token tells every producer this consumer is gone.
+        if let Some(token) = self.token.take() {
+            let _ = token.undeclare().wait();
+        }
+        for l in &mut self.links {
+            l.state = InState::Ended;
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        Counters::from([
+            ("credit_puts", self.credit_puts),
+            ("sleeps", self.calls.sleeps),
+            ("wakeups", self.calls.wakeups),
+        ])
+    }
+}
