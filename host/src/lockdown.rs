@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use seccompiler::{SeccompAction, SeccompFilter, SeccompRule};
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+};
 
 use crate::sys;
 
@@ -182,16 +184,37 @@ pub const ZENOH_ALLOWED: &[(&str, i64, &str)] = &[
     ),
 ];
 
+fn arch() -> anyhow::Result<seccompiler::TargetArch> {
+    std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("seccomp on {}: {e:?}", std::env::consts::ARCH))
+}
+
 fn filter(zenoh: bool) -> anyhow::Result<seccompiler::BpfProgram> {
     let extra = if zenoh { ZENOH_ALLOWED } else { &[] };
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
         .iter()
         .chain(extra)
         .map(|&(_, nr, _)| (nr, Vec::new()))
         .collect();
-    let arch = std::env::consts::ARCH
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("seccomp on {}: {e:?}", std::env::consts::ARCH))?;
+    if zenoh {
+        // The engine's runtime starts threads when it needs them (a blocked worker thread is
+        // replaced, a name is resolved off the event loop): `clone` with CLONE_THREAD only, a
+        // thread of this process under this filter, never a new process.
+        let thread = u64::try_from(libc::CLONE_THREAD)?;
+        let only_threads = SeccompRule::new(vec![
+            SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(thread),
+                thread,
+            )
+            .map_err(|e| anyhow::anyhow!("seccomp clone rule: {e}"))?,
+        ])
+        .map_err(|e| anyhow::anyhow!("seccomp clone rule: {e}"))?;
+        rules.insert(libc::SYS_clone, vec![only_threads]);
+    }
+    let arch = arch()?;
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(u32::try_from(libc::EPERM)?),
@@ -204,13 +227,46 @@ fn filter(zenoh: bool) -> anyhow::Result<seccompiler::BpfProgram> {
         .map_err(|e| anyhow::anyhow!("compiling the seccomp filter: {e:?}"))
 }
 
+/// Five instructions put in front of the filter of a worker that may start threads: `clone3`
+/// answers ENOSYS, and the C library falls back to `clone`, whose flags a filter can read
+/// (`clone3` passes them in memory). seccompiler gives one answer to every refused call, so
+/// this one is written here; everything else goes on to seccompiler's program, which checks the
+/// architecture again.
+fn clone3_enosys() -> anyhow::Result<seccompiler::BpfProgram> {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    const NR: u32 = 0; // seccomp_data.nr
+    const ARCH: u32 = 4; // seccomp_data.arch
+    let audit_arch: u32 = match std::env::consts::ARCH {
+        "x86_64" => 0xC000_003E,
+        "aarch64" => 0xC000_00B7,
+        other => bail!("no seccomp architecture number for {other}"),
+    };
+    let op = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    Ok(vec![
+        op(LD_W_ABS, 0, 0, ARCH),
+        // Another architecture: straight to seccompiler's program (instruction 5 on), which refuses it.
+        op(JEQ_K, 0, 3, audit_arch),
+        op(LD_W_ABS, 0, 0, NR),
+        op(JEQ_K, 0, 1, u32::try_from(libc::SYS_clone3)?),
+        op(RET_K, 0, 0, RET_ERRNO | u32::try_from(libc::ENOSYS)?),
+    ])
+}
+
 /// Installs the filter on every thread of this process (with `PR_SET_NO_NEW_PRIVS`); `zenoh`
 /// adds [`ZENOH_ALLOWED`].
 pub fn install(zenoh: bool) -> anyhow::Result<()> {
-    let program = filter(zenoh)?;
+    let mut program = filter(zenoh)?;
+    if zenoh {
+        program = clone3_enosys()?.into_iter().chain(program).collect();
+    }
     seccompiler::apply_filter_all_threads(&program)
         .map_err(|e| anyhow::anyhow!("installing the seccomp filter: {e}"))
-        .context("locking the worker down")
+        .context("locking the worker down")?;
+    Ok(())
 }
 
 /// Tries the forbidden calls; an error names every one that was not refused.

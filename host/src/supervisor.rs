@@ -187,7 +187,13 @@ impl Session {
                 cmd.env(var, value);
             }
         }
-        cmd.env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME);
+        if spec
+            .ports
+            .iter()
+            .any(|p| p.backend == crate::scenario::BackendKind::Zenoh)
+        {
+            cmd.env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME);
+        }
 
         let mut pass = vec![theirs.as_fd(), module.as_fd()];
         pass.extend(link_fds.iter().map(|f| f.as_fd()));

@@ -5,9 +5,9 @@
 //! - fd 4: the compiled module in a sealed memfd;
 //! - fd 5…: the sockets of its links, as its [`WorkerSpec`] numbers them.
 //!
-//! Sequence: read the spec → instantiate, open ports, ask for windows → `Ready` → wait for
-//! `Go` (the barrier) → call `run` → close outputs → `Done` with figures measured from the
-//! barrier's release.
+//! Sequence: read the spec → instantiate, open ports, ask for windows → connect the ports
+//! → lock down → `Ready` → wait for `Go` (the barrier) → call `run` → close outputs → `Done`
+//! with figures measured from the barrier's release.
 
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
@@ -167,6 +167,35 @@ fn run_worker() -> anyhow::Result<()> {
     }
     for _ in 0..2 {
         let _ = started.recv();
+    }
+    // Every transport connected before the lock-down (a zenoh consumer's session is still
+    // dialling its producers) and before `Ready`: nothing published is lost for want of a
+    // peer. A stop from the supervisor meanwhile ends the wait.
+    if let Err(e) = store.data_mut().connect_ports() {
+        let (status, error) = match stop.reason() {
+            Some(StopReason::Stopped(reason)) => (
+                Status::Interrupted,
+                format!(
+                    "plugin `{}` was stopped before the start: {reason}",
+                    spec.plugin
+                ),
+            ),
+            _ => (
+                Status::Failed,
+                format!("plugin `{}` could not start: {e:#}", spec.plugin),
+            ),
+        };
+        let outcome = Outcome {
+            status,
+            error: Some(error),
+            end_ns: sys::now_ns(),
+            ready_at_ns: 0,
+            figures: Figures::default(),
+            io: self_io.as_mut().and_then(sys::SelfIo::read),
+            limit: None,
+        };
+        control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+        return Ok(());
     }
     // `WASM_IPC_UNLOCKED=1` is for counting instructions under valgrind, which cannot run a
     // seccomp filter: the plugin then runs without the lock-down, and says so.

@@ -243,7 +243,7 @@ to = \"bad.in\"
 ",
         dir.path().join("unaligned.wat").display()
     );
-    for backend in ["msg", "shm"] {
+    for backend in ["msg", "shm", "zenoh"] {
         let body = body.clone();
         let sc = util::scenario(
             dir.path(),

@@ -116,7 +116,7 @@ config = { check = "none" }
 #[test]
 fn a_producer_that_traps_mid_stream_fails_and_its_consumer_sees_peer_failed() {
     let _g = heavy();
-    for backend in ["shm", "msg"] {
+    for backend in ["shm", "msg", "zenoh"] {
         let r = run(
             &[("p.wat", &producer(5, "unreachable"))],
             &format!(
@@ -155,7 +155,7 @@ fn a_relay_that_traps_mid_stream_fails_and_both_neighbours_end() {
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $l)))
     unreachable)"#);
-    for backend in ["shm", "msg"] {
+    for backend in ["shm", "msg", "zenoh"] {
         let r = run(
             &[("r.wat", &relay)],
             &format!(

@@ -37,12 +37,20 @@ fn status_field(pid: i32, field: &str) -> Option<String> {
 
 #[test]
 fn running_workers_are_filtered_with_no_new_privs_and_only_the_environment_they_need() {
+    for backend in ["shm", "zenoh"] {
+        workers_are_filtered(backend);
+    }
+}
+
+/// A zenoh worker's engine threads are filtered too, and its environment adds only the
+/// engine's thread settings.
+fn workers_are_filtered(backend: &str) {
     let _g = heavy();
     let dir = tempfile::tempdir().unwrap();
     let sc = util::scenario(
         dir.path(),
         "locked.toml",
-        r#"
+        &r#"
 name = "locked"
 [[plugin]]
 name = "p"
@@ -56,9 +64,10 @@ config = { delay_ns = 200000 }
 from = "p.out"
 to = "c.in"
 [run]
-backends = ["shm"]
+backends = ["{backend}"]
 timeout = "120s"
-"#,
+"#
+        .replace("{backend}", backend),
     );
     let id = util::run_id("locked");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-ipc"));
@@ -101,7 +110,7 @@ timeout = "120s"
                 let status = std::fs::read_to_string(task.path().join("status")).unwrap();
                 assert!(
                     status.contains("Seccomp:\t2"),
-                    "{name}: a thread is unfiltered"
+                    "{name} on {backend}: a thread is unfiltered"
                 );
             }
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
@@ -110,7 +119,14 @@ timeout = "120s"
                 .filter(|v| !v.is_empty())
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .collect();
-            assert_eq!(vars, vec!["WASM_IPC_LOG=info".to_string()], "{name}");
+            let mut expected = vec!["WASM_IPC_LOG=info".to_string()];
+            if backend == "zenoh" {
+                expected.push(format!(
+                    "ZENOH_RUNTIME={}",
+                    wasm_ipc::backend::zenoh::RUNTIME
+                ));
+            }
+            assert_eq!(vars, expected, "{name} on {backend}");
             checked.push(name);
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -268,10 +268,11 @@ fn open_session(listen: Option<&str>, connect: &[String]) -> anyhow::Result<zeno
     )?;
     set(&mut c, "connect/endpoints", serde_json::to_string(connect)?)?;
     if !connect.is_empty() {
-        // Producers may start listening a little after their consumers start: retry for a
-        // while, then fail the start with a message.
-        set(&mut c, "connect/timeout_ms", "10000".into())?;
-        set(&mut c, "connect/exit_on_failure", "true".into())?;
+        // A producer may start listening after its consumer opens (two plugins that feed
+        // each other open their inputs first): connect in the background and keep trying;
+        // `connect` waits for the link, bounded by the run's deadline.
+        set(&mut c, "connect/timeout_ms", "-1".into())?;
+        set(&mut c, "connect/exit_on_failure", "false".into())?;
         set(
             &mut c,
             "connect/retry",
@@ -737,7 +738,7 @@ impl ZenohReceiver {
             let credit = session
                 .declare_publisher(format!("{prefix}/{p}/{q}/credit"))
                 .congestion_control(CongestionControl::Block)
-                .express(true)
+                .express(false)
                 .wait()
                 .map_err(zerr("declaring the credit publisher"))?;
             links.push(InLink {

@@ -602,7 +602,6 @@ pub fn instantiate(
         }
     }
     store.data_mut().link_handles()?;
-    store.data_mut().connect_ports()?;
     let run = instance
         .get_typed_func::<(), i32>(&mut store, "run")
         .map_err(anyhow::Error::from)
