@@ -204,7 +204,7 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
     assert!(out.status.success(), "{}", util::stderr(&out));
     let rep = report(&out);
     let runs = rep["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4 * 2);
+    assert_eq!(runs.len(), 4 * 3);
     let sizes: Vec<&str> = runs
         .iter()
         .map(|r| r["sweep"]["size"].as_str().unwrap())
@@ -212,7 +212,8 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
     assert_eq!(
         sizes,
         [
-            "64", "64", "4096", "4096", "65536", "65536", "1048576", "1048576"
+            "64", "64", "64", "4096", "4096", "4096", "65536", "65536", "65536", "1048576",
+            "1048576", "1048576"
         ]
     );
     for r in runs {
@@ -229,7 +230,7 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
     assert!(out.status.success(), "{}", util::stderr(&out));
     let csv = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 1 + 8, "{csv}");
+    assert_eq!(lines.len(), 1 + 12, "{csv}");
     assert!(
         lines[0].starts_with("scenario,size,backend,repeat,ok,messages"),
         "{csv}"
@@ -255,10 +256,10 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
     ] {
         assert!(text.contains(caption), "no {caption:?} in the plot");
     }
-    assert!(text.matches("<polyline").count() >= 6, "fewer than 6 lines");
+    assert!(text.matches("<polyline").count() >= 9, "fewer than 9 lines");
     // plotters writes each text on its own line.
     let labels = |name: &str| text.lines().filter(|l| l.trim() == name).count();
-    assert_eq!((labels("shm"), labels("msg")), (3, 3));
+    assert_eq!((labels("shm"), labels("msg"), labels("zenoh")), (3, 3, 3));
     let table = String::from_utf8_lossy(&out.stdout);
     for want in [
         "size=1048576: throughput",
@@ -436,7 +437,7 @@ fn set_and_repeat_override_a_scenario_from_the_command_line() {
     assert!(out.status.success(), "{}", util::stderr(&out));
     let rep = report(&out);
     let runs = rep["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4, "2 backends × 2 repeats");
+    assert_eq!(runs.len(), 6, "3 backends × 2 repeats");
     for run in runs {
         assert_eq!(run["ok"], true, "{}", run["error"]);
         assert_eq!(run["messages"], 100);
@@ -470,13 +471,13 @@ fn progress_is_a_bar_on_a_terminal_and_lines_on_a_pipe() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let tty = on_tty("");
-    assert!(tty.contains("/2 runs"), "no bar on a terminal:\n{tty}");
+    assert!(tty.contains("/3 runs"), "no bar on a terminal:\n{tty}");
     assert!(
         !tty.contains("wasm-ipc: producer-consumer on shm (run 1)"),
         "{tty}"
     );
     let json = on_tty("--json");
-    assert!(!json.contains("/2 runs"), "a bar with --json:\n{json}");
+    assert!(!json.contains("/3 runs"), "a bar with --json:\n{json}");
     let out = wasm_ipc(&[
         "compare",
         "--set",
@@ -490,7 +491,7 @@ fn progress_is_a_bar_on_a_terminal_and_lines_on_a_pipe() {
         err.contains("wasm-ipc: producer-consumer on shm (run 1)"),
         "{err}"
     );
-    assert!(!err.contains("/2 runs"), "a bar on a pipe:\n{err}");
+    assert!(!err.contains("/3 runs"), "a bar on a pipe:\n{err}");
 }
 
 /// `--html`: one self-contained page, which headless Chromium loads from a file with no

@@ -623,7 +623,7 @@ impl Sender for ZenohSender {
         Ok(())
     }
 
-    fn close(&mut self, _stop: &Stop) {
+    fn close(&mut self, stop: &Stop) {
         let head = header(END, sys::now_ns());
         for link in &self.links {
             if !link.gone {
@@ -632,6 +632,22 @@ impl Sender for ZenohSender {
                     .put(Vec::<u8>::new())
                     .attachment(head.clone())
                     .wait();
+            }
+        }
+        // The session ends with this worker, and a session that ends drops what its engine
+        // has not sent yet. So the producer stays until every consumer has taken every
+        // message (its credits are all back: a consumer returns the rest when it reads the
+        // end) or is gone, bounded by the stop and the deadline.
+        while self
+            .links
+            .iter()
+            .any(|l| !l.gone && l.credits < self.capacity)
+        {
+            let Ok(e) = next_event(&self.events, self.spin_ns, stop, &mut self.calls) else {
+                break;
+            };
+            if self.apply(e).is_err() {
+                break;
             }
         }
     }
@@ -859,6 +875,17 @@ impl ZenohReceiver {
             }
             END => {
                 link.state = InState::Ended;
+                // The producer waits for all its credits before its session ends.
+                if link.unreturned > 0
+                    && link
+                        .credit
+                        .put(link.unreturned.to_le_bytes().to_vec())
+                        .wait()
+                        .is_ok()
+                {
+                    link.unreturned = 0;
+                    self.credit_puts += 1;
+                }
                 Ok(None)
             }
             _ if link.state == InState::Open => {
