@@ -295,6 +295,8 @@ enum Event {
     },
     /// Credits returned on `link`.
     Credit { link: usize, n: u32 },
+    /// The consumer of `link` has the end message, and so everything before it.
+    EndSeen { link: usize },
     /// The peer of `link` holds its token: it is there.
     Alive { link: usize },
     /// The peer of `link` is gone (its session ended).
@@ -390,6 +392,7 @@ struct OutLink {
     credits: u32,
     alive: bool,
     gone: bool,
+    end_seen: bool,
 }
 
 /// The sending half of a `zenoh` port: a publisher per consumer.
@@ -445,7 +448,9 @@ impl ZenohSender {
                     .declare_subscriber(format!("{prefix}/{p}/{q}/credit"))
                     .callback(move |sample: Sample| {
                         let b = sample.payload().to_bytes();
-                        if let Ok(n) = <[u8; 4]>::try_from(&b[..]) {
+                        if b.is_empty() {
+                            let _ = tx.send(Event::EndSeen { link });
+                        } else if let Ok(n) = <[u8; 4]>::try_from(&b[..]) {
                             let _ = tx.send(Event::Credit {
                                 link,
                                 n: u32::from_le_bytes(n),
@@ -461,6 +466,7 @@ impl ZenohSender {
                 credits: spec.capacity,
                 alive: false,
                 gone: false,
+                end_seen: false,
             });
         }
         let watch = watch_peers(&session, prefix, 'q', &params.peers, tx)?;
@@ -500,6 +506,7 @@ impl ZenohSender {
             }
             Event::Alive { link } => self.links[link].alive = true,
             Event::Gone { link } => self.links[link].gone = true,
+            Event::EndSeen { link } => self.links[link].end_seen = true,
             Event::Data { .. } => {}
         }
         Ok(())
@@ -635,14 +642,11 @@ impl Sender for ZenohSender {
             }
         }
         // The session ends with this worker, and a session that ends drops what its engine
-        // has not sent yet. So the producer stays until every consumer has taken every
-        // message (its credits are all back: a consumer returns the rest when it reads the
-        // end) or is gone, bounded by the stop and the deadline.
-        while self
-            .links
-            .iter()
-            .any(|l| !l.gone && l.credits < self.capacity)
-        {
+        // has not sent yet. So the producer stays until every consumer's process has the end
+        // message, and with it everything before it (the consumer's engine acknowledges it at
+        // once, whatever the plugin is doing), or is gone; bounded by the stop and the
+        // deadline.
+        while self.links.iter().any(|l| !l.gone && !l.end_seen) {
             let Ok(e) = next_event(&self.events, self.spin_ns, stop, &mut self.calls) else {
                 break;
             };
@@ -679,7 +683,7 @@ enum InState {
 
 struct InLink {
     key: String,
-    credit: zenoh::pubsub::Publisher<'static>,
+    credit: std::sync::Arc<zenoh::pubsub::Publisher<'static>>,
     state: InState,
     alive: bool,
     unreturned: u32,
@@ -729,6 +733,15 @@ impl ZenohReceiver {
         let mut subs = Vec::new();
         for (link, &p) in params.peers.iter().enumerate() {
             let tx = tx.clone();
+            let credit = std::sync::Arc::new(
+                session
+                    .declare_publisher(format!("{prefix}/{p}/{q}/credit"))
+                    .congestion_control(CongestionControl::Block)
+                    .express(true)
+                    .wait()
+                    .map_err(zerr("declaring the credit publisher"))?,
+            );
+            let ack = credit.clone();
             subs.push(
                 session
                     .declare_subscriber(format!("{prefix}/{p}/{q}"))
@@ -741,6 +754,11 @@ impl ZenohReceiver {
                             // A message without our header is a broken producer.
                             _ => (u8::MAX, 0),
                         };
+                        if kind == END {
+                            // Everything before the end is in this process now: the
+                            // producer's session may end (an empty credit message).
+                            let _ = ack.put(Vec::<u8>::new()).wait();
+                        }
                         let _ = tx.send(Event::Data {
                             link,
                             kind,
@@ -751,12 +769,6 @@ impl ZenohReceiver {
                     .wait()
                     .map_err(zerr("subscribing"))?,
             );
-            let credit = session
-                .declare_publisher(format!("{prefix}/{p}/{q}/credit"))
-                .congestion_control(CongestionControl::Block)
-                .express(false)
-                .wait()
-                .map_err(zerr("declaring the credit publisher"))?;
             links.push(InLink {
                 key: spec.links.get(link).cloned().unwrap_or_default(),
                 credit,
@@ -809,7 +821,7 @@ impl ZenohReceiver {
                     .queued
                     .push_back((u8::MAX - 1, 0, ZBytes::default()));
             }
-            Event::Credit { .. } => {}
+            Event::Credit { .. } | Event::EndSeen { .. } => {}
         }
     }
 
@@ -875,17 +887,6 @@ impl ZenohReceiver {
             }
             END => {
                 link.state = InState::Ended;
-                // The producer waits for all its credits before its session ends.
-                if link.unreturned > 0
-                    && link
-                        .credit
-                        .put(link.unreturned.to_le_bytes().to_vec())
-                        .wait()
-                        .is_ok()
-                {
-                    link.unreturned = 0;
-                    self.credit_puts += 1;
-                }
                 Ok(None)
             }
             _ if link.state == InState::Open => {
