@@ -11,7 +11,7 @@
 //!   plugins' test pattern into every byte of its loan, in place, as the WASM producer does,
 //!   and hashes it (xxh3); a receiver hashes every byte it receives: what the host does with
 //!   `verify = "full"`.
-//! - `wasm-shm`, `wasm-msg`: the bundled plugins on each backend, exactly as `wasm-ipc run`
+//! - `wasm-shm`, `wasm-msg`, `wasm-zenoh`: the bundled plugins on each backend, exactly as `wasm-ipc run`
 //!   runs them, with `verify = "full"` (the host hashes every byte published and received,
 //!   as the native peers do): the pinger and a relay for ping-pong (they also write and check
 //!   every byte), the producer (writes every byte of its pattern) and a consumer that leaves
@@ -183,7 +183,7 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
         for kind in BackendKind::DEFAULT {
             samples.push(native(exe, kind, Shape::PingPong, 64, pings, round, &tag)?);
         }
-        for kind in BackendKind::DEFAULT {
+        for kind in BackendKind::ALL {
             let sc = wasm_scenario(&plugins, &mut session_cache, exe, "ping-pong", 64, pings)?;
             samples.push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
         }
@@ -206,6 +206,16 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
                     wasm_scenario(&plugins, &mut session_cache, exe, "throughput", size, count)?;
                 samples.push(wasm(sc, kind, "throughput", size, count, round)?);
             }
+            // zenoh: the plugins only (its native floor would be the engine's own benchmark).
+            let sc = wasm_scenario(&plugins, &mut session_cache, exe, "throughput", size, count)?;
+            samples.push(wasm(
+                sc,
+                BackendKind::Zenoh,
+                "throughput",
+                size,
+                count,
+                round,
+            )?);
             if let Some(ice) = &iceoryx2 {
                 samples.push(iceoryx2_run(ice, "throughput", size, count, round)?);
             }
@@ -337,6 +347,7 @@ pub fn table(r: &Results) -> String {
         "wasm-shm",
         "native-msg",
         "wasm-msg",
+        "wasm-zenoh",
         "iceoryx2",
         "iceoryx2-threads",
     ] {
@@ -361,6 +372,7 @@ pub fn table(r: &Results) -> String {
             "wasm-shm",
             "native-msg",
             "wasm-msg",
+            "wasm-zenoh",
             "iceoryx2",
         ] {
             let _ = writeln!(
@@ -449,6 +461,20 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             "wasm-msg",
             "throughput",
             |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-msg / wasm-zenoh, messages/s",
+            "wasm-msg",
+            "wasm-zenoh",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-zenoh / wasm-msg, one-way p50",
+            "wasm-zenoh",
+            "wasm-msg",
+            "ping-pong",
+            |x| x.one_way_p50_ns,
         ),
         (
             "wasm-shm / iceoryx2, messages/s",

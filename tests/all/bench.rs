@@ -31,6 +31,8 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "wasm-shm",
         "native-msg",
         "wasm-msg",
+        "wasm-zenoh",
+        "wasm-msg / wasm-zenoh, messages/s",
         "1.0 MiB",
         "wasm-shm / native-shm, messages/s",
         "with --load 1, shm ≥ msg at 64 B",
@@ -54,8 +56,8 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     let raw: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("raw.json")).unwrap()).unwrap();
     let samples = raw["samples"].as_array().unwrap();
-    // 2 rounds × (2 references + 4 ping-pong + 4 sizes × 4 throughput), then 3 one-off rows.
-    assert_eq!(samples.len(), 2 * (2 + 4 + 16) + 3, "{raw}");
+    // 2 rounds × (2 references + 5 ping-pong + 4 sizes × 5 throughput), then 3 one-off rows.
+    assert_eq!(samples.len(), 2 * (2 + 5 + 20) + 3, "{raw}");
     for s in samples.iter().filter(|s| s["pattern"] == "throughput") {
         assert!(s["msgs_per_s"].as_f64().unwrap() > 0.0, "{s}");
         assert!(s["cpu_ns_per_msg"].as_f64().unwrap() > 0.0, "{s}");
