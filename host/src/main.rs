@@ -35,7 +35,7 @@ enum Cmd {
     Run {
         /// Scenario file (default: the bundled scenarios/producer-consumer.toml).
         scenario: Option<PathBuf>,
-        /// Backend: shm or msg.
+        /// Backend: shm, msg or zenoh.
         #[arg(long)]
         backend: Option<String>,
         #[command(flatten)]
