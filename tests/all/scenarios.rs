@@ -267,6 +267,9 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
         "verdict, cpu per message: ",
         "(median over 4 sweep points)",
         "crossover, throughput along size: ",
+        "verdict, throughput, shm vs zenoh: ",
+        "verdict, throughput, msg vs zenoh: ",
+        "crossover, throughput along size, msg vs zenoh: ",
         "the runs of each sweep point delivered identical bytes",
     ] {
         assert!(table.contains(want), "no {want:?} in:\n{table}");
