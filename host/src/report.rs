@@ -711,7 +711,7 @@ enum Side {
 }
 
 impl Side {
-    fn name<'a>(self, pair: [&'a str; 2]) -> &'a str {
+    fn name(self, pair: [&str; 2]) -> &str {
         match self {
             Side::A => pair[0],
             Side::B => pair[1],
