@@ -96,16 +96,13 @@ fn run_worker() -> anyhow::Result<()> {
                 Some(HostTrap::Limit(msg)) => msg.clone(),
                 _ => format!("{e:#}"),
             };
-            let outcome = Outcome {
-                status: Status::Failed,
-                error: Some(format!("plugin `{}` could not start: {why}", spec.plugin)),
-                end_ns: sys::now_ns(),
-                ready_at_ns: 0,
-                figures: Figures::default(),
-                io: sys::self_io(),
-                limit: None,
-            };
-            control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+            send_early(
+                &mut ctrl,
+                Status::Failed,
+                format!("plugin `{}` could not start: {why}", spec.plugin),
+                0,
+                sys::self_io(),
+            )?;
             return Ok(());
         }
     };
@@ -185,16 +182,8 @@ fn run_worker() -> anyhow::Result<()> {
                 format!("plugin `{}` could not start: {e:#}", spec.plugin),
             ),
         };
-        let outcome = Outcome {
-            status,
-            error: Some(error),
-            end_ns: sys::now_ns(),
-            ready_at_ns: 0,
-            figures: Figures::default(),
-            io: self_io.as_mut().and_then(sys::SelfIo::read),
-            limit: None,
-        };
-        control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+        let io = self_io.as_mut().and_then(sys::SelfIo::read);
+        send_early(&mut ctrl, status, error, 0, io)?;
         return Ok(());
     }
     // `WASM_IPC_UNLOCKED=1` is for counting instructions under valgrind, which cannot run a
@@ -215,16 +204,13 @@ fn run_worker() -> anyhow::Result<()> {
         .then(|| crate::lockdown::lock_down(zenoh))
         .transpose()
     {
-        let outcome = Outcome {
-            status: Status::Failed,
-            error: Some(format!("plugin `{}` could not start: {e:#}", spec.plugin)),
-            end_ns: sys::now_ns(),
-            ready_at_ns: 0,
-            figures: Figures::default(),
-            io: self_io.as_mut().and_then(sys::SelfIo::read),
-            limit: None,
-        };
-        control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+        send_early(
+            &mut ctrl,
+            Status::Failed,
+            format!("plugin `{}` could not start: {e:#}", spec.plugin),
+            0,
+            self_io.as_mut().and_then(sys::SelfIo::read),
+        )?;
         return Ok(());
     }
     let ready_ns = sys::now_ns();
@@ -234,19 +220,16 @@ fn run_worker() -> anyhow::Result<()> {
     match barrier.recv() {
         Ok(ToWorker::Go { .. }) => {}
         Ok(ToWorker::Stop { reason }) => {
-            let outcome = Outcome {
-                status: Status::Interrupted,
-                error: Some(format!(
+            send_early(
+                &mut ctrl,
+                Status::Interrupted,
+                format!(
                     "plugin `{}` was stopped before the start: {reason}",
                     spec.plugin
-                )),
-                end_ns: sys::now_ns(),
-                ready_at_ns: ready_ns,
-                figures: Figures::default(),
-                io: self_io.as_mut().and_then(sys::SelfIo::read),
-                limit: None,
-            };
-            control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
+                ),
+                ready_ns,
+                self_io.as_mut().and_then(sys::SelfIo::read),
+            )?;
             return Ok(());
         }
         Err(_) => return Ok(()),
@@ -288,6 +271,26 @@ fn run_worker() -> anyhow::Result<()> {
 }
 
 /// Turns `run`'s result into a status and a message naming the plugin.
+/// Tells the supervisor that the worker ends before or at the barrier, without running.
+fn send_early(
+    ctrl: &mut UnixStream,
+    status: Status,
+    error: String,
+    ready_at_ns: u64,
+    io: Option<(u64, u64)>,
+) -> anyhow::Result<()> {
+    let outcome = Outcome {
+        status,
+        error: Some(error),
+        end_ns: sys::now_ns(),
+        ready_at_ns,
+        figures: Figures::default(),
+        io,
+        limit: None,
+    };
+    control::send(ctrl, &FromWorker::Done(Box::new(outcome)))
+}
+
 fn classify(
     host: &Host,
     spec: &WorkerSpec,
