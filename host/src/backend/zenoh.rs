@@ -92,11 +92,22 @@ fn header(kind: u8, publish_ns: u64) -> Vec<u8> {
 const DATA: u8 = 0;
 const END: u8 = 1;
 
-/// A free TCP port on `ip` for a producer to listen on, below the kernel's range of ephemeral
-/// ports (so that no outgoing connection of the run can take it before the worker listens).
-/// The probe listener is returned: holding it while the others are picked keeps two producers
-/// of one plan off the same port.
-fn free_port(ip: &str) -> anyhow::Result<(u16, std::net::TcpListener)> {
+/// Ports this process has handed to producers: never handed out twice, so two channels of
+/// one run (planned one after the other) or two runs of one `compare` cannot share one while
+/// their workers start.
+static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A free TCP port on 127.0.0.1 for a producer to listen on, below the kernel's range of
+/// ephemeral ports (so that no outgoing connection of the run can take it before the worker
+/// listens). The probe binds without `SO_REUSEADDR`, as strictly as the engine's listener
+/// does: a port with a connection of an earlier run in TIME_WAIT is not free. The probe
+/// socket is returned, to hold while the plan picks the others.
+fn free_port() -> anyhow::Result<(u16, std::os::fd::OwnedFd)> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, socket,
+    };
+    use std::os::fd::AsRawFd;
     let range =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
     let low: u16 = range
@@ -106,14 +117,28 @@ fn free_port(ip: &str) -> anyhow::Result<(u16, std::net::TcpListener)> {
         .unwrap_or(32768);
     let span = low.saturating_sub(20000).max(1);
     let seed = sys::now_ns() ^ u64::from(std::process::id()).rotate_left(17);
-    for k in 0..512u64 {
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for k in 0..1024u64 {
         let x = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 16;
         let port = 20000 + u16::try_from(x % u64::from(span)).unwrap_or(0);
-        if let Ok(held) = std::net::TcpListener::bind((ip, port)) {
-            return Ok((port, held));
+        if given.contains(&port) {
+            continue;
+        }
+        let probe = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        let addr = SockaddrIn::new(127, 0, 0, 1, port);
+        if bind(probe.as_raw_fd(), &addr).is_ok() && listen(&probe, Backlog::new(1)?).is_ok() {
+            given.insert(port);
+            return Ok((port, probe));
         }
     }
-    anyhow::bail!("no free TCP port on {ip} between 20000 and {low}")
+    anyhow::bail!("no free TCP port on 127.0.0.1 between 20000 and {low}")
 }
 
 impl ZenohParams {
@@ -168,7 +193,7 @@ impl Backend for Zenoh {
         let mut held = Vec::new();
         let mut listen = Vec::new();
         for _ in &ch.producers {
-            let (port, probe) = free_port("127.0.0.1")?;
+            let (port, probe) = free_port()?;
             held.push(probe);
             listen.push(format!("tcp/127.0.0.1:{port}"));
         }

@@ -491,6 +491,13 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
                         .map(i64::from);
                 }
                 host.clients_lost += gone.len() as u64;
+                if let Some(Handle::Server(s)) = host.handles.get_mut(h.unsigned_abs() as usize) {
+                    for &k in &gone {
+                        if let Some(lost) = s.lost.get_mut(k) {
+                            *lost = true;
+                        }
+                    }
+                }
                 let msg = format!(
                     "client {} of port `{}` failed ({why}); serving the others",
                     gone.iter()
@@ -667,6 +674,11 @@ fn reply_loan(
     };
     let leg = s.replies[k];
     s.answering = None;
+    if s.lost[k] {
+        // The server learnt from its requests that this client failed: its call ends with it.
+        s.pending[k] = false;
+        return Ok(code::CLOSED);
+    }
     match loan_leg(&mut caller, "reply-loan", leg, len)? {
         Ok(ptr) => {
             serving(&mut caller, "reply-loan", h)?.answering = u32::try_from(k).ok();

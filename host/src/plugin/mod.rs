@@ -141,6 +141,10 @@ pub(crate) struct Serving {
     pub replies: Vec<usize>,
     /// Per client: a request was received and not answered yet.
     pub pending: Vec<bool>,
+    /// Per client: its requests failed and the server forgot it. Its answers are not sent
+    /// (`reply-loan` says closed) whatever its reply leg's transport has heard yet: on
+    /// `zenoh` the news of a dead client reaches the two legs separately.
+    pub lost: Vec<bool>,
     /// The client of the request `receive` returned last.
     pub current: Option<u32>,
     /// The client the current reply loan is for.
@@ -389,6 +393,7 @@ impl Host {
                         requests: i,
                         replies: Vec::new(),
                         pending: Vec::new(),
+                        lost: Vec::new(),
                         current: None,
                         answering: None,
                     })))
@@ -401,6 +406,7 @@ impl Host {
                     Handle::Server(s) if client as usize == s.replies.len() => {
                         s.replies.push(i);
                         s.pending.push(false);
+                        s.lost.push(false);
                     }
                     _ => return Err(bad()),
                 },
