@@ -4,7 +4,8 @@
 //! scouting off and explicit endpoints: a producer port listens on the endpoint the supervisor
 //! gave it (`ZenohParams::listen`), a consumer port connects to its producers' endpoints
 //! (`ZenohParams::connect`). Data therefore takes one TCP hop, producer to consumer, with no
-//! router between them. The engine's worker threads are process-wide (about six).
+//! router between them. The engine's runtimes are process-wide; the supervisor hands them
+//! over to one thread ([`RUNTIME`]). The endpoints are on 127.0.0.1 for now.
 //!
 //! **Keys**, under `wasm-ipc/<run>/<lane>/`: link `p → q` publishes on `<p>/<q>` and returns
 //! credits on `<p>/<q>/credit`; each producer holds the liveliness token `alive/p/<p>`, each
@@ -22,6 +23,10 @@
 //! token is seen; [`Receiver::connect`] until every credit publication matches and every
 //! producer's token is seen. Workers call both before `Ready`, so the barrier opens on a
 //! connected channel.
+//!
+//! **End.** `close` publishes an end message on every link and waits until each consumer's
+//! engine acknowledges it (an empty message on the credit key, sent from the subscriber's
+//! callback), since a session that ends drops what its engine has not sent yet.
 //!
 //! **Copies** counted: the window into the engine's buffer (`publish`) and the delivered
 //! bytes into the consumer's window (`receive`), each through [`Window`]'s copy primitives.
