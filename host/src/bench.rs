@@ -756,6 +756,7 @@ fn native(
         capacity,
         wait: WaitMode::Adaptive,
         processes: 2,
+        endpoints: None,
     };
     let (specs, contender, pattern) = match shape {
         Shape::PingPong => {

@@ -23,6 +23,7 @@
 pub mod backend;
 pub mod bench;
 pub mod build;
+pub mod agent;
 pub mod check;
 pub mod explain;
 /// `--html FILE`: the report as one self-contained page.
@@ -34,6 +35,7 @@ pub use wasm_ipc_wire::control;
 pub mod lockdown;
 pub mod plot;
 pub mod plugin;
+pub mod remote;
 pub mod report;
 /// The scenario file format: the `wasm-ipc-scenario` crate.
 pub use wasm_ipc_scenario as scenario;

@@ -35,7 +35,7 @@ enum Cmd {
     Run {
         /// Scenario file (default: the bundled scenarios/producer-consumer.toml).
         scenario: Option<PathBuf>,
-        /// Backend: shm, msg or zenoh.
+        /// Backend: shm, msg, zenoh or auto.
         #[arg(long)]
         backend: Option<String>,
         #[command(flatten)]
@@ -122,6 +122,21 @@ enum Cmd {
         #[arg(long)]
         without_filter: bool,
     },
+    /// Run the plugins that supervisors on other machines place on this one (a scenario's
+    /// `[[host]]`): listen on ADDRESS, serve one supervisor at a time, and only one that
+    /// holds the token.
+    Agent {
+        /// This machine's Zenoh endpoint, `tcp/IP:PORT`: the `address` of its `[[host]]`.
+        #[arg(long)]
+        listen: String,
+        /// The shared secret (at least 16 bytes). It shows in the process list: prefer
+        /// --token-file or WASM_IPC_TOKEN.
+        #[arg(long, conflicts_with = "token_file")]
+        token: Option<String>,
+        /// A file holding the shared secret.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// One plugin instance; started by the supervisor only.
     #[command(hide = true)]
     Worker {
@@ -166,6 +181,13 @@ struct Overrides {
     /// Runs per backend (overrides `[run] repeat`).
     #[arg(long)]
     repeat: Option<u32>,
+    /// This machine's endpoint for a scenario with hosts, `tcp/IP:PORT` (overrides `[run]
+    /// listen`).
+    #[arg(long, value_name = "tcp/IP:PORT")]
+    listen: Option<String>,
+    /// A file holding the token the agents were started with (else WASM_IPC_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -174,6 +196,12 @@ impl Overrides {
         let mut sets = self.set.clone();
         if let Some(n) = self.repeat {
             sets.push(format!("run.repeat={n}"));
+        }
+        if let Some(l) = &self.listen {
+            sets.push(format!("run.listen={}", toml::Value::String(l.clone())));
+        }
+        if let Some(f) = &self.token_file {
+            supervisor::set_token_file(f.clone());
         }
         sets
     }
@@ -204,7 +232,7 @@ fn load(path: &Option<PathBuf>, overrides: &Overrides) -> Result<Scenario, ExitC
 /// The backend named `name` on the command line.
 fn backend_named(name: &str) -> Result<BackendKind, ExitCode> {
     BackendKind::from_name(name).ok_or_else(|| {
-        let valid: Vec<&str> = BackendKind::ALL.iter().map(|b| b.name()).collect();
+        let valid: Vec<&str> = BackendKind::CHOICES.iter().map(|b| b.name()).collect();
         eprintln!(
             "error: --backend {name}: expected one of {}",
             valid.join(", ")
@@ -576,6 +604,40 @@ fn main() -> ExitCode {
                     eprintln!("wasm-ipc bench: results in {}", dir.display());
                     ExitCode::SUCCESS
                 }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Cmd::Agent {
+            listen,
+            token,
+            token_file,
+        } => {
+            let addr = match wasm_ipc::scenario::parse_endpoint(&listen) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: --listen: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let token = match wasm_ipc::remote::token(token.as_deref(), token_file.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let exe = match worker_exe() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            return match wasm_ipc::agent::main(addr, token, exe) {
+                Ok(()) => ExitCode::from(130),
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::from(1)

@@ -23,6 +23,21 @@ pub struct RunRecord {
     pub release_ns: Option<u64>,
     /// Ctrl-C or SIGTERM ended the run.
     pub interrupted: bool,
+    /// Every link and the backend that carried it.
+    pub links: Vec<LinkReport>,
+}
+
+/// One producer → consumer link of a run and what carried it (added in schema 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// The link key: `channel[c]:producer.port->consumer.port`.
+    pub link: String,
+    /// `shm`, `msg` or `zenoh` (what `auto` chose, on an `auto` run).
+    pub backend: String,
+    /// The producer's host (`local`: the supervisor's machine).
+    pub from_host: String,
+    /// The consumer's host.
+    pub to_host: String,
 }
 
 /// What the supervisor learned about one worker.
@@ -30,7 +45,9 @@ pub struct RunRecord {
 pub struct WorkerRecord {
     /// Plugin instance name.
     pub name: String,
-    /// Its pid.
+    /// The host it ran on (`local`: the supervisor's machine).
+    pub host: String,
+    /// Its pid (on its host).
     pub pid: i32,
     /// When its spawn was requested (CLOCK_MONOTONIC ns).
     pub spawn_ns: u64,
@@ -110,7 +127,11 @@ pub struct Requests {
 pub struct ProcessReport {
     /// Plugin instance.
     pub plugin: String,
-    /// Its pid.
+    /// The host it ran on: `local` (the supervisor's machine) or a `[[host]]` name (added
+    /// in schema 1).
+    #[serde(default)]
+    pub host: String,
+    /// Its pid, on that host.
     pub pid: i32,
     /// How it ended: ok, failed, peer-failed, interrupted, killed.
     pub status: Status,
@@ -225,6 +246,9 @@ pub struct RunReport {
     /// schema 1).
     #[serde(default)]
     pub sweep: BTreeMap<String, String>,
+    /// Every link with its backend and hosts (added in schema 1).
+    #[serde(default)]
+    pub links: Vec<LinkReport>,
 }
 
 /// Combines link digests: xxh3-64 over `key=digest\n` lines in key order (a sorted list, not
@@ -267,6 +291,7 @@ pub fn build(
                         format!("killed by the supervisor (signal {sig}): {why}")
                     }
                     (Some(sig), None) => format!("killed by signal {sig}"),
+                    (None, Some(why)) => why.clone(),
                     (None, _) => format!(
                         "exited with status {} without reporting",
                         u.exit_code.unwrap_or(-1)
@@ -315,6 +340,7 @@ pub fn build(
         copied += figures.copied_bytes;
         processes.push(ProcessReport {
             plugin: w.name.clone(),
+            host: w.host.clone(),
             pid: w.pid,
             status,
             error,
@@ -453,6 +479,7 @@ pub fn build(
         syscalls,
         processes,
         sweep: BTreeMap::new(),
+        links: run.links.clone(),
     }
 }
 

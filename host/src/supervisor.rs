@@ -6,11 +6,11 @@
 //! process that holds them; workers die with the supervisor (`PR_SET_PDEATHSIG`, set from the
 //! thread that lives for the whole run) and are killed through pidfds at the deadline's grace.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufReader;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::backend::{self, ChannelDesc, EndpointDesc, Fds, PeerLost, PortSpec};
+use crate::backend::{self, ChannelDesc, EndpointDesc, Fds, NothingToDo, PeerLost, PortSpec};
 use crate::control::{self, FromWorker, Status, ToWorker, WorkerSpec};
 use crate::plugin::{self, cache};
-use crate::report::{self, RunRecord, RunReport, WorkerRecord};
+use crate::remote::{self, AgentLink, Heard, SiteJob, SiteLane, SiteWorker, Slot};
+use crate::report::{self, LinkReport, RunRecord, RunReport, WorkerRecord};
 use crate::scenario::{BackendKind, Scenario, Verify};
 use crate::sys::{self, ChildUsage, Pidfd};
 
@@ -46,24 +47,41 @@ pub fn was_interrupted() -> bool {
     interrupted_flag().load(Ordering::Relaxed)
 }
 
-/// Modules compiled for a scenario, shared by all its runs.
+/// The token file the CLI was given (`--token-file`), for the sessions it opens.
+static TOKEN_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets where supervisors read their token (else `WASM_IPC_TOKEN`).
+pub fn set_token_file(path: PathBuf) {
+    let _ = TOKEN_FILE.set(path);
+}
+
+/// Modules compiled for a scenario, shared by all its runs, and the agents of its hosts.
 #[derive(Debug)]
 pub struct Session {
     run_id: String,
     exe: PathBuf,
     modules: HashMap<PathBuf, cache::Compiled>,
+    /// Each module's xxh3-128 (hex): its name on the agents.
+    hashes: HashMap<PathBuf, String>,
     /// Modules compiled now (not loaded from the cache): the report's `modules_compiled`.
     modules_compiled: usize,
+    /// Per `[[host]]`, its agent, when a plugin runs there.
+    agents: Vec<Option<Arc<AgentLink>>>,
+    /// Runs started in this session (the agents' run numbers).
+    runs: std::sync::atomic::AtomicU32,
 }
 
 impl Session {
     /// Compiles (or loads from the cache) every distinct module of `sc` and checks it against
-    /// the ABI. `exe` is the binary to start workers from.
+    /// the ABI; reaches the agent of every host that runs a plugin and hands it its modules.
+    /// `exe` is the binary to start workers from.
     pub fn new(sc: &Scenario, exe: PathBuf, run_id: String) -> anyhow::Result<Session> {
         let _ = interrupted_flag();
         let engine = plugin::engine()?;
         let dir = cache::cache_dir();
         let mut modules = HashMap::new();
+        let mut hashes = HashMap::new();
+        let mut bytes_of: HashMap<PathBuf, Vec<u8>> = HashMap::new();
         let mut modules_compiled = 0;
         for (i, p) in sc.plugins.iter().enumerate() {
             if modules.contains_key(&p.wasm) {
@@ -88,13 +106,45 @@ impl Session {
                 .with_context(|| format!("plugin `{}` ({})", p.name, p.wasm.display()))?;
             modules_compiled += usize::from(compiled.compiled_now);
             modules.insert(p.wasm.clone(), compiled);
+            hashes.insert(p.wasm.clone(), module_hash(&bytes));
+            bytes_of.insert(p.wasm.clone(), bytes);
+        }
+        let mut agents: Vec<Option<Arc<AgentLink>>> = sc.hosts.iter().map(|_| None).collect();
+        let used: std::collections::BTreeSet<usize> =
+            sc.plugins.iter().filter_map(|p| p.host).collect();
+        if !used.is_empty() {
+            let token = remote::supervisor_token(TOKEN_FILE.get().map(PathBuf::as_path))?;
+            for &h in &used {
+                let link = AgentLink::connect(h, &sc.hosts[h], sc.run.listen, &token)?;
+                let wanted: BTreeMap<String, Vec<u8>> = sc
+                    .plugins
+                    .iter()
+                    .filter(|p| p.host == Some(h))
+                    .map(|p| (hashes[&p.wasm].clone(), bytes_of[&p.wasm].clone()))
+                    .collect();
+                link.send_modules(&wanted)?;
+                agents[h] = Some(Arc::new(link));
+            }
         }
         Ok(Session {
             run_id,
             exe,
             modules,
+            hashes,
             modules_compiled,
+            agents,
+            runs: std::sync::atomic::AtomicU32::new(0),
         })
+    }
+
+    /// Each host's clock offset as measured at connect: (host, agent − supervisor ns, error
+    /// bound ns).
+    pub fn clock_offsets(&self) -> Vec<(String, i64, u64)> {
+        self.agents
+            .iter()
+            .flatten()
+            .map(|a| (a.name.clone(), a.offset_ns, a.offset_err_ns))
+            .collect()
     }
 
     /// Runs `sc` once on `backend`; failures are in the report, never an `Err`.
@@ -110,6 +160,7 @@ impl Session {
             workers: run.workers.into_iter().map(|w| w.record).collect(),
             release_ns: run.release_ns,
             interrupted: run.interrupted,
+            links: run.links,
         };
         report::build(
             sc,
@@ -129,130 +180,221 @@ impl Session {
         deadline_ns: u64,
         run: &mut RunState,
     ) -> anyhow::Result<()> {
+        let number = self.runs.fetch_add(1, Ordering::AcqRel) + 1;
         let Plan {
             specs,
             mut fds,
             channels,
             roles,
-        } = plan(sc, repeat, backend, deadline_ns, &self.run_id)?;
+            jobs,
+            links,
+        } = plan(sc, repeat, backend, deadline_ns, &self.run_id, &self.agents)?;
         run.channels = channels;
         run.roles = roles;
+        run.links = links;
         let (tx, rx) = mpsc::channel::<Event>();
+        let mut started: Vec<Option<Worker>> = (0..sc.plugins.len()).map(|_| None).collect();
+        let mut result = Ok(());
         for (i, spec) in specs.into_iter().enumerate() {
+            let Some(spec) = spec else { continue };
             let plugin = &sc.plugins[i];
             let port_fds = fds.take(i);
-            match self.spawn(i, &plugin.name, &plugin.wasm, spec, port_fds, &tx) {
-                Ok(w) => run.workers.push(w),
+            let module = &self.modules[&plugin.wasm].memfd;
+            match spawn_worker(&self.exe, &self.run_id, i, module.as_fd(), &spec, port_fds, &tx) {
+                Ok(s) => started[i] = Some(Worker::local(&plugin.name, s)),
                 Err(e) => {
-                    for w in &run.workers {
-                        w.pidfd.kill();
-                    }
-                    // Let the wait threads reap what was started.
-                    drop(tx);
-                    for _ in &run.workers {
-                        let _ = rx.recv_timeout(GRACE);
-                    }
-                    return Err(e.context(format!("starting plugin `{}`", plugin.name)));
+                    result = Err(e.context(format!("starting plugin `{}`", plugin.name)));
+                    break;
                 }
             }
         }
         drop(fds);
-        drop(tx);
-        supervise(run, &rx, deadline_ns);
-        Ok(())
-    }
-
-    fn spawn(
-        &self,
-        i: usize,
-        name: &str,
-        wasm: &PathBuf,
-        spec: WorkerSpec,
-        link_fds: Vec<OwnedFd>,
-        events: &mpsc::Sender<Event>,
-    ) -> anyhow::Result<Worker> {
-        let (ours, theirs) = sys::blocking_stream_pair()?;
-        let module = &self.modules[wasm].memfd;
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg("worker")
-            .args(["--run-id", &self.run_id, "--plugin", name])
-            .args(["--parent-pid", &std::process::id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
-            // The worker's environment is the supervisor's making, not the user's: only what
-            // a worker reads (ARCHITECTURE.md, "The locked-down worker").
-            .env_clear();
-        for var in ["WASM_IPC_LOG", "WASM_IPC_BASELINE_CPU", "WASM_IPC_UNLOCKED"] {
-            if let Some(value) = std::env::var_os(var) {
-                cmd.env(var, value);
+        // The agents' parts, once this machine's workers are started.
+        let (htx, hrx) = mpsc::channel::<(usize, Heard)>();
+        let mut asked = Vec::new();
+        if result.is_ok() {
+            for (h, mut job) in jobs {
+                let agent = self.agents[h].clone().expect("a job only for a connected host");
+                job.run = number;
+                job.offset_ns = agent.offset_ns;
+                for w in &mut job.workers {
+                    w.module = self.hashes[&sc.plugins[w.index].wasm].clone();
+                }
+                asked.push(agent.clone());
+                match agent.start(job, htx.clone()) {
+                    Ok(pids) => {
+                        for (i, pid, spawn_ns) in pids {
+                            started[i] = Some(Worker::remote(&sc.plugins[i].name, &agent, pid, spawn_ns));
+                        }
+                    }
+                    Err(e) => {
+                        result = Err(e.context("starting the plugins placed there"));
+                        break;
+                    }
+                }
             }
         }
-        if spec
-            .ports
-            .iter()
-            .any(|p| p.backend == crate::scenario::BackendKind::Zenoh)
-        {
-            cmd.env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME);
-        }
-
-        let mut pass = vec![theirs.as_fd(), module.as_fd()];
-        pass.extend(link_fds.iter().map(|f| f.as_fd()));
-        let keep = sys::pass_fds(&mut cmd, &pass)?;
-        let spawn_ns = sys::now_ns();
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("running {}", self.exe.display()))?;
-        drop(keep);
-        drop(theirs);
-        drop(link_fds);
-        let pid = i32::try_from(child.id())?;
-        // The wait thread reaps the child; std's handle is not used for waiting.
-        std::mem::forget(child);
-        let pidfd = Pidfd::open(pid)?;
-        let mut ctrl = UnixStream::from(ours);
-        // A worker that died at once shows up through its exit; the write error adds nothing.
-        let _ = control::send(&mut ctrl, &spec);
-        {
-            let events = events.clone();
-            let mut reader = control::Reader::new(BufReader::new(ctrl.try_clone()?));
-            std::thread::spawn(move || {
-                // A line that does not decode ends the conversation like end of file: the
-                // worker is then judged by its exit.
-                while let Ok(Some(msg)) = reader.read::<FromWorker>() {
-                    let _ = events.send(Event::Msg(i, msg));
+        drop(htx);
+        if let Err(e) = result {
+            for w in started.iter_mut().flatten() {
+                w.kill();
+            }
+            for a in &asked {
+                let _ = a.end_run();
+            }
+            // Let the wait threads reap what was started here.
+            drop(tx);
+            for w in started.iter().flatten() {
+                if w.is_local() {
+                    let _ = rx.recv_timeout(GRACE);
                 }
-                let _ = events.send(Event::CtrlClosed(i));
-            });
+            }
+            return Err(e);
         }
+        for (i, w) in started.into_iter().enumerate() {
+            let mut w = w.expect("every plugin is started here or on its host");
+            w.record.host = sc.host_name(i).to_string();
+            run.workers.push(w);
+        }
+        // Events from the agents join this machine's.
         {
-            let events = events.clone();
+            let tx = tx.clone();
             std::thread::spawn(move || {
-                let usage = sys::wait_child(pid).unwrap_or_default();
-                let _ = events.send(Event::Exited(i, usage));
+                while let Ok((h, heard)) = hrx.recv() {
+                    let e = match heard {
+                        Heard::Event(remote::SiteEvent::Msg { worker, msg }) => Event::Msg(worker, msg),
+                        Heard::Event(remote::SiteEvent::CtrlClosed { worker }) => {
+                            Event::CtrlClosed(worker)
+                        }
+                        Heard::Event(remote::SiteEvent::Exited { worker, usage }) => {
+                            Event::Exited(worker, usage)
+                        }
+                        Heard::Lost(why) => Event::HostLost(h, why),
+                    };
+                    if tx.send(e).is_err() {
+                        break;
+                    }
+                }
             });
         }
-        Ok(Worker {
-            record: WorkerRecord {
-                name: name.to_string(),
-                pid,
-                spawn_ns,
-                ready_ns: None,
-                outcome: None,
-                usage: None,
-                killed: None,
-            },
-            pidfd,
-            ctrl,
-            told_failure: false,
-            ctrl_closed: false,
-        })
+        drop(tx);
+        supervise(run, &rx, deadline_ns);
+        for a in &asked {
+            let _ = a.end_run();
+        }
+        Ok(())
     }
 }
 
-enum Event {
+/// A started worker: its pid, the handle that kills it, its control socket, when it began.
+pub(crate) struct Spawned {
+    pub pid: i32,
+    pub pidfd: Pidfd,
+    pub ctrl: UnixStream,
+    pub spawn_ns: u64,
+}
+
+/// Starts `wasm-ipc worker` for plugin instance `i` with its module (fd 4) and port fds (5…),
+/// sends it its spec, and feeds `events` from a reader of its control socket and a thread
+/// that reaps it. Must run on a thread that outlives the worker (`PR_SET_PDEATHSIG`).
+pub(crate) fn spawn_worker(
+    exe: &Path,
+    run_id: &str,
+    i: usize,
+    module: std::os::fd::BorrowedFd<'_>,
+    spec: &WorkerSpec,
+    link_fds: Vec<OwnedFd>,
+    events: &mpsc::Sender<Event>,
+) -> anyhow::Result<Spawned> {
+    let (ours, theirs) = sys::blocking_stream_pair()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("worker")
+        .args(["--run-id", run_id, "--plugin", &spec.plugin])
+        .args(["--parent-pid", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
+        // The worker's environment is the supervisor's making, not the user's: only what
+        // a worker reads (ARCHITECTURE.md, "The locked-down worker").
+        .env_clear();
+    for var in ["WASM_IPC_LOG", "WASM_IPC_BASELINE_CPU", "WASM_IPC_UNLOCKED"] {
+        if let Some(value) = std::env::var_os(var) {
+            cmd.env(var, value);
+        }
+    }
+    if spec.ports.iter().any(|p| p.backend == BackendKind::Zenoh) {
+        cmd.env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME);
+    }
+
+    let mut pass = vec![theirs.as_fd(), module];
+    pass.extend(link_fds.iter().map(|f| f.as_fd()));
+    let keep = sys::pass_fds(&mut cmd, &pass)?;
+    let spawn_ns = sys::now_ns();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("running {}", exe.display()))?;
+    drop(keep);
+    drop(theirs);
+    drop(link_fds);
+    let pid = i32::try_from(child.id())?;
+    // The wait thread reaps the child; std's handle is not used for waiting.
+    std::mem::forget(child);
+    let pidfd = Pidfd::open(pid)?;
+    let mut ctrl = UnixStream::from(ours);
+    // A worker that died at once shows up through its exit; the write error adds nothing.
+    let _ = control::send(&mut ctrl, spec);
+    {
+        let events = events.clone();
+        let mut reader = control::Reader::new(BufReader::new(ctrl.try_clone()?));
+        std::thread::spawn(move || {
+            // A line that does not decode ends the conversation like end of file: the
+            // worker is then judged by its exit.
+            while let Ok(Some(msg)) = reader.read::<FromWorker>() {
+                let _ = events.send(Event::Msg(i, msg));
+            }
+            let _ = events.send(Event::CtrlClosed(i));
+        });
+    }
+    {
+        let events = events.clone();
+        std::thread::spawn(move || {
+            let usage = sys::wait_child(pid).unwrap_or_default();
+            let _ = events.send(Event::Exited(i, usage));
+        });
+    }
+    Ok(Spawned {
+        pid,
+        pidfd,
+        ctrl,
+        spawn_ns,
+    })
+}
+
+/// The xxh3-128 of a module's bytes, in hex: its name between the supervisor and agents.
+pub(crate) fn module_hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+pub(crate) enum Event {
     Msg(usize, FromWorker),
     CtrlClosed(usize),
     Exited(usize, ChildUsage),
+    /// The agent of host `h` is gone (why).
+    HostLost(usize, String),
+}
+
+/// Where a worker runs, and so how the supervisor reaches it.
+enum Place {
+    Local { pidfd: Pidfd, ctrl: UnixStream },
+    Remote(Arc<AgentLink>),
+}
+
+impl std::fmt::Debug for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Local { .. } => f.write_str("local"),
+            Place::Remote(a) => write!(f, "{a:?}"),
+        }
+    }
 }
 
 /// One started worker as the supervisor tracks it.
@@ -260,15 +402,83 @@ enum Event {
 struct Worker {
     /// What the report gets.
     record: WorkerRecord,
-    pidfd: Pidfd,
-    ctrl: UnixStream,
+    /// Its index in the run.
+    index: usize,
+    place: Place,
     told_failure: bool,
     ctrl_closed: bool,
 }
 
 impl Worker {
+    fn local(name: &str, s: Spawned) -> Worker {
+        Worker {
+            record: WorkerRecord {
+                name: name.to_string(),
+                host: String::new(),
+                pid: s.pid,
+                spawn_ns: s.spawn_ns,
+                ready_ns: None,
+                outcome: None,
+                usage: None,
+                killed: None,
+            },
+            index: usize::MAX,
+            place: Place::Local {
+                pidfd: s.pidfd,
+                ctrl: s.ctrl,
+            },
+            told_failure: false,
+            ctrl_closed: false,
+        }
+    }
+
+    fn remote(name: &str, agent: &Arc<AgentLink>, pid: i32, spawn_ns: u64) -> Worker {
+        Worker {
+            record: WorkerRecord {
+                name: name.to_string(),
+                host: agent.name.clone(),
+                pid,
+                spawn_ns,
+                ready_ns: None,
+                outcome: None,
+                usage: None,
+                killed: None,
+            },
+            index: usize::MAX,
+            place: Place::Remote(agent.clone()),
+            told_failure: false,
+            ctrl_closed: false,
+        }
+    }
+
+    fn is_local(&self) -> bool {
+        matches!(self.place, Place::Local { .. })
+    }
+
     fn tell(&mut self, msg: &ToWorker) {
-        let _ = control::send(&mut self.ctrl, msg);
+        match &mut self.place {
+            Place::Local { ctrl, .. } => {
+                let _ = control::send(ctrl, msg);
+            }
+            // A lost agent shows up as `HostLost`; the error adds nothing here.
+            Place::Remote(agent) => {
+                let _ = agent.tell(self.index, msg);
+            }
+        }
+    }
+
+    fn kill(&self) {
+        match &self.place {
+            Place::Local { pidfd, .. } => pidfd.kill(),
+            Place::Remote(agent) => {
+                let _ = agent.kill(self.index);
+            }
+        }
+    }
+
+    /// Whether it is over: reaped, and its control socket drained.
+    fn finished(&self) -> bool {
+        self.record.usage.is_some() && self.ctrl_closed
     }
 
     /// Ended badly by its own doing (not because a peer failed or the run timed out, which
@@ -277,7 +487,7 @@ impl Worker {
     fn failed(&self) -> bool {
         match &self.record.outcome {
             Some(o) => o.status == Status::Failed,
-            None => self.record.usage.is_some() && self.ctrl_closed,
+            None => self.finished(),
         }
     }
 }
@@ -299,6 +509,8 @@ struct RunState {
     channels: Vec<Box<dyn PeerLost>>,
     /// Per worker, (lane, role) for failure propagation.
     roles: Vec<Vec<(usize, Role)>>,
+    /// Every link and its backend, for the report.
+    links: Vec<LinkReport>,
 }
 
 impl RunState {
@@ -325,10 +537,12 @@ impl RunState {
 fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
     let mut stop_sent_at: Option<u64> = None;
     let n = run.workers.len();
+    for (i, w) in run.workers.iter_mut().enumerate() {
+        w.index = i;
+    }
     // A worker is finished when it was reaped *and* its control socket reached end of file:
     // its last report may arrive after the exit.
-    let mut finished = 0;
-    while finished < 2 * n {
+    while !run.workers.iter().all(Worker::finished) {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(Event::Msg(i, FromWorker::Ready { ready_ns })) => {
                 run.workers[i].record.ready_ns = Some(ready_ns)
@@ -337,12 +551,28 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 run.workers[i].record.outcome = Some(*outcome)
             }
             Ok(Event::Exited(i, usage)) => {
-                run.workers[i].record.usage = Some(usage);
-                finished += 1;
+                run.workers[i].record.usage.get_or_insert(usage);
             }
             Ok(Event::CtrlClosed(i)) => {
                 run.workers[i].ctrl_closed = true;
-                finished += 1;
+            }
+            Ok(Event::HostLost(h, why)) => {
+                // Its workers die with it (they are its children, killed when it dies); those
+                // it had not reported over are counted lost here.
+                for w in &mut run.workers {
+                    if let Place::Remote(a) = &w.place
+                        && a.host == h
+                        && !w.finished()
+                    {
+                        w.record.usage.get_or_insert_default();
+                        w.ctrl_closed = true;
+                        if w.record.outcome.is_none() {
+                            w.record.killed.get_or_insert_with(|| {
+                                format!("lost with its host: {why}")
+                            });
+                        }
+                    }
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -400,7 +630,12 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
             for w in &mut run.workers {
                 if w.record.usage.is_none() && w.record.killed.is_none() {
                     // A frozen worker (SIGSTOP, a debugger) is not slow: it never ran again.
-                    let why = match process_state(w.record.pid) {
+                    let state = if w.is_local() {
+                        process_state(w.record.pid)
+                    } else {
+                        None
+                    };
+                    let why = match state {
                         Some('T' | 't') => format!(
                             "it was frozen (stopped by a signal, state T) when the deadline \
                              passed: a frozen plugin, not a slow one ({why})"
@@ -408,7 +643,7 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                         _ => why.to_string(),
                     };
                     w.record.killed = Some(why);
-                    w.pidfd.kill();
+                    w.kill();
                 }
             }
         }
@@ -457,101 +692,258 @@ fn link_key(
     )
 }
 
-/// A run's wiring: each worker's spec and the fds it receives (fd 5, 6, … in order).
+/// A run's wiring: this machine's workers' specs and the fds they receive (fd 5, 6, … in
+/// order), and what each agent starts.
 struct Plan {
-    specs: Vec<WorkerSpec>,
+    /// Per worker, its spec when it runs on this machine.
+    specs: Vec<Option<WorkerSpec>>,
     fds: Fds,
     channels: Vec<Box<dyn PeerLost>>,
     roles: Vec<Vec<(usize, Role)>>,
+    /// Per host, what its agent starts.
+    jobs: BTreeMap<usize, SiteJob>,
+    links: Vec<LinkReport>,
 }
 
-/// Wires every channel of `sc` through `backend`; the backend plans each channel itself.
+/// The backend that carries a lane whose plugins are on `hosts` on a run on `kind`: `auto`
+/// takes `shm` inside one host and `zenoh` between hosts.
+pub fn resolve(kind: BackendKind, one_host: bool) -> BackendKind {
+    match kind {
+        BackendKind::Auto if one_host => BackendKind::Shm,
+        BackendKind::Auto => BackendKind::Zenoh,
+        other => other,
+    }
+}
+
+/// Wires every lane of `sc`: a backend plans each lane itself, here when the lane's plugins
+/// are on this machine or the lane crosses hosts (`zenoh`), on the agent when they all run
+/// on its host on a backend with local resources (`shm`, `msg`).
 fn plan(
     sc: &Scenario,
     repeat: u32,
-    backend: BackendKind,
+    kind: BackendKind,
     deadline_ns: u64,
     run_id: &str,
+    agents: &[Option<Arc<AgentLink>>],
 ) -> anyhow::Result<Plan> {
     let n = sc.plugins.len();
-    let imp = backend::of(backend);
+    let lanes = crate::lanes::lanes(sc);
+    let host_of = |p: usize| sc.plugins[p].host;
+    let one_host = |lane: &crate::lanes::Lane| {
+        let first = host_of(lane.from[0].plugin);
+        lane.from.iter().chain(&lane.to).all(|e| host_of(e.plugin) == first)
+    };
+    let multi = sc.plugins.iter().any(|p| p.host.is_some());
+    // Ports for the producers of zenoh lanes placed on hosts: asked of each agent at once.
+    let mut wanted: BTreeMap<usize, u32> = BTreeMap::new();
+    for lane in &lanes {
+        if resolve(kind, one_host(lane)) == BackendKind::Zenoh {
+            for f in &lane.from {
+                if let Some(h) = host_of(f.plugin) {
+                    *wanted.entry(h).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut pools: BTreeMap<usize, Vec<u16>> = BTreeMap::new();
+    for (&h, &count) in &wanted {
+        let agent = agents[h].as_ref().context("no agent for a host that runs plugins")?;
+        let mut ports = agent.ports(count)?;
+        ports.reverse();
+        pools.insert(h, ports);
+    }
+    let mut held = Vec::new();
     let mut fds = Fds::new(n);
-    let mut ports: Vec<Vec<PortSpec>> = (0..n).map(|_| Vec::new()).collect();
-    let mut channels = Vec::new();
+    let mut slots: Vec<Vec<Slot>> = (0..n).map(|_| Vec::new()).collect();
+    let mut channels: Vec<Box<dyn PeerLost>> = Vec::new();
     let mut roles: Vec<Vec<(usize, Role)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut jobs: BTreeMap<usize, SiteJob> = BTreeMap::new();
+    let mut links = Vec::new();
     let endpoint = |e: &crate::scenario::Endpoint| EndpointDesc {
         plugin: e.plugin,
         port: e.port.clone(),
     };
-    for (l, lane) in crate::lanes::lanes(sc).into_iter().enumerate() {
+    for (l, lane) in lanes.iter().enumerate() {
         let c = lane.channel;
+        let single = one_host(lane);
+        let b = resolve(kind, single);
+        if !single && !b.crosses_hosts() {
+            anyhow::bail!(
+                "{}: backend `{}` cannot join plugins on different hosts; use `zenoh` or `auto`",
+                sc.crossing().unwrap_or_default(),
+                b.name()
+            );
+        }
+        let keys: Vec<Vec<String>> = lane
+            .from
+            .iter()
+            .map(|f| lane.to.iter().map(|t| link_key(sc, c, f, t)).collect())
+            .collect();
+        for (f, row) in lane.from.iter().zip(&keys) {
+            for (t, key) in lane.to.iter().zip(row) {
+                links.push(LinkReport {
+                    link: key.clone(),
+                    backend: b.name().into(),
+                    from_host: sc.host_name(f.plugin).into(),
+                    to_host: sc.host_name(t.plugin).into(),
+                });
+            }
+        }
+        // A lane on one host, on a backend with local resources: that host's agent plans it.
+        if b != BackendKind::Zenoh
+            && let Some(h) = host_of(lane.from[0].plugin)
+        {
+            let job = jobs.entry(h).or_insert_with(|| SiteJob {
+                run: 0,
+                run_id: run_id.to_string(),
+                processes: n,
+                offset_ns: 0,
+                workers: Vec::new(),
+                lanes: Vec::new(),
+            });
+            let j = job.lanes.len();
+            job.lanes.push(SiteLane {
+                index: l,
+                backend: b,
+                leg: lane.leg,
+                producers: lane.from.iter().map(|e| (e.plugin, e.port.clone())).collect(),
+                consumers: lane.to.iter().map(|e| (e.plugin, e.port.clone())).collect(),
+                keys,
+                slot_size: lane.slot_size,
+                capacity: lane.capacity,
+                wait: sc.run.wait.name().into(),
+            });
+            for (p, e) in lane.from.iter().enumerate() {
+                slots[e.plugin].push(Slot::Producer { lane: j, p });
+            }
+            for (q, e) in lane.to.iter().enumerate() {
+                slots[e.plugin].push(Slot::Consumer { lane: j, q });
+            }
+            // The agent tells its own plugins of a lost peer; nothing to do here.
+            channels.push(Box::new(NothingToDo));
+            continue;
+        }
+        // Producers listen where the other hosts can reach them.
+        let endpoints = if b == BackendKind::Zenoh && multi && !(single && host_of(lane.from[0].plugin).is_none()) {
+            let mut list = Vec::new();
+            for f in &lane.from {
+                let addr = match host_of(f.plugin) {
+                    Some(h) => {
+                        let port = pools
+                            .get_mut(&h)
+                            .and_then(Vec::pop)
+                            .context("the agent gave fewer ports than asked")?;
+                        std::net::SocketAddr::new(sc.hosts[h].addr.ip(), port)
+                    }
+                    None => {
+                        let listen = sc.run.listen.context(
+                            "plugins on this machine link to other hosts: [run] listen (or \
+                             --listen) must give this machine's address",
+                        )?;
+                        let (port, probe) = backend::zenoh::free_port(listen.ip())
+                            .with_context(|| format!("run.listen tcp/{listen}"))?;
+                        held.push(probe);
+                        std::net::SocketAddr::new(listen.ip(), port)
+                    }
+                };
+                list.push(addr);
+            }
+            Some(list)
+        } else {
+            None
+        };
         let desc = ChannelDesc {
             index: l,
             run_id,
             producers: lane.from.iter().map(endpoint).collect(),
             consumers: lane.to.iter().map(endpoint).collect(),
-            keys: lane
-                .from
-                .iter()
-                .map(|f| lane.to.iter().map(|t| link_key(sc, c, f, t)).collect())
-                .collect(),
+            keys,
             slot_size: lane.slot_size,
             capacity: lane.capacity,
             wait: sc.run.wait,
             processes: n,
+            endpoints,
         };
-        let planned = imp
+        let planned = backend::of(b)
             .plan(&desc, &mut fds)
-            .with_context(|| format!("channel {c} on `{}`", backend.name()))?;
+            .with_context(|| format!("channel {c} on `{}`", b.name()))?;
         for (p, (from, mut spec)) in lane.from.iter().zip(planned.producers).enumerate() {
             spec.leg = lane.leg;
-            ports[from.plugin].push(spec);
+            slots[from.plugin].push(Slot::Given(spec));
             roles[from.plugin].push((l, Role::Producer(p)));
         }
         for (q, (to, mut spec)) in lane.to.iter().zip(planned.consumers).enumerate() {
             spec.leg = lane.leg;
-            ports[to.plugin].push(spec);
+            slots[to.plugin].push(Slot::Given(spec));
             roles[to.plugin].push((l, Role::Consumer(q)));
         }
         channels.push(planned.peers);
     }
-    let specs = sc
-        .plugins
-        .iter()
-        .zip(ports)
-        .enumerate()
-        .map(|(i, (p, ports))| {
-            let mut config = p.config.clone();
-            config.insert("wasm-ipc.plugin".into(), p.name.clone());
-            config.insert("wasm-ipc.backend".into(), backend.name().into());
-            config.insert("wasm-ipc.repeat".into(), repeat.to_string());
-            if let Some(instance) = &p.instance {
-                config.insert("wasm-ipc.instance".into(), instance.index.to_string());
-                config.insert("wasm-ipc.instances".into(), instance.count.to_string());
+    drop(held);
+    let mut specs = Vec::with_capacity(n);
+    for (i, (p, slots)) in sc.plugins.iter().zip(slots).enumerate() {
+        let mut config = p.config.clone();
+        config.insert("wasm-ipc.plugin".into(), p.name.clone());
+        config.insert("wasm-ipc.backend".into(), kind.name().into());
+        config.insert("wasm-ipc.repeat".into(), repeat.to_string());
+        if let Some(instance) = &p.instance {
+            config.insert("wasm-ipc.instance".into(), instance.index.to_string());
+            config.insert("wasm-ipc.instances".into(), instance.count.to_string());
+        }
+        let mut spec = WorkerSpec {
+            plugin: p.name.clone(),
+            config,
+            ports: Vec::new(),
+            port_fds: u32::try_from(fds.count(i))?,
+            limits: p.limits,
+            verify: sc.run.verify == Verify::Full,
+            seed: sc.run.seed,
+            deadline_ns,
+            timeout: format!("{:?}", sc.run.timeout),
+        };
+        match p.host {
+            None => {
+                spec.ports = slots
+                    .into_iter()
+                    .map(|s| match s {
+                        Slot::Given(spec) => Ok(spec),
+                        _ => anyhow::bail!("a port of a local plugin left to an agent"),
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                sort_ports(&mut spec.ports);
+                specs.push(Some(spec));
             }
-            Ok(WorkerSpec {
-                plugin: p.name.clone(),
-                config,
-                ports: {
-                    let mut ports = ports;
-                    // Name order, as the plugin sees them; a request/reply port's legs stay
-                    // in lane order.
-                    ports.sort_by(|a, b| a.name.cmp(&b.name));
-                    ports
-                },
-                port_fds: u32::try_from(fds.count(i))?,
-                limits: p.limits,
-                verify: sc.run.verify == Verify::Full,
-                seed: sc.run.seed,
-                deadline_ns,
-                timeout: format!("{:?}", sc.run.timeout),
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+            Some(h) => {
+                let job = jobs.entry(h).or_insert_with(|| SiteJob {
+                    run: 0,
+                    run_id: run_id.to_string(),
+                    processes: n,
+                    offset_ns: 0,
+                    workers: Vec::new(),
+                    lanes: Vec::new(),
+                });
+                job.workers.push(SiteWorker {
+                    index: i,
+                    module: String::new(),
+                    spec,
+                    slots,
+                });
+                specs.push(None);
+            }
+        }
+    }
     Ok(Plan {
         specs,
         fds,
         channels,
         roles,
+        jobs,
+        links,
     })
+}
+
+/// Ports in name order, as the plugin sees them; a request/reply port's legs stay in lane
+/// order (the sort is stable).
+pub(crate) fn sort_ports(ports: &mut [PortSpec]) {
+    ports.sort_by(|a, b| a.name.cmp(&b.name));
 }

@@ -89,6 +89,9 @@ pub struct Scenario {
     pub name: String,
     /// The scenario's optional `description`.
     pub description: Option<String>,
+    /// The `[[host]]` tables, in file order; [`Plugin::host`] indexes this. Empty: every
+    /// plugin runs on this machine.
+    pub hosts: Vec<Host>,
     /// The `[[plugin]]` tables, in file order; [`Endpoint::plugin`] indexes this.
     pub plugins: Vec<Plugin>,
     /// The `[[channel]]` tables, in file order.
@@ -143,6 +146,73 @@ impl Scenario {
     }
 }
 
+/// One `[[host]]` table: a machine that runs an agent (`wasm-ipc agent --listen ADDRESS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Unique name: letters, digits, `_` and `-` (not `local`, which names this machine).
+    pub name: String,
+    /// The agent's Zenoh endpoint, `tcp/IP:PORT`, as written.
+    pub address: String,
+    /// The same, parsed.
+    pub addr: std::net::SocketAddr,
+}
+
+/// The name the report gives this machine (the supervisor's), which a `[[host]]` may not take.
+pub const LOCAL_HOST: &str = "local";
+
+impl Scenario {
+    /// The name of the host plugin `i` runs on ([`LOCAL_HOST`] for this machine).
+    pub fn host_name(&self, i: usize) -> &str {
+        match self.plugins[i].host {
+            Some(h) => &self.hosts[h].name,
+            None => LOCAL_HOST,
+        }
+    }
+
+    /// The first channel whose plugins are not all on one host, described for a message:
+    /// `channel[0] (line 12) joins `a` on host `x` and `b` on this machine`.
+    pub fn crossing(&self) -> Option<String> {
+        for (c, ch) in self.channels.iter().enumerate() {
+            let first = ch.from[0].plugin;
+            let other = ch
+                .from
+                .iter()
+                .chain(&ch.to)
+                .map(|e| e.plugin)
+                .find(|&p| self.plugins[p].host != self.plugins[first].host);
+            if let Some(other) = other {
+                let on = |p: usize| match self.plugins[p].host {
+                    Some(h) => format!(
+                        "`{}` on host `{}`",
+                        self.plugins[p].name, self.hosts[h].name
+                    ),
+                    None => format!("`{}` on this machine", self.plugins[p].name),
+                };
+                return Some(format!(
+                    "channel[{c}] joins {} and {}",
+                    on(first),
+                    on(other)
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Parses `tcp/IP:PORT` (an IPv4 address, or an IPv6 one in brackets).
+pub fn parse_endpoint(text: &str) -> Result<std::net::SocketAddr, String> {
+    let Some(rest) = text.strip_prefix("tcp/") else {
+        return Err(format!(
+            "expected a Zenoh TCP endpoint \"tcp/IP:PORT\", e.g. \"tcp/198.18.0.2:7447\", got {text:?}"
+        ));
+    };
+    rest.parse::<std::net::SocketAddr>().map_err(|_| {
+        format!(
+            "expected \"tcp/IP:PORT\" with a numeric IP address and a port, e.g. \"tcp/198.18.0.2:7447\", got {text:?}"
+        )
+    })
+}
+
 /// One `[[plugin]]` table.
 #[derive(Debug, Clone)]
 pub struct Plugin {
@@ -161,6 +231,8 @@ pub struct Plugin {
     pub limits: Limits,
     /// Which copy this is, when the plugin table has `instances` > 1.
     pub instance: Option<Instance>,
+    /// The host it runs on (index into [`Scenario::hosts`]); `None`: this machine.
+    pub host: Option<usize>,
 }
 
 /// One of the copies that `plugin.instances = N` makes: named `name#0` … `name#N-1`.
@@ -304,11 +376,30 @@ pub enum BackendKind {
     Msg,
     /// `"zenoh"`: message passing over the Zenoh engine (TCP), which can cross machines.
     Zenoh,
+    /// `"auto"`: per lane, `shm` when all its plugins are on one host, `zenoh` otherwise.
+    Auto,
 }
 
 impl BackendKind {
-    /// Every backend.
+    /// Every transport (`auto` is a choice among them, not one).
     pub const ALL: [BackendKind; 3] = [BackendKind::Shm, BackendKind::Msg, BackendKind::Zenoh];
+
+    /// Every name `run.backends` and `--backend` accept.
+    pub const CHOICES: [BackendKind; 4] = [
+        BackendKind::Shm,
+        BackendKind::Msg,
+        BackendKind::Zenoh,
+        BackendKind::Auto,
+    ];
+
+    /// The backends a scenario with `[[host]]` tables runs on when `[run] backends` is not
+    /// given.
+    pub const DEFAULT_HOSTS: [BackendKind; 2] = [BackendKind::Zenoh, BackendKind::Auto];
+
+    /// Whether it can join plugins on different hosts.
+    pub fn crosses_hosts(self) -> bool {
+        matches!(self, BackendKind::Zenoh | BackendKind::Auto)
+    }
 
     /// The backends a one-host scenario runs on when `[run] backends` is not given.
     pub const DEFAULT: [BackendKind; 2] = [BackendKind::Shm, BackendKind::Msg];
@@ -319,12 +410,13 @@ impl BackendKind {
             BackendKind::Shm => "shm",
             BackendKind::Msg => "msg",
             BackendKind::Zenoh => "zenoh",
+            BackendKind::Auto => "auto",
         }
     }
 
-    /// The backend called `name` (`"shm"`, `"msg"` or `"zenoh"`), if any.
+    /// The backend called `name` (`"shm"`, `"msg"`, `"zenoh"` or `"auto"`), if any.
     pub fn from_name(name: &str) -> Option<BackendKind> {
-        BackendKind::ALL.into_iter().find(|b| b.name() == name)
+        BackendKind::CHOICES.into_iter().find(|b| b.name() == name)
     }
 }
 
@@ -391,6 +483,10 @@ pub struct RunConfig {
     pub verify: Verify,
     /// Seed for the plugins' WASI random_get. Default 0.
     pub seed: u64,
+    /// This machine's endpoint for a scenario with hosts (`tcp/IP:PORT`): its workers listen
+    /// for links from other hosts on IP, and the supervisor's control sessions on IP:PORT
+    /// (0: any free port). `--listen` overrides it.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for RunConfig {
@@ -402,6 +498,7 @@ impl Default for RunConfig {
             wait: WaitMode::Adaptive,
             verify: Verify::Full,
             seed: 0,
+            listen: None,
         }
     }
 }
@@ -611,6 +708,8 @@ struct RawScenario {
     name: Spanned<String>,
     description: Option<String>,
     #[serde(default)]
+    host: Vec<RawHost>,
+    #[serde(default)]
     plugin: Vec<RawPlugin>,
     #[serde(default)]
     channel: Vec<RawChannel>,
@@ -620,8 +719,16 @@ struct RawScenario {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Spanned<String>,
+    address: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawPlugin {
     name: Spanned<String>,
+    host: Option<Spanned<String>>,
     wasm: Spanned<String>,
     build: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
@@ -652,6 +759,7 @@ struct RawRun {
     wait: Option<Spanned<String>>,
     verify: Option<Spanned<String>>,
     seed: Option<Spanned<toml::Value>>,
+    listen: Option<Spanned<String>>,
 }
 
 /// `"a.out"` or `["a.out", "b.out"]`, keeping each array element's span.
@@ -879,11 +987,41 @@ fn validate(
         ));
     }
 
+    let hosts = validate_hosts(src, &raw.host)?;
     let mut plugins = Vec::with_capacity(raw.plugin.len());
     let mut wasm_lines = Vec::with_capacity(raw.plugin.len());
     let mut by_name: HashMap<String, Group> = HashMap::new();
     for (i, plugin) in raw.plugin.into_iter().enumerate() {
         let key = |k: &str| format!("plugin[{i}].{k}");
+        let host = match &plugin.host {
+            None => None,
+            Some(h) => match hosts.iter().position(|x| x.name == *h.get_ref()) {
+                Some(index) => Some(index),
+                None => {
+                    let known: Vec<String> =
+                        hosts.iter().map(|x| format!("{:?}", x.name)).collect();
+                    return Err(src.at(
+                        h.span(),
+                        key("host"),
+                        if hosts.is_empty() {
+                            format!(
+                                "unknown host {:?}: the scenario has no [[host]] tables; add \
+                                 one with `name` and `address`, or remove `host` to run the \
+                                 plugin on this machine",
+                                h.get_ref()
+                            )
+                        } else {
+                            format!(
+                                "unknown host {:?}; the [[host]] tables name {} (leave out \
+                                 `host` to run the plugin on this machine)",
+                                h.get_ref(),
+                                known.join(", ")
+                            )
+                        },
+                    ));
+                }
+            },
+        };
         let name = plugin.name.get_ref();
         if !is_bare_key(name) {
             return Err(src.at(
@@ -1038,16 +1176,36 @@ fn validate(
                 config: config.clone(),
                 limits,
                 instance,
+                host,
             });
             wasm_lines.push((i, wasm_line));
         }
     }
 
     let channels = validate_channels(src, raw.channel, &plugins, &by_name)?;
-    let run = match raw.run {
+    let listed = raw.run.as_ref().and_then(|r| r.backends.clone());
+    let listen_span = raw
+        .run
+        .as_ref()
+        .and_then(|r| r.listen.as_ref())
+        .map(|l| l.span());
+    let mut run = match raw.run {
         Some(run) => validate_run(src, run)?,
         None => RunConfig::default(),
     };
+    if !hosts.is_empty() && listed.is_none() {
+        run.backends = BackendKind::DEFAULT_HOSTS.to_vec();
+    }
+    if let Some(span) = listen_span
+        && hosts.is_empty()
+    {
+        return Err(src.at(
+            span,
+            "run.listen",
+            "`listen` is this machine's endpoint for a scenario with [[host]] tables, and \
+             this one has none; remove it or add the hosts",
+        ));
+    }
 
     let sweep = match &raw.sweep {
         Some(table) => validate_sweep(src, table)?,
@@ -1058,12 +1216,104 @@ fn validate(
         dir,
         name: raw.name.into_inner(),
         description: raw.description,
+        hosts,
         plugins,
         channels,
         run,
         sweep,
     };
+    if let Some(crossing) = scenario.crossing() {
+        if let Some(list) = &listed
+            && let Some((j, name)) = list.get_ref().iter().enumerate().find(|(_, n)| {
+                BackendKind::from_name(n.get_ref()).is_some_and(|b| !b.crosses_hosts())
+            })
+        {
+            return Err(src.at(
+                name.span(),
+                format!("run.backends[{j}]"),
+                format!(
+                    "backend {:?} cannot join plugins on different hosts ({crossing}); list \
+                     \"zenoh\" or \"auto\" instead",
+                    name.get_ref()
+                ),
+            ));
+        }
+        let local_producer = scenario.channels.iter().any(|ch| {
+            ch.from
+                .iter()
+                .any(|f| scenario.plugins[f.plugin].host.is_none())
+                && ch
+                    .from
+                    .iter()
+                    .chain(&ch.to)
+                    .any(|e| scenario.plugins[e.plugin].host.is_some())
+        });
+        if local_producer && scenario.run.listen.is_none() {
+            return Err(src.error(
+                None,
+                Some("run.listen".into()),
+                format!(
+                    "plugins on this machine are linked with plugins on other hosts \
+                     ({crossing}), so this machine needs an address the hosts can reach: add \
+                     `listen = \"tcp/IP:PORT\"` to [run] (or pass --listen), or place those \
+                     plugins on a [[host]] too"
+                ),
+            ));
+        }
+    }
     Ok((scenario, wasm_lines))
+}
+
+/// The `[[host]]` tables: unique names, `tcp/IP:PORT` addresses, no address twice.
+fn validate_hosts(src: &Source<'_>, raw: &[RawHost]) -> Result<Vec<Host>, ScenarioError> {
+    let mut hosts: Vec<Host> = Vec::with_capacity(raw.len());
+    for (i, h) in raw.iter().enumerate() {
+        let key = |k: &str| format!("host[{i}].{k}");
+        let name = h.name.get_ref();
+        if !is_bare_key(name) {
+            return Err(src.at(
+                h.name.span(),
+                key("name"),
+                format!("invalid host name {name:?}; {NAME_HINT}, e.g. \"b\""),
+            ));
+        }
+        if name == LOCAL_HOST {
+            return Err(src.at(
+                h.name.span(),
+                key("name"),
+                format!(
+                    "{LOCAL_HOST:?} names this machine (the supervisor's) in reports; give the \
+                     host another name, or leave out `host` on plugins that run here"
+                ),
+            ));
+        }
+        if let Some(j) = hosts.iter().position(|x| x.name == *name) {
+            return Err(src.at(
+                h.name.span(),
+                key("name"),
+                format!("duplicate host name {name:?}, already used by host[{j}]"),
+            ));
+        }
+        let addr = parse_endpoint(h.address.get_ref())
+            .map_err(|m| src.at(h.address.span(), key("address"), m))?;
+        if let Some(j) = hosts.iter().position(|x| x.addr == addr) {
+            return Err(src.at(
+                h.address.span(),
+                key("address"),
+                format!(
+                    "host[{j}] (`{}`) has the same address {}; one agent serves one host",
+                    hosts[j].name,
+                    h.address.get_ref()
+                ),
+            ));
+        }
+        hosts.push(Host {
+            name: name.clone(),
+            address: h.address.get_ref().clone(),
+            addr,
+        });
+    }
+    Ok(hosts)
 }
 
 /// The paths `--set` and `[sweep]` may name: `run.KEY`, `channel.N.KEY`, `plugin.NAME.KEY`,
@@ -1682,7 +1932,7 @@ enum Which {
 fn validate_run(src: &Source<'_>, raw: RawRun) -> Result<RunConfig, ScenarioError> {
     let mut run = RunConfig::default();
     if let Some(list) = &raw.backends {
-        let valid = BackendKind::ALL.map(BackendKind::name).join(", ");
+        let valid = BackendKind::CHOICES.map(BackendKind::name).join(", ");
         if list.get_ref().is_empty() {
             return Err(src.at(
                 list.span(),
@@ -1771,6 +2021,11 @@ fn validate_run(src: &Source<'_>, raw: RawRun) -> Result<RunConfig, ScenarioErro
     }
     if let Some(value) = &raw.seed {
         run.seed = integer_in(src, value, "run.seed", "seed", 0, i64::MAX as u64)?;
+    }
+    if let Some(listen) = &raw.listen {
+        run.listen = Some(
+            parse_endpoint(listen.get_ref()).map_err(|m| src.at(listen.span(), "run.listen", m))?,
+        );
     }
     Ok(run)
 }

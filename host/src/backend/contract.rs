@@ -98,6 +98,7 @@ fn channel(
         // Sleep at once: the wake-up paths are what the contract must see.
         wait: WaitMode::Futex,
         processes: producers + consumers,
+        endpoints: None,
     };
     let mut fds = Fds::new(producers + consumers);
     let plan = backend.plan(&desc, &mut fds).unwrap();

@@ -53,6 +53,8 @@ pub fn of(kind: BackendKind) -> &'static dyn Backend {
         BackendKind::Msg => &msg::Msg,
         BackendKind::Shm => &shm::Shm,
         BackendKind::Zenoh => &zenoh::Zenoh,
+        // `auto` names a choice made per lane (`resolve`), never a transport of its own.
+        BackendKind::Auto => unreachable!("`auto` is resolved per lane before a backend is asked"),
     }
 }
 
@@ -150,6 +152,9 @@ pub struct ChannelDesc<'a> {
     pub wait: WaitMode,
     /// Worker processes in the run (for waiting policies that must not starve peers).
     pub processes: usize,
+    /// Where each producer listens, when the run spans hosts and the supervisor placed them
+    /// (`zenoh` only); `None`: the backend picks its own (loopback) endpoints.
+    pub endpoints: Option<Vec<std::net::SocketAddr>>,
 }
 
 /// A planned channel: one spec per endpoint, and what to do when a worker dies.

@@ -103,14 +103,14 @@ const END: u8 = 1;
 static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
-/// A free TCP port on 127.0.0.1 for a producer to listen on, below the kernel's range of
-/// ephemeral ports (so that no outgoing connection of the run can take it before the worker
-/// listens). The probe binds without `SO_REUSEADDR`, as strictly as the engine's listener
-/// does: a port with a connection of an earlier run in TIME_WAIT is not free. The probe
-/// socket is returned, to hold while the plan picks the others.
-fn free_port() -> anyhow::Result<(u16, std::os::fd::OwnedFd)> {
+/// A free TCP port on `ip` (an address of this machine) for a producer to listen on, below
+/// the kernel's range of ephemeral ports (so that no outgoing connection of the run can take
+/// it before the worker listens). The probe binds without `SO_REUSEADDR`, as strictly as the
+/// engine's listener does: a port with a connection of an earlier run in TIME_WAIT is not
+/// free. The probe socket is returned, to hold while the plan picks the others.
+pub fn free_port(ip: std::net::IpAddr) -> anyhow::Result<(u16, std::os::fd::OwnedFd)> {
     use nix::sys::socket::{
-        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, socket,
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, socket,
     };
     use std::os::fd::AsRawFd;
     let range =
@@ -125,25 +125,37 @@ fn free_port() -> anyhow::Result<(u16, std::os::fd::OwnedFd)> {
     let mut given = GIVEN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let mut last = None;
     for k in 0..1024u64 {
         let x = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 16;
         let port = 20000 + u16::try_from(x % u64::from(span)).unwrap_or(0);
         if given.contains(&port) {
             continue;
         }
-        let probe = socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
-        let addr = SockaddrIn::new(127, 0, 0, 1, port);
-        if bind(probe.as_raw_fd(), &addr).is_ok() && listen(&probe, Backlog::new(1)?).is_ok() {
-            given.insert(port);
-            return Ok((port, probe));
+        let probe = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+        let addr = SockaddrStorage::from(std::net::SocketAddr::new(ip, port));
+        match bind(probe.as_raw_fd(), &addr) {
+            Ok(()) if listen(&probe, Backlog::new(1)?).is_ok() => {
+                given.insert(port);
+                return Ok((port, probe));
+            }
+            Ok(()) => {}
+            // Not an address of this machine: no port will do.
+            Err(nix::errno::Errno::EADDRNOTAVAIL) => {
+                anyhow::bail!("{ip} is not an address of this machine (bind: EADDRNOTAVAIL)")
+            }
+            Err(e) => last = Some(e),
         }
     }
-    anyhow::bail!("no free TCP port on 127.0.0.1 between 20000 and {low}")
+    anyhow::bail!(
+        "no free TCP port on {ip} between 20000 and {low} (last error: {})",
+        last.map_or("none".into(), |e| e.to_string())
+    )
 }
 
 impl ZenohParams {
@@ -197,10 +209,24 @@ impl Backend for Zenoh {
         let spin_ns = ZenohParams::spin_ns(ch.wait, ch.processes);
         let mut held = Vec::new();
         let mut listen = Vec::new();
-        for _ in &ch.producers {
-            let (port, probe) = free_port()?;
-            held.push(probe);
-            listen.push(format!("tcp/127.0.0.1:{port}"));
+        match &ch.endpoints {
+            // Placed by the supervisor across hosts: each on its own host's address.
+            Some(given) => {
+                anyhow::ensure!(
+                    given.len() == ch.producers.len(),
+                    "{} endpoints given for {} producers",
+                    given.len(),
+                    ch.producers.len()
+                );
+                listen.extend(given.iter().map(|a| format!("tcp/{a}")));
+            }
+            None => {
+                for _ in &ch.producers {
+                    let (port, probe) = free_port(std::net::Ipv4Addr::LOCALHOST.into())?;
+                    held.push(probe);
+                    listen.push(format!("tcp/127.0.0.1:{port}"));
+                }
+            }
         }
         // The ports are free again for the workers once the plan is made.
         drop(held);
@@ -279,18 +305,29 @@ impl Backend for Zenoh {
 
 /// A session in peer mode with scouting off, listening on and connecting to exactly the given
 /// endpoints.
-fn open_session(listen: Option<&str>, connect: &[String]) -> anyhow::Result<zenoh::Session> {
+/// The configuration every session of this project starts from: peer mode, no scouting
+/// (explicit endpoints only), one lane per link.
+pub(crate) fn base_config() -> anyhow::Result<zenoh::Config> {
     let mut c = zenoh::Config::default();
+    let set = |c: &mut zenoh::Config, k: &str, v: &str| {
+        c.insert_json5(k, v)
+            .map_err(|e| anyhow::anyhow!("zenoh config {k}: {e}"))
+    };
+    set(&mut c, "mode", "\"peer\"")?;
+    set(&mut c, "scouting/multicast/enabled", "false")?;
+    set(&mut c, "scouting/gossip/enabled", "false")?;
+    // One lane per link, not one per priority: a liveliness token's withdrawal (sent at a
+    // higher priority than data) must not overtake the messages published before it.
+    set(&mut c, "transport/unicast/qos/enabled", "false")?;
+    Ok(c)
+}
+
+fn open_session(listen: Option<&str>, connect: &[String]) -> anyhow::Result<zenoh::Session> {
+    let mut c = base_config()?;
     let set = |c: &mut zenoh::Config, k: &str, v: String| {
         c.insert_json5(k, &v)
             .map_err(|e| anyhow::anyhow!("zenoh config {k}: {e}"))
     };
-    set(&mut c, "mode", "\"peer\"".into())?;
-    set(&mut c, "scouting/multicast/enabled", "false".into())?;
-    set(&mut c, "scouting/gossip/enabled", "false".into())?;
-    // One lane per link, not one per priority: a liveliness token's withdrawal (sent at a
-    // higher priority than data) must not overtake the messages published before it.
-    set(&mut c, "transport/unicast/qos/enabled", "false".into())?;
     set(
         &mut c,
         "listen/endpoints",
