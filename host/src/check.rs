@@ -138,12 +138,36 @@ pub fn check(
     backend: BackendKind,
     machine: &Machine,
 ) -> Result<Needs, ScenarioError> {
-    let imp = backend::of(backend);
     let name = backend.name();
+    if !backend.crosses_hosts()
+        && let Some(crossing) = sc.crossing()
+    {
+        return Err(ScenarioError {
+            file: sc.path.clone(),
+            line: None,
+            key: Some("--backend".into()),
+            message: format!(
+                "backend `{name}` cannot join plugins on different hosts ({crossing}); use \
+                 `zenoh` or `auto`"
+            ),
+        });
+    }
     let n = sc.plugins.len();
     // Costs are per lane (a request/reply channel is several); messages name the channel.
+    // On `auto` each lane costs what its own backend costs.
     let lanes = crate::lanes::lanes(sc);
-    let costs: Vec<ChannelCost> = lanes.iter().map(|lane| imp.cost(&shape(lane))).collect();
+    let costs: Vec<ChannelCost> = lanes
+        .iter()
+        .map(|lane| {
+            let first = sc.plugins[lane.from[0].plugin].host;
+            let one_host = lane
+                .from
+                .iter()
+                .chain(&lane.to)
+                .all(|e| sc.plugins[e.plugin].host == first);
+            backend::of(crate::supervisor::resolve(backend, one_host)).cost(&shape(lane))
+        })
+        .collect();
     let mut windows = vec![0u64; n];
     let mut port_fds = vec![0u64; n];
     // Per plugin, the channel that gives it its largest window (what a message points at).
