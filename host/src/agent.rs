@@ -123,7 +123,10 @@ impl Events {
             event,
         };
         if let Ok(json) = serde_json::to_vec(&line) {
-            let _ = self.publisher.put(remote::seal(&self.key, &json, &[])).wait();
+            let _ = self
+                .publisher
+                .put(remote::seal(&self.key, &json, &[]))
+                .wait();
         }
     }
 }
@@ -153,7 +156,10 @@ fn to_theirs(t: u64, offset: i64) -> u64 {
 
 impl Agent {
     fn handle(&mut self, query: &zenoh::query::Query) {
-        let bytes = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+        let bytes = query
+            .payload()
+            .map(|p| p.to_bytes().into_owned())
+            .unwrap_or_default();
         let (answer, key) = match self.answer(&bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -169,7 +175,8 @@ impl Agent {
     /// The answer to one request, and the key to seal it with.
     fn answer(&mut self, bytes: &[u8]) -> anyhow::Result<(Answer, Option<[u8; 32]>)> {
         let (json, blob) = remote::unseal(None, bytes)?;
-        let envelope: Envelope = serde_json::from_slice(json).context("a request we cannot read")?;
+        let envelope: Envelope =
+            serde_json::from_slice(json).context("a request we cannot read")?;
         match &envelope.request {
             Request::Hello {
                 protocol: _,
@@ -203,7 +210,10 @@ impl Agent {
                 ));
             }
             Request::Auth { proof } => {
-                let Some(k) = self.pending.iter().position(|(id, ..)| *id == envelope.session)
+                let Some(k) = self
+                    .pending
+                    .iter()
+                    .position(|(id, ..)| *id == envelope.session)
                 else {
                     anyhow::bail!("no hello from this session");
                 };
@@ -226,7 +236,10 @@ impl Agent {
                     ));
                 }
                 if self.serving.is_some() {
-                    return Ok((Answer::Refused("busy: serving another supervisor".into()), None));
+                    return Ok((
+                        Answer::Refused("busy: serving another supervisor".into()),
+                        None,
+                    ));
                 }
                 let key = remote::session_key(&self.token, &ours, &theirs);
                 self.serve(&id, key)?;
@@ -445,8 +458,15 @@ impl Agent {
                 failure = Some(anyhow::anyhow!("module {} was never sent here", w.module));
                 break;
             };
-            match spawn_worker(&self.exe, &job.run_id, i, module.memfd.as_fd(), &spec, fds.take(i), &tx)
-            {
+            match spawn_worker(
+                &self.exe,
+                &job.run_id,
+                i,
+                module.memfd.as_fd(),
+                &spec,
+                fds.take(i),
+                &tx,
+            ) {
                 Ok(s) => {
                     started.push((i, s.pid, to_theirs(s.spawn_ns, job.offset_ns)));
                     workers.insert(i, (s.pidfd, s.ctrl));
@@ -464,7 +484,9 @@ impl Agent {
             let events = serving.events.clone();
             let reaped = reaped.clone();
             let (run, offset) = (job.run, job.offset_ns);
-            std::thread::spawn(move || forward(&rx, &events, run, offset, &reaped, &channels, &roles))
+            std::thread::spawn(move || {
+                forward(&rx, &events, run, offset, &reaped, &channels, &roles)
+            })
         };
         serving.site = Some(Site {
             run: job.run,
@@ -484,8 +506,12 @@ impl Agent {
 
     /// Kills what is left of the current run and waits (bounded) until its workers are reaped.
     fn end_site(&mut self) {
-        let Some(serving) = &mut self.serving else { return };
-        let Some(site) = serving.site.take() else { return };
+        let Some(serving) = &mut self.serving else {
+            return;
+        };
+        let Some(site) = serving.site.take() else {
+            return;
+        };
         for (pidfd, _) in site.workers.values() {
             pidfd.kill();
         }
@@ -503,7 +529,9 @@ impl Agent {
     }
 
     fn housekeeping(&mut self) {
-        let Some(serving) = &mut self.serving else { return };
+        let Some(serving) = &mut self.serving else {
+            return;
+        };
         let lost = serving.lost.load(Ordering::Acquire)
             || (!serving.seen.load(Ordering::Acquire)
                 && serving.since.elapsed() > Duration::from_secs(5));
@@ -517,7 +545,11 @@ impl Agent {
             }
             let grace = u64::try_from(GRACE.as_nanos()).unwrap_or(u64::MAX);
             if sys::now_ns() > site.deadline_ns.saturating_add(grace) {
-                let reaped = site.reaped.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let reaped = site
+                    .reaped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 for (i, (pidfd, _)) in &site.workers {
                     if !reaped.contains(i) {
                         pidfd.kill();

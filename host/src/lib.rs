@@ -20,10 +20,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod backend;
 pub mod bench;
 pub mod build;
-pub mod agent;
 pub mod check;
 pub mod explain;
 /// `--html FILE`: the report as one self-contained page.

@@ -101,7 +101,10 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// The proofs and the session key, each bound to both nonces and to who proves.
 pub(crate) fn proof(token: &[u8], who: &str, agent: &[u8], supervisor: &[u8]) -> [u8; 32] {
-    mac(token, &[b"wasm-ipc proof ", who.as_bytes(), agent, supervisor])
+    mac(
+        token,
+        &[b"wasm-ipc proof ", who.as_bytes(), agent, supervisor],
+    )
 }
 
 pub(crate) fn session_key(token: &[u8], agent: &[u8], supervisor: &[u8]) -> [u8; 32] {
@@ -121,12 +124,23 @@ pub(crate) fn seal(key: &[u8], json: &[u8], blob: &[u8]) -> Vec<u8> {
 }
 
 /// Splits a sealed message; with a key, refuses one whose MAC does not match.
-pub(crate) fn unseal<'a>(key: Option<&[u8]>, bytes: &'a [u8]) -> anyhow::Result<(&'a [u8], &'a [u8])> {
-    anyhow::ensure!(bytes.len() >= 36, "a message of {} bytes is too short", bytes.len());
+pub(crate) fn unseal<'a>(
+    key: Option<&[u8]>,
+    bytes: &'a [u8],
+) -> anyhow::Result<(&'a [u8], &'a [u8])> {
+    anyhow::ensure!(
+        bytes.len() >= 36,
+        "a message of {} bytes is too short",
+        bytes.len()
+    );
     let (tag, rest) = bytes.split_at(32);
     let (len, rest) = rest.split_at(4);
     let n = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-    anyhow::ensure!(n <= rest.len(), "a message says {n} bytes of JSON but has {}", rest.len());
+    anyhow::ensure!(
+        n <= rest.len(),
+        "a message says {n} bytes of JSON but has {}",
+        rest.len()
+    );
     let (json, blob) = rest.split_at(n);
     if let Some(key) = key {
         anyhow::ensure!(
@@ -260,7 +274,11 @@ pub struct SiteLane {
 
 impl SiteLane {
     /// The lane as a backend plans it.
-    pub fn desc<'a>(&self, run_id: &'a str, processes: usize) -> anyhow::Result<crate::backend::ChannelDesc<'a>> {
+    pub fn desc<'a>(
+        &self,
+        run_id: &'a str,
+        processes: usize,
+    ) -> anyhow::Result<crate::backend::ChannelDesc<'a>> {
         let endpoint = |(plugin, port): &(usize, String)| EndpointDesc {
             plugin: *plugin,
             port: port.clone(),
@@ -576,7 +594,12 @@ impl AgentLink {
     }
 
     /// Sends one request and waits for its answer.
-    fn ask_raw(&self, request: &Request, blob: &[u8], key: Option<&[u8]>) -> anyhow::Result<Answer> {
+    fn ask_raw(
+        &self,
+        request: &Request,
+        blob: &[u8],
+        key: Option<&[u8]>,
+    ) -> anyhow::Result<Answer> {
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let envelope = Envelope {
             session: self.id.clone(),
@@ -638,7 +661,10 @@ impl AgentLink {
     pub fn send_modules(&self, modules: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<()> {
         let who = self.who();
         let hashes = modules.keys().cloned().collect();
-        let missing = match self.ask(Request::Need { hashes }, &[]).context(who.clone())? {
+        let missing = match self
+            .ask(Request::Need { hashes }, &[])
+            .context(who.clone())?
+        {
             Answer::Missing { hashes } => hashes,
             Answer::Refused(why) => anyhow::bail!("{who}: {why}"),
             other => anyhow::bail!("{who}: unexpected answer {other:?}"),
@@ -655,7 +681,10 @@ impl AgentLink {
 
     /// `count` free ports on the agent's address.
     pub fn ports(&self, count: u32) -> anyhow::Result<Vec<u16>> {
-        match self.ask(Request::Ports { count }, &[]).context(self.who())? {
+        match self
+            .ask(Request::Ports { count }, &[])
+            .context(self.who())?
+        {
             Answer::Ports { ports } if ports.len() == count as usize => Ok(ports),
             Answer::Refused(why) => anyhow::bail!("{}: {why}", self.who()),
             other => anyhow::bail!("{}: unexpected answer {other:?}", self.who()),
@@ -670,7 +699,10 @@ impl AgentLink {
     ) -> anyhow::Result<Vec<(usize, i32, u64)>> {
         self.run.store(job.run, Ordering::Release);
         *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
-        match self.ask(Request::Start(Box::new(job)), &[]).context(self.who())? {
+        match self
+            .ask(Request::Start(Box::new(job)), &[])
+            .context(self.who())?
+        {
             Answer::Started { workers } => Ok(workers),
             Answer::Refused(why) => anyhow::bail!("{}: {why}", self.who()),
             other => anyhow::bail!("{}: unexpected answer {other:?}", self.who()),

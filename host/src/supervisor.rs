@@ -200,7 +200,15 @@ impl Session {
             let plugin = &sc.plugins[i];
             let port_fds = fds.take(i);
             let module = &self.modules[&plugin.wasm].memfd;
-            match spawn_worker(&self.exe, &self.run_id, i, module.as_fd(), &spec, port_fds, &tx) {
+            match spawn_worker(
+                &self.exe,
+                &self.run_id,
+                i,
+                module.as_fd(),
+                &spec,
+                port_fds,
+                &tx,
+            ) {
                 Ok(s) => started[i] = Some(Worker::local(&plugin.name, s)),
                 Err(e) => {
                     result = Err(e.context(format!("starting plugin `{}`", plugin.name)));
@@ -214,7 +222,9 @@ impl Session {
         let mut asked = Vec::new();
         if result.is_ok() {
             for (h, mut job) in jobs {
-                let agent = self.agents[h].clone().expect("a job only for a connected host");
+                let agent = self.agents[h]
+                    .clone()
+                    .expect("a job only for a connected host");
                 job.run = number;
                 job.offset_ns = agent.offset_ns;
                 for w in &mut job.workers {
@@ -224,7 +234,8 @@ impl Session {
                 match agent.start(job, htx.clone()) {
                     Ok(pids) => {
                         for (i, pid, spawn_ns) in pids {
-                            started[i] = Some(Worker::remote(&sc.plugins[i].name, &agent, pid, spawn_ns));
+                            started[i] =
+                                Some(Worker::remote(&sc.plugins[i].name, &agent, pid, spawn_ns));
                         }
                     }
                     Err(e) => {
@@ -262,7 +273,9 @@ impl Session {
             std::thread::spawn(move || {
                 while let Ok((h, heard)) = hrx.recv() {
                     let e = match heard {
-                        Heard::Event(remote::SiteEvent::Msg { worker, msg }) => Event::Msg(worker, msg),
+                        Heard::Event(remote::SiteEvent::Msg { worker, msg }) => {
+                            Event::Msg(worker, msg)
+                        }
                         Heard::Event(remote::SiteEvent::CtrlClosed { worker }) => {
                             Event::CtrlClosed(worker)
                         }
@@ -567,9 +580,9 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                         w.record.usage.get_or_insert_default();
                         w.ctrl_closed = true;
                         if w.record.outcome.is_none() {
-                            w.record.killed.get_or_insert_with(|| {
-                                format!("lost with its host: {why}")
-                            });
+                            w.record
+                                .killed
+                                .get_or_insert_with(|| format!("lost with its host: {why}"));
                         }
                     }
                 }
@@ -731,7 +744,10 @@ fn plan(
     let host_of = |p: usize| sc.plugins[p].host;
     let one_host = |lane: &crate::lanes::Lane| {
         let first = host_of(lane.from[0].plugin);
-        lane.from.iter().chain(&lane.to).all(|e| host_of(e.plugin) == first)
+        lane.from
+            .iter()
+            .chain(&lane.to)
+            .all(|e| host_of(e.plugin) == first)
     };
     let multi = sc.plugins.iter().any(|p| p.host.is_some());
     // Ports for the producers of zenoh lanes placed on hosts: asked of each agent at once.
@@ -747,7 +763,9 @@ fn plan(
     }
     let mut pools: BTreeMap<usize, Vec<u16>> = BTreeMap::new();
     for (&h, &count) in &wanted {
-        let agent = agents[h].as_ref().context("no agent for a host that runs plugins")?;
+        let agent = agents[h]
+            .as_ref()
+            .context("no agent for a host that runs plugins")?;
         let mut ports = agent.ports(count)?;
         ports.reverse();
         pools.insert(h, ports);
@@ -806,7 +824,11 @@ fn plan(
                 index: l,
                 backend: b,
                 leg: lane.leg,
-                producers: lane.from.iter().map(|e| (e.plugin, e.port.clone())).collect(),
+                producers: lane
+                    .from
+                    .iter()
+                    .map(|e| (e.plugin, e.port.clone()))
+                    .collect(),
                 consumers: lane.to.iter().map(|e| (e.plugin, e.port.clone())).collect(),
                 keys,
                 slot_size: lane.slot_size,
@@ -824,7 +846,10 @@ fn plan(
             continue;
         }
         // Producers listen where the other hosts can reach them.
-        let endpoints = if b == BackendKind::Zenoh && multi && !(single && host_of(lane.from[0].plugin).is_none()) {
+        let endpoints = if b == BackendKind::Zenoh
+            && multi
+            && !(single && host_of(lane.from[0].plugin).is_none())
+        {
             let mut list = Vec::new();
             for f in &lane.from {
                 let addr = match host_of(f.plugin) {

@@ -8,6 +8,7 @@ mod edges;
 mod explain;
 mod failures;
 mod faults;
+mod hosts;
 mod isolation;
 mod languages;
 mod limits;

@@ -1,0 +1,489 @@
+//! Several hosts on one machine: two network namespaces joined by a veth pair (addresses from
+//! 198.18.0.0/15, `lo` up in each), an agent in each, the supervisor in the first. Traffic
+//! stays inside the namespaces the test made; every loop is bounded; the namespaces go when
+//! the test ends, passed or failed. A machine that cannot make namespaces fails the test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util;
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// Two namespaces `a` (198.18.0.1) and `b` (198.18.0.2), their veth pair, their agents.
+struct Hosts {
+    ns: [String; 2],
+    veth: [String; 2],
+    agents: Vec<(Child, PathBuf)>,
+    dir: tempfile::TempDir,
+}
+
+fn ip(args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .expect("running `ip` (iproute2)")
+}
+
+fn ip_ok(args: &[&str]) {
+    let out = ip(args);
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Hosts {
+    fn new() -> Hosts {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{}{n}", std::process::id() % 100_000);
+        let hosts = Hosts {
+            ns: [format!("wipc-{tag}-a"), format!("wipc-{tag}-b")],
+            veth: [format!("wv{tag}a"), format!("wv{tag}b")],
+            agents: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        // From here on, Drop removes whatever was made.
+        for ns in &hosts.ns {
+            ip_ok(&["netns", "add", ns]);
+        }
+        let [a, b] = &hosts.ns;
+        let [va, vb] = &hosts.veth;
+        ip_ok(&["link", "add", va, "type", "veth", "peer", "name", vb]);
+        ip_ok(&["link", "set", va, "netns", a]);
+        ip_ok(&["link", "set", vb, "netns", b]);
+        ip_ok(&["-n", a, "addr", "add", "198.18.0.1/24", "dev", va]);
+        ip_ok(&["-n", b, "addr", "add", "198.18.0.2/24", "dev", vb]);
+        for (ns, v) in hosts.ns.iter().zip(&hosts.veth) {
+            ip_ok(&["-n", ns, "link", "set", "lo", "up"]);
+            ip_ok(&["-n", ns, "link", "set", v, "up"]);
+        }
+        hosts
+    }
+
+    /// `wasm-ipc args…` inside namespace `k` (0: a, 1: b).
+    fn command(&self, k: usize, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns[k]])
+            .arg(util::bin())
+            .args(args)
+            .env("WASM_IPC_CACHE_DIR", util::cache_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts the agent of host `k` with `token` and waits until it listens.
+    fn agent(&mut self, k: usize, token: &str) -> i32 {
+        let log = self.dir.path().join(format!("agent-{k}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let addr = format!("tcp/198.18.0.{}:7447", k + 1);
+        let child = self
+            .command(k, &["agent", "--listen", &addr])
+            .env("WASM_IPC_TOKEN", token)
+            .stderr(file)
+            .spawn()
+            .expect("starting the agent");
+        let pid = i32::try_from(child.id()).unwrap();
+        self.agents.push((child, log.clone()));
+        let start = Instant::now();
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("listening on")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "agent {k} did not start listening: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pid
+    }
+
+    fn agent_log(&self, k: usize) -> String {
+        std::fs::read_to_string(&self.agents[k].1).unwrap_or_default()
+    }
+
+    /// Bytes the veth end in namespace `k` has sent.
+    fn tx_bytes(&self, k: usize) -> u64 {
+        let out = ip(&[
+            "-j",
+            "-s",
+            "-n",
+            &self.ns[k],
+            "link",
+            "show",
+            "dev",
+            &self.veth[k],
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+        v[0]["stats64"]["tx"]["bytes"]
+            .as_u64()
+            .expect("tx byte counter")
+    }
+
+    /// A scenario file with these hosts.
+    fn scenario(&self, text: &str) -> PathBuf {
+        util::scenario(self.dir.path(), "hosts.toml", text)
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.agents {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in &self.ns {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// The network namespace of process `pid`, as `net:[inode]`.
+fn net_ns(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+const PIPELINE: &str = r#"
+name = "two-hosts"
+
+[[host]]
+name = "a"
+address = "tcp/198.18.0.1:7447"
+
+[[host]]
+name = "b"
+address = "tcp/198.18.0.2:7447"
+
+[[plugin]]
+name = "producer"
+host = "a"
+wasm = "{wasm:producer}"
+config = { count = COUNT, size = 4096, seed = 5 }
+
+[[plugin]]
+name = "relay"
+host = "a"
+wasm = "{wasm:relay}"
+config = { xor = 90 }
+
+[[plugin]]
+name = "consumer"
+host = "b"
+wasm = "{wasm:consumer}"
+config = { seed = 5, xor = 90, expect = COUNT }
+
+[[channel]]
+from = "producer.out"
+to = "relay.in"
+slot_size = "64KiB"
+
+[[channel]]
+from = "relay.out"
+to = "consumer.in"
+slot_size = "64KiB"
+
+[run]
+timeout = "TIMEOUT"
+"#;
+
+fn pipeline(count: u64, timeout: &str) -> String {
+    PIPELINE
+        .replace("COUNT", &count.to_string())
+        .replace("TIMEOUT", timeout)
+}
+
+fn wait(child: Child, limit: Duration) -> Output {
+    util::wait_with_watchdog(child, limit)
+}
+
+#[test]
+fn a_scenario_across_two_namespaces_runs_on_zenoh_and_auto_each_plugin_in_its_hosts_namespace() {
+    let _g = util::heavy();
+    let count: u64 = 40_000;
+    let mut hosts = Hosts::new();
+    let agent_a = hosts.agent(0, TOKEN);
+    let agent_b = hosts.agent(1, TOKEN);
+    let (ns_a, ns_b) = (net_ns(agent_a).unwrap(), net_ns(agent_b).unwrap());
+    assert_ne!(ns_a, ns_b);
+    let path = hosts.scenario(&pipeline(count, "60s"));
+    let id = util::run_id("hosts");
+    let tx_before = hosts.tx_bytes(0);
+    let child = hosts
+        .command(
+            0,
+            &["compare", path.to_str().unwrap(), "--json", "--run-id", &id],
+        )
+        .env("WASM_IPC_TOKEN", TOKEN)
+        .spawn()
+        .unwrap();
+    // While it runs: where each plugin's worker lives (bounded by the watchdog below).
+    let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let watch = {
+        let id = id.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut seen =
+                std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+            while start.elapsed() < Duration::from_secs(60) {
+                for plugin in ["producer", "relay", "consumer"] {
+                    if let Some(pid) = util::worker_pid(&id, plugin)
+                        && let Some(ns) = net_ns(pid)
+                    {
+                        seen.entry(plugin.to_string()).or_default().insert(ns);
+                    }
+                }
+                if seen.len() == 3 && start.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        })
+    };
+    let out = wait(child, Duration::from_secs(120));
+    seen.extend(watch.join().unwrap());
+    let r = util::report(&out);
+    let err = util::stderr(&out);
+    assert!(
+        out.status.success(),
+        "stderr:\n{err}\nagent a:\n{}\nagent b:\n{}",
+        hosts.agent_log(0),
+        hosts.agent_log(1)
+    );
+    assert_eq!(r["digests_agree"], true);
+    let runs = r["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs
+        .iter()
+        .map(|x| x["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["zenoh", "auto"],
+        "a scenario with hosts defaults to zenoh and auto"
+    );
+    for run in runs {
+        assert_eq!(run["ok"], true, "{run}");
+        assert_eq!(run["messages"].as_u64(), Some(2 * count));
+        let host_of = |p: &str| {
+            run["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["plugin"] == p)
+                .map(|x| x["host"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        assert_eq!(
+            [host_of("producer"), host_of("relay"), host_of("consumer")],
+            ["a", "a", "b"]
+        );
+        let links: Vec<(String, String)> = run["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["link"].as_str().unwrap().to_string(),
+                    l["backend"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let expected = if run["backend"] == "auto" {
+            ["shm", "zenoh"]
+        } else {
+            ["zenoh", "zenoh"]
+        };
+        assert_eq!(
+            links,
+            vec![
+                (
+                    "channel[0]:producer.out->relay.in".to_string(),
+                    expected[0].to_string()
+                ),
+                (
+                    "channel[1]:relay.out->consumer.in".to_string(),
+                    expected[1].to_string()
+                ),
+            ]
+        );
+        // zenoh copies twice per message and link; shm never.
+        let per_link = count * 4096 * 2;
+        let copied = run["copied_bytes"].as_u64().unwrap();
+        if run["backend"] == "auto" {
+            assert_eq!(copied, per_link, "auto: only the link to b copies");
+        } else {
+            assert_eq!(copied, 2 * per_link);
+        }
+    }
+    // Each worker ran in its host's namespace, never in another.
+    let expect = [("producer", &ns_a), ("relay", &ns_a), ("consumer", &ns_b)];
+    for (plugin, ns) in expect {
+        let got = seen.get(plugin).cloned().unwrap_or_default();
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![ns.clone()],
+            "plugin `{plugin}`: network namespaces its workers were seen in"
+        );
+    }
+    // The relay's messages to b crossed the veth pair: at least their payload, both runs.
+    let crossed = hosts.tx_bytes(0) - tx_before;
+    assert!(
+        crossed >= 2 * count * 4096,
+        "the veth of a sent {crossed} bytes, less than the {} bytes of payload for b",
+        2 * count * 4096
+    );
+    util::assert_no_leftovers(&id);
+}
+
+#[test]
+fn a_wrong_token_is_refused_on_both_sides_and_an_agent_without_one_does_not_start() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    hosts.agent(1, TOKEN);
+    let path = hosts.scenario(&pipeline(10, "20s"));
+    let out = wait(
+        hosts
+            .command(0, &["run", path.to_str().unwrap()])
+            .env("WASM_IPC_TOKEN", "not-the-agents-token-at-all")
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    let err = util::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{err}");
+    assert!(
+        err.contains("host `a` (agent at tcp/198.18.0.1:7447) refused us: wrong token"),
+        "stderr:\n{err}"
+    );
+    assert!(
+        hosts.agent_log(0).contains("refused a supervisor"),
+        "agent a's log:\n{}",
+        hosts.agent_log(0)
+    );
+    // The agent is still there, for the supervisor with the right token.
+    let out = wait(
+        hosts
+            .command(0, &["run", path.to_str().unwrap(), "--backend", "auto"])
+            .env("WASM_IPC_TOKEN", TOKEN)
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "stderr:\n{}", util::stderr(&out));
+    // No token: no agent.
+    let out = hosts
+        .command(1, &["agent", "--listen", "tcp/198.18.0.2:7448"])
+        .env_remove("WASM_IPC_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        util::stderr(&out).contains("no token"),
+        "{}",
+        util::stderr(&out)
+    );
+}
+
+#[test]
+fn shm_and_msg_refuse_a_scenario_across_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = util::scenario(
+        dir.path(),
+        "x.toml",
+        &pipeline(10, "5s").replace("[run]", "[run]\nbackends = [\"shm\", \"auto\"]"),
+    );
+    let out = util::wasm_ipc(&["check", path.to_str().unwrap()]);
+    let err = util::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("run.backends[0]: backend \"shm\" cannot join plugins on different hosts (channel[1] joins `relay` on host `a` and `consumer` on host `b`)"),
+        "{err}"
+    );
+    let path = util::scenario(dir.path(), "y.toml", &pipeline(10, "5s"));
+    let out = util::wasm_ipc(&["run", path.to_str().unwrap(), "--backend", "msg"]);
+    let err = util::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("backend `msg` cannot join plugins on different hosts"),
+        "{err}"
+    );
+}
+
+#[test]
+fn killing_an_agent_mid_run_ends_the_run_naming_the_host_and_leaves_nothing_behind() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    let agent_b = hosts.agent(1, TOKEN);
+    // Far more than fits the time before the kill.
+    let path = hosts.scenario(&pipeline(100_000_000, "60s"));
+    let id = util::run_id("hostkill");
+    let started = Instant::now();
+    let child = hosts
+        .command(
+            0,
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--backend",
+                "auto",
+                "--json",
+                "--run-id",
+                &id,
+            ],
+        )
+        .env("WASM_IPC_TOKEN", TOKEN)
+        .spawn()
+        .unwrap();
+    // Kill b's agent once its consumer runs.
+    let t = Instant::now();
+    while util::worker_pid(&id, "consumer").is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the consumer never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let consumer = util::worker_pid(&id, "consumer").expect("consumer running");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent_b),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = wait(child, Duration::from_secs(90));
+    let elapsed = started.elapsed();
+    let r = util::report(&out);
+    let run = &r["runs"][0];
+    assert_eq!(run["ok"], false);
+    assert!(
+        elapsed < Duration::from_secs(40),
+        "the run took {elapsed:?}: it waited for the deadline"
+    );
+    let consumer_report = run["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plugin"] == "consumer")
+        .unwrap();
+    assert_eq!(consumer_report["status"], "killed", "{consumer_report}");
+    let error = consumer_report["error"].as_str().unwrap();
+    assert!(
+        error.contains("host `b` (agent at tcp/198.18.0.2:7447) was lost"),
+        "{error}"
+    );
+    // The consumer died with its agent; a's plugins ended; nothing is left anywhere.
+    let _ = consumer;
+    util::assert_no_leftovers(&id);
+}
