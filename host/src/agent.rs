@@ -388,7 +388,9 @@ impl Agent {
         }
         let n = job.processes;
         let mut fds = Fds::new(n);
-        let mut planned: Vec<(Vec<Option<PortSpec>>, Vec<Option<PortSpec>>)> = Vec::new();
+        // Per lane, its producers' and consumers' ports, each taken once by its worker.
+        type Ports = Vec<Option<PortSpec>>;
+        let mut planned: Vec<(Ports, Ports)> = Vec::new();
         let mut channels: Vec<Box<dyn PeerLost>> = Vec::new();
         let mut roles: HashMap<usize, Vec<(usize, bool, usize)>> = HashMap::new();
         for (j, lane) in job.lanes.iter().enumerate() {

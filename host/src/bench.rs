@@ -757,6 +757,7 @@ fn native(
         wait: WaitMode::Adaptive,
         processes: 2,
         endpoints: None,
+        clocks: None,
     };
     let (specs, contender, pattern) = match shape {
         Shape::PingPong => {

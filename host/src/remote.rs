@@ -298,6 +298,7 @@ impl SiteLane {
             wait,
             processes,
             endpoints: None,
+            clocks: None,
         })
     }
 }
@@ -394,6 +395,9 @@ pub fn token(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Resul
     Ok(t)
 }
 
+/// Where an agent's events go while a run of it is on: (host index, what was heard).
+type Sink = Arc<Mutex<Option<mpsc::Sender<(usize, Heard)>>>>;
+
 /// What the supervisor's loop hears from an agent.
 pub(crate) enum Heard {
     Event(SiteEvent),
@@ -417,7 +421,7 @@ pub struct AgentLink {
     key: [u8; 32],
     seq: AtomicU64,
     run: Arc<AtomicU32>,
-    sink: Arc<Mutex<Option<mpsc::Sender<(usize, Heard)>>>>,
+    sink: Sink,
     _events: zenoh::pubsub::Subscriber<()>,
     _alive: zenoh::liveliness::LivelinessToken,
     _watch: zenoh::pubsub::Subscriber<()>,
@@ -448,7 +452,7 @@ impl AgentLink {
         })?;
         let id = hex(&nonce()?[..12]);
         let run = Arc::new(AtomicU32::new(0));
-        let sink: Arc<Mutex<Option<mpsc::Sender<(usize, Heard)>>>> = Arc::new(Mutex::new(None));
+        let sink: Sink = Arc::new(Mutex::new(None));
         let send = {
             let sink = sink.clone();
             move |heard: Heard| {

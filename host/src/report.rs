@@ -25,6 +25,20 @@ pub struct RunRecord {
     pub interrupted: bool,
     /// Every link and the backend that carried it.
     pub links: Vec<LinkReport>,
+    /// Each host's clock as measured at connect.
+    pub clocks: Vec<ClockReport>,
+}
+
+/// A host's `CLOCK_MONOTONIC` against the supervisor's (added in schema 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClockReport {
+    /// The host's name.
+    pub host: String,
+    /// Its clock minus the supervisor's, ns: the best of several round trips.
+    pub offset_ns: i64,
+    /// At most this wrong, ns (half that round trip). Hand-off times of links from or to
+    /// the host are corrected by the offset, so they carry this error too.
+    pub error_ns: u64,
 }
 
 /// One producer → consumer link of a run and what carried it (added in schema 1).
@@ -249,6 +263,9 @@ pub struct RunReport {
     /// Every link with its backend and hosts (added in schema 1).
     #[serde(default)]
     pub links: Vec<LinkReport>,
+    /// Each host's clock against the supervisor's; empty on one machine (added in schema 1).
+    #[serde(default)]
+    pub clocks: Vec<ClockReport>,
 }
 
 /// Combines link digests: xxh3-64 over `key=digest\n` lines in key order (a sorted list, not
@@ -480,6 +497,7 @@ pub fn build(
         processes,
         sweep: BTreeMap::new(),
         links: run.links.clone(),
+        clocks: run.clocks.clone(),
     }
 }
 
@@ -682,6 +700,25 @@ impl Report {
             } else {
                 out.push_str("every run delivered identical bytes (equal digests)\n");
             }
+        }
+        if let Some(r) = self.runs.iter().find(|r| !r.clocks.is_empty()) {
+            let clocks: Vec<String> = r
+                .clocks
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {:+.6} s ± {}",
+                        c.host,
+                        c.offset_ns as f64 / 1e9,
+                        human_ns(c.error_ns)
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "host clocks against this machine's: {}; hand-off times across hosts are \
+                 corrected by these offsets and carry their error\n",
+                clocks.join(", ")
+            ));
         }
         out
     }

@@ -161,6 +161,15 @@ impl Session {
             release_ns: run.release_ns,
             interrupted: run.interrupted,
             links: run.links,
+            clocks: self
+                .clock_offsets()
+                .into_iter()
+                .map(|(host, offset_ns, error_ns)| report::ClockReport {
+                    host,
+                    offset_ns,
+                    error_ns,
+                })
+                .collect(),
         };
         report::build(
             sc,
@@ -887,6 +896,17 @@ fn plan(
             capacity: lane.capacity,
             wait: sc.run.wait,
             processes: n,
+            clocks: endpoints.as_ref().map(|_| {
+                let offset = |e: &crate::scenario::Endpoint| {
+                    host_of(e.plugin)
+                        .and_then(|h| agents[h].as_ref())
+                        .map_or(0, |a| a.offset_ns)
+                };
+                (
+                    lane.from.iter().map(offset).collect(),
+                    lane.to.iter().map(offset).collect(),
+                )
+            }),
             endpoints,
         };
         let planned = backend::of(b)

@@ -79,11 +79,37 @@ impl Hosts {
 
     /// Starts the agent of host `k` with `token` and waits until it listens.
     fn agent(&mut self, k: usize, token: &str) -> i32 {
+        self.agent_with(k, token, None)
+    }
+
+    /// The same, with its `CLOCK_MONOTONIC` shifted by `shift_s` seconds (a time namespace
+    /// of its own: `unshare --time --monotonic`) when given.
+    fn agent_with(&mut self, k: usize, token: &str, shift_s: Option<u64>) -> i32 {
         let log = self.dir.path().join(format!("agent-{k}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let addr = format!("tcp/198.18.0.{}:7447", k + 1);
-        let child = self
-            .command(k, &["agent", "--listen", &addr])
+        let bin = util::bin();
+        let mut cmd = match shift_s {
+            None => self.command(k, &["agent", "--listen", &addr]),
+            Some(s) => {
+                let mut cmd = Command::new("ip");
+                cmd.args([
+                    "netns",
+                    "exec",
+                    &self.ns[k],
+                    "unshare",
+                    "--time",
+                    "--kill-child",
+                ])
+                .arg(format!("--monotonic={s}"))
+                .arg(&bin)
+                .args(["agent", "--listen", &addr])
+                .env("WASM_IPC_CACHE_DIR", util::cache_dir())
+                .stdout(Stdio::piped());
+                cmd
+            }
+        };
+        let child = cmd
             .env("WASM_IPC_TOKEN", token)
             .stderr(file)
             .spawn()
@@ -206,7 +232,8 @@ fn wait(child: Child, limit: Duration) -> Output {
 }
 
 #[test]
-fn a_scenario_across_two_namespaces_runs_on_zenoh_and_auto_each_plugin_in_its_hosts_namespace() {
+fn the_bundled_two_hosts_scenario_runs_across_two_namespaces_on_zenoh_and_auto_each_plugin_in_its_hosts_namespace()
+ {
     let _g = util::heavy();
     let count: u64 = 40_000;
     let mut hosts = Hosts::new();
@@ -214,13 +241,25 @@ fn a_scenario_across_two_namespaces_runs_on_zenoh_and_auto_each_plugin_in_its_ho
     let agent_b = hosts.agent(1, TOKEN);
     let (ns_a, ns_b) = (net_ns(agent_a).unwrap(), net_ns(agent_b).unwrap());
     assert_ne!(ns_a, ns_b);
-    let path = hosts.scenario(&pipeline(count, "60s"));
+    // The bundled file: its hosts are the addresses these namespaces have.
+    let _built = util::plugins();
+    let path = util::root().join("scenarios/hosts/two-hosts.toml");
     let id = util::run_id("hosts");
     let tx_before = hosts.tx_bytes(0);
     let child = hosts
         .command(
             0,
-            &["compare", path.to_str().unwrap(), "--json", "--run-id", &id],
+            &[
+                "compare",
+                path.to_str().unwrap(),
+                "--json",
+                "--run-id",
+                &id,
+                "--set",
+                &format!("plugin.producer.config.count={count}"),
+                "--set",
+                &format!("plugin.consumer.config.expect={count}"),
+            ],
         )
         .env("WASM_IPC_TOKEN", TOKEN)
         .spawn()
@@ -486,4 +525,70 @@ fn killing_an_agent_mid_run_ends_the_run_naming_the_host_and_leaves_nothing_behi
     // The consumer died with its agent; a's plugins ended; nothing is left anywhere.
     let _ = consumer;
     util::assert_no_leftovers(&id);
+}
+
+#[test]
+fn a_hosts_shifted_clock_is_measured_within_its_bound_and_hand_offs_across_are_corrected() {
+    let _g = util::heavy();
+    const SHIFT_S: u64 = 100_000;
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    hosts.agent_with(1, TOKEN, Some(SHIFT_S));
+    let path = hosts.scenario(&pipeline(2000, "30s"));
+    let out = wait(
+        hosts
+            .command(
+                0,
+                &[
+                    "run",
+                    path.to_str().unwrap(),
+                    "--backend",
+                    "zenoh",
+                    "--json",
+                ],
+            )
+            .env("WASM_IPC_TOKEN", TOKEN)
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(90),
+    );
+    let err = util::stderr(&out);
+    assert!(
+        out.status.success(),
+        "stderr:\n{err}\nagent b:\n{}",
+        hosts.agent_log(1)
+    );
+    let run = &util::report(&out)["runs"][0];
+    let clock = |h: &str| {
+        let c = run["clocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["host"] == h)
+            .unwrap_or_else(|| panic!("no clock for host {h}: {run}"));
+        (
+            c["offset_ns"].as_i64().unwrap(),
+            c["error_ns"].as_u64().unwrap(),
+        )
+    };
+    let (a, ea) = clock("a");
+    let (b, eb) = clock("b");
+    // a shares this machine's clock; b's is SHIFT_S ahead. Each is off by at most its bound.
+    assert!(
+        a.unsigned_abs() <= ea,
+        "host a: offset {a} ns, bound {ea} ns"
+    );
+    let shift = i64::try_from(SHIFT_S * 1_000_000_000).unwrap();
+    assert!(
+        (b - a - shift).unsigned_abs() <= ea + eb,
+        "host b: offset {b} ns against a's {a} ns: the {SHIFT_S} s shift is not recovered \
+         within {} ns",
+        ea + eb
+    );
+    // Without the correction the consumer on b would see every hand-off 100000 s late.
+    let p99 = run["latency_ns"]["p99"].as_u64().unwrap();
+    assert!(
+        p99 < 2_000_000_000,
+        "hand-off p99 across hosts is {p99} ns: the clock offset was not corrected"
+    );
 }

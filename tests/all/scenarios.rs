@@ -10,7 +10,8 @@ use crate::util::{self, assert_no_leftovers, heavy, report, wasm_ipc};
 
 /// The top-level scenarios. `scenarios/explain/` is left out on purpose: its misbehaving
 /// consumers fail their runs by design, and `explain::the_textbook_table_is_filled_from_runs_it_made`
-/// runs them.
+/// runs them. `scenarios/hosts/` needs agents on other hosts: `hosts::the_bundled_two_hosts…`
+/// runs it with an agent in each of two network namespaces it makes.
 fn scenario_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(util::root().join("scenarios"))
         .unwrap()

@@ -99,6 +99,7 @@ fn channel(
         wait: WaitMode::Futex,
         processes: producers + consumers,
         endpoints: None,
+        clocks: None,
     };
     let mut fds = Fds::new(producers + consumers);
     let plan = backend.plan(&desc, &mut fds).unwrap();

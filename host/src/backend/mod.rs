@@ -155,6 +155,9 @@ pub struct ChannelDesc<'a> {
     /// Where each producer listens, when the run spans hosts and the supervisor placed them
     /// (`zenoh` only); `None`: the backend picks its own (loopback) endpoints.
     pub endpoints: Option<Vec<std::net::SocketAddr>>,
+    /// Each producer's and each consumer's host clock minus the supervisor's, ns, when the
+    /// run spans hosts (`zenoh` corrects its publish stamps with them); `None`: one clock.
+    pub clocks: Option<(Vec<i64>, Vec<i64>)>,
 }
 
 /// A planned channel: one spec per endpoint, and what to do when a worker dies.

@@ -83,6 +83,11 @@ pub struct ZenohParams {
     pub credit_batch: u32,
     /// How long a blocked call polls before it sleeps (`[run] wait`, as on `msg`).
     pub spin_ns: u64,
+    /// A consumer's correction per link, ns: what to add to a producer's publish stamp to
+    /// read it on this host's clock (its host's offset minus the producer's, as the
+    /// supervisor measured them). Empty: one clock.
+    #[serde(default)]
+    pub clock_shift_ns: Vec<i64>,
 }
 
 /// The header every data publication carries as its attachment: kind (0 data, 1 end) and the
@@ -249,6 +254,7 @@ impl Backend for Zenoh {
                     connect: Vec::new(),
                     credit_batch,
                     spin_ns,
+                    clock_shift_ns: Vec::new(),
                 },
             )?;
             s.links = ch.keys[p].clone();
@@ -267,6 +273,10 @@ impl Backend for Zenoh {
                     connect: listen.clone(),
                     credit_batch,
                     spin_ns,
+                    clock_shift_ns: match &ch.clocks {
+                        Some((from, to)) => from.iter().map(|p| to[q] - p).collect(),
+                        None => Vec::new(),
+                    },
                 },
             )?;
             s.links = ch.keys.iter().map(|row| row[q].clone()).collect();
@@ -800,6 +810,7 @@ impl ZenohReceiver {
         let mut subs = Vec::new();
         for (link, &p) in params.peers.iter().enumerate() {
             let tx = tx.clone();
+            let shift = params.clock_shift_ns.get(link).copied().unwrap_or(0);
             let credit = std::sync::Arc::new(
                 session
                     .declare_publisher(format!("{prefix}/{p}/{q}/credit"))
@@ -829,7 +840,7 @@ impl ZenohReceiver {
                         let _ = tx.send(Event::Data {
                             link,
                             kind,
-                            publish_ns,
+                            publish_ns: publish_ns.saturating_add_signed(shift),
                             payload: sample.payload().clone(),
                         });
                     })
