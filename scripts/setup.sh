@@ -30,6 +30,10 @@ command -v script >/dev/null || missing+=(bsdutils)
 command -v strace >/dev/null || missing+=(strace)
 # The HTML report's test loads the page in headless Chromium.
 command -v chromium >/dev/null || missing+=(chromium)
+# The hosts tests make network namespaces and veth pairs (iproute2's `ip`) and shift an
+# agent's clock in a time namespace (util-linux's `unshare`).
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     $sudo apt-get update -qq
