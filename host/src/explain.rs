@@ -967,9 +967,9 @@ impl Table<'_> {
             textbook: "message passing crosses machines; shared memory needs one machine",
             shm: "one machine only (one memory)".into(),
             msg: "Unix sockets: one machine here".into(),
-            verdict: "not measured: every run here is on one machine; the zenoh backend carries \
-                      messages over TCP (a third column in `compare`), but placing plugins on \
-                      other hosts (agents) is not built yet"
+            verdict: "not measured by --explain: its runs are on one machine; scenarios with \
+                      [[host]] tables run across machines on zenoh and auto with an agent on each \
+                      host (README, \"Run across machines\"), which --explain does not start"
                 .into(),
             agrees: None,
             from: Vec::new(),
