@@ -114,8 +114,10 @@ impl Session {
             sc.plugins.iter().filter_map(|p| p.host).collect();
         if !used.is_empty() {
             let token = remote::supervisor_token(TOKEN_FILE.get().map(PathBuf::as_path))?;
-            for &h in &used {
-                let link = AgentLink::connect(h, &sc.hosts[h], sc.run.listen, &token)?;
+            for (k, &h) in used.iter().enumerate() {
+                // One session listens on `[run] listen` (a second could not bind its port).
+                let listen = if k == 0 { sc.run.listen } else { None };
+                let link = AgentLink::connect(h, &sc.hosts[h], listen, &token)?;
                 let wanted: BTreeMap<String, Vec<u8>> = sc
                     .plugins
                     .iter()
@@ -786,6 +788,14 @@ fn plan(
     let mut roles: Vec<Vec<(usize, Role)>> = (0..n).map(|_| Vec::new()).collect();
     let mut jobs: BTreeMap<usize, SiteJob> = BTreeMap::new();
     let mut links = Vec::new();
+    let new_job = || SiteJob {
+        run: 0,
+        run_id: run_id.to_string(),
+        processes: n,
+        offset_ns: 0,
+        workers: Vec::new(),
+        lanes: Vec::new(),
+    };
     let endpoint = |e: &crate::scenario::Endpoint| EndpointDesc {
         plugin: e.plugin,
         port: e.port.clone(),
@@ -820,14 +830,7 @@ fn plan(
         if b != BackendKind::Zenoh
             && let Some(h) = host_of(lane.from[0].plugin)
         {
-            let job = jobs.entry(h).or_insert_with(|| SiteJob {
-                run: 0,
-                run_id: run_id.to_string(),
-                processes: n,
-                offset_ns: 0,
-                workers: Vec::new(),
-                lanes: Vec::new(),
-            });
+            let job = jobs.entry(h).or_insert_with(new_job);
             let j = job.lanes.len();
             job.lanes.push(SiteLane {
                 index: l,
@@ -959,14 +962,7 @@ fn plan(
                 specs.push(Some(spec));
             }
             Some(h) => {
-                let job = jobs.entry(h).or_insert_with(|| SiteJob {
-                    run: 0,
-                    run_id: run_id.to_string(),
-                    processes: n,
-                    offset_ns: 0,
-                    workers: Vec::new(),
-                    lanes: Vec::new(),
-                });
+                let job = jobs.entry(h).or_insert_with(new_job);
                 job.workers.push(SiteWorker {
                     index: i,
                     module: String::new(),
