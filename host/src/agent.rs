@@ -28,7 +28,7 @@ use crate::remote::{
     Slot,
 };
 use crate::scenario::BackendKind;
-use crate::supervisor::{self, Event, spawn_worker};
+use crate::supervisor::{self, Event, Role, spawn_worker};
 use crate::sys::{self, Pidfd};
 
 /// How long workers get past the deadline before the agent kills them on its own.
@@ -305,17 +305,19 @@ impl Agent {
                 Ok(workers) => Answer::Started { workers },
                 Err(e) => Answer::Refused(format!("{e:#}")),
             },
-            Request::Tell { worker, msg } => {
-                if let Some(site) = self.serving.as_mut().and_then(|s| s.site.as_mut())
-                    && let Some((_, ctrl)) = site.workers.get_mut(&worker)
-                {
+            Request::Tell { workers, msg } => {
+                if let Some(site) = self.serving.as_mut().and_then(|s| s.site.as_mut()) {
                     let msg = match msg {
                         ToWorker::Go { release_ns } => ToWorker::Go {
                             release_ns: to_ours(release_ns, site.offset_ns),
                         },
                         other => other,
                     };
-                    let _ = control::send(ctrl, &msg);
+                    for w in workers {
+                        if let Some((_, ctrl)) = site.workers.get_mut(&w) {
+                            let _ = control::send(ctrl, &msg);
+                        }
+                    }
                 }
                 Answer::Ok
             }
@@ -392,7 +394,7 @@ impl Agent {
         type Ports = Vec<Option<PortSpec>>;
         let mut planned: Vec<(Ports, Ports)> = Vec::new();
         let mut channels: Vec<Box<dyn PeerLost>> = Vec::new();
-        let mut roles: HashMap<usize, Vec<(usize, bool, usize)>> = HashMap::new();
+        let mut roles: HashMap<usize, Vec<(usize, Role)>> = HashMap::new();
         for (j, lane) in job.lanes.iter().enumerate() {
             anyhow::ensure!(
                 matches!(lane.backend, BackendKind::Shm | BackendKind::Msg),
@@ -409,10 +411,16 @@ impl Agent {
             let desc = lane.desc(&job.run_id, n)?;
             let plan = backend::of(lane.backend).plan(&desc, &mut fds)?;
             for (p, (plugin, _)) in lane.producers.iter().enumerate() {
-                roles.entry(*plugin).or_default().push((j, true, p));
+                roles
+                    .entry(*plugin)
+                    .or_default()
+                    .push((j, Role::Producer(p)));
             }
             for (q, (plugin, _)) in lane.consumers.iter().enumerate() {
-                roles.entry(*plugin).or_default().push((j, false, q));
+                roles
+                    .entry(*plugin)
+                    .or_default()
+                    .push((j, Role::Consumer(q)));
             }
             let with_leg = |specs: Vec<PortSpec>| {
                 specs
@@ -571,7 +579,7 @@ fn forward(
     offset: i64,
     reaped: &Mutex<Vec<usize>>,
     channels: &[Box<dyn PeerLost>],
-    roles: &HashMap<usize, Vec<(usize, bool, usize)>>,
+    roles: &HashMap<usize, Vec<(usize, Role)>>,
 ) {
     // Per worker: (outcome status, exited, control closed, failure told).
     let mut state: HashMap<usize, (Option<Status>, bool, bool, bool)> = HashMap::new();
@@ -617,13 +625,7 @@ fn forward(
         };
         if failed && !s.3 {
             s.3 = true;
-            let mine = roles.get(&i).map(Vec::as_slice).unwrap_or_default();
-            for &(j, _, k) in mine.iter().filter(|r| !r.1) {
-                channels[j].consumer_lost(k);
-            }
-            for &(j, _, k) in mine.iter().filter(|r| r.1) {
-                channels[j].producer_lost(k);
-            }
+            supervisor::tell_lost(channels, roles.get(&i).map_or(&[], Vec::as_slice));
         }
         events.send(run, event);
     }

@@ -159,13 +159,8 @@ pub fn check(
     let costs: Vec<ChannelCost> = lanes
         .iter()
         .map(|lane| {
-            let first = sc.plugins[lane.from[0].plugin].host;
-            let one_host = lane
-                .from
-                .iter()
-                .chain(&lane.to)
-                .all(|e| sc.plugins[e.plugin].host == first);
-            backend::of(crate::supervisor::resolve(backend, one_host)).cost(&shape(lane))
+            let b = crate::supervisor::resolve(backend, lane.on_one_host(sc));
+            backend::of(b).cost(&shape(lane))
         })
         .collect();
     let mut windows = vec![0u64; n];

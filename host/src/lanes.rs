@@ -28,6 +28,17 @@ pub struct Lane {
     pub capacity: u32,
 }
 
+impl Lane {
+    /// Whether all its plugins run on one host (`auto` takes `shm` for it, else `zenoh`).
+    pub fn on_one_host(&self, sc: &Scenario) -> bool {
+        let first = sc.plugins[self.from[0].plugin].host;
+        self.from
+            .iter()
+            .chain(&self.to)
+            .all(|e| sc.plugins[e.plugin].host == first)
+    }
+}
+
 /// Every lane of `sc`, channel by channel; a lane's index is its place in this list.
 pub fn lanes(sc: &Scenario) -> Vec<Lane> {
     let mut out = Vec::new();

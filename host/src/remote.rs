@@ -55,6 +55,8 @@ pub const LEASE_MS: u64 = 3000;
 pub const CLOCK_SAMPLES: usize = 8;
 /// How long the supervisor waits for an answer to a request.
 const ANSWER: Duration = Duration::from_secs(10);
+/// How long the supervisor waits for an agent to compile a module it sent.
+const COMPILE: Duration = Duration::from_secs(120);
 /// How long the supervisor waits to reach an agent.
 const CONNECT_MS: u64 = 5000;
 
@@ -174,8 +176,8 @@ pub enum Request {
     Module { hash: String },
     /// Starts the agent's part of a run.
     Start(Box<SiteJob>),
-    /// Relays a control message to a worker.
-    Tell { worker: usize, msg: ToWorker },
+    /// Relays a control message to some of the agent's workers.
+    Tell { workers: Vec<usize>, msg: ToWorker },
     /// Kills a worker.
     Kill { worker: usize },
     /// The run is over: kill whatever of it still runs.
@@ -359,11 +361,6 @@ pub(crate) fn control_config(
     set(&mut c, "transport/link/tx/lease", LEASE_MS.to_string())?;
     set(&mut c, "transport/link/tx/keep_alive", "4".into())?;
     Ok(c)
-}
-
-/// The supervisor's token: `--token-file`, else `WASM_IPC_TOKEN`.
-pub fn supervisor_token(file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
-    token(None, file)
 }
 
 /// A token from `--token TEXT`, `--token-file FILE` or `WASM_IPC_TOKEN`, in that order; at
@@ -613,11 +610,16 @@ impl AgentLink {
         let json = serde_json::to_vec(&envelope)?;
         let key = key.unwrap_or(&[]);
         let payload = seal(key, &json, blob);
+        // The agent compiles a module before it answers: give it time.
+        let timeout = match request {
+            Request::Module { .. } => COMPILE,
+            _ => ANSWER,
+        };
         let replies = self
             .session
             .get(RPC_KEY)
             .payload(payload)
-            .timeout(ANSWER)
+            .timeout(timeout)
             .wait()
             .map_err(|e| anyhow::anyhow!("sending a request: {e}"))?;
         let what = match request {
@@ -635,7 +637,7 @@ impl AgentLink {
         let reply = replies.recv().map_err(|_| {
             anyhow::anyhow!(
                 "the agent did not answer {what} within {} s",
-                ANSWER.as_secs()
+                timeout.as_secs()
             )
         })?;
         let sample = reply
@@ -713,11 +715,11 @@ impl AgentLink {
         }
     }
 
-    /// Relays a control message to worker `worker`.
-    pub fn tell(&self, worker: usize, msg: &ToWorker) -> anyhow::Result<()> {
+    /// Relays a control message to these workers, in one request.
+    pub fn tell(&self, workers: &[usize], msg: &ToWorker) -> anyhow::Result<()> {
         self.expect_ok(
             Request::Tell {
-                worker,
+                workers: workers.to_vec(),
                 msg: msg.clone(),
             },
             &[],
@@ -744,6 +746,9 @@ impl AgentLink {
 
 impl Drop for AgentLink {
     fn drop(&mut self) {
-        let _ = self.expect_ok(Request::Bye, &[]);
+        // Only a session that was welcomed has anything to end.
+        if self.key != [0; 32] {
+            let _ = self.expect_ok(Request::Bye, &[]);
+        }
     }
 }

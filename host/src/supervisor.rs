@@ -113,7 +113,7 @@ impl Session {
         let used: std::collections::BTreeSet<usize> =
             sc.plugins.iter().filter_map(|p| p.host).collect();
         if !used.is_empty() {
-            let token = remote::supervisor_token(TOKEN_FILE.get().map(PathBuf::as_path))?;
+            let token = remote::token(None, TOKEN_FILE.get().map(PathBuf::as_path))?;
             for (k, &h) in used.iter().enumerate() {
                 // One session listens on `[run] listen` (a second could not bind its port).
                 let listen = if k == 0 { sc.run.listen } else { None };
@@ -220,7 +220,7 @@ impl Session {
                 port_fds,
                 &tx,
             ) {
-                Ok(s) => started[i] = Some(Worker::local(&plugin.name, s)),
+                Ok(s) => started[i] = Some(Worker::local(i, &plugin.name, s)),
                 Err(e) => {
                     result = Err(e.context(format!("starting plugin `{}`", plugin.name)));
                     break;
@@ -245,8 +245,13 @@ impl Session {
                 match agent.start(job, htx.clone()) {
                     Ok(pids) => {
                         for (i, pid, spawn_ns) in pids {
-                            started[i] =
-                                Some(Worker::remote(&sc.plugins[i].name, &agent, pid, spawn_ns));
+                            started[i] = Some(Worker::remote(
+                                i,
+                                &sc.plugins[i].name,
+                                &agent,
+                                pid,
+                                spawn_ns,
+                            ));
                         }
                     }
                     Err(e) => {
@@ -426,7 +431,7 @@ impl std::fmt::Debug for Place {
 struct Worker {
     /// What the report gets.
     record: WorkerRecord,
-    /// Its index in the run.
+    /// Its index in the run (its plugin's in the scenario).
     index: usize,
     place: Place,
     told_failure: bool,
@@ -434,7 +439,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn local(name: &str, s: Spawned) -> Worker {
+    fn local(index: usize, name: &str, s: Spawned) -> Worker {
         Worker {
             record: WorkerRecord {
                 name: name.to_string(),
@@ -446,7 +451,7 @@ impl Worker {
                 usage: None,
                 killed: None,
             },
-            index: usize::MAX,
+            index,
             place: Place::Local {
                 pidfd: s.pidfd,
                 ctrl: s.ctrl,
@@ -456,11 +461,11 @@ impl Worker {
         }
     }
 
-    fn remote(name: &str, agent: &Arc<AgentLink>, pid: i32, spawn_ns: u64) -> Worker {
+    fn remote(index: usize, name: &str, agent: &Arc<AgentLink>, pid: i32, spawn_ns: u64) -> Worker {
         Worker {
             record: WorkerRecord {
                 name: name.to_string(),
-                host: agent.name.clone(),
+                host: String::new(),
                 pid,
                 spawn_ns,
                 ready_ns: None,
@@ -468,7 +473,7 @@ impl Worker {
                 usage: None,
                 killed: None,
             },
-            index: usize::MAX,
+            index,
             place: Place::Remote(agent.clone()),
             told_failure: false,
             ctrl_closed: false,
@@ -477,18 +482,6 @@ impl Worker {
 
     fn is_local(&self) -> bool {
         matches!(self.place, Place::Local { .. })
-    }
-
-    fn tell(&mut self, msg: &ToWorker) {
-        match &mut self.place {
-            Place::Local { ctrl, .. } => {
-                let _ = control::send(ctrl, msg);
-            }
-            // A lost agent shows up as `HostLost`; the error adds nothing here.
-            Place::Remote(agent) => {
-                let _ = agent.tell(self.index, msg);
-            }
-        }
     }
 
     fn kill(&self) {
@@ -518,7 +511,7 @@ impl Worker {
 
 /// A worker's place in a channel.
 #[derive(Debug, Clone, Copy)]
-enum Role {
+pub(crate) enum Role {
     Producer(usize),
     Consumer(usize),
 }
@@ -541,29 +534,54 @@ impl RunState {
     /// Tells the backend of every channel worker `i` takes part in that it is gone (`shm`
     /// marks its rings; on `msg` the closed sockets say it).
     fn propagate_failure(&self, i: usize) {
-        let roles = self.roles.get(i).into_iter().flatten();
-        // Its inputs first, then its outputs: whoever learns of the failure from an output
-        // (a server, from a client's requests) then finds the worker's inputs (that client's
-        // answers) already gone, not still taking an answer nobody will read.
-        for &(c, role) in roles.clone() {
-            if let Role::Consumer(q) = role {
-                self.channels[c].consumer_lost(q);
-            }
+        tell_lost(&self.channels, self.roles.get(i).map_or(&[], Vec::as_slice));
+    }
+}
+
+/// Tells each channel a worker with `roles` takes part in that it is gone. Its inputs first,
+/// then its outputs: whoever learns of the failure from an output (a server, from a
+/// client's requests) then finds the worker's inputs (that client's answers) already gone,
+/// not still taking an answer nobody will read. The agent calls it for its own lanes too.
+pub(crate) fn tell_lost(channels: &[Box<dyn PeerLost>], roles: &[(usize, Role)]) {
+    for &(c, role) in roles {
+        if let Role::Consumer(q) = role {
+            channels[c].consumer_lost(q);
         }
-        for &(c, role) in roles {
-            if let Role::Producer(p) = role {
-                self.channels[c].producer_lost(p);
-            }
+    }
+    for &(c, role) in roles {
+        if let Role::Producer(p) = role {
+            channels[c].producer_lost(p);
         }
+    }
+}
+
+/// Sends `msg` to every worker `to` picks: on this machine through its control socket, on a
+/// host in one request per agent (the barrier's `Go` reaches a host's workers together).
+fn broadcast(workers: &mut [Worker], msg: &ToWorker, to: impl Fn(usize, &Worker) -> bool) {
+    let mut remote: Vec<(Arc<AgentLink>, Vec<usize>)> = Vec::new();
+    for (i, w) in workers.iter_mut().enumerate() {
+        if !to(i, w) {
+            continue;
+        }
+        match &mut w.place {
+            Place::Local { ctrl, .. } => {
+                let _ = control::send(ctrl, msg);
+            }
+            Place::Remote(agent) => match remote.iter_mut().find(|(a, _)| Arc::ptr_eq(a, agent)) {
+                Some((_, list)) => list.push(w.index),
+                None => remote.push((agent.clone(), vec![w.index])),
+            },
+        }
+    }
+    for (agent, list) in remote {
+        // A lost agent shows up as `HostLost`; the error adds nothing here.
+        let _ = agent.tell(&list, msg);
     }
 }
 
 fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
     let mut stop_sent_at: Option<u64> = None;
     let n = run.workers.len();
-    for (i, w) in run.workers.iter_mut().enumerate() {
-        w.index = i;
-    }
     // A worker is finished when it was reaped *and* its control socket reached end of file:
     // its last report may arrive after the exit.
     while !run.workers.iter().all(Worker::finished) {
@@ -609,9 +627,7 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
         {
             let release_ns = sys::now_ns();
             run.release_ns = Some(release_ns);
-            for w in &mut run.workers {
-                w.tell(&ToWorker::Go { release_ns });
-            }
+            broadcast(&mut run.workers, &ToWorker::Go { release_ns }, |_, _| true);
         }
         // A failure before the barrier stops the run. After it, only the failed plugin's own
         // links learn of it (closed sockets; flags in the shm control block), so the other
@@ -623,24 +639,17 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 if run.release_ns.is_none() {
                     stop_sent_at.get_or_insert(now);
                     let reason = failure_summary(&run.workers[i].record);
-                    for (j, w) in run.workers.iter_mut().enumerate() {
-                        if j != i && w.record.usage.is_none() {
-                            w.tell(&ToWorker::Stop {
-                                reason: reason.clone(),
-                            });
-                        }
-                    }
+                    broadcast(&mut run.workers, &ToWorker::Stop { reason }, |j, w| {
+                        j != i && w.record.usage.is_none()
+                    });
                 }
             }
         }
         if was_interrupted() && !run.interrupted {
             run.interrupted = true;
             stop_sent_at.get_or_insert(now);
-            for w in &mut run.workers {
-                w.tell(&ToWorker::Stop {
-                    reason: "the supervisor was interrupted (Ctrl-C)".into(),
-                });
-            }
+            let reason = "the supervisor was interrupted (Ctrl-C)".into();
+            broadcast(&mut run.workers, &ToWorker::Stop { reason }, |_, _| true);
         }
         let grace_ns = u64::try_from(GRACE.as_nanos()).expect("2 s fits");
         let kill_reason = if now > deadline_ns.saturating_add(grace_ns) {
@@ -753,13 +762,7 @@ fn plan(
     let n = sc.plugins.len();
     let lanes = crate::lanes::lanes(sc);
     let host_of = |p: usize| sc.plugins[p].host;
-    let one_host = |lane: &crate::lanes::Lane| {
-        let first = host_of(lane.from[0].plugin);
-        lane.from
-            .iter()
-            .chain(&lane.to)
-            .all(|e| host_of(e.plugin) == first)
-    };
+    let one_host = |lane: &crate::lanes::Lane| lane.on_one_host(sc);
     let multi = sc.plugins.iter().any(|p| p.host.is_some());
     // Ports for the producers of zenoh lanes placed on hosts: asked of each agent at once.
     let mut wanted: BTreeMap<usize, u32> = BTreeMap::new();
