@@ -28,7 +28,7 @@
 //! and every time it reports back into the supervisor's.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -417,6 +417,8 @@ pub struct AgentLink {
     id: String,
     key: [u8; 32],
     seq: AtomicU64,
+    /// The agent's token vanished: nothing more is asked of it.
+    lost: Arc<AtomicBool>,
     run: Arc<AtomicU32>,
     sink: Sink,
     _events: zenoh::pubsub::Subscriber<()>,
@@ -491,14 +493,17 @@ impl AgentLink {
             .declare_token(format!("wasm-ipc/sv/{id}"))
             .wait()
             .map_err(|e| anyhow::anyhow!("{who}: declaring our token: {e}"))?;
+        let lost = Arc::new(AtomicBool::new(false));
         let watch = {
             let send = send.clone();
             let from = who.clone();
+            let lost = lost.clone();
             session
                 .liveliness()
                 .declare_subscriber(AGENT_ALIVE)
                 .callback(move |sample| {
                     if sample.kind() == zenoh::sample::SampleKind::Delete {
+                        lost.store(true, Ordering::Release);
                         send(Heard::Lost(format!(
                             "{from} was lost (its process ended or the link was silent for {} s)",
                             LEASE_MS / 1000
@@ -518,6 +523,7 @@ impl AgentLink {
             id,
             key: [0; 32],
             seq: AtomicU64::new(0),
+            lost,
             run,
             sink,
             _events: events,
@@ -651,6 +657,11 @@ impl AgentLink {
 
     /// An authenticated request.
     fn ask(&self, request: Request, blob: &[u8]) -> anyhow::Result<Answer> {
+        anyhow::ensure!(
+            !self.lost.load(Ordering::Acquire),
+            "the agent was lost (its process ended or the link was silent for {} s)",
+            LEASE_MS / 1000
+        );
         let key = self.key;
         self.ask_raw(&request, blob, Some(&key))
     }

@@ -592,3 +592,166 @@ fn a_hosts_shifted_clock_is_measured_within_its_bound_and_hand_offs_across_are_c
         "hand-off p99 across hosts is {p99} ns: the clock offset was not corrected"
     );
 }
+
+/// The report of a run of `hosts.toml` on `auto` that `act` (given the supervisor's pid)
+/// disturbs once the consumer on b runs; how long the run took.
+fn disturbed_run(hosts: &Hosts, id: &str, act: impl FnOnce(i32)) -> (serde_json::Value, Duration) {
+    // Far more than fits the time before the disturbance.
+    let path = hosts.scenario(&pipeline(100_000_000, "60s"));
+    let started = Instant::now();
+    let child = hosts
+        .command(
+            0,
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--backend",
+                "auto",
+                "--json",
+                "--run-id",
+                id,
+            ],
+        )
+        .env("WASM_IPC_TOKEN", TOKEN)
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while util::worker_pid(id, "consumer").is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the consumer never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    act(i32::try_from(child.id()).unwrap());
+    let out = wait(child, Duration::from_secs(90));
+    (util::report(&out), started.elapsed())
+}
+
+fn process<'a>(run: &'a serde_json::Value, plugin: &str) -> &'a serde_json::Value {
+    run["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plugin"] == plugin)
+        .unwrap()
+}
+
+#[test]
+fn a_link_taken_down_mid_run_ends_the_run_naming_the_host_and_leaves_nothing_behind() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    hosts.agent(1, TOKEN);
+    let id = util::run_id("linkdown");
+    let (r, elapsed) = disturbed_run(&hosts, &id, |_| {
+        ip_ok(&["-n", &hosts.ns[0], "link", "set", &hosts.veth[0], "down"]);
+    });
+    let run = &r["runs"][0];
+    eprintln!("link down: the run ended after {elapsed:?} (elapsed_s {}): {}", run["elapsed_s"], run["error"]);
+    assert_eq!(run["ok"], false);
+    // The control lease (3 s) and the data sessions' (10 s), not the 60 s deadline.
+    assert!(
+        elapsed < Duration::from_secs(40),
+        "the run took {elapsed:?}: it waited for the deadline"
+    );
+    let consumer = process(run, "consumer");
+    assert_eq!(consumer["status"], "killed", "{consumer}");
+    let error = consumer["error"].as_str().unwrap();
+    assert!(
+        error.contains("host `b` (agent at tcp/198.18.0.2:7447) was lost"),
+        "{error}"
+    );
+    // a's plugins ended on their own; b's agent killed its worker when it lost us.
+    for p in ["producer", "relay"] {
+        assert_ne!(process(run, p)["status"], "killed", "{}", process(run, p));
+    }
+    util::assert_no_leftovers(&id);
+    assert!(
+        hosts.agent_log(1).contains("the supervisor was lost"),
+        "agent b's log:\n{}",
+        hosts.agent_log(1)
+    );
+}
+
+#[test]
+fn an_agent_that_never_answers_fails_the_run_naming_the_host_within_bounded_time() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    let b = hosts.agent(1, TOKEN);
+    // Frozen: its port accepts connections (the kernel does that), nothing answers.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(b), nix::sys::signal::SIGSTOP).unwrap();
+    let path = hosts.scenario(&pipeline(10, "20s"));
+    let id = util::run_id("frozen");
+    let started = Instant::now();
+    let out = wait(
+        hosts
+            .command(0, &["run", path.to_str().unwrap(), "--run-id", &id])
+            .env("WASM_IPC_TOKEN", TOKEN)
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    let elapsed = started.elapsed();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(b), nix::sys::signal::SIGCONT).unwrap();
+    let err = util::stderr(&out);
+    eprintln!("frozen agent: refused after {elapsed:?}: {err}");
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{err}");
+    assert!(
+        err.contains("host `b` (agent at tcp/198.18.0.2:7447)"),
+        "stderr:\n{err}"
+    );
+    assert!(elapsed < Duration::from_secs(30), "it took {elapsed:?}");
+    util::assert_no_leftovers(&id);
+    // Agent a, which did answer, was released: it serves the next supervisor.
+    let log = hosts.agent_log(0);
+    assert!(
+        log.contains("ended: the supervisor said goodbye"),
+        "agent a's log:\n{log}"
+    );
+}
+
+#[test]
+fn an_agent_serves_one_supervisor_at_a_time() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    hosts.agent(1, TOKEN);
+    let id = util::run_id("busy");
+    let second = hosts.scenario(&pipeline(10, "20s"));
+    let mut refused = String::new();
+    let (r, elapsed) = disturbed_run(&hosts, &id, |supervisor| {
+        let out = wait(
+            hosts
+                .command(0, &["run", second.to_str().unwrap()])
+                .env("WASM_IPC_TOKEN", TOKEN)
+                .spawn()
+                .unwrap(),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+        refused = util::stderr(&out);
+        // The first run is still going; Ctrl-C ends it.
+        assert!(util::worker_pid(&id, "consumer").is_some());
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(supervisor),
+            nix::sys::signal::SIGINT,
+        )
+        .unwrap();
+    });
+    assert!(
+        refused.contains("refused: busy: this agent serves another supervisor's run"),
+        "{refused}"
+    );
+    // Ctrl-C reached the workers on both hosts: the run ended at once, not at its deadline.
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the run took {elapsed:?}"
+    );
+    for p in ["producer", "relay", "consumer"] {
+        assert_eq!(process(&r["runs"][0], p)["status"], "interrupted", "{p}");
+    }
+    util::assert_no_leftovers(&id);
+}
