@@ -649,7 +649,10 @@ fn a_link_taken_down_mid_run_ends_the_run_naming_the_host_and_leaves_nothing_beh
         ip_ok(&["-n", &hosts.ns[0], "link", "set", &hosts.veth[0], "down"]);
     });
     let run = &r["runs"][0];
-    eprintln!("link down: the run ended after {elapsed:?} (elapsed_s {}): {}", run["elapsed_s"], run["error"]);
+    eprintln!(
+        "link down: the run ended after {elapsed:?} (elapsed_s {}): {}",
+        run["elapsed_s"], run["error"]
+    );
     assert_eq!(run["ok"], false);
     // The control lease (3 s) and the data sessions' (10 s), not the 60 s deadline.
     assert!(
