@@ -127,9 +127,20 @@ const EXPERIMENTS: &[Experiment] = &[
 ];
 
 /// The experiment `id` (rows name only ids of [`EXPERIMENTS`]).
+/// The experiment across machines: the scenario with hosts that `--hosts` names, on `zenoh`
+/// and `auto` (its agents must be running).
+const ACROSS: Experiment = Experiment {
+    id: "across",
+    file: "",
+    sets: &[],
+    quick: STREAM_QUICK,
+    must_pass: true,
+};
+
 fn experiment(id: &str) -> &'static Experiment {
     EXPERIMENTS
         .iter()
+        .chain([&ACROSS])
         .find(|e| e.id == id)
         .unwrap_or_else(|| panic!("no experiment `{id}`"))
 }
@@ -150,6 +161,9 @@ pub struct Ran {
     pub wait_bound_ns: Option<u64>,
     /// Its runs: every backend × repeat.
     pub runs: Vec<RunReport>,
+    /// Backends that refused the scenario, with why (`shm` and `msg` across hosts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<(String, String)>,
 }
 
 /// One aspect of the textbook's comparison.
@@ -213,6 +227,9 @@ pub struct Options<'a> {
     pub exe: PathBuf,
     /// The run id for processes and memfds.
     pub run_id: String,
+    /// A scenario with `[[host]]` tables whose agents run: the "crosses machines" row is
+    /// measured from it.
+    pub hosts: Option<PathBuf>,
 }
 
 /// Runs every experiment on `shm` and `msg` and fills the table; `progress` hears a line per
@@ -262,12 +279,76 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
             digests_agree,
             wait_bound_ns: wait_bound_ns(&sc),
             runs,
+            refused: Vec::new(),
         });
         if supervisor::was_interrupted() {
             break;
         }
     }
+    if let Some(path) = &opts.hosts
+        && !supervisor::was_interrupted()
+    {
+        ran.push(across(opts, path, &machine, progress)?);
+    }
     Ok(fill(ran, opts.quick))
+}
+
+/// Runs the scenario with hosts on `zenoh` and `auto`, and records why `shm` and `msg` refuse
+/// it.
+fn across(
+    opts: &Options,
+    path: &Path,
+    machine: &Machine,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Ran> {
+    let mut sets: Vec<String> = Vec::new();
+    if opts.quick {
+        sets.extend(ACROSS.quick.iter().map(|s| s.to_string()));
+    }
+    if let Some(n) = opts.repeat {
+        sets.push(format!("run.repeat={n}"));
+    }
+    let sc = Scenario::load_with(path, &sets).map_err(|err| anyhow::anyhow!("{err}"))?;
+    anyhow::ensure!(
+        sc.crossing().is_some(),
+        "--hosts {}: no channel of it joins plugins on different hosts; name a scenario whose \
+         plugins are placed on [[host]]s",
+        path.display()
+    );
+    let mut refused = Vec::new();
+    for b in [BackendKind::Shm, BackendKind::Msg] {
+        if let Err(e) = check::check(&sc, b, machine) {
+            refused.push((b.name().to_string(), e.message));
+        }
+    }
+    let backends = [BackendKind::Zenoh, BackendKind::Auto];
+    for &b in &backends {
+        check::check(&sc, b, machine).map_err(|err| anyhow::anyhow!("{err}"))?;
+    }
+    crate::build::build_stale(&sc)?;
+    let session = Session::new(&sc, opts.exe.clone(), opts.run_id.clone())
+        .with_context(|| format!("experiment `across` ({})", path.display()))?;
+    let mut runs = Vec::new();
+    for &b in &backends {
+        for repeat in 0..sc.run.repeat {
+            progress(&format!(
+                "explain: across ({}) on {} (run {})",
+                path.display(),
+                b.name(),
+                repeat + 1
+            ));
+            runs.push(session.run(&sc, b, repeat));
+        }
+    }
+    Ok(Ran {
+        id: ACROSS.id.to_string(),
+        scenario: path.display().to_string(),
+        sets,
+        digests_agree: Report::new(&sc, runs.clone()).digests_agree,
+        wait_bound_ns: None,
+        runs,
+        refused,
+    })
 }
 
 /// Capacity × the consumer's `delay_ns`, when a plugin of `sc` has one.
@@ -962,18 +1043,71 @@ impl Table<'_> {
     }
 
     fn crosses_machines(&self) -> Row {
-        Row {
+        let mut row = Row {
             aspect: "crosses machines",
             textbook: "message passing crosses machines; shared memory needs one machine",
             shm: "one machine only (one memory)".into(),
             msg: "Unix sockets: one machine here".into(),
-            verdict: "not measured by --explain: its runs are on one machine; scenarios with \
-                      [[host]] tables run across machines on zenoh and auto with an agent on each \
-                      host (README, \"Run across machines\"), which --explain does not start"
+            verdict: "not measured: give --hosts with a scenario placed on [[host]]s whose \
+                      agents run (README, \"Run across machines\")"
                 .into(),
             agrees: None,
             from: Vec::new(),
-        }
+        };
+        let id = ACROSS.id;
+        let Some(across) = self.ran.iter().find(|r| r.id == id) else {
+            return row;
+        };
+        let refusal = |b: &str| {
+            across
+                .refused
+                .iter()
+                .find(|(x, _)| x == b)
+                .map(|(_, why)| why.clone())
+        };
+        let rate = |b: &str| self.med(id, b, |r| r.msgs_per_s);
+        let p50 = |b: &str| self.med(id, b, |r| r.latency_ns.p50 as f64);
+        let hosts: std::collections::BTreeSet<String> = across
+            .runs
+            .iter()
+            .flat_map(|r| r.processes.iter().map(|p| p.host.clone()))
+            .collect();
+        let (shm_refused, msg_refused) = (refusal("shm"), refusal("msg"));
+        row.shm = match &shm_refused {
+            Some(_) => format!(
+                "refused across hosts; `auto` (shm inside a host, zenoh between): {} msg/s",
+                dash_if_nan(format!("{:.0}", rate("auto")), rate("auto"))
+            ),
+            None => "not refused: the scenario's hosts are one".into(),
+        };
+        row.msg = match &msg_refused {
+            Some(_) => format!(
+                "Unix sockets refused across hosts; `zenoh` (TCP, every link): {} msg/s, \
+                 hand-off p50 {}",
+                dash_if_nan(format!("{:.0}", rate("zenoh")), rate("zenoh")),
+                ns(p50("zenoh"))
+            ),
+            None => "not refused: the scenario's hosts are one".into(),
+        };
+        let ok = across.runs.iter().all(|r| r.ok) && !across.runs.is_empty();
+        row.agrees =
+            Some(ok && across.digests_agree && shm_refused.is_some() && msg_refused.is_some());
+        row.verdict = format!(
+            "measured across hosts {}: zenoh and auto {} ({}); shm and msg {}",
+            hosts.into_iter().collect::<Vec<_>>().join(", "),
+            if ok { "ran" } else { "FAILED" },
+            if across.digests_agree {
+                "equal digests"
+            } else {
+                "different digests"
+            },
+            match shm_refused.or(msg_refused) {
+                Some(why) => format!("refused: {why}"),
+                None => "were not refused".into(),
+            }
+        );
+        row.from = vec![id];
+        row
     }
 }
 

@@ -54,6 +54,10 @@ enum Cmd {
         /// figures to quote).
         #[arg(long, requires = "explain")]
         quick: bool,
+        /// With --explain: a scenario placed on [[host]]s whose agents run; the "crosses
+        /// machines" row is measured from it (on zenoh and auto).
+        #[arg(long, requires = "explain", value_name = "SCENARIO")]
+        hosts: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -200,9 +204,6 @@ impl Overrides {
         if let Some(l) = &self.listen {
             sets.push(format!("run.listen={}", toml::Value::String(l.clone())));
         }
-        if let Some(f) = &self.token_file {
-            supervisor::set_token_file(f.clone());
-        }
         sets
     }
 }
@@ -275,11 +276,16 @@ fn run_id(common: &Common) -> String {
 }
 
 /// `compare --explain`: the textbook's table from runs made now.
-fn explain(quick: bool, common: &Common) -> anyhow::Result<ExitCode> {
-    if common.csv || common.plot.is_some() || !common.overrides.set.is_empty() {
+fn explain(quick: bool, hosts: Option<PathBuf>, common: &Common) -> anyhow::Result<ExitCode> {
+    if common.csv
+        || common.plot.is_some()
+        || !common.overrides.set.is_empty()
+        || common.overrides.listen.is_some()
+    {
         eprintln!(
-            "error: --explain runs its own experiments: it takes --json, --html, --repeat and \
-             --quick, not --csv, --plot or --set"
+            "error: --explain runs its own experiments: it takes --json, --html, --repeat, \
+             --quick, --hosts and --token-file, not --csv, --plot, --set or --listen (give \
+             `listen` in the --hosts scenario)"
         );
         return Ok(ExitCode::from(2));
     }
@@ -290,6 +296,7 @@ fn explain(quick: bool, common: &Common) -> anyhow::Result<ExitCode> {
         repeat: common.overrides.repeat,
         exe: worker_exe()?,
         run_id: run_id(common),
+        hosts,
     };
     let bar = {
         use std::io::IsTerminal;
@@ -543,6 +550,11 @@ fn inspect(path: &std::path::Path, json: bool) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Run { common, .. } | Cmd::Compare { common, .. } = &cli.command
+        && let Some(f) = &common.overrides.token_file
+    {
+        supervisor::set_token_file(f.clone());
+    }
     let result = match cli.command {
         Cmd::LockdownCheck { without_filter } => {
             if !without_filter && let Err(e) = wasm_ipc::lockdown::install(false) {
@@ -730,9 +742,10 @@ fn main() -> ExitCode {
         Cmd::Compare {
             explain: true,
             quick,
+            hosts,
             common,
             ..
-        } => explain(quick, &common),
+        } => explain(quick, hosts, &common),
         Cmd::Compare {
             scenario, common, ..
         } => {

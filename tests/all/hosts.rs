@@ -758,3 +758,65 @@ fn an_agent_serves_one_supervisor_at_a_time() {
     }
     util::assert_no_leftovers(&id);
 }
+
+#[test]
+fn explain_measures_the_crosses_machines_row_from_a_run_across_two_namespaces() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    hosts.agent(1, TOKEN);
+    let _built = util::plugins();
+    let file = util::root().join("scenarios/hosts/two-hosts.toml");
+    let out = wait(
+        hosts
+            .command(
+                0,
+                &[
+                    "compare",
+                    "--explain",
+                    "--quick",
+                    "--json",
+                    "--hosts",
+                    file.to_str().unwrap(),
+                ],
+            )
+            .env("WASM_IPC_TOKEN", TOKEN)
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(600),
+    );
+    let err = util::stderr(&out);
+    assert!(out.status.success(), "stderr:\n{err}");
+    let r = util::report(&out);
+    let row = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["aspect"] == "crosses machines")
+        .unwrap();
+    assert_eq!(row["agrees"], true, "{row}");
+    assert_eq!(row["from"], serde_json::json!(["across"]));
+    let verdict = row["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with("measured across hosts a, b: zenoh and auto ran (equal digests); shm and msg refused: backend `shm` cannot join plugins on different hosts"), "{verdict}");
+    assert!(row["shm"].as_str().unwrap().contains("msg/s"), "{row}");
+    assert!(
+        row["msg"]
+            .as_str()
+            .unwrap()
+            .contains("`zenoh` (TCP, every link)"),
+        "{row}"
+    );
+    let across = r["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "across")
+        .unwrap();
+    let hosts_of: std::collections::BTreeSet<&str> = across["runs"][0]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts_of.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+}
