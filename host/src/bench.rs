@@ -11,6 +11,8 @@
 //!   plugins' test pattern into every byte of its loan, in place, as the WASM producer does,
 //!   and hashes it (xxh3); a receiver hashes every byte it receives: what the host does with
 //!   `verify = "full"`.
+//! - `wasm-zenoh-across` (with `--across A,B`): `wasm-zenoh` with its first plugin on the host
+//!   whose agent listens at A and its second at B (the supervisor's token, as `run` takes it).
 //! - `wasm-shm`, `wasm-msg`, `wasm-zenoh`: the bundled plugins on each backend, exactly as `wasm-ipc run`
 //!   runs them, with `verify = "full"` (the host hashes every byte published and received,
 //!   as the native peers do): the pinger and a relay for ping-pong (they also write and check
@@ -59,6 +61,9 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// The iceoryx2 contender's binary (default: `benches/iceoryx2/target/release/…`).
     pub iceoryx2: Option<PathBuf>,
+    /// Two agents' endpoints (`tcp/IP:PORT`, agents running): adds `wasm-zenoh-across`, the
+    /// WASM contender on `zenoh` with its two plugins on these two hosts.
+    pub across: Option<[String; 2]>,
 }
 
 /// One contender's figures in one round.
@@ -184,8 +189,28 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
             samples.push(native(exe, kind, Shape::PingPong, 64, pings, round, &tag)?);
         }
         for kind in BackendKind::ALL {
-            let sc = wasm_scenario(&plugins, &mut session_cache, exe, "ping-pong", 64, pings)?;
+            let sc = wasm_scenario(
+                &plugins,
+                &mut session_cache,
+                exe,
+                "ping-pong",
+                64,
+                pings,
+                None,
+            )?;
             samples.push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
+        }
+        if let Some(across) = &opts.across {
+            let sc = wasm_scenario(
+                &plugins,
+                &mut session_cache,
+                exe,
+                "ping-pong",
+                64,
+                pings,
+                Some(across),
+            )?;
+            samples.push(wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?);
         }
         if let Some(ice) = &iceoryx2 {
             samples.push(iceoryx2_run(ice, "ping-pong", 64, pings, round)?);
@@ -202,20 +227,38 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
                     round,
                     &tag,
                 )?);
-                let sc =
-                    wasm_scenario(&plugins, &mut session_cache, exe, "throughput", size, count)?;
+                let sc = wasm_scenario(
+                    &plugins,
+                    &mut session_cache,
+                    exe,
+                    "throughput",
+                    size,
+                    count,
+                    None,
+                )?;
                 samples.push(wasm(sc, kind, "throughput", size, count, round)?);
             }
-            // zenoh: the plugins only (its native floor would be the engine's own benchmark).
-            let sc = wasm_scenario(&plugins, &mut session_cache, exe, "throughput", size, count)?;
-            samples.push(wasm(
-                sc,
-                BackendKind::Zenoh,
-                "throughput",
-                size,
-                count,
-                round,
-            )?);
+            // zenoh: the plugins only (its native floor would be the engine's own benchmark),
+            // on this machine and, with --across, between two hosts.
+            for across in std::iter::once(None).chain(opts.across.as_ref().map(Some)) {
+                let sc = wasm_scenario(
+                    &plugins,
+                    &mut session_cache,
+                    exe,
+                    "throughput",
+                    size,
+                    count,
+                    across,
+                )?;
+                samples.push(wasm(
+                    sc,
+                    BackendKind::Zenoh,
+                    "throughput",
+                    size,
+                    count,
+                    round,
+                )?);
+            }
             if let Some(ice) = &iceoryx2 {
                 samples.push(iceoryx2_run(ice, "throughput", size, count, round)?);
             }
@@ -348,9 +391,13 @@ pub fn table(r: &Results) -> String {
         "native-msg",
         "wasm-msg",
         "wasm-zenoh",
+        "wasm-zenoh-across",
         "iceoryx2",
         "iceoryx2-threads",
     ] {
+        if c == "wasm-zenoh-across" && !s.iter().any(|x| x.contender == c) {
+            continue;
+        }
         let _ = writeln!(
             out,
             "  {:<18} {:<34} {:<34} {}",
@@ -373,8 +420,12 @@ pub fn table(r: &Results) -> String {
             "native-msg",
             "wasm-msg",
             "wasm-zenoh",
+            "wasm-zenoh-across",
             "iceoryx2",
         ] {
+            if c == "wasm-zenoh-across" && !s.iter().any(|x| x.contender == c) {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "  {:<8} {:<12} {:<36} {}",
@@ -473,6 +524,20 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             "wasm-zenoh / wasm-msg, one-way p50",
             "wasm-zenoh",
             "wasm-msg",
+            "ping-pong",
+            |x| x.one_way_p50_ns,
+        ),
+        (
+            "wasm-zenoh / wasm-zenoh-across, messages/s",
+            "wasm-zenoh",
+            "wasm-zenoh-across",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-zenoh-across / wasm-zenoh, one-way p50",
+            "wasm-zenoh-across",
+            "wasm-zenoh",
             "ping-pong",
             |x| x.one_way_p50_ns,
         ),
@@ -843,6 +908,7 @@ fn native(
 }
 
 /// The scenario for a WASM contender, parsed once per shape and size.
+#[allow(clippy::too_many_arguments)]
 fn wasm_scenario<'a>(
     plugins: &Path,
     cache: &'a mut BTreeMap<String, (Scenario, Session)>,
@@ -850,11 +916,12 @@ fn wasm_scenario<'a>(
     pattern: &str,
     size: u64,
     count: u64,
+    across: Option<&[String; 2]>,
 ) -> anyhow::Result<&'a (Scenario, Session)> {
-    let key = format!("{pattern}-{size}");
+    let key = format!("{pattern}-{size}-{}", across.is_some());
     if !cache.contains_key(&key) {
         let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
-        let text = match pattern {
+        let mut text = match pattern {
             "ping-pong" => format!(
                 r#"name = "bench-ping-pong"
 [[plugin]]
@@ -903,6 +970,29 @@ timeout = "300s"
                 p("consumer")
             ),
         };
+        if let Some([a, b]) = across {
+            // The first plugin on host a, the second on host b; the tables go in front.
+            let (first, second) = match pattern {
+                "ping-pong" => ("pinger", "echo"),
+                _ => ("producer", "consumer"),
+            };
+            let placed = text
+                .replacen(
+                    &format!("name = \"{first}\"\n"),
+                    &format!("name = \"{first}\"\nhost = \"a\"\n"),
+                    1,
+                )
+                .replacen(
+                    &format!("name = \"{second}\"\n"),
+                    &format!("name = \"{second}\"\nhost = \"b\"\n"),
+                    1,
+                );
+            let (head, rest) = placed.split_once('\n').context("a generated scenario")?;
+            text = format!(
+                "{head}\n[[host]]\nname = \"a\"\naddress = \"{a}\"\n[[host]]\nname = \"b\"\n\
+                 address = \"{b}\"\n{rest}"
+            );
+        }
         let sc = Scenario::parse(Path::new("bench.toml"), &text)?;
         let session = Session::new(
             &sc,
@@ -924,20 +1014,18 @@ fn wasm(
     round: u32,
 ) -> anyhow::Result<Sample> {
     let r: RunReport = session.run(sc, kind, round);
+    let contender = if sc.hosts.is_empty() {
+        format!("wasm-{}", kind.name())
+    } else {
+        format!("wasm-{}-across", kind.name())
+    };
     if !r.ok {
         bail!(
-            "wasm-{} {pattern} at {size} B failed: {}",
-            kind.name(),
+            "{contender} {pattern} at {size} B failed: {}",
             r.error.unwrap_or_default()
         );
     }
-    let mut sample = Sample::new(
-        &format!("wasm-{}", kind.name()),
-        pattern,
-        size,
-        round,
-        count,
-    );
+    let mut sample = Sample::new(&contender, pattern, size, round, count);
     let cpu: f64 = r.processes.iter().map(|p| p.user_s + p.sys_s).sum::<f64>() * 1e9;
     sample.cpu_ns_per_msg = Some(cpu / count as f64);
     if pattern == "ping-pong" {

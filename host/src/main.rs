@@ -115,6 +115,13 @@ enum Cmd {
         /// The iceoryx2 contender (default: benches/iceoryx2/target/release/wasm-ipc-iceoryx2-bench).
         #[arg(long)]
         iceoryx2: Option<PathBuf>,
+        /// Two agents' endpoints, `tcp/IP:PORT,tcp/IP:PORT` (agents running, the token in
+        /// WASM_IPC_TOKEN or --token-file): also run `wasm-zenoh` with its plugins on the two.
+        #[arg(long, value_delimiter = ',', value_name = "ADDRESS")]
+        across: Option<Vec<String>>,
+        /// A file holding the agents' token (with --across; else WASM_IPC_TOKEN).
+        #[arg(long, requires = "across")]
+        token_file: Option<PathBuf>,
     },
     /// One process of a native bench contender; started by `bench` only.
     #[command(hide = true)]
@@ -595,13 +602,35 @@ fn main() -> ExitCode {
             quick,
             out,
             iceoryx2,
+            across,
+            token_file,
         } => {
+            if let Some(f) = token_file {
+                supervisor::set_token_file(f);
+            }
+            let across = match across.as_deref() {
+                None => None,
+                Some([a, b]) => {
+                    for x in [a, b] {
+                        if let Err(e) = wasm_ipc::scenario::parse_endpoint(x) {
+                            eprintln!("error: --across: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                    Some([a.clone(), b.clone()])
+                }
+                Some(other) => {
+                    eprintln!("error: --across takes two endpoints, got {}", other.len());
+                    return ExitCode::from(2);
+                }
+            };
             let opts = wasm_ipc::bench::Options {
                 rounds,
                 load,
                 quick,
                 out,
                 iceoryx2,
+                across,
             };
             let exe = match worker_exe() {
                 Ok(e) => e,

@@ -392,8 +392,9 @@ pub fn token(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Resul
     Ok(t)
 }
 
-/// Where an agent's events go while a run of it is on: (host index, what was heard).
-type Sink = Arc<Mutex<Option<mpsc::Sender<(usize, Heard)>>>>;
+/// Where an agent's events go while a run of it is on: the host's index in that run's
+/// scenario, and the channel that takes (that index, what was heard).
+type Sink = Arc<Mutex<Option<(usize, mpsc::Sender<(usize, Heard)>)>>>;
 
 /// What the supervisor's loop hears from an agent.
 pub(crate) enum Heard {
@@ -403,8 +404,6 @@ pub(crate) enum Heard {
 
 /// The supervisor's side of one agent: an authenticated session, and where its events go.
 pub struct AgentLink {
-    /// The host's index in the scenario.
-    pub host: usize,
     /// The host's name.
     pub name: String,
     /// The agent's endpoint as the scenario writes it.
@@ -419,6 +418,8 @@ pub struct AgentLink {
     seq: AtomicU64,
     /// The agent's token vanished: nothing more is asked of it.
     lost: Arc<AtomicBool>,
+    /// Runs started through this link; the current one's events are the ones heard.
+    runs: AtomicU32,
     run: Arc<AtomicU32>,
     sink: Sink,
     _events: zenoh::pubsub::Subscriber<()>,
@@ -432,10 +433,35 @@ impl std::fmt::Debug for AgentLink {
     }
 }
 
+/// The links this process holds, by host name and address: two sessions of one process (the
+/// bench keeps several) share one link, as an agent serves one supervisor at a time.
+static LINKS: Mutex<Vec<(String, std::net::SocketAddr, std::sync::Weak<AgentLink>)>> =
+    Mutex::new(Vec::new());
+
 impl AgentLink {
+    /// The link to `host`'s agent this process already holds, else a new one
+    /// ([`AgentLink::connect`]).
+    pub fn shared(
+        host: &Host,
+        listen: Option<std::net::SocketAddr>,
+        token: &[u8],
+    ) -> anyhow::Result<Arc<AgentLink>> {
+        let mut links = LINKS.lock().unwrap_or_else(|e| e.into_inner());
+        links.retain(|(.., l)| l.strong_count() > 0);
+        if let Some(link) = links
+            .iter()
+            .find(|(n, a, _)| *n == host.name && *a == host.addr)
+            .and_then(|(.., l)| l.upgrade())
+        {
+            return Ok(link);
+        }
+        let link = Arc::new(AgentLink::connect(host, listen, token)?);
+        links.push((host.name.clone(), host.addr, Arc::downgrade(&link)));
+        Ok(link)
+    }
+
     /// Reaches the agent of `host`, proves the token both ways and measures the clock offset.
     pub fn connect(
-        index: usize,
         host: &Host,
         listen: Option<std::net::SocketAddr>,
         token: &[u8],
@@ -455,8 +481,8 @@ impl AgentLink {
         let send = {
             let sink = sink.clone();
             move |heard: Heard| {
-                if let Some(tx) = sink.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                    let _ = tx.send((index, heard));
+                if let Some((index, tx)) = sink.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    let _ = tx.send((*index, heard));
                 }
             }
         };
@@ -514,7 +540,6 @@ impl AgentLink {
                 .map_err(|e| anyhow::anyhow!("{who}: watching the agent: {e}"))?
         };
         let mut link = AgentLink {
-            host: index,
             name: host.name.clone(),
             address: host.address.clone(),
             offset_ns: 0,
@@ -524,6 +549,7 @@ impl AgentLink {
             key: [0; 32],
             seq: AtomicU64::new(0),
             lost,
+            runs: AtomicU32::new(0),
             run,
             sink,
             _events: events,
@@ -708,14 +734,18 @@ impl AgentLink {
         }
     }
 
-    /// Starts the agent's part of a run; its events go to `sink` from now on.
+    /// Starts the agent's part of a run, the host being `host` of the run's scenario; its
+    /// events go to `sink` from now on.
     pub(crate) fn start(
         &self,
-        job: SiteJob,
+        mut job: SiteJob,
+        host: usize,
         sink: mpsc::Sender<(usize, Heard)>,
     ) -> anyhow::Result<Vec<(usize, i32, u64)>> {
+        job.run = self.runs.fetch_add(1, Ordering::AcqRel) + 1;
+        job.offset_ns = self.offset_ns;
         self.run.store(job.run, Ordering::Release);
-        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some((host, sink));
         match self
             .ask(Request::Start(Box::new(job)), &[])
             .context(self.who())?

@@ -67,8 +67,6 @@ pub struct Session {
     modules_compiled: usize,
     /// Per `[[host]]`, its agent, when a plugin runs there.
     agents: Vec<Option<Arc<AgentLink>>>,
-    /// Runs started in this session (the agents' run numbers).
-    runs: std::sync::atomic::AtomicU32,
 }
 
 impl Session {
@@ -117,7 +115,7 @@ impl Session {
             for (k, &h) in used.iter().enumerate() {
                 // One session listens on `[run] listen` (a second could not bind its port).
                 let listen = if k == 0 { sc.run.listen } else { None };
-                let link = AgentLink::connect(h, &sc.hosts[h], listen, &token)?;
+                let link = AgentLink::shared(&sc.hosts[h], listen, &token)?;
                 let wanted: BTreeMap<String, Vec<u8>> = sc
                     .plugins
                     .iter()
@@ -125,7 +123,7 @@ impl Session {
                     .map(|p| (hashes[&p.wasm].clone(), bytes_of[&p.wasm].clone()))
                     .collect();
                 link.send_modules(&wanted)?;
-                agents[h] = Some(Arc::new(link));
+                agents[h] = Some(link);
             }
         }
         Ok(Session {
@@ -135,7 +133,6 @@ impl Session {
             hashes,
             modules_compiled,
             agents,
-            runs: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -191,7 +188,6 @@ impl Session {
         deadline_ns: u64,
         run: &mut RunState,
     ) -> anyhow::Result<()> {
-        let number = self.runs.fetch_add(1, Ordering::AcqRel) + 1;
         let Plan {
             specs,
             mut fds,
@@ -236,19 +232,17 @@ impl Session {
                 let agent = self.agents[h]
                     .clone()
                     .expect("a job only for a connected host");
-                job.run = number;
-                job.offset_ns = agent.offset_ns;
                 for w in &mut job.workers {
                     w.module = self.hashes[&sc.plugins[w.index].wasm].clone();
                 }
                 asked.push(agent.clone());
-                match agent.start(job, htx.clone()) {
+                match agent.start(job, h, htx.clone()) {
                     Ok(pids) => {
                         for (i, pid, spawn_ns) in pids {
                             started[i] = Some(Worker::remote(
                                 i,
                                 &sc.plugins[i].name,
-                                &agent,
+                                (&agent, h),
                                 pid,
                                 spawn_ns,
                             ));
@@ -413,15 +407,22 @@ pub(crate) enum Event {
 
 /// Where a worker runs, and so how the supervisor reaches it.
 enum Place {
-    Local { pidfd: Pidfd, ctrl: UnixStream },
-    Remote(Arc<AgentLink>),
+    Local {
+        pidfd: Pidfd,
+        ctrl: UnixStream,
+    },
+    /// Started by the agent of host `host` (its index in the scenario).
+    Remote {
+        agent: Arc<AgentLink>,
+        host: usize,
+    },
 }
 
 impl std::fmt::Debug for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Place::Local { .. } => f.write_str("local"),
-            Place::Remote(a) => write!(f, "{a:?}"),
+            Place::Remote { agent, .. } => write!(f, "{agent:?}"),
         }
     }
 }
@@ -461,7 +462,13 @@ impl Worker {
         }
     }
 
-    fn remote(index: usize, name: &str, agent: &Arc<AgentLink>, pid: i32, spawn_ns: u64) -> Worker {
+    fn remote(
+        index: usize,
+        name: &str,
+        (agent, host): (&Arc<AgentLink>, usize),
+        pid: i32,
+        spawn_ns: u64,
+    ) -> Worker {
         Worker {
             record: WorkerRecord {
                 name: name.to_string(),
@@ -474,7 +481,10 @@ impl Worker {
                 killed: None,
             },
             index,
-            place: Place::Remote(agent.clone()),
+            place: Place::Remote {
+                agent: agent.clone(),
+                host,
+            },
             told_failure: false,
             ctrl_closed: false,
         }
@@ -487,7 +497,7 @@ impl Worker {
     fn kill(&self) {
         match &self.place {
             Place::Local { pidfd, .. } => pidfd.kill(),
-            Place::Remote(agent) => {
+            Place::Remote { agent, .. } => {
                 let _ = agent.kill(self.index);
             }
         }
@@ -567,10 +577,12 @@ fn broadcast(workers: &mut [Worker], msg: &ToWorker, to: impl Fn(usize, &Worker)
             Place::Local { ctrl, .. } => {
                 let _ = control::send(ctrl, msg);
             }
-            Place::Remote(agent) => match remote.iter_mut().find(|(a, _)| Arc::ptr_eq(a, agent)) {
-                Some((_, list)) => list.push(w.index),
-                None => remote.push((agent.clone(), vec![w.index])),
-            },
+            Place::Remote { agent, .. } => {
+                match remote.iter_mut().find(|(a, _)| Arc::ptr_eq(a, agent)) {
+                    Some((_, list)) => list.push(w.index),
+                    None => remote.push((agent.clone(), vec![w.index])),
+                }
+            }
         }
     }
     for (agent, list) in remote {
@@ -602,8 +614,8 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 // Its workers die with it (they are its children, killed when it dies); those
                 // it had not reported over are counted lost here.
                 for w in &mut run.workers {
-                    if let Place::Remote(a) = &w.place
-                        && a.host == h
+                    if let Place::Remote { host, .. } = &w.place
+                        && *host == h
                         && !w.finished()
                     {
                         w.record.usage.get_or_insert_default();
