@@ -410,7 +410,7 @@ pub fn table(r: &Results) -> String {
     let _ = writeln!(out, "\nthroughput, one producer → one consumer");
     let _ = writeln!(
         out,
-        "  {:<8} {:<12} {:<36} cpu/message",
+        "  {:<8} {:<17} {:<36} cpu/message",
         "size", "contender", "messages/s"
     );
     for size in SIZES {
@@ -428,7 +428,7 @@ pub fn table(r: &Results) -> String {
             }
             let _ = writeln!(
                 out,
-                "  {:<8} {:<12} {:<36} {}",
+                "  {:<8} {:<17} {:<36} {}",
                 human_bytes(size as f64),
                 c,
                 cell(stat(s, c, "throughput", size, |x| x.msgs_per_s), show_rate),
@@ -449,7 +449,7 @@ pub fn table(r: &Results) -> String {
             if let Some((m, lo, hi)) = ratio(s, a, b, pattern, size, f) {
                 let _ = writeln!(
                     out,
-                    "  {what:<40} {:>8}  {m:.2} ({lo:.2}–{hi:.2})",
+                    "  {what:<44} {:>8}  {m:.2} ({lo:.2}–{hi:.2})",
                     human_bytes(size as f64)
                 );
             }
