@@ -1,7 +1,8 @@
 //! Runs across machines: the control plane between the supervisor and its agents, over Zenoh.
 //!
 //! **Who talks.** `wasm-ipc agent --listen tcp/IP:PORT` runs on every host a scenario names.
-//! The supervisor opens one Zenoh session per agent, connected to the agent's endpoint only
+//! The supervisor process opens one Zenoh session per agent ([`AgentLink::shared`]), connected
+//! to the agent's endpoint only
 //! (peer mode, scouting off), and sends it requests as Zenoh queries on [`RPC_KEY`]; the
 //! agent answers each one. What the agent's workers say (ready, done, exited) comes back as
 //! publications on `wasm-ipc/sv/<session>/events`. Each side holds a liveliness token
@@ -14,8 +15,9 @@
 //! answers with its own, and each side proves it knows the token with an HMAC-SHA256 over
 //! both nonces ([`Request::Auth`], then the agent's proof in its answer). Every later request,
 //! answer and event carries an HMAC under a key derived from the token and both nonces, and
-//! requests carry a sequence number the agent checks, so nobody without the token can start,
-//! stop or fake anything. The traffic is authenticated, not encrypted.
+//! requests carry a sequence number the agent checks, so nobody without the token can start
+//! or stop anything, forge a message or replay one (events carry the agent's sequence
+//! number, which the supervisor checks). The traffic is authenticated, not encrypted.
 //!
 //! **Modules** travel as `.wasm` bytes named by their xxh3-128 hash, only when the agent does
 //! not hold them yet; the agent compiles them with its own engine (and its own compile
@@ -494,6 +496,9 @@ impl AgentLink {
             let run = run.clone();
             let send = send.clone();
             let from = who.clone();
+            // The agent numbers its events; one lane delivers them in order, so an event
+            // whose number is not above the last one's is a replay.
+            let last = AtomicU64::new(0);
             session
                 .declare_subscriber(format!("wasm-ipc/sv/{id}/events"))
                 .callback(move |sample| {
@@ -502,7 +507,16 @@ impl AgentLink {
                     };
                     let bytes = sample.payload().to_bytes();
                     let line = unseal(Some(&key), &bytes)
-                        .and_then(|(json, _)| Ok(serde_json::from_slice::<EventLine>(json)?));
+                        .and_then(|(json, _)| Ok(serde_json::from_slice::<EventLine>(json)?))
+                        .and_then(|line| {
+                            let before = last.fetch_max(line.seq, Ordering::AcqRel);
+                            anyhow::ensure!(
+                                line.seq > before,
+                                "event {} after event {before}: replayed",
+                                line.seq
+                            );
+                            Ok(line)
+                        });
                     match line {
                         Ok(line) if line.run == run.load(Ordering::Acquire) => {
                             send(Heard::Event(line.event))
@@ -791,5 +805,63 @@ impl Drop for AgentLink {
         if self.key != [0; 32] {
             let _ = self.expect_ok(Request::Bye, &[]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_message_opens_with_its_key_and_not_once_touched_or_with_another_key() {
+        let key = [7u8; 32];
+        let sealed = seal(&key, br#"{"a":1}"#, b"blob");
+        let (json, blob) = unseal(Some(&key), &sealed).unwrap();
+        assert_eq!((json, blob), (&br#"{"a":1}"#[..], &b"blob"[..]));
+        assert!(unseal(Some(&[8u8; 32]), &sealed).is_err());
+        for i in [0, 33, 36, sealed.len() - 1] {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(unseal(Some(&key), &bad).is_err(), "byte {i} flipped");
+        }
+        // A length that overruns the message is refused, not trusted.
+        let mut long = sealed.clone();
+        long[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(unseal(None, &long).is_err());
+        assert!(unseal(None, &sealed[..35]).is_err());
+    }
+
+    #[test]
+    fn proofs_bind_the_role_both_nonces_and_the_token() {
+        let (t, a, s) = (b"0123456789abcdef", [1u8; 32], [2u8; 32]);
+        let sup = proof(t, "supervisor", &a, &s);
+        assert_ne!(
+            sup,
+            proof(t, "agent", &a, &s),
+            "a proof is not valid for the other role"
+        );
+        assert_ne!(sup, proof(t, "supervisor", &s, &a));
+        assert_ne!(sup, proof(b"0123456789abcdeF", "supervisor", &a, &s));
+        assert!(same_mac(
+            t,
+            &[b"wasm-ipc proof ", b"supervisor", &a, &s],
+            &sup
+        ));
+        assert_ne!(session_key(t, &a, &s), sup);
+        assert_eq!(unhex(&hex(&sup)).unwrap(), sup);
+        assert!(unhex("abc").is_none() && unhex("zz").is_none());
+    }
+
+    #[test]
+    fn a_token_needs_sixteen_bytes_and_loses_its_final_newline() {
+        assert_eq!(token(Some("0123456789abcdef"), None).unwrap().len(), 16);
+        let e = token(Some("short"), None).unwrap_err().to_string();
+        assert!(e.contains("use at least 16"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t");
+        std::fs::write(&f, "0123456789abcdef\n").unwrap();
+        assert_eq!(token(None, Some(&f)).unwrap(), b"0123456789abcdef");
+        let e = token(None, Some(&dir.path().join("none"))).unwrap_err();
+        assert!(format!("{e:#}").contains("reading the token file"), "{e:#}");
     }
 }
