@@ -913,3 +913,34 @@ fn the_bench_runs_zenoh_across_two_namespaces_beside_zenoh_on_one_host() {
         hosts.agent_log(1)
     );
 }
+
+#[test]
+fn a_worker_killed_on_a_host_frees_its_shared_memory_peers_there_through_the_agent() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts.agent(0, TOKEN);
+    hosts.agent(1, TOKEN);
+    let id = util::run_id("hostpeer");
+    // On `auto` the producer → relay link is shared memory inside host a: only a's agent can
+    // tell the producer that its consumer died (the ring's flags), as the supervisor does at
+    // home.
+    let (r, elapsed) = disturbed_run(&hosts, &id, |_| {
+        let relay = util::worker_pid(&id, "relay").expect("the relay runs");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(relay),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    });
+    let run = &r["runs"][0];
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the run took {elapsed:?}: the producer waited for the deadline"
+    );
+    assert_eq!(process(run, "relay")["status"], "killed", "{run}");
+    let producer = process(run, "producer");
+    assert_ne!(producer["status"], "interrupted", "{producer}");
+    assert_ne!(producer["status"], "killed", "{producer}");
+    assert_eq!(process(run, "consumer")["status"], "peer-failed", "{run}");
+    util::assert_no_leftovers(&id);
+}
