@@ -877,3 +877,100 @@ fn sweeps_name_settable_paths_and_expand_to_the_product_of_their_axes() {
     )));
     assert!(message.contains("more than 1000 points"), "{message}");
 }
+
+// ---- hosts ----
+
+/// PLUGINS with two hosts after its name (lines 2–7): `[[plugin]]` on line 8, producer's
+/// name on 9, consumer's on 12.
+fn with_hosts(rest: &str) -> String {
+    let plugins = PLUGINS.strip_prefix("name = \"t\"\n").unwrap();
+    format!(
+        "name = \"t\"\n[[host]]\nname = \"a\"\naddress = \"tcp/198.18.0.1:7447\"\n[[host]]\nname = \"b\"\naddress = \"tcp/198.18.0.2:7447\"\n{plugins}{rest}"
+    )
+}
+
+#[test]
+fn hosts_place_plugins_and_default_to_zenoh_and_auto() {
+    let text = with_hosts("[[channel]]\nfrom = \"producer.out\"\nto = \"consumer.in\"\n")
+        .replace(
+            "name = \"consumer\"\n",
+            "name = \"consumer\"\nhost = \"b\"\n",
+        )
+        .replace(
+            "name = \"producer\"\n",
+            "name = \"producer\"\nhost = \"a\"\n",
+        );
+    let (_d, sc) = load_ok(&text);
+    assert_eq!(sc.hosts.len(), 2);
+    assert_eq!(sc.hosts[1].addr, "198.18.0.2:7447".parse().unwrap());
+    assert_eq!([sc.plugins[0].host, sc.plugins[1].host], [Some(0), Some(1)]);
+    assert_eq!(sc.run.backends, [BackendKind::Zenoh, BackendKind::Auto]);
+    assert_eq!(sc.host_name(1), "b");
+    assert_eq!(
+        sc.crossing().as_deref(),
+        Some("channel[0] joins `producer` on host `a` and `consumer` on host `b`")
+    );
+}
+
+#[test]
+fn host_errors_name_the_key_and_what_would_do() {
+    let dup = with_hosts("").replacen("name = \"b\"", "name = \"a\"", 1);
+    assert_error(&dup, 6, "host[1].name", "duplicate host name \"a\"");
+    let local = with_hosts("").replacen("name = \"a\"", "name = \"local\"", 1);
+    assert_error(&local, 3, "host[0].name", "names this machine");
+    let addr = with_hosts("").replacen("tcp/198.18.0.1:7447", "198.18.0.1", 1);
+    assert_error(&addr, 4, "host[0].address", "\"tcp/IP:PORT\"");
+    let name = with_hosts("").replacen("tcp/198.18.0.1:7447", "tcp/hosta:7447", 1);
+    assert_error(&name, 4, "host[0].address", "numeric IP address");
+    let same = with_hosts("").replacen("198.18.0.2", "198.18.0.1", 1);
+    assert_error(&same, 7, "host[1].address", "same address");
+    let unknown = with_hosts("").replacen(
+        "name = \"producer\"\n",
+        "name = \"producer\"\nhost = \"c\"\n",
+        1,
+    );
+    assert_error(
+        &unknown,
+        10,
+        "plugin[0].host",
+        "the [[host]] tables name \"a\", \"b\"",
+    );
+    let no_hosts = PLUGINS.replacen(
+        "name = \"producer\"\n",
+        "name = \"producer\"\nhost = \"a\"\n",
+        1,
+    );
+    assert_error(
+        &no_hosts,
+        4,
+        "plugin[0].host",
+        "the scenario has no [[host]] tables",
+    );
+    let listen = format!("{PLUGINS}[run]\nlisten = \"tcp/198.18.0.1:7447\"\n");
+    assert_error(&listen, 9, "run.listen", "this one has none");
+}
+
+#[test]
+fn a_link_from_this_machine_to_a_host_needs_listen_and_shm_is_refused_across() {
+    let placed = with_hosts("[[channel]]\nfrom = \"producer.out\"\nto = \"consumer.in\"\n")
+        .replace(
+            "name = \"consumer\"\n",
+            "name = \"consumer\"\nhost = \"b\"\n",
+        );
+    let message = load_err(&placed);
+    assert!(
+        message
+            .contains("run.listen: plugins on this machine are linked with plugins on other hosts"),
+        "{message}"
+    );
+    let (_d, sc) = load_ok(&format!("{placed}[run]\nlisten = \"tcp/198.18.0.1:0\"\n"));
+    assert_eq!(sc.run.listen, Some("198.18.0.1:0".parse().unwrap()));
+    let shm =
+        format!("{placed}[run]\nlisten = \"tcp/198.18.0.1:0\"\nbackends = [\"auto\", \"shm\"]\n");
+    assert_error(
+        &shm,
+        20,
+        "run.backends[1]",
+        "cannot join plugins on different hosts",
+    );
+}
