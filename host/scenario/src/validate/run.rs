@@ -1,0 +1,153 @@
+//! The `[run]` table.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::model::{
+    BackendKind, Host, MAX_REPEAT, MAX_TIMEOUT, RunConfig, Verify, WaitMode, parse_endpoint,
+};
+use crate::raw::RawRun;
+use crate::source::{ScenarioError, Source};
+use crate::units::{DURATION_HINT, parse_duration};
+use crate::validate::values::{a_type, integer_in, one_of};
+
+/// The `[run]` table's own keys, each checked alone.
+pub(super) fn validate_run(src: &Source<'_>, raw: &RawRun) -> Result<RunConfig, ScenarioError> {
+    let mut run = RunConfig::default();
+    if let Some(list) = &raw.backends {
+        run.backends = backends(src, list)?;
+    }
+    if let Some(value) = &raw.repeat {
+        let repeat = integer_in(src, value, "run.repeat", "repeat", 1, u64::from(MAX_REPEAT))?;
+        // `integer_in` bounded it by MAX_REPEAT, a u32.
+        run.repeat = u32::try_from(repeat).unwrap_or(MAX_REPEAT);
+    }
+    if let Some(value) = &raw.timeout {
+        run.timeout = timeout(src, value)?;
+    }
+    if let Some(wait) = &raw.wait {
+        run.wait = one_of(src, wait, "run.wait", &WaitMode::ALL, |w| w.name())?;
+    }
+    if let Some(verify) = &raw.verify {
+        run.verify = one_of(src, verify, "run.verify", &Verify::ALL, |v| v.name())?;
+    }
+    if let Some(value) = &raw.seed {
+        run.seed = integer_in(src, value, "run.seed", "seed", 0, i64::MAX as u64)?;
+    }
+    if let Some(listen) = &raw.listen {
+        run.listen = Some(
+            parse_endpoint(listen.get_ref()).map_err(|m| src.at(listen.span(), "run.listen", m))?,
+        );
+    }
+    Ok(run)
+}
+
+/// `run.backends`: known names, each once, at least one.
+fn backends(
+    src: &Source<'_>,
+    list: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<BackendKind>, ScenarioError> {
+    let valid = BackendKind::CHOICES.map(BackendKind::name).join(", ");
+    if list.get_ref().is_empty() {
+        return Err(src.at(
+            list.span(),
+            "run.backends",
+            format!("empty list; expected some of {valid}, e.g. [\"shm\", \"msg\"]"),
+        ));
+    }
+    let mut backends = Vec::with_capacity(list.get_ref().len());
+    for (j, name) in list.get_ref().iter().enumerate() {
+        let key = format!("run.backends[{j}]");
+        let Some(kind) = BackendKind::from_name(name.get_ref()) else {
+            return Err(src.at(
+                name.span(),
+                key,
+                format!(
+                    "unknown backend {:?}; expected one of {valid}",
+                    name.get_ref()
+                ),
+            ));
+        };
+        if backends.contains(&kind) {
+            return Err(src.at(
+                name.span(),
+                key,
+                format!(
+                    "backend {:?} is listed twice; list each backend once",
+                    kind.name()
+                ),
+            ));
+        }
+        backends.push(kind);
+    }
+    Ok(backends)
+}
+
+/// `run.timeout`: a duration in (0, [`MAX_TIMEOUT`]].
+fn timeout(src: &Source<'_>, value: &Spanned<toml::Value>) -> Result<Duration, ScenarioError> {
+    let timeout = match value.get_ref() {
+        toml::Value::Integer(n) => Duration::from_secs(u64::try_from(*n).map_err(|_| {
+            src.at(
+                value.span(),
+                "run.timeout",
+                format!("timeout must be positive, got {n}; {DURATION_HINT}"),
+            )
+        })?),
+        toml::Value::String(s) => {
+            parse_duration(s).map_err(|m| src.at(value.span(), "run.timeout", m))?
+        }
+        other => {
+            return Err(src.at(
+                value.span(),
+                "run.timeout",
+                format!(
+                    "expected a duration, got {}; {DURATION_HINT}",
+                    a_type(other)
+                ),
+            ));
+        }
+    };
+    if timeout.is_zero() {
+        return Err(src.at(
+            value.span(),
+            "run.timeout",
+            format!("timeout must be greater than zero; {DURATION_HINT}"),
+        ));
+    }
+    if timeout > MAX_TIMEOUT {
+        return Err(src.at(
+            value.span(),
+            "run.timeout",
+            format!(
+                "timeout {timeout:?} is longer than the largest accepted, {}h (7 days)",
+                MAX_TIMEOUT.as_secs() / 3600
+            ),
+        ));
+    }
+    Ok(timeout)
+}
+
+/// What `[[host]]` tables change in `[run]`: the default backends, and whether `listen` may be
+/// given.
+pub(super) fn host_defaults(
+    src: &Source<'_>,
+    mut run: RunConfig,
+    raw: Option<&RawRun>,
+    hosts: &[Host],
+) -> Result<RunConfig, ScenarioError> {
+    if !hosts.is_empty() && raw.and_then(|r| r.backends.as_ref()).is_none() {
+        run.backends = BackendKind::DEFAULT_HOSTS.to_vec();
+    }
+    if let Some(listen) = raw.and_then(|r| r.listen.as_ref())
+        && hosts.is_empty()
+    {
+        return Err(src.at(
+            listen.span(),
+            "run.listen",
+            "`listen` is this machine's endpoint for a scenario with [[host]] tables, and \
+             this one has none; remove it or add the hosts",
+        ));
+    }
+    Ok(run)
+}
