@@ -41,13 +41,15 @@
 //! wait = "adaptive"
 //! ```
 //!
-//! Layout: `raw` (stage 1, the serde types), `validate` (stage 2, a module per table),
-//! `model` (the resolved types), `load` (file, text and `--set` to [`Scenario`]), `source`
-//! (errors and where they point), `units` (sizes and durations), `overrides` (`--set`).
+//! Layout: `keys` (every key declared once: [`KEYS`], [`key_reference`]), `raw` (stage 1,
+//! the serde types), `validate` (stage 2, a module per table), `model` (the resolved types),
+//! `load` (file, text and `--set` to [`Scenario`]), `source` (errors and where they point),
+//! `units` (sizes and durations), `overrides` (`--set`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod keys;
 mod load;
 mod model;
 mod overrides;
@@ -56,6 +58,7 @@ mod source;
 mod units;
 mod validate;
 
+pub use keys::{KEYS, KeyDecl, KeyDefault, KeyType, key_reference};
 pub use model::{
     BackendKind, Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_MEMORY, DEFAULT_SLOT_SIZE,
     DEFAULT_STACK, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Endpoint, Host, Instance, LOCAL_HOST,

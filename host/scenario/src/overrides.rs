@@ -1,16 +1,12 @@
 //! `--set PATH=VALUE` overrides, and the paths they (and `[sweep]` axes) may name.
 
-/// The paths `--set` and `[sweep]` may name: `run.KEY`, `channel.N.KEY`, `plugin.NAME.KEY`,
-/// `plugin.NAME.config.KEY`.
+use crate::keys::KEYS;
+
+/// Whether `--set` and `[sweep]` may name `path`: `run.KEY`, `channel.N.KEY`,
+/// `plugin.NAME.KEY` or `plugin.NAME.config.KEY`, where KEY is one that [`KEYS`] declares
+/// settable.
 pub(crate) fn settable_path(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('.').collect();
-    match parts.as_slice() {
-        ["run", k] => !k.is_empty(),
-        ["channel", n, k] => n.parse::<usize>().is_ok() && !k.is_empty(),
-        ["plugin", name, k] => !name.is_empty() && !k.is_empty() && *k != "config",
-        ["plugin", name, "config", k] => !name.is_empty() && !k.is_empty(),
-        _ => false,
-    }
+    KEYS.iter().any(|key| key.settable && key.matches(path))
 }
 
 /// Applies `--set PATH=VALUE` overrides to a scenario's text and returns the new text.
@@ -105,4 +101,43 @@ fn table_at<'d>(
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settable_paths_are_the_declared_keys_of_run_channels_and_plugins() {
+        for path in [
+            "run.wait",
+            "run.backends",
+            "channel.0.slot_size",
+            "channel.10.pattern",
+            "plugin.p.instances",
+            "plugin.p.memory",
+            "plugin.p.config.size",
+            "plugin.p-2.config.a_b",
+        ] {
+            assert!(settable_path(path), "{path}");
+        }
+        for path in [
+            "",
+            "name",
+            "run",
+            "run.",
+            "run.bogus",
+            "host.0.name",
+            "sweep.x",
+            "channel.x.capacity",
+            "channel.0",
+            "plugin.p",
+            "plugin.p.config",
+            "plugin.p.config.",
+            "plugin..memory",
+            "plugin.p.config.a.b",
+        ] {
+            assert!(!settable_path(path), "{path}");
+        }
+    }
 }

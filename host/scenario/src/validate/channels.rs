@@ -5,14 +5,16 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use crate::keys;
 use crate::model::{
-    Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_SLOT_SIZE, Endpoint, MAX_CAPACITY,
-    MAX_SLOT_SIZE, Pattern, Plugin,
+    Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_SLOT_SIZE, Endpoint, MAX_CAPACITY, Pattern,
+    Plugin,
 };
 use crate::raw::{RawChannel, RawEndpoints};
 use crate::source::{ScenarioError, Source, is_bare_key};
+use crate::units::show_size;
 use crate::validate::plugins::Group;
-use crate::validate::values::{integer_in, one_of, size_value};
+use crate::validate::values::{in_range, integer_in, one_of, size_value};
 use crate::validate::{ENDPOINT_HINT, NAME_HINT};
 
 /// Which ports are in use so far, and where: an output port belongs to one channel, an input
@@ -144,8 +146,7 @@ pub(super) fn validate_channels(
             None if pattern == Pattern::RequestReply => 1,
             None => DEFAULT_CAPACITY,
             Some(value) => {
-                let max = u64::from(MAX_CAPACITY);
-                let n = integer_in(src, value, &key("capacity"), "capacity", 1, max)?;
+                let n = integer_in(src, value, &key("capacity"), &keys::CAPACITY)?;
                 // `integer_in` bounded it by MAX_CAPACITY, a u32.
                 u32::try_from(n).unwrap_or(MAX_CAPACITY)
             }
@@ -227,7 +228,7 @@ fn channel_lines(src: &Source<'_>, channel: &RawChannel) -> ChannelLines {
     }
 }
 
-/// A slot size in 1 ..= [`MAX_SLOT_SIZE`]: an integer, or a string for
+/// A slot size within [`keys::SLOT_SIZE`]'s limits: an integer, or a string for
 /// [`crate::parse_size`].
 fn slot_size(
     src: &Source<'_>,
@@ -235,14 +236,17 @@ fn slot_size(
     key: &str,
 ) -> Result<u32, ScenarioError> {
     let bytes = size_value(src, value, key)?;
+    let decl = keys::SLOT_SIZE;
     match u32::try_from(bytes) {
-        Ok(bytes) if (1..=MAX_SLOT_SIZE).contains(&bytes) => Ok(bytes),
+        Ok(slot) if in_range(&decl, bytes) => Ok(slot),
         _ => Err(src.at(
             value.span(),
             key,
             format!(
-                "slot size of {bytes} bytes is out of range; expected 1 ..= 256 MiB, \
-                 e.g. 4096, \"4KiB\", \"1MiB\""
+                "slot size of {bytes} bytes is out of range; expected {} ..= {}, \
+                 e.g. 4096, \"4KiB\", \"1MiB\"",
+                decl.min.unwrap_or_default(),
+                show_size(decl.max.unwrap_or_default())
             ),
         )),
     }

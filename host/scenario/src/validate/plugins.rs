@@ -3,11 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::keys::{self, duration_text};
 use crate::load::WasmLines;
-use crate::model::{
-    Host, Instance, Limits, MAX_INSTANCES, MAX_MEMORY, MAX_STACK, MAX_TABLE_ELEMENTS, MAX_TIMEOUT,
-    Plugin,
-};
+use crate::model::{Host, Instance, Limits, Plugin};
 use crate::raw::RawPlugin;
 use crate::source::{ScenarioError, Source, is_bare_key, join_key};
 use crate::validate::NAME_HINT;
@@ -120,14 +118,7 @@ fn plugin_group(
     let count = match &plugin.instances {
         None => 1,
         Some(v) => {
-            let n = integer_in(
-                src,
-                v,
-                &key("instances"),
-                "instances",
-                1,
-                u64::from(MAX_INSTANCES),
-            )?;
+            let n = integer_in(src, v, &key("instances"), &keys::INSTANCES)?;
             // `integer_in` bounded it by MAX_INSTANCES.
             usize::try_from(n).unwrap_or(1)
         }
@@ -283,28 +274,26 @@ fn plugin_limits(src: &Source<'_>, i: usize, plugin: &RawPlugin) -> Result<Limit
     let key = |k: &str| format!("plugin[{i}].{k}");
     let mut limits = Limits::default();
     if let Some(v) = &plugin.memory {
-        limits.memory = size_in(src, v, &key("memory"), 64 << 10, MAX_MEMORY)?;
+        limits.memory = size_in(src, v, &key("memory"), &keys::MEMORY)?;
     }
     if let Some(v) = &plugin.stack {
-        limits.stack = size_in(src, v, &key("stack"), 64 << 10, MAX_STACK)?;
+        limits.stack = size_in(src, v, &key("stack"), &keys::STACK)?;
     }
     if let Some(v) = &plugin.table_elements {
-        limits.table_elements = integer_in(
-            src,
-            v,
-            &key("table_elements"),
-            "table_elements",
-            1,
-            MAX_TABLE_ELEMENTS,
-        )?;
+        limits.table_elements = integer_in(src, v, &key("table_elements"), &keys::TABLE_ELEMENTS)?;
     }
     if let Some(v) = &plugin.cpu {
         let cpu = duration_value(src, v, &key("cpu"))?;
-        if cpu.is_zero() || cpu > MAX_TIMEOUT {
+        let (min, max) = keys::CPU.duration_bounds();
+        // Durations are whole milliseconds, so below the 1 ms minimum is zero.
+        if cpu < min || cpu > max {
             return Err(src.at(
                 v.span(),
                 key("cpu"),
-                format!("CPU limit {cpu:?} is out of range; expected more than 0, at most 168h"),
+                format!(
+                    "CPU limit {cpu:?} is out of range; expected more than 0, at most {}",
+                    duration_text(keys::CPU.max.unwrap_or_default())
+                ),
             ));
         }
         limits.cpu = Some(cpu);

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::model::{
-    BackendKind, Host, MAX_REPEAT, MAX_TIMEOUT, RunConfig, Verify, WaitMode, parse_endpoint,
-};
+use crate::keys;
+use crate::model::{BackendKind, Host, MAX_REPEAT, RunConfig, Verify, WaitMode, parse_endpoint};
 use crate::raw::RawRun;
 use crate::source::{ScenarioError, Source};
 use crate::units::{DURATION_HINT, parse_duration};
@@ -19,7 +18,7 @@ pub(super) fn validate_run(src: &Source<'_>, raw: &RawRun) -> Result<RunConfig, 
         run.backends = backends(src, list)?;
     }
     if let Some(value) = &raw.repeat {
-        let repeat = integer_in(src, value, "run.repeat", "repeat", 1, u64::from(MAX_REPEAT))?;
+        let repeat = integer_in(src, value, "run.repeat", &keys::REPEAT)?;
         // `integer_in` bounded it by MAX_REPEAT, a u32.
         run.repeat = u32::try_from(repeat).unwrap_or(MAX_REPEAT);
     }
@@ -33,7 +32,7 @@ pub(super) fn validate_run(src: &Source<'_>, raw: &RawRun) -> Result<RunConfig, 
         run.verify = one_of(src, verify, "run.verify", &Verify::ALL, |v| v.name())?;
     }
     if let Some(value) = &raw.seed {
-        run.seed = integer_in(src, value, "run.seed", "seed", 0, i64::MAX as u64)?;
+        run.seed = integer_in(src, value, "run.seed", &keys::SEED)?;
     }
     if let Some(listen) = &raw.listen {
         run.listen = Some(
@@ -84,7 +83,7 @@ fn backends(
     Ok(backends)
 }
 
-/// `run.timeout`: a duration in (0, [`MAX_TIMEOUT`]].
+/// `run.timeout`: a duration within [`keys::TIMEOUT`]'s limits.
 fn timeout(src: &Source<'_>, value: &Spanned<toml::Value>) -> Result<Duration, ScenarioError> {
     let timeout = match value.get_ref() {
         toml::Value::Integer(n) => Duration::from_secs(u64::try_from(*n).map_err(|_| {
@@ -108,20 +107,22 @@ fn timeout(src: &Source<'_>, value: &Spanned<toml::Value>) -> Result<Duration, S
             ));
         }
     };
-    if timeout.is_zero() {
+    let (min, max) = keys::TIMEOUT.duration_bounds();
+    // Durations are whole milliseconds, so below the 1 ms minimum is zero.
+    if timeout < min {
         return Err(src.at(
             value.span(),
             "run.timeout",
             format!("timeout must be greater than zero; {DURATION_HINT}"),
         ));
     }
-    if timeout > MAX_TIMEOUT {
+    if timeout > max {
         return Err(src.at(
             value.span(),
             "run.timeout",
             format!(
                 "timeout {timeout:?} is longer than the largest accepted, {}h (7 days)",
-                MAX_TIMEOUT.as_secs() / 3600
+                max.as_secs() / 3600
             ),
         ));
     }

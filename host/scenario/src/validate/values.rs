@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::keys::KeyDecl;
 use crate::source::{ScenarioError, Source};
-use crate::units::{DURATION_HINT, SIZE_HINT, parse_duration, parse_size, show_size};
+use crate::units::{DURATION_HINT, SIZE_HINT, parse_duration, parse_size};
 
 /// "an integer", "a string", ...
 pub(super) fn a_type(value: &toml::Value) -> String {
@@ -18,28 +19,31 @@ pub(super) fn a_type(value: &toml::Value) -> String {
     format!("{article} {name}")
 }
 
-/// A size in `min ..= max` bytes: an integer, or a string for [`parse_size`].
+/// A size within `decl`'s limits, in bytes: an integer, or a string for [`parse_size`].
 pub(super) fn size_in(
     src: &Source<'_>,
     value: &Spanned<toml::Value>,
     key: &str,
-    min: u64,
-    max: u64,
+    decl: &KeyDecl,
 ) -> Result<u64, ScenarioError> {
     let bytes = size_value(src, value, key)?;
-    if (min..=max).contains(&bytes) {
+    if in_range(decl, bytes) {
         Ok(bytes)
     } else {
         Err(src.at(
             value.span(),
             key,
             format!(
-                "size of {bytes} bytes is out of range; expected {} ..= {}",
-                show_size(min),
-                show_size(max)
+                "size of {bytes} bytes is out of range; expected {}",
+                decl.limits_text()
             ),
         ))
     }
+}
+
+/// Whether `n` is within `decl`'s limits.
+pub(super) fn in_range(decl: &KeyDecl, n: u64) -> bool {
+    decl.min.is_none_or(|min| n >= min) && decl.max.is_none_or(|max| n <= max)
 }
 
 /// A size in bytes: an integer, or a string for [`parse_size`].
@@ -87,19 +91,18 @@ pub(super) fn duration_value(
     }
 }
 
-/// An integer value in `min ..= max`.
+/// An integer value within `decl`'s limits; messages call it by `decl`'s name.
 pub(super) fn integer_in(
     src: &Source<'_>,
     value: &Spanned<toml::Value>,
     key: &str,
-    what: &str,
-    min: u64,
-    max: u64,
+    decl: &KeyDecl,
 ) -> Result<u64, ScenarioError> {
-    let expected = format!("expected an integer in {min} ..= {max}");
+    let what = decl.name();
+    let expected = format!("expected an integer in {}", decl.limits_text());
     match value.get_ref() {
         toml::Value::Integer(n) => match u64::try_from(*n) {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            Ok(n) if in_range(decl, n) => Ok(n),
             _ => Err(src.at(
                 value.span(),
                 key,
