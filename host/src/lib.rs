@@ -1,46 +1,39 @@
 //! wasm-ipc runs WebAssembly producer/consumer plugins, each in its own OS process, wires their
-//! ports through a shared-memory (`shm`) or message-passing (`msg`) backend, and reports what
-//! each backend cost: throughput, latency, bytes copied, CPU, context switches, memory — and
-//! digests that prove both delivered the same bytes.
+//! ports through a backend (shared memory, message passing, Zenoh), and reports what each
+//! backend cost: throughput, latency, bytes copied, CPU, context switches, memory — and
+//! digests that prove every backend delivered the same bytes.
 //!
-//! The flow: [`scenario`] parses and validates a TOML scenario; [`supervisor`] compiles each
-//! module once and starts one [`worker`] process per plugin; a worker instantiates its plugin
-//! ([`plugin`], with the ABI in `plugin/abi.rs`) and moves messages through a [`backend`];
-//! [`report`] turns what the workers measured into a table or JSON.
+//! This crate is the `wasm-ipc` command; the work is done by the crates it glues together,
+//! re-exported here under the names the tests and examples use:
+//!
+//! - [`scenario`] (`wasm-ipc-scenario`): parses and validates a TOML scenario;
+//! - the runtime (`wasm-ipc-runtime`): [`supervisor`], [`matrix`] (the one run loop),
+//!   [`worker`], [`plugin`], [`backend`], [`lanes`], [`lockdown`], [`agent`] and [`remote`]
+//!   across hosts, [`check`], [`build`];
+//! - [`report`] (`wasm-ipc-report`): the figures of a run and their faces;
+//! - the experiments (`wasm-ipc-lab`): [`bench`] and [`explain`];
+//! - [`control`] (`wasm-ipc-wire`) and [`sys`] (`wasm-ipc-sys`, the only unsafe code).
 //!
 //! ```no_run
-//! use wasm_ipc::{scenario::Scenario, supervisor::Session, report::Report};
+//! use wasm_ipc::{report, scenario::Scenario, supervisor};
 //! let sc = Scenario::load("scenarios/producer-consumer.toml".as_ref())?;
-//! let exe = std::env::current_exe()?;
-//! let session = Session::new(&sc, exe, "example".into())?;
-//! let runs = sc.run.backends.iter().map(|b| session.run(&sc, *b, 0)).collect();
-//! println!("{}", Report::new(&sc, runs).table());
+//! let opts = supervisor::Options {
+//!     exe: std::env::current_exe()?,
+//!     run_id: "example".into(),
+//!     token_file: None,
+//! };
+//! let session = supervisor::Session::new(&sc, &opts)?;
+//! let runs = sc.run.backends.iter().map(|b| report::build(&sc, &session.run(&sc, *b, 0)));
+//! println!("{}", report::Report::new(&sc, runs.collect()).table());
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod agent;
-pub mod backend;
-pub mod bench;
-pub mod build;
-pub mod check;
-pub mod explain;
-/// `--html FILE`: the report as one self-contained page.
-pub mod html;
-/// Scenario channels as one-way lanes (request/reply is a fan-in and one lane per client).
-pub mod lanes;
-/// The control protocol: the `wasm-ipc-wire` crate.
-pub use wasm_ipc_wire::control;
-pub mod lockdown;
-pub mod plot;
-pub mod plugin;
-pub mod remote;
-pub mod report;
-/// The scenario file format: the `wasm-ipc-scenario` crate.
-pub use wasm_ipc_scenario as scenario;
-pub mod supervisor;
-/// The only unsafe code: the `wasm-ipc-sys` crate.
-pub use wasm_ipc_sys as sys;
-pub mod template;
-pub mod worker;
+pub use wasm_ipc_lab::{bench, explain};
+pub use wasm_ipc_report as report;
+pub use wasm_ipc_report::{html, plot};
+pub use wasm_ipc_runtime::{
+    agent, backend, build, check, control, lanes, lockdown, matrix, plugin, record, remote,
+    scenario, supervisor, sys, worker,
+};

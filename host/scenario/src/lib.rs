@@ -68,4 +68,4 @@ pub use model::{
 };
 pub use overrides::apply_overrides;
 pub use source::ScenarioError;
-pub use units::{parse_duration, parse_size};
+pub use units::{human_bytes, human_ns, parse_duration, parse_size};

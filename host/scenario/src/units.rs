@@ -1,4 +1,6 @@
-//! Size and duration syntax: `"4KiB"`, `"60s"`.
+//! Size and duration syntax: `"4KiB"`, `"60s"` read, and sizes and times shown to people
+//! (`1.5 MiB`, `12.3 µs`): the one home of both, for the scenario's messages, the runtime's
+//! and the report's.
 
 use std::time::Duration;
 
@@ -82,6 +84,31 @@ pub(crate) fn show_size(b: u64) -> String {
         }
     }
     format!("{b} B")
+}
+
+/// `1.5 MiB`, `64 B`: bytes for people.
+pub fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `850 ns`, `12.3 µs`, `4.56 ms`: nanoseconds for people.
+pub fn human_ns(ns: u64) -> String {
+    match ns {
+        0..=9_999 => format!("{ns} ns"),
+        10_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        _ => format!("{:.2} ms", ns as f64 / 1e6),
+    }
 }
 
 #[cfg(test)]

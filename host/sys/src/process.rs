@@ -3,24 +3,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Resource usage of a finished child, from `wait4`.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-pub struct ChildUsage {
-    /// Exit code, when the child exited.
-    pub exit_code: Option<i32>,
-    /// Signal number, when a signal killed the child.
-    pub signal: Option<i32>,
-    /// User CPU seconds.
-    pub user_s: f64,
-    /// System CPU seconds.
-    pub sys_s: f64,
-    /// Peak resident set in KiB.
-    pub max_rss_kib: u64,
-    /// Voluntary context switches.
-    pub voluntary_cs: u64,
-    /// Involuntary context switches.
-    pub involuntary_cs: u64,
-}
+pub use wasm_ipc_wire::record::ChildUsage;
 
 /// Waits for child `pid` to end and returns its status and resource usage (`wait4`).
 pub fn wait_child(pid: i32) -> io::Result<ChildUsage> {
@@ -149,10 +132,4 @@ pub fn process_cpu() -> std::time::Duration {
         std::time::Duration::from_secs(secs) + std::time::Duration::from_micros(micros)
     };
     tv(usage.user_time()) + tv(usage.system_time())
-}
-
-/// This process's peak resident set so far, KiB.
-pub fn self_max_rss_kib() -> u64 {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0))
 }

@@ -9,6 +9,7 @@ pub mod control;
 mod figures;
 pub mod frame;
 mod port;
+pub mod record;
 
 pub use figures::Figures;
 pub use port::{Direction, Leg, PortSpec};

@@ -42,11 +42,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{self, ChannelDesc, EndpointDesc, FdSource, Fds, PortSpec, Stop};
-use crate::report::{RunReport, human_bytes};
-use crate::scenario::{BackendKind, Scenario, WaitMode};
-use crate::supervisor::Session;
-use crate::sys::{self, CopyMeter, Window};
+use wasm_ipc_report::{RunReport, human_bytes};
+use wasm_ipc_runtime::backend::{self, ChannelDesc, EndpointDesc, FdSource, Fds, PortSpec, Stop};
+use wasm_ipc_runtime::matrix::Matrix;
+use wasm_ipc_runtime::supervisor;
+use wasm_ipc_scenario::{BackendKind, Scenario, WaitMode};
+use wasm_ipc_sys::{self as sys, CopyMeter, Window};
 
 /// What `bench` is asked to do.
 #[derive(Debug, Clone)]
@@ -64,6 +65,8 @@ pub struct Options {
     /// Two agents' endpoints (`tcp/IP:PORT`, agents running): adds `wasm-zenoh-across`, the
     /// WASM contender on `zenoh` with its two plugins on these two hosts.
     pub across: Option<[String; 2]>,
+    /// Where the agents' token is read (with `across`); `None`: `WASM_IPC_TOKEN`.
+    pub token_file: Option<PathBuf>,
 }
 
 /// One contender's figures in one round.
@@ -143,7 +146,7 @@ const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];
 pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
     let rounds = opts.rounds.max(1);
     let iceoryx2 = opts.iceoryx2.clone().unwrap_or_else(|| {
-        crate::template::repo_root().join("benches/iceoryx2/target/release/wasm-ipc-iceoryx2-bench")
+        crate::repo_root().join("benches/iceoryx2/target/release/wasm-ipc-iceoryx2-bench")
     });
     let iceoryx2 = iceoryx2.exists().then_some(iceoryx2);
     if iceoryx2.is_none() {
@@ -152,7 +155,7 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
              --manifest-path benches/iceoryx2/Cargo.toml); its rows and targets say \"not measured\""
         );
     }
-    let plugins = crate::template::repo_root().join("plugins/target/wasm32-wasip1/release");
+    let plugins = crate::repo_root().join("plugins/target/wasm32-wasip1/release");
     for p in ["pinger", "relay", "producer", "consumer"] {
         let wasm = plugins.join(format!("{p}.wasm"));
         if !wasm.exists() {
@@ -176,7 +179,8 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
     let load = Load::start(exe, opts.load)?;
     let mut samples = Vec::new();
     let tag = format!("bench{}", std::process::id());
-    let mut session_cache: BTreeMap<String, (Scenario, Session)> = BTreeMap::new();
+    let mut session_cache: BTreeMap<String, Matrix> = BTreeMap::new();
+    let wasm_session = session_options(exe, "bench", opts.token_file.as_deref());
     for round in 0..rounds {
         eprintln!("wasm-ipc bench: round {} of {rounds}", round + 1);
         samples.push(memcpy(round, if opts.quick { 8 << 20 } else { 64 << 20 }));
@@ -192,7 +196,7 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
             let sc = wasm_scenario(
                 &plugins,
                 &mut session_cache,
-                exe,
+                &wasm_session,
                 "ping-pong",
                 64,
                 pings,
@@ -204,7 +208,7 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
             let sc = wasm_scenario(
                 &plugins,
                 &mut session_cache,
-                exe,
+                &wasm_session,
                 "ping-pong",
                 64,
                 pings,
@@ -230,7 +234,7 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
                 let sc = wasm_scenario(
                     &plugins,
                     &mut session_cache,
-                    exe,
+                    &wasm_session,
                     "throughput",
                     size,
                     count,
@@ -244,7 +248,7 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
                 let sc = wasm_scenario(
                     &plugins,
                     &mut session_cache,
-                    exe,
+                    &wasm_session,
                     "throughput",
                     size,
                     count,
@@ -751,7 +755,7 @@ fn spawn_peer(exe: &Path, spec: &PeerSpec, fds: &[OwnedFd]) -> anyhow::Result<Ch
     cmd.arg("bench-peer")
         .arg(serde_json::to_string(spec)?)
         .env_clear()
-        .env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME)
+        .env("ZENOH_RUNTIME", wasm_ipc_runtime::backend::zenoh::RUNTIME)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -907,17 +911,27 @@ fn native(
     Ok(sample)
 }
 
+/// What the sessions of the bench's WASM contenders share: workers start from `exe`, the run
+/// id is `TAG<pid>`.
+fn session_options(exe: &Path, tag: &str, token_file: Option<&Path>) -> supervisor::Options {
+    supervisor::Options {
+        exe: exe.to_path_buf(),
+        run_id: format!("{tag}{}", std::process::id()),
+        token_file: token_file.map(Path::to_path_buf),
+    }
+}
+
 /// The scenario for a WASM contender, parsed once per shape and size.
 #[allow(clippy::too_many_arguments)]
 fn wasm_scenario<'a>(
     plugins: &Path,
-    cache: &'a mut BTreeMap<String, (Scenario, Session)>,
-    exe: &Path,
+    cache: &'a mut BTreeMap<String, Matrix>,
+    session: &supervisor::Options,
     pattern: &str,
     size: u64,
     count: u64,
     across: Option<&[String; 2]>,
-) -> anyhow::Result<&'a (Scenario, Session)> {
+) -> anyhow::Result<&'a mut Matrix> {
     let key = format!("{pattern}-{size}-{}", across.is_some());
     if !cache.contains_key(&key) {
         let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
@@ -994,27 +1008,29 @@ timeout = "300s"
             );
         }
         let sc = Scenario::parse(Path::new("bench.toml"), &text)?;
-        let session = Session::new(
-            &sc,
-            exe.to_path_buf(),
-            format!("bench{}", std::process::id()),
-        )?;
-        cache.insert(key.clone(), (sc, session));
+        let kinds = if across.is_some() {
+            &[BackendKind::Zenoh][..]
+        } else {
+            &BackendKind::ALL[..]
+        };
+        let matrix = Matrix::new(&sc, kinds, &[], session.clone())?;
+        cache.insert(key.clone(), matrix);
     }
-    Ok(&cache[&key])
+    Ok(cache.get_mut(&key).expect("inserted above"))
 }
 
 /// One run of a WASM contender through the supervisor, as `wasm-ipc run` does it.
 fn wasm(
-    (sc, session): &(Scenario, Session),
+    matrix: &mut Matrix,
     kind: BackendKind,
     pattern: &str,
     size: u64,
     count: u64,
     round: u32,
 ) -> anyhow::Result<Sample> {
-    let r: RunReport = session.run(sc, kind, round);
-    let contender = if sc.hosts.is_empty() {
+    let (point, record) = matrix.run_one(0, kind, round)?;
+    let r: RunReport = wasm_ipc_report::build(&point.scenario, &record);
+    let contender = if point.scenario.hosts.is_empty() {
         format!("wasm-{}", kind.name())
     } else {
         format!("wasm-{}-across", kind.name())
@@ -1151,12 +1167,13 @@ timeout = "60s"
         );
         Ok(Scenario::parse(Path::new("idle.toml"), &text)?)
     };
-    let (idle, busy) = (scenario(5)?, scenario(1)?);
-    let session = Session::new(
-        &idle,
-        exe.to_path_buf(),
-        format!("bench-idle{}", std::process::id()),
-    )?;
+    let opts = session_options(exe, "bench-idle", None);
+    let mut idle = Matrix::new(&scenario(5)?, &BackendKind::DEFAULT, &[], opts.clone())?;
+    let mut busy = Matrix::new(&scenario(1)?, &BackendKind::DEFAULT, &[], opts)?;
+    let run = |matrix: &mut Matrix, kind| -> anyhow::Result<RunReport> {
+        let (point, record) = matrix.run_one(0, kind, 0)?;
+        Ok(wasm_ipc_report::build(&point.scenario, &record))
+    };
     let consumer = |r: &RunReport| -> anyhow::Result<f64> {
         if !r.ok {
             bail!(
@@ -1173,8 +1190,8 @@ timeout = "60s"
     };
     let mut out = Vec::new();
     for kind in BackendKind::DEFAULT {
-        let long = session.run(&idle, kind, 0);
-        let short = session.run(&busy, kind, 0);
+        let long = run(&mut idle, kind)?;
+        let short = run(&mut busy, kind)?;
         let waited = (long.elapsed_s - short.elapsed_s).max(1e-3);
         let share = (consumer(&long)? - consumer(&short)?).max(0.0) / waited;
         let mut s = Sample::new(&format!("idle-{}", kind.name()), "reference", 0, 0, 5);
@@ -1241,7 +1258,11 @@ backends = ["shm"]
     let (_, big) = run(&large)?;
     let rss = |r: &serde_json::Value| r["supervisor_max_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
     let sc = Scenario::load(&small)?;
-    let needs = crate::check::check(&sc, BackendKind::Shm, &crate::check::Machine::this())?;
+    let needs = wasm_ipc_runtime::check::check(
+        &sc,
+        BackendKind::Shm,
+        &wasm_ipc_runtime::check::Machine::this(),
+    )?;
     let worst = rep["runs"][0]["processes"]
         .as_array()
         .into_iter()
@@ -1556,7 +1577,7 @@ struct Memory {
 
 impl Memory {
     fn new(bytes: usize) -> anyhow::Result<Memory> {
-        let engine = crate::plugin::engine()?;
+        let engine = wasm_ipc_runtime::plugin::engine()?;
         let mut store = wasmtime::Store::new(&engine, ());
         let pages = bytes.div_ceil(65536) + 1;
         let module =
@@ -1623,7 +1644,7 @@ fn save(r: &Results, opts: &Options) -> anyhow::Result<PathBuf> {
     let base = opts
         .out
         .clone()
-        .unwrap_or_else(|| crate::template::repo_root().join("benches/results"));
+        .unwrap_or_else(|| crate::repo_root().join("benches/results"));
     let date = Command::new("date")
         .arg("+%Y-%m-%dT%H%M%S")
         .output()

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::backend::{self, ChannelCost, ChannelShape};
 use crate::lanes::Lane;
-use crate::report::human_bytes;
+use crate::scenario::human_bytes;
 use crate::scenario::{BackendKind, Channel, Scenario, ScenarioError};
 
 /// The most a plugin's windows may take, summed: they must all lie below 2 GiB (a 32-bit
@@ -130,6 +130,13 @@ fn error(sc: &Scenario, line: usize, key: String, message: String) -> ScenarioEr
 
 fn size(b: u64) -> String {
     format!("{} ({b} B)", human_bytes(b as f64))
+}
+
+/// What `sc` needs on each of `backends`, on this machine; the first backend on which it
+/// cannot work refuses it.
+pub fn check_all(sc: &Scenario, backends: &[BackendKind]) -> Result<Vec<Needs>, ScenarioError> {
+    let machine = Machine::this();
+    backends.iter().map(|&b| check(sc, b, &machine)).collect()
 }
 
 /// Computes what `sc` needs on `backend` and refuses what cannot work on `machine`.

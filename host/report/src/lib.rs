@@ -3,6 +3,15 @@
 //! Figures come from the workers, measured from the barrier's release; CPU, RSS and context
 //! switches from `wait4`. `copied_bytes` is the sum of what each worker's transport counted
 //! where it copied; digests combine per-link digests in link-key order.
+//!
+//! This crate formats and judges; it runs nothing and links no WebAssembly engine, so a change
+//! to a label or a verdict rebuilds only the crates that print reports.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+/// `--html FILE`: the report as one self-contained page.
+pub mod html;
+pub mod plot;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,70 +19,11 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::control::{Outcome, Status};
-use crate::scenario::{BackendKind, Scenario, Verify};
-use crate::sys::ChildUsage;
-
-/// What the supervisor gathered about one run: the report's input.
-#[derive(Debug, Default)]
-pub struct RunRecord {
-    /// Every worker that was started, in plugin order.
-    pub workers: Vec<WorkerRecord>,
-    /// When the start barrier opened, if it did.
-    pub release_ns: Option<u64>,
-    /// Ctrl-C or SIGTERM ended the run.
-    pub interrupted: bool,
-    /// Every link and the backend that carried it.
-    pub links: Vec<LinkReport>,
-    /// Each host's clock as measured at connect.
-    pub clocks: Vec<ClockReport>,
-}
-
-/// A host's `CLOCK_MONOTONIC` against the supervisor's (added in schema 1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClockReport {
-    /// The host's name.
-    pub host: String,
-    /// Its clock minus the supervisor's, ns: the best of several round trips.
-    pub offset_ns: i64,
-    /// At most this wrong, ns (half that round trip). Hand-off times of links from or to
-    /// the host are corrected by the offset, so they carry this error too.
-    pub error_ns: u64,
-}
-
-/// One producer → consumer link of a run and what carried it (added in schema 1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinkReport {
-    /// The link key: `channel[c]:producer.port->consumer.port`.
-    pub link: String,
-    /// `shm`, `msg` or `zenoh` (what `auto` chose, on an `auto` run).
-    pub backend: String,
-    /// The producer's host (`local`: the supervisor's machine).
-    pub from_host: String,
-    /// The consumer's host.
-    pub to_host: String,
-}
-
-/// What the supervisor learned about one worker.
-#[derive(Debug)]
-pub struct WorkerRecord {
-    /// Plugin instance name.
-    pub name: String,
-    /// The host it ran on (`local`: the supervisor's machine).
-    pub host: String,
-    /// Its pid (on its host).
-    pub pid: i32,
-    /// When its spawn was requested (CLOCK_MONOTONIC ns).
-    pub spawn_ns: u64,
-    /// When it said `Ready`.
-    pub ready_ns: Option<u64>,
-    /// Its final report, if it sent one.
-    pub outcome: Option<Outcome>,
-    /// Its exit status and resource usage, once reaped.
-    pub usage: Option<ChildUsage>,
-    /// Why the supervisor killed it, if it did.
-    pub killed: Option<String>,
-}
+use wasm_ipc_scenario::{Scenario, Verify};
+pub use wasm_ipc_scenario::{human_bytes, human_ns};
+use wasm_ipc_wire::control::Status;
+use wasm_ipc_wire::record::RunRecord;
+pub use wasm_ipc_wire::record::{ClockReport, LinkReport};
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,7 +138,7 @@ pub struct ProcessReport {
     pub counters: BTreeMap<String, u64>,
     /// The limit the plugin ran into (`memory`, `table`, `stack`, `cpu`), if it did.
     #[serde(default)]
-    pub limit: Option<crate::control::LimitHit>,
+    pub limit: Option<wasm_ipc_wire::control::LimitHit>,
     /// Calls it made that were answered (client ports).
     #[serde(default)]
     pub calls: u64,
@@ -279,14 +229,8 @@ pub fn combine(links: &BTreeMap<String, String>) -> String {
 }
 
 /// Turns what the supervisor gathered into the run's report.
-pub fn build(
-    sc: &Scenario,
-    backend: BackendKind,
-    repeat: u32,
-    modules_compiled: usize,
-    run: &RunRecord,
-    start_error: Option<anyhow::Error>,
-) -> RunReport {
+pub fn build(sc: &Scenario, run: &RunRecord) -> RunReport {
+    let (backend, repeat, modules_compiled) = (run.backend, run.repeat, run.modules_compiled);
     let mut sent = BTreeMap::new();
     let mut received = BTreeMap::new();
     let mut latency = Histogram::<u64>::new(3).expect("3 significant figures is valid");
@@ -402,7 +346,7 @@ pub fn build(
         Status::PeerFailed => 2,
         Status::Ok => 3,
     };
-    let mut error = start_error.map(|e| format!("{e:#}"));
+    let mut error = run.start_error.clone();
     if error.is_none() && run.interrupted {
         error = Some("interrupted (Ctrl-C)".into());
     }
@@ -524,6 +468,12 @@ fn percentiles(h: &Histogram<u64>) -> Latency {
     }
 }
 
+/// This process's peak resident set so far, KiB.
+fn self_max_rss_kib() -> u64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0))
+}
+
 impl Report {
     /// Assembles the report and checks that every ok run with digests delivered the same bytes.
     pub fn new(sc: &Scenario, runs: Vec<RunReport>) -> Report {
@@ -540,7 +490,7 @@ impl Report {
             supervisor_pid: std::process::id(),
             digests_agree,
             runs,
-            supervisor_max_rss_kib: crate::sys::self_max_rss_kib(),
+            supervisor_max_rss_kib: self_max_rss_kib(),
         }
     }
 
@@ -1133,31 +1083,6 @@ impl Report {
             );
         }
         out
-    }
-}
-
-/// `1.5 MiB`, `64 B`: bytes for people.
-pub fn human_bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// `850 ns`, `12.3 µs`, `4.56 ms`: nanoseconds for people.
-pub fn human_ns(ns: u64) -> String {
-    match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        _ => format!("{:.2} ms", ns as f64 / 1e6),
     }
 }
 

@@ -22,8 +22,8 @@ use anyhow::Context;
 use crate::backend::{self, ChannelDesc, EndpointDesc, Fds, NothingToDo, PeerLost, PortSpec};
 use crate::control::{self, FromWorker, Status, ToWorker, WorkerSpec};
 use crate::plugin::{self, cache};
+use crate::record::{ClockReport, LinkReport, RunRecord, WorkerRecord};
 use crate::remote::{self, AgentLink, Heard, SiteJob, SiteLane, SiteWorker, Slot};
-use crate::report::{self, LinkReport, RunRecord, RunReport, WorkerRecord};
 use crate::scenario::{BackendKind, Scenario, Verify};
 use crate::sys::{self, ChildUsage, Pidfd};
 
@@ -47,12 +47,15 @@ pub fn was_interrupted() -> bool {
     interrupted_flag().load(Ordering::Relaxed)
 }
 
-/// The token file the CLI was given (`--token-file`), for the sessions it opens.
-static TOKEN_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// Sets where supervisors read their token (else `WASM_IPC_TOKEN`).
-pub fn set_token_file(path: PathBuf) {
-    let _ = TOKEN_FILE.set(path);
+/// What every session of one command shares.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The binary workers start from (`wasm-ipc worker`).
+    pub exe: PathBuf,
+    /// The run id every process and memfd of the command carries.
+    pub run_id: String,
+    /// Where the agents' token is read (`--token-file`); `None`: `WASM_IPC_TOKEN`.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Modules compiled for a scenario, shared by all its runs, and the agents of its hosts.
@@ -72,8 +75,9 @@ pub struct Session {
 impl Session {
     /// Compiles (or loads from the cache) every distinct module of `sc` and checks it against
     /// the ABI; reaches the agent of every host that runs a plugin and hands it its modules.
-    /// `exe` is the binary to start workers from.
-    pub fn new(sc: &Scenario, exe: PathBuf, run_id: String) -> anyhow::Result<Session> {
+    /// Workers start from `opts.exe`.
+    pub fn new(sc: &Scenario, opts: &Options) -> anyhow::Result<Session> {
+        let (exe, run_id) = (opts.exe.clone(), opts.run_id.clone());
         let _ = interrupted_flag();
         let engine = plugin::engine()?;
         let dir = cache::cache_dir();
@@ -111,7 +115,7 @@ impl Session {
         let used: std::collections::BTreeSet<usize> =
             sc.plugins.iter().filter_map(|p| p.host).collect();
         if !used.is_empty() {
-            let token = remote::token(None, TOKEN_FILE.get().map(PathBuf::as_path))?;
+            let token = remote::token(None, opts.token_file.as_deref())?;
             for (k, &h) in used.iter().enumerate() {
                 // One session listens on `[run] listen` (a second could not bind its port).
                 let listen = if k == 0 { sc.run.listen } else { None };
@@ -146,8 +150,8 @@ impl Session {
             .collect()
     }
 
-    /// Runs `sc` once on `backend`; failures are in the report, never an `Err`.
-    pub fn run(&self, sc: &Scenario, backend: BackendKind, repeat: u32) -> RunReport {
+    /// Runs `sc` once on `backend`; failures are in the record, never an `Err`.
+    pub fn run(&self, sc: &Scenario, backend: BackendKind, repeat: u32) -> RunRecord {
         let start_ns = sys::now_ns();
         // `run.timeout` is bounded by the parser, so this cannot overflow in practice; saturate
         // rather than wrap if it ever did.
@@ -155,7 +159,11 @@ impl Session {
         let deadline_ns = start_ns.saturating_add(timeout_ns);
         let mut run = RunState::default();
         let result = self.start_and_supervise(sc, backend, repeat, deadline_ns, &mut run);
-        let record = RunRecord {
+        RunRecord {
+            backend,
+            repeat,
+            modules_compiled: self.modules_compiled,
+            start_error: result.err().map(|e| format!("{e:#}")),
             workers: run.workers.into_iter().map(|w| w.record).collect(),
             release_ns: run.release_ns,
             interrupted: run.interrupted,
@@ -163,21 +171,13 @@ impl Session {
             clocks: self
                 .clock_offsets()
                 .into_iter()
-                .map(|(host, offset_ns, error_ns)| report::ClockReport {
+                .map(|(host, offset_ns, error_ns)| ClockReport {
                     host,
                     offset_ns,
                     error_ns,
                 })
                 .collect(),
-        };
-        report::build(
-            sc,
-            backend,
-            repeat,
-            self.modules_compiled,
-            &record,
-            result.err(),
-        )
+        }
     }
 
     fn start_and_supervise(

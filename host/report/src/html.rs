@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::Report;
-use crate::scenario::Scenario;
+use crate::Report;
+use wasm_ipc_scenario::Scenario;
 
 /// Escapes text for HTML.
 fn esc(s: &str) -> String {

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use plotters::prelude::*;
 
-use crate::report::{Report, RunReport, cpu_per_message_ns};
+use crate::{Report, RunReport, cpu_per_message_ns};
 
 /// One figure to draw.
 struct Panel {

@@ -215,7 +215,7 @@ impl wasmtime::ResourceLimiter for Limiter {
              beyond its limit of {} B: plugin.memory = {} B plus {} B of port windows",
             self.name,
             desired,
-            crate::report::human_bytes(desired as f64),
+            crate::scenario::human_bytes(desired as f64),
             limit,
             self.limits.memory,
             self.windows

@@ -8,15 +8,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::check::{self, Machine};
-use crate::report::{Report, RunReport, human_bytes, human_ns};
-use crate::scenario::{BackendKind, Scenario};
-use crate::supervisor::{self, Session};
+use wasm_ipc_report::{self as report, Report, RunReport, human_bytes, human_ns};
+use wasm_ipc_runtime::check::{self, Machine};
+use wasm_ipc_runtime::matrix::{Matrix, Step};
+use wasm_ipc_runtime::supervisor;
+use wasm_ipc_scenario::{BackendKind, Scenario};
 
 /// One run of a scenario on both backends that some rows read.
 struct Experiment {
@@ -211,7 +213,7 @@ pub fn scenarios_dir() -> PathBuf {
     if local.join("explain").is_dir() {
         return local;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
 /// Options of one `--explain`.
@@ -223,10 +225,8 @@ pub struct Options<'a> {
     pub quick: bool,
     /// Runs per backend, when given (`--repeat`).
     pub repeat: Option<u32>,
-    /// The worker executable.
-    pub exe: PathBuf,
-    /// The run id for processes and memfds.
-    pub run_id: String,
+    /// What every session shares (worker executable, run id, token file).
+    pub session: supervisor::Options,
     /// A scenario with `[[host]]` tables whose agents run: the "crosses machines" row is
     /// measured from it.
     pub hosts: Option<PathBuf>,
@@ -237,7 +237,6 @@ pub struct Options<'a> {
 /// compile); failed runs are in the result.
 pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Explained> {
     let backends = [BackendKind::Shm, BackendKind::Msg];
-    let machine = Machine::this();
     let mut ran = Vec::new();
     for e in EXPERIMENTS {
         let path = opts.dir.join(e.file);
@@ -249,28 +248,9 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
             sets.push(format!("run.repeat={n}"));
         }
         let sc = Scenario::load_with(&path, &sets).map_err(|err| anyhow::anyhow!("{err}"))?;
-        for &b in &backends {
-            check::check(&sc, b, &machine).map_err(|err| anyhow::anyhow!("{err}"))?;
-        }
-        crate::build::build_stale(&sc)?;
-        let session = Session::new(&sc, opts.exe.clone(), opts.run_id.clone())
+        let what = format!("{} ({})", e.id, e.file);
+        let runs = run_matrix(opts, &sc, &backends, &what, progress)
             .with_context(|| format!("experiment `{}` ({})", e.id, path.display()))?;
-        let mut runs = Vec::new();
-        for &b in &backends {
-            for repeat in 0..sc.run.repeat {
-                progress(&format!(
-                    "explain: {} ({}) on {} (run {})",
-                    e.id,
-                    e.file,
-                    b.name(),
-                    repeat + 1
-                ));
-                runs.push(session.run(&sc, b, repeat));
-                if supervisor::was_interrupted() {
-                    break;
-                }
-            }
-        }
         let digests_agree = Report::new(&sc, runs.clone()).digests_agree;
         ran.push(Ran {
             id: e.id.to_string(),
@@ -288,19 +268,41 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
     if let Some(path) = &opts.hosts
         && !supervisor::was_interrupted()
     {
-        ran.push(across(opts, path, &machine, progress)?);
+        ran.push(across(opts, path, progress)?);
     }
     Ok(fill(ran, opts.quick))
 }
 
+/// Every run of `sc` on `backends` through the runtime's one run loop, each heard by
+/// `progress` as `explain: WHAT on BACKEND (run N)`.
+fn run_matrix(
+    opts: &Options,
+    sc: &Scenario,
+    backends: &[BackendKind],
+    what: &str,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<RunReport>> {
+    let mut matrix = Matrix::new(sc, backends, &[], opts.session.clone())?;
+    let mut runs = Vec::new();
+    matrix.run_all(&mut |step| {
+        match step {
+            Step::Start {
+                backend, repeat, ..
+            } => progress(&format!(
+                "explain: {what} on {} (run {})",
+                backend.name(),
+                repeat + 1
+            )),
+            Step::Done { point, record } => runs.push(report::build(&point.scenario, &record)),
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(runs)
+}
+
 /// Runs the scenario with hosts on `zenoh` and `auto`, and records why `shm` and `msg` refuse
 /// it.
-fn across(
-    opts: &Options,
-    path: &Path,
-    machine: &Machine,
-    progress: &mut dyn FnMut(&str),
-) -> anyhow::Result<Ran> {
+fn across(opts: &Options, path: &Path, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Ran> {
     let mut sets: Vec<String> = Vec::new();
     if opts.quick {
         sets.extend(ACROSS.quick.iter().map(|s| s.to_string()));
@@ -315,31 +317,22 @@ fn across(
          plugins are placed on [[host]]s",
         path.display()
     );
+    let machine = Machine::this();
     let mut refused = Vec::new();
     for b in [BackendKind::Shm, BackendKind::Msg] {
-        if let Err(e) = check::check(&sc, b, machine) {
+        if let Err(e) = check::check(&sc, b, &machine) {
             refused.push((b.name().to_string(), e.message));
         }
     }
-    let backends = [BackendKind::Zenoh, BackendKind::Auto];
-    for &b in &backends {
-        check::check(&sc, b, machine).map_err(|err| anyhow::anyhow!("{err}"))?;
-    }
-    crate::build::build_stale(&sc)?;
-    let session = Session::new(&sc, opts.exe.clone(), opts.run_id.clone())
-        .with_context(|| format!("experiment `across` ({})", path.display()))?;
-    let mut runs = Vec::new();
-    for &b in &backends {
-        for repeat in 0..sc.run.repeat {
-            progress(&format!(
-                "explain: across ({}) on {} (run {})",
-                path.display(),
-                b.name(),
-                repeat + 1
-            ));
-            runs.push(session.run(&sc, b, repeat));
-        }
-    }
+    let what = format!("across ({})", path.display());
+    let runs = run_matrix(
+        opts,
+        &sc,
+        &[BackendKind::Zenoh, BackendKind::Auto],
+        &what,
+        progress,
+    )
+    .with_context(|| format!("experiment `across` ({})", path.display()))?;
     Ok(Ran {
         id: ACROSS.id.to_string(),
         scenario: path.display().to_string(),
@@ -872,8 +865,8 @@ impl Table<'_> {
         let run = self.all(id, b).into_iter().next()?;
         let get = |n: &str| run.processes.iter().find(|p| p.plugin == n);
         let (p, h) = (get("producer")?, get("honest")?);
-        let fine = matches!(p.status, crate::control::Status::Ok)
-            && matches!(h.status, crate::control::Status::Ok);
+        let fine = matches!(p.status, wasm_ipc_wire::control::Status::Ok)
+            && matches!(h.status, wasm_ipc_wire::control::Status::Ok);
         Some((fine, p.messages_sent, h.messages_received))
     }
 

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use super::Outcome;
+
 /// Languages with a stream template.
 pub const LANGUAGES: &[&str] = &["rust", "c", "assemblyscript", "zig", "wat"];
 
@@ -19,17 +21,6 @@ pub const REQUEST_REPLY_LANGUAGES: &[&str] = &["rust", "c"];
 
 /// The kinds of plugin `new` makes.
 pub const KINDS: &[&str] = &["stream", "request-reply"];
-
-/// The repository root: `$WASM_IPC_ROOT`, else the source tree this binary was built from.
-pub fn repo_root() -> PathBuf {
-    match std::env::var_os("WASM_IPC_ROOT") {
-        Some(r) => PathBuf::from(r),
-        None => {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            p.canonicalize().unwrap_or(p)
-        }
-    }
-}
 
 fn substitute(text: &str, name: &str, root: &str) -> String {
     text.replace("{{name}}", name).replace("{{root}}", root)
@@ -100,7 +91,7 @@ pub fn generate(lang: &str, kind: &str, name: &str, parent: &Path) -> anyhow::Re
             "plugin name `{name}`: use lowercase letters, digits, `-` and `_`, starting with a letter"
         );
     }
-    let root = repo_root();
+    let root = wasm_ipc_lab::repo_root();
     let template = if request_reply {
         root.join("plugins/templates/request-reply").join(lang)
     } else {
@@ -201,4 +192,15 @@ backends = ["shm", "msg"]
 timeout = "60s"
 "#
     )
+}
+
+/// `new --lang LANG [--kind KIND] NAME [--dir DIR]`.
+pub fn run(lang: &str, kind: &str, name: &str, dir: &Path) -> Outcome {
+    let scenario = generate(lang, kind, name, dir)?;
+    out!(
+        "created {}\nrun it: wasm-ipc compare {}",
+        scenario.parent().unwrap_or(dir).display(),
+        scenario.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }

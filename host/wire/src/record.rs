@@ -1,0 +1,97 @@
+//! What the supervisor gathers about one run, from its workers (their `Done`, over the control
+//! socket), their exits (`wait4`, here or on an agent's host) and its own plan: the input the
+//! report is built from. Plain data, so the runtime that fills it and the report that reads it
+//! need not know each other.
+
+use serde::{Deserialize, Serialize};
+use wasm_ipc_scenario::BackendKind;
+
+use crate::control::Outcome;
+
+/// Resource usage of a finished child, from `wait4`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ChildUsage {
+    /// Exit code, when the child exited.
+    pub exit_code: Option<i32>,
+    /// Signal number, when a signal killed the child.
+    pub signal: Option<i32>,
+    /// User CPU seconds.
+    pub user_s: f64,
+    /// System CPU seconds.
+    pub sys_s: f64,
+    /// Peak resident set in KiB.
+    pub max_rss_kib: u64,
+    /// Voluntary context switches.
+    pub voluntary_cs: u64,
+    /// Involuntary context switches.
+    pub involuntary_cs: u64,
+}
+
+/// What the supervisor gathered about one run: the report's input.
+#[derive(Debug)]
+pub struct RunRecord {
+    /// The backend the run was asked for (`auto` stays `auto`; `links` say what it chose).
+    pub backend: BackendKind,
+    /// Which repeat of the backend this was (0-based).
+    pub repeat: u32,
+    /// Modules compiled for this run's session (not loaded from the cache).
+    pub modules_compiled: usize,
+    /// Why the run could not start, if it could not (`{:#}` of the error).
+    pub start_error: Option<String>,
+    /// Every worker that was started, in plugin order.
+    pub workers: Vec<WorkerRecord>,
+    /// When the start barrier opened, if it did.
+    pub release_ns: Option<u64>,
+    /// Ctrl-C or SIGTERM ended the run.
+    pub interrupted: bool,
+    /// Every link and the backend that carried it.
+    pub links: Vec<LinkReport>,
+    /// Each host's clock as measured at connect.
+    pub clocks: Vec<ClockReport>,
+}
+
+/// A host's `CLOCK_MONOTONIC` against the supervisor's (added in schema 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClockReport {
+    /// The host's name.
+    pub host: String,
+    /// Its clock minus the supervisor's, ns: the best of several round trips.
+    pub offset_ns: i64,
+    /// At most this wrong, ns (half that round trip). Hand-off times of links from or to
+    /// the host are corrected by the offset, so they carry this error too.
+    pub error_ns: u64,
+}
+
+/// One producer → consumer link of a run and what carried it (added in schema 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// The link key: `channel[c]:producer.port->consumer.port`.
+    pub link: String,
+    /// `shm`, `msg` or `zenoh` (what `auto` chose, on an `auto` run).
+    pub backend: String,
+    /// The producer's host (`local`: the supervisor's machine).
+    pub from_host: String,
+    /// The consumer's host.
+    pub to_host: String,
+}
+
+/// What the supervisor learned about one worker.
+#[derive(Debug)]
+pub struct WorkerRecord {
+    /// Plugin instance name.
+    pub name: String,
+    /// The host it ran on (`local`: the supervisor's machine).
+    pub host: String,
+    /// Its pid (on its host).
+    pub pid: i32,
+    /// When its spawn was requested (CLOCK_MONOTONIC ns).
+    pub spawn_ns: u64,
+    /// When it said `Ready`.
+    pub ready_ns: Option<u64>,
+    /// Its final report, if it sent one.
+    pub outcome: Option<Outcome>,
+    /// Its exit status and resource usage, once reaped.
+    pub usage: Option<ChildUsage>,
+    /// Why the supervisor killed it, if it did.
+    pub killed: Option<String>,
+}
