@@ -27,7 +27,6 @@ use crate::remote::{
     self, AGENT_ALIVE, Answer, Envelope, EventLine, PROTOCOL, RPC_KEY, Request, SiteEvent, SiteJob,
     Slot,
 };
-use crate::scenario::BackendKind;
 use crate::supervisor::{self, Event, Role, spawn_worker};
 use crate::sys::{self, Pidfd};
 
@@ -278,7 +277,7 @@ impl Agent {
                 anyhow::ensure!(count <= 4096, "{count} ports asked at once");
                 let mut ports = Vec::new();
                 for _ in 0..count {
-                    let (port, _probe) = backend::zenoh::free_port(self.listen.ip())?;
+                    let (port, _probe) = backend::free_port(self.listen.ip())?;
                     ports.push(port);
                 }
                 Answer::Ports { ports }
@@ -397,7 +396,7 @@ impl Agent {
         let mut roles: HashMap<usize, Vec<(usize, Role)>> = HashMap::new();
         for (j, lane) in job.lanes.iter().enumerate() {
             anyhow::ensure!(
-                matches!(lane.backend, BackendKind::Shm | BackendKind::Msg),
+                !lane.backend.crosses_hosts(),
                 "an agent plans `shm` and `msg` lanes, not `{}`",
                 lane.backend.name()
             );

@@ -166,7 +166,7 @@ pub fn check(
     let costs: Vec<ChannelCost> = lanes
         .iter()
         .map(|lane| {
-            let b = crate::supervisor::resolve(backend, lane.on_one_host(sc));
+            let b = crate::backend::resolve(backend, lane.on_one_host(sc));
             backend::of(b).cost(&shape(lane))
         })
         .collect();

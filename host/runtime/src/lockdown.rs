@@ -12,6 +12,7 @@ use seccompiler::{
     SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
 };
 
+use crate::backend::Lockdown;
 use crate::sys;
 
 /// Every call a locked-down worker may make, with the reason. Anything else gets EPERM.
@@ -145,62 +146,21 @@ pub const ALLOWED: &[(&str, i64, &str)] = &[
     ("exit_group", libc::SYS_exit_group, "the worker ends"),
 ];
 
-/// What a worker with `zenoh` ports may call besides [`ALLOWED`]: the engine's threads (its
-/// tokio runtimes) keep running after the lock-down, on the sockets they opened before it.
-/// Opening new sockets, connecting and accepting stay refused: every link is up before
-/// `Ready` (`Sender::connect`).
-pub const ZENOH_ALLOWED: &[(&str, i64, &str)] = &[
-    (
-        "epoll_wait",
-        libc::SYS_epoll_wait,
-        "the engine's event loops waiting on their sockets",
-    ),
-    ("epoll_pwait", libc::SYS_epoll_pwait, "the same"),
-    ("epoll_pwait2", libc::SYS_epoll_pwait2, "the same"),
-    (
-        "epoll_ctl",
-        libc::SYS_epoll_ctl,
-        "the event loops (de)registering sockets they hold",
-    ),
-    (
-        "shutdown",
-        libc::SYS_shutdown,
-        "the engine closing a link at the end",
-    ),
-    (
-        "getsockopt",
-        libc::SYS_getsockopt,
-        "the engine reading a socket's error or buffer size",
-    ),
-    (
-        "setsockopt",
-        libc::SYS_setsockopt,
-        "the engine setting a link's options",
-    ),
-    (
-        "sched_getaffinity",
-        libc::SYS_sched_getaffinity,
-        "the engine's runtime sizing itself",
-    ),
-];
-
 fn arch() -> anyhow::Result<seccompiler::TargetArch> {
     std::env::consts::ARCH
         .try_into()
         .map_err(|e| anyhow::anyhow!("seccomp on {}: {e:?}", std::env::consts::ARCH))
 }
 
-fn filter(zenoh: bool) -> anyhow::Result<seccompiler::BpfProgram> {
-    let extra = if zenoh { ZENOH_ALLOWED } else { &[] };
+fn filter(extra: &[Lockdown]) -> anyhow::Result<seccompiler::BpfProgram> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
         .iter()
-        .chain(extra)
+        .chain(extra.iter().flat_map(|x| x.calls))
         .map(|&(_, nr, _)| (nr, Vec::new()))
         .collect();
-    if zenoh {
-        // The engine's runtime starts threads when it needs them (a blocked worker thread is
-        // replaced, a name is resolved off the event loop): `clone` with CLONE_THREAD only, a
-        // thread of this process under this filter, never a new process.
+    if threads(extra) {
+        // A backend's threads start threads when they need them: `clone` with CLONE_THREAD
+        // only, a thread of this process under this filter, never a new process.
         let thread = u64::try_from(libc::CLONE_THREAD)?;
         let only_threads = SeccompRule::new(vec![
             SeccompCondition::new(
@@ -256,11 +216,17 @@ fn clone3_enosys() -> anyhow::Result<seccompiler::BpfProgram> {
     ])
 }
 
-/// Installs the filter on every thread of this process (with `PR_SET_NO_NEW_PRIVS`); `zenoh`
-/// adds [`ZENOH_ALLOWED`].
-pub fn install(zenoh: bool) -> anyhow::Result<()> {
-    let mut program = filter(zenoh)?;
-    if zenoh {
+/// Whether a backend's threads start threads after the lock-down.
+fn threads(extra: &[Lockdown]) -> bool {
+    extra.iter().any(|x| x.threads)
+}
+
+/// Installs the filter on every thread of this process (with `PR_SET_NO_NEW_PRIVS`): what
+/// every worker may call, and what the backends of its ports need (`extra`, from
+/// `Backend::lockdown`).
+pub fn install(extra: &[Lockdown]) -> anyhow::Result<()> {
+    let mut program = filter(extra)?;
+    if threads(extra) {
         program = clone3_enosys()?.into_iter().chain(program).collect();
     }
     seccompiler::apply_filter_all_threads(&program)
@@ -290,9 +256,9 @@ pub fn self_check() -> anyhow::Result<Vec<sys::Probe>> {
     Ok(probes)
 }
 
-/// Installs the filter (with [`ZENOH_ALLOWED`] for a worker with `zenoh` ports) and checks
-/// that it holds.
-pub fn lock_down(zenoh: bool) -> anyhow::Result<()> {
-    install(zenoh)?;
+/// Installs the filter (with what the backends of the worker's ports need) and checks that
+/// it holds.
+pub fn lock_down(extra: &[Lockdown]) -> anyhow::Result<()> {
+    install(extra)?;
     self_check().map(drop)
 }

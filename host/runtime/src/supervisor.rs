@@ -344,8 +344,8 @@ pub(crate) fn spawn_worker(
             cmd.env(var, value);
         }
     }
-    if spec.ports.iter().any(|p| p.backend == BackendKind::Zenoh) {
-        cmd.env("ZENOH_RUNTIME", crate::backend::zenoh::RUNTIME);
+    for (var, value) in backend::worker_env(spec.ports.iter().map(|p| p.backend)) {
+        cmd.env(var, value);
     }
 
     let mut pass = vec![theirs.as_fd(), module];
@@ -750,16 +750,6 @@ struct Plan {
     links: Vec<LinkReport>,
 }
 
-/// The backend that carries a lane whose plugins are on `hosts` on a run on `kind`: `auto`
-/// takes `shm` inside one host and `zenoh` between hosts.
-pub fn resolve(kind: BackendKind, one_host: bool) -> BackendKind {
-    match kind {
-        BackendKind::Auto if one_host => BackendKind::Shm,
-        BackendKind::Auto => BackendKind::Zenoh,
-        other => other,
-    }
-}
-
 /// Wires every lane of `sc`: a backend plans each lane itself, here when the lane's plugins
 /// are on this machine or the lane crosses hosts (`zenoh`), on the agent when they all run
 /// on its host on a backend with local resources (`shm`, `msg`).
@@ -779,7 +769,7 @@ fn plan(
     // Ports for the producers of zenoh lanes placed on hosts: asked of each agent at once.
     let mut wanted: BTreeMap<usize, u32> = BTreeMap::new();
     for lane in &lanes {
-        if resolve(kind, one_host(lane)) == BackendKind::Zenoh {
+        if backend::resolve(kind, one_host(lane)).crosses_hosts() {
             for f in &lane.from {
                 if let Some(h) = host_of(f.plugin) {
                     *wanted.entry(h).or_default() += 1;
@@ -818,7 +808,7 @@ fn plan(
     for (l, lane) in lanes.iter().enumerate() {
         let c = lane.channel;
         let single = one_host(lane);
-        let b = resolve(kind, single);
+        let b = backend::resolve(kind, single);
         if !single && !b.crosses_hosts() {
             anyhow::bail!(
                 "{}: backend `{}` cannot join plugins on different hosts; use `zenoh` or `auto`",
@@ -842,7 +832,7 @@ fn plan(
             }
         }
         // A lane on one host, on a backend with local resources: that host's agent plans it.
-        if b != BackendKind::Zenoh
+        if !b.crosses_hosts()
             && let Some(h) = host_of(lane.from[0].plugin)
         {
             let job = jobs.entry(h).or_insert_with(new_job);
@@ -873,37 +863,35 @@ fn plan(
             continue;
         }
         // Producers listen where the other hosts can reach them.
-        let endpoints = if b == BackendKind::Zenoh
-            && multi
-            && !(single && host_of(lane.from[0].plugin).is_none())
-        {
-            let mut list = Vec::new();
-            for f in &lane.from {
-                let addr = match host_of(f.plugin) {
-                    Some(h) => {
-                        let port = pools
-                            .get_mut(&h)
-                            .and_then(Vec::pop)
-                            .context("the agent gave fewer ports than asked")?;
-                        std::net::SocketAddr::new(sc.hosts[h].addr.ip(), port)
-                    }
-                    None => {
-                        let listen = sc.run.listen.context(
-                            "plugins on this machine link to other hosts: [run] listen (or \
+        let endpoints =
+            if b.crosses_hosts() && multi && !(single && host_of(lane.from[0].plugin).is_none()) {
+                let mut list = Vec::new();
+                for f in &lane.from {
+                    let addr = match host_of(f.plugin) {
+                        Some(h) => {
+                            let port = pools
+                                .get_mut(&h)
+                                .and_then(Vec::pop)
+                                .context("the agent gave fewer ports than asked")?;
+                            std::net::SocketAddr::new(sc.hosts[h].addr.ip(), port)
+                        }
+                        None => {
+                            let listen = sc.run.listen.context(
+                                "plugins on this machine link to other hosts: [run] listen (or \
                              --listen) must give this machine's address",
-                        )?;
-                        let (port, probe) = backend::zenoh::free_port(listen.ip())
-                            .with_context(|| format!("run.listen tcp/{listen}"))?;
-                        held.push(probe);
-                        std::net::SocketAddr::new(listen.ip(), port)
-                    }
-                };
-                list.push(addr);
-            }
-            Some(list)
-        } else {
-            None
-        };
+                            )?;
+                            let (port, probe) = backend::free_port(listen.ip())
+                                .with_context(|| format!("run.listen tcp/{listen}"))?;
+                            held.push(probe);
+                            std::net::SocketAddr::new(listen.ip(), port)
+                        }
+                    };
+                    list.push(addr);
+                }
+                Some(list)
+            } else {
+                None
+            };
         let desc = ChannelDesc {
             index: l,
             run_id,

@@ -196,12 +196,9 @@ fn run_worker() -> anyhow::Result<()> {
             spec.plugin
         );
     }
-    let zenoh = spec
-        .ports
-        .iter()
-        .any(|p| p.backend == crate::scenario::BackendKind::Zenoh);
+    let needs = crate::backend::Lockdown::of(spec.ports.iter().map(|p| p.backend));
     if let Err(e) = (!unlocked)
-        .then(|| crate::lockdown::lock_down(zenoh))
+        .then(|| crate::lockdown::lock_down(&needs))
         .transpose()
     {
         send_early(

@@ -21,7 +21,7 @@ pub fn bench_peer(spec: &str) -> Outcome {
 /// the calls it must refuse; 0 when each was refused.
 pub fn lockdown_check(without_filter: bool) -> Outcome {
     if !without_filter {
-        wasm_ipc::lockdown::install(false)?;
+        wasm_ipc::lockdown::install(&[])?;
     }
     for p in wasm_ipc::sys::forbidden_calls() {
         out!(

@@ -33,6 +33,7 @@
 //!   a copy, at the place where it copied them.
 
 pub use wasm_ipc_wire::frame;
+mod credit;
 pub mod msg;
 pub mod shm;
 pub mod zenoh;
@@ -87,6 +88,70 @@ pub trait Backend: Sync + Debug {
         window: Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<Box<dyn Receiver>>;
+    /// What a worker with a port on this backend needs of its lock-down beyond the calls
+    /// every worker may make (`lockdown::ALLOWED`): none, unless the backend's own threads go
+    /// on working after it.
+    fn lockdown(&self) -> Lockdown {
+        Lockdown::default()
+    }
+    /// Environment variables a worker with a port on this backend is started with (workers
+    /// get no other environment).
+    fn worker_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+}
+
+/// What a backend needs of the worker's lock-down (`lockdown::install`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lockdown {
+    /// Further system calls the worker may make: name, number, and why.
+    pub calls: &'static [(&'static str, i64, &'static str)],
+    /// Whether its threads start threads after the lock-down: then `clone` is allowed for
+    /// threads of this process only, and `clone3` answers ENOSYS so the C library falls back
+    /// to `clone`, whose flags a filter can read.
+    pub threads: bool,
+}
+
+impl Lockdown {
+    /// What the backends of `kinds` need together (the ports of one worker).
+    pub fn of(kinds: impl IntoIterator<Item = BackendKind>) -> Vec<Lockdown> {
+        let mut seen = Vec::new();
+        let mut all = Vec::new();
+        for kind in kinds {
+            if !seen.contains(&kind) {
+                seen.push(kind);
+                all.push(of(kind).lockdown());
+            }
+        }
+        all
+    }
+}
+
+/// The environment a worker with ports on `kinds` is started with: each backend's
+/// [`Backend::worker_env`], once.
+pub fn worker_env(
+    kinds: impl IntoIterator<Item = BackendKind>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut env: Vec<(&str, &str)> = Vec::new();
+    for kind in kinds {
+        for &pair in of(kind).worker_env() {
+            if !env.contains(&pair) {
+                env.push(pair);
+            }
+        }
+    }
+    env
+}
+
+/// The backend that carries a lane on a run on `kind`, when the lane's plugins are all on
+/// one host (`one_host`) or not: `auto` takes `shm` inside one host and `zenoh` between hosts;
+/// every other kind is itself.
+pub fn resolve(kind: BackendKind, one_host: bool) -> BackendKind {
+    match kind {
+        BackendKind::Auto if one_host => BackendKind::Shm,
+        BackendKind::Auto => BackendKind::Zenoh,
+        other => other,
+    }
 }
 
 /// A channel's shape: what its cost depends on.
@@ -494,6 +559,67 @@ impl Stop {
             }
         }
     }
+}
+
+/// Ports this process has handed to producers: never handed out twice, so two channels of
+/// one run (planned one after the other) or two runs of one `compare` cannot share one while
+/// their workers start.
+static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A free TCP port on `ip` (an address of this machine) for a producer to listen on, below
+/// the kernel's range of ephemeral ports (so that no outgoing connection of the run can take
+/// it before the worker listens). The probe binds without `SO_REUSEADDR`, as strictly as the
+/// engine's listener does: a port with a connection of an earlier run in TIME_WAIT is not
+/// free. The probe socket is returned, to hold while the plan picks the others.
+pub fn free_port(ip: std::net::IpAddr) -> anyhow::Result<(u16, std::os::fd::OwnedFd)> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(20000).max(1);
+    let seed = sys::now_ns() ^ u64::from(std::process::id()).rotate_left(17);
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let mut last = None;
+    for k in 0..1024u64 {
+        let x = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 16;
+        let port = 20000 + u16::try_from(x % u64::from(span)).unwrap_or(0);
+        if given.contains(&port) {
+            continue;
+        }
+        let probe = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+        let addr = SockaddrStorage::from(std::net::SocketAddr::new(ip, port));
+        match bind(probe.as_raw_fd(), &addr) {
+            Ok(()) if listen(&probe, Backlog::new(1)?).is_ok() => {
+                given.insert(port);
+                return Ok((port, probe));
+            }
+            Ok(()) => {}
+            // Not an address of this machine: no port will do.
+            Err(nix::errno::Errno::EADDRNOTAVAIL) => {
+                anyhow::bail!("{ip} is not an address of this machine (bind: EADDRNOTAVAIL)")
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    anyhow::bail!(
+        "no free TCP port on {ip} between 20000 and {low} (last error: {})",
+        last.map_or("none".into(), |e| e.to_string())
+    )
 }
 
 #[cfg(test)]

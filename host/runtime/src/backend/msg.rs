@@ -16,11 +16,11 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::credit::{self, Credits, InputLink, Inputs, LinkState, Returns, Spin};
 use super::frame::{FrameKind, HEADER_LEN, Header};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
@@ -51,33 +51,10 @@ pub struct MsgParams {
 
 impl MsgParams {
     fn for_channel(capacity: u32, wait: WaitMode, processes: usize) -> MsgParams {
-        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
         MsgParams {
-            credit_batch: (capacity / 2).max(1),
-            spin_ns: match wait {
-                WaitMode::Spin => u64::MAX,
-                WaitMode::Futex => 0,
-                WaitMode::Adaptive if processes > cpus => 0,
-                WaitMode::Adaptive => 20_000,
-            },
+            credit_batch: credit::batch(capacity),
+            spin_ns: credit::spin_ns(wait, processes),
         }
-    }
-}
-
-/// Retries of a blocked call, bounded by a spin budget: whether to retry once more.
-#[derive(Debug, Default)]
-struct Spin {
-    since: Option<Instant>,
-}
-
-impl Spin {
-    fn again(&mut self, budget_ns: u64) -> bool {
-        if budget_ns == 0 {
-            return false;
-        }
-        let since = *self.since.get_or_insert_with(Instant::now);
-        std::hint::spin_loop();
-        budget_ns == u64::MAX || since.elapsed() < Duration::from_nanos(budget_ns)
     }
 }
 
@@ -228,15 +205,15 @@ struct OutLink {
     key: String,
     fd: Option<OwnedFd>,
     /// Messages this link may still take.
-    credits: u32,
+    credits: Credits,
     /// A credit count split across reads.
     partial: [u8; 4],
     partial_len: usize,
 }
 
 impl OutLink {
-    /// Reads whatever credit counts the consumer has sent back.
-    fn read_credits(&mut self, calls: &mut Calls) -> Result<CreditRead, PortError> {
+    /// Reads whatever credit counts the consumer of port `port`'s link has sent back.
+    fn read_credits(&mut self, port: &str, calls: &mut Calls) -> Result<CreditRead, PortError> {
         let Some(fd) = &self.fd else {
             return Ok(CreditRead::Gone);
         };
@@ -255,8 +232,7 @@ impl OutLink {
             self.partial[self.partial_len] = b;
             self.partial_len += 1;
             if self.partial_len == 4 {
-                let c = u32::from_le_bytes(self.partial);
-                self.credits = self.credits.saturating_add(c);
+                self.credits.grant(u32::from_le_bytes(self.partial), port)?;
                 self.partial_len = 0;
             }
         }
@@ -304,7 +280,7 @@ impl MsgSender {
                 .map(|(fd, key)| OutLink {
                     key: key.clone(),
                     fd: Some(fd),
-                    credits: spec.capacity,
+                    credits: Credits::new(spec.capacity),
                     partial: [0; 4],
                     partial_len: 0,
                 })
@@ -354,9 +330,9 @@ impl Sender for MsgSender {
         // Every link needs a credit: a slow consumer holds the producer back (back-pressure).
         for link in &mut self.links {
             let mut spin = Spin::default();
-            while link.fd.is_some() && link.credits == 0 {
+            while link.fd.is_some() && !link.credits.available() {
                 self.credit_reads += 1;
-                match link.read_credits(&mut self.calls)? {
+                match link.read_credits(&self.name, &mut self.calls)? {
                     CreditRead::Got => {}
                     CreditRead::Gone => link.fd = None,
                     CreditRead::NotReady if spin.again(self.spin_ns) => {
@@ -369,23 +345,10 @@ impl Sender for MsgSender {
                         let fd = link.fd.as_ref().expect("checked above");
                         // Say who held the producer back: this link's consumer kept
                         // `capacity` messages unread.
-                        wait_one(fd, false, stop, &mut self.calls).map_err(|e| match e {
-                            PortError::Interrupted(why) => PortError::Interrupted(format!(
-                                "{why}; the link was full: the consumer on link {} had not \
-                                 read its {} messages in flight",
-                                link.key, self.capacity
-                            )),
-                            other => other,
-                        })?;
+                        wait_one(fd, false, stop, &mut self.calls)
+                            .map_err(|e| credit::link_was_full(e, &link.key, self.capacity))?;
                     }
                 }
-            }
-            if link.credits > self.capacity {
-                // A consumer returned more than it was given: it lies, so stop trusting it.
-                return Err(PortError::PeerFailed(format!(
-                    "a consumer of port `{}` returned {} credits for a capacity of {}",
-                    self.name, link.credits, self.capacity
-                )));
             }
         }
         if self.links.iter().all(|l| l.fd.is_none()) {
@@ -412,7 +375,7 @@ impl Sender for MsgSender {
             let Some(fd) = &link.fd else { continue };
             let (off, len) = (msg.off as usize, msg.len as usize);
             if Self::write_frame(fd, win, meter, &head, off, len, stop, &mut self.calls)? {
-                link.credits = link.credits.saturating_sub(1);
+                link.credits.spend();
             } else {
                 link.fd = None;
             }
@@ -469,19 +432,24 @@ enum HeaderRead {
     Eof,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InState {
-    Open,
-    Ended,
-    Failed,
-}
-
 struct InLink {
     key: String,
     fd: OwnedFd,
-    state: InState,
+    state: LinkState,
     /// Messages read and not yet returned as credits.
-    unreturned: u32,
+    returns: Returns,
+}
+
+impl InputLink for InLink {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn state(&self) -> LinkState {
+        self.state
+    }
+    fn set_state(&mut self, state: LinkState) {
+        self.state = state;
+    }
 }
 
 /// The receiving half of a `msg` port: one socket per producer, polled round robin.
@@ -490,8 +458,7 @@ pub struct MsgReceiver {
     slot_size: u32,
     credit_batch: u32,
     spin_ns: u64,
-    links: Vec<InLink>,
-    next: usize,
+    links: Inputs<InLink>,
     credit_writes: u64,
     calls: Calls,
 }
@@ -519,18 +486,18 @@ impl MsgReceiver {
             slot_size: spec.slot_size,
             credit_batch: params.credit_batch,
             spin_ns: params.spin_ns,
-            links: spec
-                .links
-                .iter()
-                .zip(fds)
-                .map(|(key, fd)| InLink {
-                    key: key.clone(),
-                    fd,
-                    state: InState::Open,
-                    unreturned: 0,
-                })
-                .collect(),
-            next: 0,
+            links: Inputs::new(
+                spec.links
+                    .iter()
+                    .zip(fds)
+                    .map(|(key, fd)| InLink {
+                        key: key.clone(),
+                        fd,
+                        state: LinkState::Open,
+                        returns: Returns::default(),
+                    })
+                    .collect(),
+            ),
             credit_writes: 0,
             calls: Calls::default(),
         })
@@ -595,18 +562,16 @@ impl MsgReceiver {
 
     /// Gives the producer of link `i` its credits back once a batch is complete.
     fn return_credits(&mut self, i: usize) {
-        let link = &mut self.links[i];
-        link.unreturned += 1;
-        if link.unreturned < self.credit_batch {
+        let link = &mut self.links.links[i];
+        let Some(n) = link.returns.received(self.credit_batch) else {
             return;
-        }
-        let bytes = link.unreturned.to_le_bytes();
+        };
         // Four bytes into a socket whose other direction holds at most `capacity / batch`
         // such counts never block; a producer that is gone is not an error here (its EOF is
         // what the next read reports).
         self.calls.writes += 1;
-        if let Ok(4) = nix::unistd::write(&link.fd, &bytes) {
-            link.unreturned = 0;
+        if let Ok(4) = nix::unistd::write(&link.fd, &n.to_le_bytes()) {
+            link.returns.sent();
             self.credit_writes += 1;
         }
     }
@@ -619,10 +584,10 @@ impl MsgReceiver {
         meter: &mut CopyMeter,
         stop: &Stop,
     ) -> Result<Option<Delivery>, PortError> {
-        let link = &mut self.links[i];
+        let link = &mut self.links.links[i];
         let mut head = [0u8; HEADER_LEN];
         let fail = |link: &mut InLink, why: String| {
-            link.state = InState::Failed;
+            link.state = LinkState::Failed;
             PortError::PeerFailed(format!("producer on link {}: {why}", link.key))
         };
         match Self::read_header(&link.fd, &mut head, stop, &mut self.calls) {
@@ -643,7 +608,7 @@ impl MsgReceiver {
         };
         match header.kind {
             FrameKind::End => {
-                link.state = InState::Ended;
+                link.state = LinkState::Ended;
                 Ok(None)
             }
             FrameKind::Data => {
@@ -672,28 +637,23 @@ impl Receiver for MsgReceiver {
         meter: &mut CopyMeter,
         stop: &Stop,
     ) -> Result<Delivery, PortError> {
-        let n = self.links.len();
         let mut spin = Spin::default();
         loop {
-            if let Some(l) = self.links.iter().find(|l| l.state == InState::Failed) {
-                return Err(PortError::PeerFailed(format!(
-                    "producer on link {} failed",
-                    l.key
-                )));
+            if let Some(e) = self.links.failure() {
+                return Err(e);
             }
-            // Fast path, no poll: try each open link once, round robin from `next`.
-            for k in 0..n {
-                let i = (self.next + k) % n;
-                if self.links[i].state != InState::Open {
+            // Fast path, no poll: try each open link once, round robin.
+            for i in self.links.turns() {
+                if self.links.links[i].state != LinkState::Open {
                     continue;
                 }
                 if let Some(d) = self.read_frame(i, win, meter, stop)? {
-                    self.next = (i + 1) % n;
+                    self.links.served(i);
                     return Ok(d);
                 }
             }
-            if !self.links.iter().any(|l| l.state == InState::Open) {
-                if self.links.iter().any(|l| l.state == InState::Failed) {
+            if !self.links.any_open() {
+                if self.links.any_failed() {
                     continue;
                 }
                 return Err(PortError::Closed);
@@ -709,8 +669,9 @@ impl Receiver for MsgReceiver {
             }
             let fds: Vec<_> = self
                 .links
+                .links
                 .iter()
-                .filter(|l| l.state == InState::Open)
+                .filter(|l| l.state == LinkState::Open)
                 .map(|l| l.fd.as_fd())
                 .collect();
             let slice = stop.remaining().min(POLL_SLICE);
@@ -730,20 +691,13 @@ impl Receiver for MsgReceiver {
     }
 
     fn forget_failed(&mut self) -> Vec<usize> {
-        let mut gone = Vec::new();
-        for (i, link) in self.links.iter_mut().enumerate() {
-            if link.state == InState::Failed {
-                link.state = InState::Ended;
-                gone.push(i);
-            }
-        }
-        gone
+        self.links.forget_failed()
     }
 
     fn detach(&mut self) {
         // Producers writing to a closed socket get EPIPE and skip this consumer; one waiting
         // for credits reads end of file.
-        self.links.clear();
+        self.links.links.clear();
     }
 
     fn counters(&self) -> Counters {

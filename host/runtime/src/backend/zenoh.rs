@@ -34,7 +34,7 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -43,11 +43,12 @@ use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::sample::{Sample, SampleKind};
 
+use super::credit::{self, Credits, InputLink, Inputs, LinkState, Returns, Spin};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
     Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
 };
-use crate::scenario::{BackendKind, WaitMode};
+use crate::scenario::BackendKind;
 use crate::sys::{self, CopyMeter, Window};
 
 /// The engine's threads in a worker, set through its environment (`ZENOH_RUNTIME`, read once
@@ -102,80 +103,59 @@ fn header(kind: u8, publish_ns: u64) -> Vec<u8> {
 const DATA: u8 = 0;
 const END: u8 = 1;
 
-/// Ports this process has handed to producers: never handed out twice, so two channels of
-/// one run (planned one after the other) or two runs of one `compare` cannot share one while
-/// their workers start.
-static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-/// A free TCP port on `ip` (an address of this machine) for a producer to listen on, below
-/// the kernel's range of ephemeral ports (so that no outgoing connection of the run can take
-/// it before the worker listens). The probe binds without `SO_REUSEADDR`, as strictly as the
-/// engine's listener does: a port with a connection of an earlier run in TIME_WAIT is not
-/// free. The probe socket is returned, to hold while the plan picks the others.
-pub fn free_port(ip: std::net::IpAddr) -> anyhow::Result<(u16, std::os::fd::OwnedFd)> {
-    use nix::sys::socket::{
-        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, socket,
-    };
-    use std::os::fd::AsRawFd;
-    let range =
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let low: u16 = range
-        .split_whitespace()
-        .next()
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(32768);
-    let span = low.saturating_sub(20000).max(1);
-    let seed = sys::now_ns() ^ u64::from(std::process::id()).rotate_left(17);
-    let mut given = GIVEN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let family = if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let mut last = None;
-    for k in 0..1024u64 {
-        let x = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 16;
-        let port = 20000 + u16::try_from(x % u64::from(span)).unwrap_or(0);
-        if given.contains(&port) {
-            continue;
-        }
-        let probe = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-        let addr = SockaddrStorage::from(std::net::SocketAddr::new(ip, port));
-        match bind(probe.as_raw_fd(), &addr) {
-            Ok(()) if listen(&probe, Backlog::new(1)?).is_ok() => {
-                given.insert(port);
-                return Ok((port, probe));
-            }
-            Ok(()) => {}
-            // Not an address of this machine: no port will do.
-            Err(nix::errno::Errno::EADDRNOTAVAIL) => {
-                anyhow::bail!("{ip} is not an address of this machine (bind: EADDRNOTAVAIL)")
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    anyhow::bail!(
-        "no free TCP port on {ip} between 20000 and {low} (last error: {})",
-        last.map_or("none".into(), |e| e.to_string())
-    )
-}
-
-impl ZenohParams {
-    fn spin_ns(wait: WaitMode, processes: usize) -> u64 {
-        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
-        match wait {
-            WaitMode::Spin => u64::MAX,
-            WaitMode::Futex => 0,
-            WaitMode::Adaptive if processes > cpus => 0,
-            WaitMode::Adaptive => 20_000,
-        }
-    }
-}
+/// What a worker with `zenoh` ports may call besides `lockdown::ALLOWED`: the engine's threads (its
+/// tokio runtimes) keep running after the lock-down, on the sockets they opened before it.
+/// Opening new sockets, connecting and accepting stay refused: every link is up before
+/// `Ready` (`Sender::connect`).
+pub const LOCKDOWN_CALLS: &[(&str, i64, &str)] = &[
+    (
+        "epoll_wait",
+        libc::SYS_epoll_wait,
+        "the engine's event loops waiting on their sockets",
+    ),
+    ("epoll_pwait", libc::SYS_epoll_pwait, "the same"),
+    ("epoll_pwait2", libc::SYS_epoll_pwait2, "the same"),
+    (
+        "epoll_ctl",
+        libc::SYS_epoll_ctl,
+        "the event loops (de)registering sockets they hold",
+    ),
+    (
+        "shutdown",
+        libc::SYS_shutdown,
+        "the engine closing a link at the end",
+    ),
+    (
+        "getsockopt",
+        libc::SYS_getsockopt,
+        "the engine reading a socket's error or buffer size",
+    ),
+    (
+        "setsockopt",
+        libc::SYS_setsockopt,
+        "the engine setting a link's options",
+    ),
+    (
+        "sched_getaffinity",
+        libc::SYS_sched_getaffinity,
+        "the engine's runtime sizing itself",
+    ),
+];
 
 impl Backend for Zenoh {
+    fn lockdown(&self) -> super::Lockdown {
+        // The engine's runtime starts threads when it needs them (a blocked worker thread is
+        // replaced, a name is resolved off the event loop).
+        super::Lockdown {
+            calls: LOCKDOWN_CALLS,
+            threads: true,
+        }
+    }
+
+    fn worker_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[("ZENOH_RUNTIME", RUNTIME)]
+    }
+
     fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
         let window = super::pages(shape.slot_size);
         super::ChannelCost {
@@ -210,8 +190,8 @@ impl Backend for Zenoh {
             })
             .collect();
         let prefix = format!("wasm-ipc/{run}/{}", ch.index);
-        let credit_batch = (ch.capacity / 2).max(1);
-        let spin_ns = ZenohParams::spin_ns(ch.wait, ch.processes);
+        let credit_batch = credit::batch(ch.capacity);
+        let spin_ns = credit::spin_ns(ch.wait, ch.processes);
         let mut held = Vec::new();
         let mut listen = Vec::new();
         match &ch.endpoints {
@@ -227,7 +207,7 @@ impl Backend for Zenoh {
             }
             None => {
                 for _ in &ch.producers {
-                    let (port, probe) = free_port(std::net::Ipv4Addr::LOCALHOST.into())?;
+                    let (port, probe) = super::free_port(std::net::Ipv4Addr::LOCALHOST.into())?;
                     held.push(probe);
                     listen.push(format!("tcp/127.0.0.1:{port}"));
                 }
@@ -425,7 +405,7 @@ fn next_event(
     stop: &Stop,
     calls: &mut Calls,
 ) -> Result<Event, PortError> {
-    let since = Instant::now();
+    let mut spin = Spin::default();
     loop {
         match rx.try_recv() {
             Ok(e) => return Ok(e),
@@ -437,8 +417,7 @@ fn next_event(
         if stop.reason().is_some() || stop.remaining().is_zero() {
             return Err(stop.error());
         }
-        if spin_ns == u64::MAX || since.elapsed() < Duration::from_nanos(spin_ns) {
-            std::hint::spin_loop();
+        if spin.again(spin_ns) {
             continue;
         }
         calls.sleeps += 1;
@@ -466,7 +445,7 @@ struct Calls {
 struct OutLink {
     key: String,
     publisher: zenoh::pubsub::Publisher<'static>,
-    credits: u32,
+    credits: Credits,
     alive: bool,
     gone: bool,
     end_seen: bool,
@@ -540,7 +519,7 @@ impl ZenohSender {
             links.push(OutLink {
                 key: spec.links.get(link).cloned().unwrap_or_default(),
                 publisher,
-                credits: spec.capacity,
+                credits: Credits::new(spec.capacity),
                 alive: false,
                 gone: false,
                 end_seen: false,
@@ -571,16 +550,7 @@ impl ZenohSender {
 
     fn apply(&mut self, e: Event) -> Result<(), PortError> {
         match e {
-            Event::Credit { link, n } => {
-                let l = &mut self.links[link];
-                l.credits = l.credits.saturating_add(n);
-                if l.credits > self.capacity {
-                    return Err(PortError::PeerFailed(format!(
-                        "a consumer of port `{}` returned {} credits for a capacity of {}",
-                        self.name, l.credits, self.capacity
-                    )));
-                }
-            }
+            Event::Credit { link, n } => self.links[link].credits.grant(n, &self.name)?,
             Event::Alive { link } => self.links[link].alive = true,
             Event::Gone { link } => self.links[link].gone = true,
             Event::EndSeen { link } => self.links[link].end_seen = true,
@@ -651,19 +621,10 @@ impl Sender for ZenohSender {
         self.connect(stop)?;
         self.drain()?;
         for i in 0..self.links.len() {
-            while !self.links[i].gone && self.links[i].credits == 0 {
+            while !self.links[i].gone && !self.links[i].credits.available() {
                 self.credit_waits += 1;
-                let e =
-                    next_event(&self.events, self.spin_ns, stop, &mut self.calls).map_err(|e| {
-                        match e {
-                            PortError::Interrupted(why) => PortError::Interrupted(format!(
-                                "{why}; the link was full: the consumer on link {} had not read \
-                             its {} messages in flight",
-                                self.links[i].key, self.capacity
-                            )),
-                            other => other,
-                        }
-                    })?;
+                let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)
+                    .map_err(|e| credit::link_was_full(e, &self.links[i].key, self.capacity))?;
                 self.apply(e)?;
             }
         }
@@ -699,7 +660,7 @@ impl Sender for ZenohSender {
             {
                 return Err(PortError::PeerFailed(format!("zenoh put: {e}")));
             }
-            link.credits = link.credits.saturating_sub(1);
+            link.credits.spend();
         }
         if self.links.iter().all(|l| l.gone) {
             return Err(PortError::Closed);
@@ -751,20 +712,25 @@ impl Sender for ZenohSender {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InState {
-    Open,
-    Ended,
-    Failed,
-}
-
 struct InLink {
     key: String,
     credit: std::sync::Arc<zenoh::pubsub::Publisher<'static>>,
-    state: InState,
+    state: LinkState,
     alive: bool,
-    unreturned: u32,
+    returns: Returns,
     queued: VecDeque<(u8, u64, ZBytes)>,
+}
+
+impl InputLink for InLink {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn state(&self) -> LinkState {
+        self.state
+    }
+    fn set_state(&mut self, state: LinkState) {
+        self.state = state;
+    }
 }
 
 /// The receiving half of a `zenoh` port: a subscription per producer.
@@ -773,9 +739,8 @@ pub struct ZenohReceiver {
     slot_size: u32,
     credit_batch: u32,
     spin_ns: u64,
-    links: Vec<InLink>,
+    inputs: Inputs<InLink>,
     events: mpsc::Receiver<Event>,
-    next: usize,
     connected: bool,
     credit_puts: u64,
     calls: Calls,
@@ -850,9 +815,9 @@ impl ZenohReceiver {
             links.push(InLink {
                 key: spec.links.get(link).cloned().unwrap_or_default(),
                 credit,
-                state: InState::Open,
+                state: LinkState::Open,
                 alive: false,
-                unreturned: 0,
+                returns: Returns::default(),
                 queued: VecDeque::new(),
             });
         }
@@ -867,9 +832,8 @@ impl ZenohReceiver {
             slot_size: spec.slot_size,
             credit_batch: params.credit_batch,
             spin_ns: params.spin_ns,
-            links,
+            inputs: Inputs::new(links),
             events,
-            next: 0,
             connected: false,
             credit_puts: 0,
             calls: Calls::default(),
@@ -888,14 +852,14 @@ impl ZenohReceiver {
                 kind,
                 publish_ns,
                 payload,
-            } => self.links[link]
+            } => self.inputs.links[link]
                 .queued
                 .push_back((kind, publish_ns, payload)),
-            Event::Alive { link } => self.links[link].alive = true,
+            Event::Alive { link } => self.inputs.links[link].alive = true,
             Event::Gone { link } => {
                 // Everything the producer sent arrived before its token vanished: what is
                 // queued is delivered first, then the link fails unless it ended.
-                self.links[link]
+                self.inputs.links[link]
                     .queued
                     .push_back((u8::MAX - 1, 0, ZBytes::default()));
             }
@@ -904,8 +868,8 @@ impl ZenohReceiver {
     }
 
     fn matched(&self) -> bool {
-        self.links.iter().all(|l| {
-            l.state != InState::Open
+        self.inputs.links.iter().all(|l| {
+            l.state != LinkState::Open
                 || (l.alive
                     && l.credit
                         .matching_status()
@@ -915,18 +879,12 @@ impl ZenohReceiver {
     }
 
     fn return_credits(&mut self, i: usize) {
-        let link = &mut self.links[i];
-        link.unreturned += 1;
-        if link.unreturned < self.credit_batch {
+        let link = &mut self.inputs.links[i];
+        let Some(n) = link.returns.received(self.credit_batch) else {
             return;
-        }
-        if link
-            .credit
-            .put(link.unreturned.to_le_bytes().to_vec())
-            .wait()
-            .is_ok()
-        {
-            link.unreturned = 0;
+        };
+        if link.credit.put(n.to_le_bytes().to_vec()).wait().is_ok() {
+            link.returns.sent();
             self.credit_puts += 1;
         }
     }
@@ -938,16 +896,16 @@ impl ZenohReceiver {
         win: Window<'_>,
         meter: &mut CopyMeter,
     ) -> Result<Option<Delivery>, PortError> {
-        let Some((kind, publish_ns, payload)) = self.links[i].queued.pop_front() else {
+        let Some((kind, publish_ns, payload)) = self.inputs.links[i].queued.pop_front() else {
             return Ok(None);
         };
-        let link = &mut self.links[i];
+        let link = &mut self.inputs.links[i];
         match kind {
             DATA => {
                 let len = payload.len();
                 let max = (self.slot_size as usize).min(win.len());
                 if len > max {
-                    link.state = InState::Failed;
+                    link.state = LinkState::Failed;
                     return Err(PortError::PeerFailed(format!(
                         "producer on link {}: a {len}-byte message for a {max}-byte slot",
                         link.key
@@ -964,11 +922,11 @@ impl ZenohReceiver {
                 }))
             }
             END => {
-                link.state = InState::Ended;
+                link.state = LinkState::Ended;
                 Ok(None)
             }
-            _ if link.state == InState::Open => {
-                link.state = InState::Failed;
+            _ if link.state == LinkState::Open => {
+                link.state = LinkState::Failed;
                 Err(PortError::PeerFailed(format!(
                     "producer on link {} {}",
                     link.key,
@@ -1017,31 +975,26 @@ impl Receiver for ZenohReceiver {
         stop: &Stop,
     ) -> Result<Delivery, PortError> {
         self.connect(stop)?;
-        let n = self.links.len();
         loop {
             while let Ok(e) = self.events.try_recv() {
                 self.apply(e);
             }
-            if let Some(l) = self.links.iter().find(|l| l.state == InState::Failed) {
-                return Err(PortError::PeerFailed(format!(
-                    "producer on link {} failed",
-                    l.key
-                )));
+            if let Some(e) = self.inputs.failure() {
+                return Err(e);
             }
-            for k in 0..n {
-                let i = (self.next + k) % n;
-                if self.links[i].state != InState::Open {
+            for i in self.inputs.turns() {
+                if self.inputs.links[i].state != LinkState::Open {
                     continue;
                 }
                 if let Some(d) = self.take(i, win, meter)? {
-                    self.next = (i + 1) % n;
+                    self.inputs.served(i);
                     return Ok(d);
                 }
             }
-            if self.links.iter().all(|l| l.state != InState::Open) {
+            if !self.inputs.any_open() {
                 return Err(PortError::Closed);
             }
-            if self.links.iter().any(|l| !l.queued.is_empty()) {
+            if self.inputs.links.iter().any(|l| !l.queued.is_empty()) {
                 continue;
             }
             let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)?;
@@ -1055,14 +1008,7 @@ impl Receiver for ZenohReceiver {
     }
 
     fn forget_failed(&mut self) -> Vec<usize> {
-        let mut gone = Vec::new();
-        for (i, link) in self.links.iter_mut().enumerate() {
-            if link.state == InState::Failed {
-                link.state = InState::Ended;
-                gone.push(i);
-            }
-        }
-        gone
+        self.inputs.forget_failed()
     }
 
     fn detach(&mut self) {
@@ -1070,8 +1016,8 @@ impl Receiver for ZenohReceiver {
         if let Some(token) = self.token.take() {
             let _ = token.undeclare().wait();
         }
-        for l in &mut self.links {
-            l.state = InState::Ended;
+        for l in &mut self.inputs.links {
+            l.state = LinkState::Ended;
         }
     }
 
