@@ -20,8 +20,7 @@ pub enum Cmd {
     Run {
         /// Scenario file (default: the bundled scenarios/producer-consumer.toml).
         scenario: Option<PathBuf>,
-        /// Backend: shm, msg, zenoh or auto.
-        #[arg(long)]
+        #[arg(long, help = backend_help("Backend"))]
         backend: Option<String>,
         #[command(flatten)]
         common: Common,
@@ -51,8 +50,7 @@ pub enum Cmd {
     Check {
         /// Scenario file.
         scenario: PathBuf,
-        /// Check one backend only (default: every backend the scenario lists).
-        #[arg(long)]
+        #[arg(long, help = backend_help("Check one backend only (default: every backend the scenario lists)"))]
         backend: Option<String>,
         #[command(flatten)]
         overrides: Overrides,
@@ -143,6 +141,21 @@ pub enum Cmd {
         #[arg(long)]
         parent_pid: i32,
     },
+}
+
+/// `--backend`'s help: `what`, then every backend the scenario vocabulary has (so a new
+/// backend shows up in `--help` by itself).
+fn backend_help(what: &str) -> String {
+    let names: Vec<&str> = wasm_ipc::scenario::BackendKind::CHOICES
+        .iter()
+        .map(|b| b.name())
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("{what}: {} or {last}.", rest.join(", "))
+        }
+        _ => format!("{what}: {}.", names.join(", ")),
+    }
 }
 
 /// The options of `run` and `compare`: what to print, and the scenario overrides.

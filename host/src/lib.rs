@@ -8,8 +8,8 @@
 //!
 //! - [`scenario`] (`wasm-ipc-scenario`): parses and validates a TOML scenario;
 //! - the runtime (`wasm-ipc-runtime`): [`supervisor`], [`matrix`] (the one run loop),
-//!   [`worker`], [`plugin`], [`backend`], [`lanes`], [`lockdown`], [`agent`] and [`remote`]
-//!   across hosts, [`check`], [`build`];
+//!   [`worker`], [`plugin`], [`backend`], [`lanes`], [`lockdown`], [`agent`] (client and
+//!   server across hosts), [`check`], [`build`];
 //! - [`report`] (`wasm-ipc-report`): the figures of a run and their faces;
 //! - the experiments (`wasm-ipc-lab`): [`bench`] and [`explain`];
 //! - [`control`] (`wasm-ipc-wire`) and [`sys`] (`wasm-ipc-sys`, the only unsafe code).
@@ -34,6 +34,6 @@ pub use wasm_ipc_lab::{bench, explain};
 pub use wasm_ipc_report as report;
 pub use wasm_ipc_report::{html, plot};
 pub use wasm_ipc_runtime::{
-    agent, backend, build, check, control, lanes, lockdown, matrix, plugin, record, remote,
-    scenario, supervisor, sys, worker,
+    agent, backend, build, check, control, lanes, lockdown, matrix, plugin, record, scenario,
+    supervisor, sys, worker,
 };

@@ -3,6 +3,7 @@
 
 mod abi;
 mod bench;
+mod cli;
 mod digests;
 mod edges;
 mod explain;

@@ -389,19 +389,8 @@ pub fn table(r: &Results) -> String {
         "  {:<18} {:<34} {:<34} cpu/round trip",
         "contender", "p50", "p99"
     );
-    for c in [
-        "native-shm",
-        "wasm-shm",
-        "native-msg",
-        "wasm-msg",
-        "wasm-zenoh",
-        "wasm-zenoh-across",
-        "iceoryx2",
-        "iceoryx2-threads",
-    ] {
-        if c == "wasm-zenoh-across" && !s.iter().any(|x| x.contender == c) {
-            continue;
-        }
+    for c in &contenders(s, "ping-pong") {
+        let c = c.as_str();
         let _ = writeln!(
             out,
             "  {:<18} {:<34} {:<34} {}",
@@ -418,18 +407,8 @@ pub fn table(r: &Results) -> String {
         "size", "contender", "messages/s"
     );
     for size in SIZES {
-        for c in [
-            "native-shm",
-            "wasm-shm",
-            "native-msg",
-            "wasm-msg",
-            "wasm-zenoh",
-            "wasm-zenoh-across",
-            "iceoryx2",
-        ] {
-            if c == "wasm-zenoh-across" && !s.iter().any(|x| x.contender == c) {
-                continue;
-            }
+        for c in &contenders(s, "throughput") {
+            let c = c.as_str();
             let _ = writeln!(
                 out,
                 "  {:<8} {:<17} {:<36} {}",
@@ -469,6 +448,33 @@ pub fn table(r: &Results) -> String {
         let _ = writeln!(out, "  [{verdict}] {}: {}", t.what, t.figures);
     }
     out
+}
+
+/// The contenders of a table, in its order: for each backend with a native floor, the floor
+/// and then the product on it; the product on every other backend (and across hosts, when a
+/// run had two); iceoryx2 (and, for ping-pong, its threads-only variant). Made from the
+/// backend list, so a new backend gets its rows by itself.
+fn contenders(s: &[Sample], pattern: &str) -> Vec<String> {
+    let mut list = Vec::new();
+    for kind in BackendKind::DEFAULT {
+        list.push(format!("native-{}", kind.name()));
+        list.push(format!("wasm-{}", kind.name()));
+    }
+    for kind in BackendKind::ALL {
+        if BackendKind::DEFAULT.contains(&kind) {
+            continue;
+        }
+        list.push(format!("wasm-{}", kind.name()));
+        let across = format!("wasm-{}-across", kind.name());
+        if kind.crosses_hosts() && s.iter().any(|x| x.contender == across) {
+            list.push(across);
+        }
+    }
+    list.push("iceoryx2".into());
+    if pattern == "ping-pong" {
+        list.push("iceoryx2-threads".into());
+    }
+    list
 }
 
 type Pick = fn(&Sample) -> Option<f64>;
@@ -755,7 +761,9 @@ fn spawn_peer(exe: &Path, spec: &PeerSpec, fds: &[OwnedFd]) -> anyhow::Result<Ch
     cmd.arg("bench-peer")
         .arg(serde_json::to_string(spec)?)
         .env_clear()
-        .env("ZENOH_RUNTIME", wasm_ipc_runtime::backend::zenoh::RUNTIME)
+        .envs(backend::worker_env(
+            spec.out.iter().chain(&spec.input).map(|p| p.backend),
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -1261,7 +1269,7 @@ backends = ["shm"]
     let needs = wasm_ipc_runtime::check::check(
         &sc,
         BackendKind::Shm,
-        &wasm_ipc_runtime::check::Machine::this(),
+        &wasm_ipc_runtime::check::Resources::this(),
     )?;
     let worst = rep["runs"][0]["processes"]
         .as_array()

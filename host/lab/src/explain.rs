@@ -15,7 +15,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use wasm_ipc_report::{self as report, Report, RunReport, human_bytes, human_ns};
-use wasm_ipc_runtime::check::{self, Machine};
+use wasm_ipc_runtime::check::{self, Resources};
 use wasm_ipc_runtime::matrix::{Matrix, Step};
 use wasm_ipc_runtime::supervisor;
 use wasm_ipc_scenario::{BackendKind, Scenario};
@@ -317,7 +317,7 @@ fn across(opts: &Options, path: &Path, progress: &mut dyn FnMut(&str)) -> anyhow
          plugins are placed on [[host]]s",
         path.display()
     );
-    let machine = Machine::this();
+    let machine = Resources::this();
     let mut refused = Vec::new();
     for b in [BackendKind::Shm, BackendKind::Msg] {
         if let Err(e) = check::check(&sc, b, &machine) {

@@ -27,16 +27,16 @@ const SUPERVISOR_FD_HEADROOM: u64 = 64;
 
 /// What this machine offers a run.
 #[derive(Debug, Clone, Copy)]
-pub struct Machine {
+pub struct Resources {
     /// `MemAvailable` from `/proc/meminfo`, bytes.
     pub mem_available: u64,
     /// The soft `RLIMIT_NOFILE` (`ulimit -n`), which workers inherit.
     pub open_files: u64,
 }
 
-impl Machine {
+impl Resources {
     /// Reads this machine's limits.
-    pub fn this() -> Machine {
+    pub fn this() -> Resources {
         let mem_available = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|text| {
@@ -47,7 +47,7 @@ impl Machine {
             .unwrap_or(u64::MAX);
         let open_files = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .map_or(u64::MAX, |(soft, _)| soft);
-        Machine {
+        Resources {
             mem_available,
             open_files,
         }
@@ -135,7 +135,7 @@ fn size(b: u64) -> String {
 /// What `sc` needs on each of `backends`, on this machine; the first backend on which it
 /// cannot work refuses it.
 pub fn check_all(sc: &Scenario, backends: &[BackendKind]) -> Result<Vec<Needs>, ScenarioError> {
-    let machine = Machine::this();
+    let machine = Resources::this();
     backends.iter().map(|&b| check(sc, b, &machine)).collect()
 }
 
@@ -143,7 +143,7 @@ pub fn check_all(sc: &Scenario, backends: &[BackendKind]) -> Result<Vec<Needs>, 
 pub fn check(
     sc: &Scenario,
     backend: BackendKind,
-    machine: &Machine,
+    machine: &Resources,
 ) -> Result<Needs, ScenarioError> {
     let name = backend.name();
     if !backend.crosses_hosts()

@@ -3,8 +3,9 @@
 //! [`supervisor`] compiles each module once and starts one [`worker`] process per plugin
 //! instance (locked down by [`lockdown`]); a worker instantiates its plugin ([`plugin`], with
 //! the ABI in `plugin/abi.rs`) and moves messages through a [`backend`]; channels are planned
-//! as one-way [`lanes`]; plugins placed on other hosts run under an agent ([`agent`], the
-//! server) that the supervisor reaches through [`remote`] (the client). [`check`] says what a
+//! as one-way [`lanes`]; plugins placed on other hosts run under that host's agent ([`agent`]:
+//! the protocol; `agent::server` is `wasm-ipc agent`, `agent::client` the supervisor's side).
+//! [`check`] says what a
 //! scenario needs before anything starts, and [`build`] runs the plugins' `build` commands.
 //!
 //! ```no_run
@@ -32,7 +33,6 @@ pub mod lanes;
 pub mod lockdown;
 pub mod matrix;
 pub mod plugin;
-pub mod remote;
 pub mod supervisor;
 pub mod worker;
 

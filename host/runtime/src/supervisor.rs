@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::agent::{self, AgentLink, Heard, HostJob, HostLane, HostWorker, Slot};
 use crate::backend::{self, ChannelDesc, EndpointDesc, Fds, NothingToDo, PeerLost, PortSpec};
 use crate::control::{self, FromWorker, Status, ToWorker, WorkerSpec};
 use crate::plugin::{self, cache};
 use crate::record::{ClockReport, LinkReport, RunRecord, WorkerRecord};
-use crate::remote::{self, AgentLink, Heard, SiteJob, SiteLane, SiteWorker, Slot};
 use crate::scenario::{BackendKind, Scenario, Verify};
 use crate::sys::{self, ChildUsage, Pidfd};
 
@@ -115,7 +115,7 @@ impl Session {
         let used: std::collections::BTreeSet<usize> =
             sc.plugins.iter().filter_map(|p| p.host).collect();
         if !used.is_empty() {
-            let token = remote::token(None, opts.token_file.as_deref())?;
+            let token = agent::token(None, opts.token_file.as_deref())?;
             for (k, &h) in used.iter().enumerate() {
                 // One session listens on `[run] listen` (a second could not bind its port).
                 let listen = if k == 0 { sc.run.listen } else { None };
@@ -283,13 +283,13 @@ impl Session {
             std::thread::spawn(move || {
                 while let Ok((h, heard)) = hrx.recv() {
                     let e = match heard {
-                        Heard::Event(remote::SiteEvent::Msg { worker, msg }) => {
+                        Heard::Event(agent::HostEvent::Msg { worker, msg }) => {
                             Event::Msg(worker, msg)
                         }
-                        Heard::Event(remote::SiteEvent::CtrlClosed { worker }) => {
+                        Heard::Event(agent::HostEvent::CtrlClosed { worker }) => {
                             Event::CtrlClosed(worker)
                         }
-                        Heard::Event(remote::SiteEvent::Exited { worker, usage }) => {
+                        Heard::Event(agent::HostEvent::Exited { worker, usage }) => {
                             Event::Exited(worker, usage)
                         }
                         Heard::Lost(why) => Event::HostLost(h, why),
@@ -406,23 +406,18 @@ pub(crate) enum Event {
 }
 
 /// Where a worker runs, and so how the supervisor reaches it.
-enum Place {
-    Local {
-        pidfd: Pidfd,
-        ctrl: UnixStream,
-    },
+enum Reach {
+    /// Started here: its pidfd and control socket.
+    Direct { pidfd: Pidfd, ctrl: UnixStream },
     /// Started by the agent of host `host` (its index in the scenario).
-    Remote {
-        agent: Arc<AgentLink>,
-        host: usize,
-    },
+    Agent { agent: Arc<AgentLink>, host: usize },
 }
 
-impl std::fmt::Debug for Place {
+impl std::fmt::Debug for Reach {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Place::Local { .. } => f.write_str("local"),
-            Place::Remote { agent, .. } => write!(f, "{agent:?}"),
+            Reach::Direct { .. } => f.write_str("local"),
+            Reach::Agent { agent, .. } => write!(f, "{agent:?}"),
         }
     }
 }
@@ -434,7 +429,7 @@ struct Worker {
     record: WorkerRecord,
     /// Its index in the run (its plugin's in the scenario).
     index: usize,
-    place: Place,
+    reach: Reach,
     told_failure: bool,
     ctrl_closed: bool,
 }
@@ -453,7 +448,7 @@ impl Worker {
                 killed: None,
             },
             index,
-            place: Place::Local {
+            reach: Reach::Direct {
                 pidfd: s.pidfd,
                 ctrl: s.ctrl,
             },
@@ -481,7 +476,7 @@ impl Worker {
                 killed: None,
             },
             index,
-            place: Place::Remote {
+            reach: Reach::Agent {
                 agent: agent.clone(),
                 host,
             },
@@ -491,13 +486,13 @@ impl Worker {
     }
 
     fn is_local(&self) -> bool {
-        matches!(self.place, Place::Local { .. })
+        matches!(self.reach, Reach::Direct { .. })
     }
 
     fn kill(&self) {
-        match &self.place {
-            Place::Local { pidfd, .. } => pidfd.kill(),
-            Place::Remote { agent, .. } => {
+        match &self.reach {
+            Reach::Direct { pidfd, .. } => pidfd.kill(),
+            Reach::Agent { agent, .. } => {
                 let _ = agent.kill(self.index);
             }
         }
@@ -573,11 +568,11 @@ fn broadcast(workers: &mut [Worker], msg: &ToWorker, to: impl Fn(usize, &Worker)
         if !to(i, w) {
             continue;
         }
-        match &mut w.place {
-            Place::Local { ctrl, .. } => {
+        match &mut w.reach {
+            Reach::Direct { ctrl, .. } => {
                 let _ = control::send(ctrl, msg);
             }
-            Place::Remote { agent, .. } => {
+            Reach::Agent { agent, .. } => {
                 match remote.iter_mut().find(|(a, _)| Arc::ptr_eq(a, agent)) {
                     Some((_, list)) => list.push(w.index),
                     None => remote.push((agent.clone(), vec![w.index])),
@@ -614,7 +609,7 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 // Its workers die with it (they are its children, killed when it dies); those
                 // it had not reported over are counted lost here.
                 for w in &mut run.workers {
-                    if let Place::Remote { host, .. } = &w.place
+                    if let Reach::Agent { host, .. } = &w.reach
                         && *host == h
                         && !w.finished()
                     {
@@ -746,7 +741,7 @@ struct Plan {
     channels: Vec<Box<dyn PeerLost>>,
     roles: Vec<Vec<(usize, Role)>>,
     /// Per host, what its agent starts.
-    jobs: BTreeMap<usize, SiteJob>,
+    jobs: BTreeMap<usize, HostJob>,
     links: Vec<LinkReport>,
 }
 
@@ -791,9 +786,9 @@ fn plan(
     let mut slots: Vec<Vec<Slot>> = (0..n).map(|_| Vec::new()).collect();
     let mut channels: Vec<Box<dyn PeerLost>> = Vec::new();
     let mut roles: Vec<Vec<(usize, Role)>> = (0..n).map(|_| Vec::new()).collect();
-    let mut jobs: BTreeMap<usize, SiteJob> = BTreeMap::new();
+    let mut jobs: BTreeMap<usize, HostJob> = BTreeMap::new();
     let mut links = Vec::new();
-    let new_job = || SiteJob {
+    let new_job = || HostJob {
         run: 0,
         run_id: run_id.to_string(),
         processes: n,
@@ -837,7 +832,7 @@ fn plan(
         {
             let job = jobs.entry(h).or_insert_with(new_job);
             let j = job.lanes.len();
-            job.lanes.push(SiteLane {
+            job.lanes.push(HostLane {
                 index: l,
                 backend: b,
                 leg: lane.leg,
@@ -966,7 +961,7 @@ fn plan(
             }
             Some(h) => {
                 let job = jobs.entry(h).or_insert_with(new_job);
-                job.workers.push(SiteWorker {
+                job.workers.push(HostWorker {
                     index: i,
                     module: String::new(),
                     spec,

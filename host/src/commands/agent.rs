@@ -9,8 +9,8 @@ use super::{Fail, Outcome, worker_exe};
 pub fn run(listen: &str, token: Option<&str>, token_file: Option<&Path>) -> Outcome {
     let addr =
         wasm_ipc::scenario::parse_endpoint(listen).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
-    let token = wasm_ipc::remote::token(token, token_file)?;
+    let token = wasm_ipc::agent::token(token, token_file)?;
     let exe = worker_exe()?;
-    wasm_ipc::agent::main(addr, token, exe).map_err(Fail::failed)?;
+    wasm_ipc::agent::server::main(addr, token, exe).map_err(Fail::failed)?;
     Ok(ExitCode::from(130))
 }

@@ -1,7 +1,7 @@
 //! `wasm-ipc agent`: runs the plugins a supervisor on another machine places on this one.
 //!
 //! The agent listens on one Zenoh endpoint and answers the control requests of
-//! [`crate::remote`]: it proves and checks the shared token, keeps the modules it is sent
+//! [`super::client`]: it proves and checks the shared token, keeps the modules it is sent
 //! (compiling them itself), hands out free ports on its address, plans the lanes whose plugins
 //! all run here on a local backend (`shm`, `msg`), starts each plugin in its own worker
 //! process exactly as the supervisor does on its own machine, relays control messages and
@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use zenoh::Wait;
 
+use crate::agent::{
+    self, AGENT_ALIVE, Answer, Envelope, EventLine, HostEvent, HostJob, PROTOCOL, RPC_KEY, Request,
+    Slot,
+};
 use crate::backend::{self, Fds, PeerLost, PortSpec};
 use crate::control::{self, FromWorker, Status, ToWorker};
 use crate::plugin::{self, cache};
-use crate::remote::{
-    self, AGENT_ALIVE, Answer, Envelope, EventLine, PROTOCOL, RPC_KEY, Request, SiteEvent, SiteJob,
-    Slot,
-};
 use crate::supervisor::{self, Event, Role, spawn_worker};
 use crate::sys::{self, Pidfd};
 
@@ -40,7 +40,7 @@ macro_rules! say {
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn main(listen: std::net::SocketAddr, token: Vec<u8>, exe: PathBuf) -> anyhow::Result<()> {
     let _ = supervisor::was_interrupted();
-    let config = remote::control_config(Some(listen), None)?;
+    let config = agent::control_config(Some(listen), None)?;
     let session = zenoh::open(config)
         .wait()
         .map_err(|e| anyhow::anyhow!("listening on tcp/{listen}: {e}"))?;
@@ -102,7 +102,7 @@ struct Serving {
     lost: Arc<AtomicBool>,
     events: Arc<Events>,
     _watch: zenoh::pubsub::Subscriber<()>,
-    site: Option<Site>,
+    current: Option<HostRun>,
 }
 
 /// Where events go: the supervisor's subscriber, sealed with the session key.
@@ -113,7 +113,7 @@ struct Events {
 }
 
 impl Events {
-    fn send(&self, run: u32, event: SiteEvent) {
+    fn send(&self, run: u32, event: HostEvent) {
         let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
         *seq += 1;
         let line = EventLine {
@@ -124,14 +124,14 @@ impl Events {
         if let Ok(json) = serde_json::to_vec(&line) {
             let _ = self
                 .publisher
-                .put(remote::seal(&self.key, &json, &[]))
+                .put(agent::seal(&self.key, &json, &[]))
                 .wait();
         }
     }
 }
 
 /// One run's workers here.
-struct Site {
+struct HostRun {
     run: u32,
     offset_ns: i64,
     deadline_ns: u64,
@@ -167,13 +167,13 @@ impl Agent {
             }
         };
         let json = serde_json::to_vec(&answer).unwrap_or_default();
-        let sealed = remote::seal(key.as_ref().map_or(&[][..], |k| &k[..]), &json, &[]);
+        let sealed = agent::seal(key.as_ref().map_or(&[][..], |k| &k[..]), &json, &[]);
         let _ = query.reply(RPC_KEY, sealed).wait();
     }
 
     /// The answer to one request, and the key to seal it with.
     fn answer(&mut self, bytes: &[u8]) -> anyhow::Result<(Answer, Option<[u8; 32]>)> {
-        let (json, blob) = remote::unseal(None, bytes)?;
+        let (json, blob) = agent::unseal(None, bytes)?;
         let envelope: Envelope =
             serde_json::from_slice(json).context("a request we cannot read")?;
         match &envelope.request {
@@ -192,8 +192,8 @@ impl Agent {
                         None,
                     ));
                 }
-                let theirs = remote::unhex(nonce).context("the nonce is not hex")?;
-                let ours = remote::nonce()?;
+                let theirs = agent::unhex(nonce).context("the nonce is not hex")?;
+                let ours = agent::nonce()?;
                 self.pending.retain(|(id, ..)| *id != envelope.session);
                 self.pending.push((envelope.session.clone(), ours, theirs));
                 if self.pending.len() > 8 {
@@ -203,7 +203,7 @@ impl Agent {
                     Answer::Hello {
                         protocol: PROTOCOL,
                         version: env!("CARGO_PKG_VERSION").into(),
-                        nonce: remote::hex(&ours),
+                        nonce: agent::hex(&ours),
                     },
                     None,
                 ));
@@ -217,8 +217,8 @@ impl Agent {
                     anyhow::bail!("no hello from this session");
                 };
                 let (id, ours, theirs) = self.pending.remove(k);
-                let proof = remote::unhex(proof).unwrap_or_default();
-                if !remote::same_mac(
+                let proof = agent::unhex(proof).unwrap_or_default();
+                if !agent::same_mac(
                     &self.token,
                     &[b"wasm-ipc proof ", b"supervisor", &ours, &theirs],
                     &proof,
@@ -240,13 +240,13 @@ impl Agent {
                         None,
                     ));
                 }
-                let key = remote::session_key(&self.token, &ours, &theirs);
+                let key = agent::session_key(&self.token, &ours, &theirs);
                 self.serve(&id, key)?;
                 say!("serving supervisor session {id}");
-                let mine = remote::proof(&self.token, "agent", &ours, &theirs);
+                let mine = agent::proof(&self.token, "agent", &ours, &theirs);
                 return Ok((
                     Answer::Welcome {
-                        proof: remote::hex(&mine),
+                        proof: agent::hex(&mine),
                     },
                     Some(key),
                 ));
@@ -260,7 +260,7 @@ impl Agent {
             envelope.session == serving.id,
             "busy: this agent serves another supervisor's run"
         );
-        remote::unseal(Some(&serving.key), bytes)?;
+        agent::unseal(Some(&serving.key), bytes)?;
         anyhow::ensure!(
             envelope.seq > serving.seq,
             "request {} arrived after {}: replayed or reordered",
@@ -305,7 +305,7 @@ impl Agent {
                 Err(e) => Answer::Refused(format!("{e:#}")),
             },
             Request::Tell { workers, msg } => {
-                if let Some(site) = self.serving.as_mut().and_then(|s| s.site.as_mut()) {
+                if let Some(site) = self.serving.as_mut().and_then(|s| s.current.as_mut()) {
                     let msg = match msg {
                         ToWorker::Go { release_ns } => ToWorker::Go {
                             release_ns: to_ours(release_ns, site.offset_ns),
@@ -321,7 +321,7 @@ impl Agent {
                 Answer::Ok
             }
             Request::Kill { worker } => {
-                if let Some(site) = self.serving.as_ref().and_then(|s| s.site.as_ref())
+                if let Some(site) = self.serving.as_ref().and_then(|s| s.current.as_ref())
                     && let Some((pidfd, _)) = site.workers.get(&worker)
                 {
                     pidfd.kill();
@@ -376,15 +376,15 @@ impl Agent {
                 seq: Mutex::new(0),
             }),
             _watch: watch,
-            site: None,
+            current: None,
         });
         Ok(())
     }
 
     /// Plans this host's lanes, starts its workers, and forwards what they say.
-    fn start(&mut self, job: SiteJob) -> anyhow::Result<Vec<(usize, i32, u64)>> {
+    fn start(&mut self, job: HostJob) -> anyhow::Result<Vec<(usize, i32, u64)>> {
         let serving = self.serving.as_mut().context("not serving")?;
-        if let Some(site) = &serving.site {
+        if let Some(site) = &serving.current {
             anyhow::bail!("run {} is still going here", site.run);
         }
         let n = job.processes;
@@ -497,7 +497,7 @@ impl Agent {
                 forward(&rx, &events, run, offset, &reaped, &channels, &roles)
             })
         };
-        serving.site = Some(Site {
+        serving.current = Some(HostRun {
             run: job.run,
             offset_ns: job.offset_ns,
             deadline_ns,
@@ -518,7 +518,7 @@ impl Agent {
         let Some(serving) = &mut self.serving else {
             return;
         };
-        let Some(site) = serving.site.take() else {
+        let Some(site) = serving.current.take() else {
             return;
         };
         for (pidfd, _) in site.workers.values() {
@@ -548,7 +548,7 @@ impl Agent {
             self.end_serving("the supervisor was lost: its workers here were killed");
             return;
         }
-        if let Some(site) = &mut serving.site {
+        if let Some(site) = &mut serving.current {
             if site.deadline_ns == u64::MAX {
                 return;
             }
@@ -586,7 +586,7 @@ fn forward(
         let (i, event) = match e {
             Event::Msg(i, FromWorker::Ready { ready_ns }) => (
                 i,
-                SiteEvent::Msg {
+                HostEvent::Msg {
                     worker: i,
                     msg: FromWorker::Ready {
                         ready_ns: to_theirs(ready_ns, offset),
@@ -599,7 +599,7 @@ fn forward(
                 state.entry(i).or_default().0 = Some(o.status);
                 (
                     i,
-                    SiteEvent::Msg {
+                    HostEvent::Msg {
                         worker: i,
                         msg: FromWorker::Done(o),
                     },
@@ -607,12 +607,12 @@ fn forward(
             }
             Event::CtrlClosed(i) => {
                 state.entry(i).or_default().2 = true;
-                (i, SiteEvent::CtrlClosed { worker: i })
+                (i, HostEvent::CtrlClosed { worker: i })
             }
             Event::Exited(i, usage) => {
                 state.entry(i).or_default().1 = true;
                 reaped.lock().unwrap_or_else(|e| e.into_inner()).push(i);
-                (i, SiteEvent::Exited { worker: i, usage })
+                (i, HostEvent::Exited { worker: i, usage })
             }
             Event::HostLost(..) => continue,
         };
