@@ -7,9 +7,12 @@
 //! This crate formats and judges; it runs nothing and links no WebAssembly engine, so a change
 //! to a label or a verdict rebuilds only the crates that print reports.
 //!
-//! `model` holds the JSON's types, `build` makes a [`RunReport`] from a run's record, `table`
-//! and `csv` print a [`Report`], `verdicts` judges its backends pair by pair, `stats` holds
-//! the figures derived from a run's own; every public item is re-exported here.
+//! `model` holds the JSON's types and `fields` a doc line for each of their fields
+//! ([`FIELDS`]); `build` makes a [`RunReport`] from a run's record; `columns` declares every
+//! column once ([`COLUMNS`]), from which `table` and `csv` print a [`Report`]; `verdicts`
+//! judges its backends pair by pair; `stats` holds the figures derived from a run's own.
+//! [`field_reference`] renders the columns and the fields in Markdown. Every public item is
+//! re-exported here.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -18,13 +21,17 @@ pub mod html;
 pub mod plot;
 
 mod build;
+mod columns;
 mod csv;
+mod fields;
 mod model;
 mod stats;
 mod table;
 mod verdicts;
 
 pub use build::{SYSCALL_COUNTERS, build, combine};
+pub use columns::{COLUMNS, Column, CsvColumn, TableRow, When};
+pub use fields::{FIELDS, Field, field, field_reference};
 pub use model::{Latency, ProcessReport, Report, Requests, RoundTrip, RunReport};
 pub use stats::cpu_per_message_ns;
 pub use wasm_ipc_scenario::{human_bytes, human_ns};

@@ -1,5 +1,9 @@
 //! The report's model: the JSON (schema 1) of a run ([`RunReport`]) and of every run
 //! ([`Report`]), with their nested figures.
+//!
+//! A field added here needs its line in [`crate::FIELDS`] (`fields.rs`), and a figure the table
+//! or the CSV shows its entry in [`crate::COLUMNS`] (`columns.rs`); `tests/fields.rs` fails
+//! without the first.
 
 use std::collections::BTreeMap;
 

@@ -2,14 +2,31 @@
 
 use crate::model::RunReport;
 
+/// The CPU (user + sys) of every process of a run, seconds.
+pub(crate) fn cpu_s(r: &RunReport) -> f64 {
+    r.processes.iter().map(|p| p.user_s + p.sys_s).sum()
+}
+
 /// The CPU (user + sys, every process) of a run per delivered message, ns.
 pub fn cpu_per_message_ns(r: &RunReport) -> f64 {
-    let cpu: f64 = r.processes.iter().map(|p| p.user_s + p.sys_s).sum();
+    let cpu = cpu_s(r);
     if r.messages == 0 {
         0.0
     } else {
         cpu * 1e9 / r.messages as f64
     }
+}
+
+/// The voluntary and involuntary context switches of every process of a run.
+pub(crate) fn context_switches(r: &RunReport) -> (u64, u64) {
+    r.processes.iter().fold((0, 0), |(v, i), p| {
+        (v + p.voluntary_cs, i + p.involuntary_cs)
+    })
+}
+
+/// The largest peak resident set of a run's processes, KiB (0 without processes).
+pub(crate) fn max_rss_kib(r: &RunReport) -> u64 {
+    r.processes.iter().map(|p| p.max_rss_kib).max().unwrap_or(0)
 }
 
 /// The median of `v` (sorted in place).
