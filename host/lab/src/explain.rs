@@ -20,7 +20,8 @@ use wasm_ipc_runtime::matrix::{Matrix, Step};
 use wasm_ipc_runtime::supervisor;
 use wasm_ipc_scenario::{BackendKind, Scenario};
 
-/// One run of a scenario on both backends that some rows read.
+/// One experiment: a scenario run on the backends it compares (`shm` and `msg`; `zenoh` and
+/// `auto` across hosts), whose runs some rows read.
 struct Experiment {
     /// How rows refer to it.
     id: &'static str,

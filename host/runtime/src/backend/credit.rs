@@ -8,9 +8,10 @@
 //! other half, a publication). A consumer that returns more than it was given lies, and the
 //! producer stops trusting it ([`Credits::grant`]).
 //!
-//! On the consumer's side each link is open, ended (its producer closed it and everything
-//! before the end was read) or failed ([`LinkState`]); [`Inputs`] serves the open ones round
-//! robin, reports the first failure, and forgets failed links when the plugin asks.
+//! On the consumer's side each link ([`InLink`]: its key, state and credits to return, and the
+//! backend's own part) is open, ended (its producer closed it and everything before the end was
+//! read) or failed ([`LinkState`]); [`Inputs`] serves the open ones round robin, reports the
+//! first failure, and forgets failed links when the plugin asks.
 //!
 //! How long a blocked call polls before it sleeps follows `[run] wait` alike on both
 //! ([`spin_ns`], [`Spin`]).
@@ -140,27 +141,43 @@ pub enum LinkState {
     Failed,
 }
 
-/// What [`Inputs`] needs of a backend's link.
-pub trait InputLink {
+/// A consumer's link: what every copying backend keeps of it, and what its transport needs
+/// (`io`: the socket, the subscription's queue, …).
+#[derive(Debug)]
+pub struct InLink<T> {
     /// The link key (`channel[c]:producer.port->consumer.port`), for messages.
-    fn key(&self) -> &str;
+    pub key: String,
     /// Its state.
-    fn state(&self) -> LinkState;
-    /// Sets its state.
-    fn set_state(&mut self, state: LinkState);
+    pub state: LinkState,
+    /// Messages read and not yet returned as credits.
+    pub returns: Returns,
+    /// The backend's own part.
+    pub io: T,
+}
+
+impl<T> InLink<T> {
+    /// An open link with nothing to return yet.
+    pub fn new(key: String, io: T) -> InLink<T> {
+        InLink {
+            key,
+            state: LinkState::Open,
+            returns: Returns::default(),
+            io,
+        }
+    }
 }
 
 /// A consumer's links, served round robin.
 #[derive(Debug)]
-pub struct Inputs<L> {
+pub struct Inputs<T> {
     /// The links, in link order.
-    pub links: Vec<L>,
+    pub links: Vec<InLink<T>>,
     next: usize,
 }
 
-impl<L: InputLink> Inputs<L> {
+impl<T> Inputs<T> {
     /// The links, the first to be served first.
-    pub fn new(links: Vec<L>) -> Inputs<L> {
+    pub fn new(links: Vec<InLink<T>>) -> Inputs<T> {
         Inputs { links, next: 0 }
     }
 
@@ -168,13 +185,13 @@ impl<L: InputLink> Inputs<L> {
     pub fn failure(&self) -> Option<PortError> {
         self.links
             .iter()
-            .find(|l| l.state() == LinkState::Failed)
-            .map(|l| PortError::PeerFailed(format!("producer on link {} failed", l.key())))
+            .find(|l| l.state == LinkState::Failed)
+            .map(|l| PortError::PeerFailed(format!("producer on link {} failed", l.key)))
     }
 
     /// Every link's index once, from the one after the link served last: so no producer of
     /// a fan-in starves. (It borrows nothing: the caller reads from the links meanwhile.)
-    pub fn turns(&self) -> impl Iterator<Item = usize> + use<L> {
+    pub fn turns(&self) -> impl Iterator<Item = usize> + use<T> {
         let (start, n) = (self.next, self.links.len());
         (0..n).map(move |k| (start + k) % n)
     }
@@ -186,12 +203,12 @@ impl<L: InputLink> Inputs<L> {
 
     /// Whether a link is still open.
     pub fn any_open(&self) -> bool {
-        self.links.iter().any(|l| l.state() == LinkState::Open)
+        self.links.iter().any(|l| l.state == LinkState::Open)
     }
 
     /// Whether a link failed.
     pub fn any_failed(&self) -> bool {
-        self.links.iter().any(|l| l.state() == LinkState::Failed)
+        self.links.iter().any(|l| l.state == LinkState::Failed)
     }
 
     /// Ends every failed link (it has nothing left to deliver) and returns their indices:
@@ -199,8 +216,8 @@ impl<L: InputLink> Inputs<L> {
     pub fn forget_failed(&mut self) -> Vec<usize> {
         let mut gone = Vec::new();
         for (i, link) in self.links.iter_mut().enumerate() {
-            if link.state() == LinkState::Failed {
-                link.set_state(LinkState::Ended);
+            if link.state == LinkState::Failed {
+                link.state = LinkState::Ended;
                 gone.push(i);
             }
         }
@@ -245,41 +262,27 @@ mod tests {
         assert_eq!(batch(16), 8);
     }
 
-    struct L(LinkState);
-    impl InputLink for L {
-        fn key(&self) -> &str {
-            "k"
-        }
-        fn state(&self) -> LinkState {
-            self.0
-        }
-        fn set_state(&mut self, state: LinkState) {
-            self.0 = state;
-        }
-    }
-
     /// Round robin from the link after the last one served, over open links only; failed
     /// links are reported, then forgotten.
     #[test]
     fn inputs_take_turns_and_forget_failed_links() {
-        let mut inputs = Inputs::new(vec![
-            L(LinkState::Open),
-            L(LinkState::Ended),
-            L(LinkState::Open),
-            L(LinkState::Open),
-        ]);
-        let open = |inputs: &Inputs<L>| -> Vec<usize> {
+        let mut inputs = Inputs::new((0..4).map(|i| InLink::new(format!("k{i}"), ())).collect());
+        inputs.links[1].state = LinkState::Ended;
+        let open = |inputs: &Inputs<()>| -> Vec<usize> {
             inputs
                 .turns()
-                .filter(|&i| inputs.links[i].state() == LinkState::Open)
+                .filter(|&i| inputs.links[i].state == LinkState::Open)
                 .collect()
         };
         assert_eq!(open(&inputs), [0, 2, 3]);
         inputs.served(2);
         assert_eq!(open(&inputs), [3, 0, 2]);
         assert!(inputs.failure().is_none());
-        inputs.links[3].0 = LinkState::Failed;
-        assert!(inputs.failure().is_some() && inputs.any_failed());
+        inputs.links[3].state = LinkState::Failed;
+        assert!(
+            matches!(inputs.failure(), Some(PortError::PeerFailed(m)) if m.contains("link k3"))
+                && inputs.any_failed()
+        );
         assert_eq!(inputs.forget_failed(), [3]);
         assert!(inputs.failure().is_none() && inputs.any_open());
     }

@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::credit::{self, Credits, InputLink, Inputs, LinkState, Returns, Spin};
+use super::credit::{self, Credits, Inputs, LinkState, Spin};
 use super::frame::{FrameKind, HEADER_LEN, Header};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
@@ -432,25 +432,8 @@ enum HeaderRead {
     Eof,
 }
 
-struct InLink {
-    key: String,
-    fd: OwnedFd,
-    state: LinkState,
-    /// Messages read and not yet returned as credits.
-    returns: Returns,
-}
-
-impl InputLink for InLink {
-    fn key(&self) -> &str {
-        &self.key
-    }
-    fn state(&self) -> LinkState {
-        self.state
-    }
-    fn set_state(&mut self, state: LinkState) {
-        self.state = state;
-    }
-}
+/// A consumer's link on `msg`: its socket.
+type InLink = credit::InLink<OwnedFd>;
 
 /// The receiving half of a `msg` port: one socket per producer, polled round robin.
 pub struct MsgReceiver {
@@ -458,7 +441,7 @@ pub struct MsgReceiver {
     slot_size: u32,
     credit_batch: u32,
     spin_ns: u64,
-    links: Inputs<InLink>,
+    links: Inputs<OwnedFd>,
     credit_writes: u64,
     calls: Calls,
 }
@@ -490,12 +473,7 @@ impl MsgReceiver {
                 spec.links
                     .iter()
                     .zip(fds)
-                    .map(|(key, fd)| InLink {
-                        key: key.clone(),
-                        fd,
-                        state: LinkState::Open,
-                        returns: Returns::default(),
-                    })
+                    .map(|(key, fd)| InLink::new(key.clone(), fd))
                     .collect(),
             ),
             credit_writes: 0,
@@ -570,7 +548,7 @@ impl MsgReceiver {
         // such counts never block; a producer that is gone is not an error here (its EOF is
         // what the next read reports).
         self.calls.writes += 1;
-        if let Ok(4) = nix::unistd::write(&link.fd, &n.to_le_bytes()) {
+        if let Ok(4) = nix::unistd::write(&link.io, &n.to_le_bytes()) {
             link.returns.sent();
             self.credit_writes += 1;
         }
@@ -590,7 +568,7 @@ impl MsgReceiver {
             link.state = LinkState::Failed;
             PortError::PeerFailed(format!("producer on link {}: {why}", link.key))
         };
-        match Self::read_header(&link.fd, &mut head, stop, &mut self.calls) {
+        match Self::read_header(&link.io, &mut head, stop, &mut self.calls) {
             Ok(HeaderRead::Full) => {}
             Ok(HeaderRead::NotReady) => return Ok(None),
             Ok(HeaderRead::Eof) => {
@@ -613,7 +591,7 @@ impl MsgReceiver {
             }
             FrameKind::Data => {
                 let len = header.len as usize;
-                match Self::read_payload(&link.fd, win, meter, len, stop, &mut self.calls) {
+                match Self::read_payload(&link.io, win, meter, len, stop, &mut self.calls) {
                     Ok(()) => {}
                     Err(PortError::PeerFailed(why)) => return Err(fail(link, why)),
                     Err(e) => return Err(e),
@@ -672,7 +650,7 @@ impl Receiver for MsgReceiver {
                 .links
                 .iter()
                 .filter(|l| l.state == LinkState::Open)
-                .map(|l| l.fd.as_fd())
+                .map(|l| l.io.as_fd())
                 .collect();
             let slice = stop.remaining().min(POLL_SLICE);
             self.calls.polls += 1;

@@ -43,7 +43,7 @@ use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::sample::{Sample, SampleKind};
 
-use super::credit::{self, Credits, InputLink, Inputs, LinkState, Returns, Spin};
+use super::credit::{self, Credits, Inputs, LinkState, Spin};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
     Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
@@ -712,26 +712,15 @@ impl Sender for ZenohSender {
     }
 }
 
-struct InLink {
-    key: String,
+/// A consumer's link on `zenoh`: where its credits go, whether its producer is there yet, and
+/// what the subscription delivered and the plugin has not taken.
+struct In {
     credit: std::sync::Arc<zenoh::pubsub::Publisher<'static>>,
-    state: LinkState,
     alive: bool,
-    returns: Returns,
     queued: VecDeque<(u8, u64, ZBytes)>,
 }
 
-impl InputLink for InLink {
-    fn key(&self) -> &str {
-        &self.key
-    }
-    fn state(&self) -> LinkState {
-        self.state
-    }
-    fn set_state(&mut self, state: LinkState) {
-        self.state = state;
-    }
-}
+type InLink = credit::InLink<In>;
 
 /// The receiving half of a `zenoh` port: a subscription per producer.
 pub struct ZenohReceiver {
@@ -739,7 +728,7 @@ pub struct ZenohReceiver {
     slot_size: u32,
     credit_batch: u32,
     spin_ns: u64,
-    inputs: Inputs<InLink>,
+    inputs: Inputs<In>,
     events: mpsc::Receiver<Event>,
     connected: bool,
     credit_puts: u64,
@@ -812,14 +801,14 @@ impl ZenohReceiver {
                     .wait()
                     .map_err(zerr("subscribing"))?,
             );
-            links.push(InLink {
-                key: spec.links.get(link).cloned().unwrap_or_default(),
-                credit,
-                state: LinkState::Open,
-                alive: false,
-                returns: Returns::default(),
-                queued: VecDeque::new(),
-            });
+            links.push(InLink::new(
+                spec.links.get(link).cloned().unwrap_or_default(),
+                In {
+                    credit,
+                    alive: false,
+                    queued: VecDeque::new(),
+                },
+            ));
         }
         let watch = watch_peers(&session, prefix, 'p', &params.peers, tx)?;
         let token = session
@@ -853,13 +842,15 @@ impl ZenohReceiver {
                 publish_ns,
                 payload,
             } => self.inputs.links[link]
+                .io
                 .queued
                 .push_back((kind, publish_ns, payload)),
-            Event::Alive { link } => self.inputs.links[link].alive = true,
+            Event::Alive { link } => self.inputs.links[link].io.alive = true,
             Event::Gone { link } => {
                 // Everything the producer sent arrived before its token vanished: what is
                 // queued is delivered first, then the link fails unless it ended.
                 self.inputs.links[link]
+                    .io
                     .queued
                     .push_back((u8::MAX - 1, 0, ZBytes::default()));
             }
@@ -870,8 +861,9 @@ impl ZenohReceiver {
     fn matched(&self) -> bool {
         self.inputs.links.iter().all(|l| {
             l.state != LinkState::Open
-                || (l.alive
-                    && l.credit
+                || (l.io.alive
+                    && l.io
+                        .credit
                         .matching_status()
                         .wait()
                         .is_ok_and(|m| m.matching()))
@@ -883,7 +875,7 @@ impl ZenohReceiver {
         let Some(n) = link.returns.received(self.credit_batch) else {
             return;
         };
-        if link.credit.put(n.to_le_bytes().to_vec()).wait().is_ok() {
+        if link.io.credit.put(n.to_le_bytes().to_vec()).wait().is_ok() {
             link.returns.sent();
             self.credit_puts += 1;
         }
@@ -896,7 +888,7 @@ impl ZenohReceiver {
         win: Window<'_>,
         meter: &mut CopyMeter,
     ) -> Result<Option<Delivery>, PortError> {
-        let Some((kind, publish_ns, payload)) = self.inputs.links[i].queued.pop_front() else {
+        let Some((kind, publish_ns, payload)) = self.inputs.links[i].io.queued.pop_front() else {
             return Ok(None);
         };
         let link = &mut self.inputs.links[i];
@@ -994,7 +986,7 @@ impl Receiver for ZenohReceiver {
             if !self.inputs.any_open() {
                 return Err(PortError::Closed);
             }
-            if self.inputs.links.iter().any(|l| !l.queued.is_empty()) {
+            if self.inputs.links.iter().any(|l| !l.io.queued.is_empty()) {
                 continue;
             }
             let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)?;
