@@ -23,7 +23,7 @@
 //!     token_file: None,
 //! };
 //! let session = supervisor::Session::new(&sc, &opts)?;
-//! let runs = sc.run.backends.iter().map(|b| report::build(&sc, &session.run(&sc, *b, 0)));
+//! let runs = sc.run.backends.iter().map(|b| report::RunReport::new(&sc, &session.run(&sc, *b, 0)));
 //! println!("{}", report::Report::new(&sc, runs.collect()).table());
 //! # Ok::<(), anyhow::Error>(())
 //! ```

@@ -1037,7 +1037,7 @@ fn wasm(
     round: u32,
 ) -> anyhow::Result<Sample> {
     let (point, record) = matrix.run_one(0, kind, round)?;
-    let r: RunReport = wasm_ipc_report::build(&point.scenario, &record);
+    let r: RunReport = RunReport::new(&point.scenario, &record);
     let contender = if point.scenario.hosts.is_empty() {
         format!("wasm-{}", kind.name())
     } else {
@@ -1180,7 +1180,7 @@ timeout = "60s"
     let mut busy = Matrix::new(&scenario(1)?, &BackendKind::DEFAULT, &[], opts)?;
     let run = |matrix: &mut Matrix, kind| -> anyhow::Result<RunReport> {
         let (point, record) = matrix.run_one(0, kind, 0)?;
-        Ok(wasm_ipc_report::build(&point.scenario, &record))
+        Ok(RunReport::new(&point.scenario, &record))
     };
     let consumer = |r: &RunReport| -> anyhow::Result<f64> {
         if !r.ok {

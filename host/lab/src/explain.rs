@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use wasm_ipc_report::{self as report, Report, RunReport, human_bytes, human_ns};
+use wasm_ipc_report::{Report, RunReport, human_bytes, human_ns};
 use wasm_ipc_runtime::check::{self, Resources};
 use wasm_ipc_runtime::matrix::{Matrix, Step};
 use wasm_ipc_runtime::supervisor;
@@ -294,7 +294,7 @@ fn run_matrix(
                 backend.name(),
                 repeat + 1
             )),
-            Step::Done { point, record } => runs.push(report::build(&point.scenario, &record)),
+            Step::Done { point, record } => runs.push(RunReport::new(&point.scenario, &record)),
         }
         ControlFlow::Continue(())
     })?;

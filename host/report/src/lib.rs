@@ -20,18 +20,18 @@
 pub mod html;
 pub mod plot;
 
-mod build;
 mod columns;
 mod csv;
 mod fields;
+mod from_record;
 mod model;
 mod stats;
 mod table;
 mod verdicts;
 
-pub use build::{SYSCALL_COUNTERS, build, combine};
 pub use columns::{COLUMNS, Column, CsvColumn, TableRow, When};
 pub use fields::{FIELDS, Field, field, field_reference};
+pub use from_record::{SYSCALL_COUNTERS, combine};
 pub use model::{Latency, ProcessReport, Report, Requests, RoundTrip, RunReport};
 pub use stats::cpu_per_message_ns;
 pub use wasm_ipc_scenario::{human_bytes, human_ns};

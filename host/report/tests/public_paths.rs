@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use wasm_ipc_report::{
     ClockReport, Latency, LinkReport, ProcessReport, Report, Requests, RoundTrip, RunReport,
-    SYSCALL_COUNTERS, build, combine, cpu_per_message_ns, html, human_bytes, human_ns, plot,
+    SYSCALL_COUNTERS, combine, cpu_per_message_ns, html, human_bytes, human_ns, plot,
 };
 use wasm_ipc_scenario::Scenario;
 use wasm_ipc_wire::record::RunRecord;
 
 #[test]
 fn every_public_item_is_at_the_crate_root() {
-    let _: fn(&Scenario, &RunRecord) -> RunReport = build;
+    let _: fn(&Scenario, &RunRecord) -> RunReport = RunReport::new;
     let _: fn(&Scenario, Vec<RunReport>) -> Report = Report::new;
     let _: fn(&Scenario, &Report) -> anyhow::Result<String> = html::page;
     let _: fn(&Report, &std::path::Path) -> anyhow::Result<()> = plot::plot;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::ops::ControlFlow;
 
 use wasm_ipc::matrix::{Matrix, Step};
-use wasm_ipc::report::{self, Report};
+use wasm_ipc::report::{Report, RunReport};
 use wasm_ipc::scenario::{BackendKind, Scenario};
 
 use super::{Fail, Outcome, Progress, load, options};
@@ -54,7 +54,7 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> Outcome 
                 }
             )),
             Step::Done { point, record } => {
-                let mut run = report::build(&point.scenario, &record);
+                let mut run = RunReport::new(&point.scenario, &record);
                 run.sweep = point.values.iter().cloned().collect();
                 runs.push(run);
                 progress.inc();

@@ -1,5 +1,5 @@
-//! [`build`]: what the supervisor gathered about one run (a [`RunRecord`]) becomes its
-//! [`RunReport`].
+//! [`RunReport::new`]: what the supervisor gathered about one run (a [`RunRecord`]) becomes
+//! its report.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,8 +21,14 @@ pub fn combine(links: &BTreeMap<String, String>) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
-/// Turns what the supervisor gathered into the run's report.
-pub fn build(sc: &Scenario, run: &RunRecord) -> RunReport {
+impl RunReport {
+    /// Turns what the supervisor gathered about one run of `sc` into the run's report.
+    pub fn new(sc: &Scenario, run: &RunRecord) -> RunReport {
+        from_record(sc, run)
+    }
+}
+
+fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
     let (backend, repeat, modules_compiled) = (run.backend, run.repeat, run.modules_compiled);
     let mut sent = BTreeMap::new();
     let mut received = BTreeMap::new();
