@@ -414,16 +414,7 @@ struct Table<'a> {
 /// Median of `f` over `runs` (ok ones only, unless `any`).
 fn median(runs: &[&RunReport], f: impl Fn(&RunReport) -> f64) -> Option<f64> {
     let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    wasm_ipc_report::median(&mut v)
 }
 
 /// `a` against `b` as "N.N×" of the larger over the smaller.

@@ -30,7 +30,7 @@ pub(crate) fn max_rss_kib(r: &RunReport) -> u64 {
 }
 
 /// The median of `v` (sorted in place).
-pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
+pub fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
