@@ -146,8 +146,10 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         Status::Ok => 3,
     };
     let mut error = run.start_error.clone();
-    if error.is_none() && run.interrupted {
-        error = Some("interrupted (Ctrl-C)".into());
+    if error.is_none()
+        && let Some(signal) = &run.interrupted
+    {
+        error = Some(format!("interrupted by {signal}"));
     }
     if error.is_none() {
         error = processes

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -30,21 +30,40 @@ use crate::sys::{self, ChildUsage, Pidfd};
 /// How long workers get, after the deadline or a stop request, before they are killed.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Set by SIGINT/SIGTERM.
-fn interrupted_flag() -> &'static Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+/// The signals that end a run early, each with the name a report gives it.
+const INTERRUPTS: [(i32, &str); 3] = [
+    (signal_hook::consts::SIGINT, "SIGINT (Ctrl-C)"),
+    (signal_hook::consts::SIGTERM, "SIGTERM"),
+    (signal_hook::consts::SIGHUP, "SIGHUP"),
+];
+
+/// The number of the signal that interrupted this process, 0 while none did.
+fn interrupted_flag() -> &'static Arc<AtomicUsize> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicUsize>> = std::sync::OnceLock::new();
     FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let _ = signal_hook::flag::register(sig, flag.clone());
+        let flag = Arc::new(AtomicUsize::new(0));
+        for (sig, _) in INTERRUPTS {
+            if let Ok(n) = usize::try_from(sig) {
+                let _ = signal_hook::flag::register_usize(sig, flag.clone(), n);
+            }
         }
         flag
     })
 }
 
-/// Whether Ctrl-C (or SIGTERM) arrived.
+/// Whether SIGINT (Ctrl-C), SIGTERM or SIGHUP arrived.
 pub fn was_interrupted() -> bool {
-    interrupted_flag().load(Ordering::Relaxed)
+    interrupted_flag().load(Ordering::Relaxed) != 0
+}
+
+/// The signal that interrupted this process, by name (`SIGINT (Ctrl-C)`, `SIGTERM`,
+/// `SIGHUP`), if one did.
+pub fn interruption() -> Option<&'static str> {
+    let n = interrupted_flag().load(Ordering::Relaxed);
+    INTERRUPTS
+        .iter()
+        .find(|(sig, _)| usize::try_from(*sig) == Ok(n))
+        .map(|(_, name)| *name)
 }
 
 /// What every session of one command shares.
@@ -89,8 +108,10 @@ impl Session {
             if modules.contains_key(&p.wasm) {
                 continue;
             }
-            let bytes = std::fs::read(&p.wasm)
-                .with_context(|| format!("plugin `{}`: reading {}", p.name, p.wasm.display()))?;
+            let bytes = crate::scenario::read_regular(&p.wasm, crate::scenario::MAX_MODULE_BYTES)
+                .with_context(|| {
+                format!("plugin `{}`: reading {}", p.name, p.wasm.display())
+            })?;
             // wasmtime would read any other bytes as WAT text and complain about a `(`.
             if p.wasm.extension().is_some_and(|e| e == "wasm") && !bytes.starts_with(b"\0asm") {
                 anyhow::bail!(
@@ -526,7 +547,7 @@ pub(crate) enum Role {
 struct RunState {
     workers: Vec<Worker>,
     release_ns: Option<u64>,
-    interrupted: bool,
+    interrupted: Option<String>,
     /// Per lane, what its backend does when a worker of it is lost.
     channels: Vec<Box<dyn PeerLost>>,
     /// Per worker, (lane, role) for failure propagation.
@@ -652,10 +673,12 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 }
             }
         }
-        if was_interrupted() && !run.interrupted {
-            run.interrupted = true;
+        if let Some(signal) = interruption()
+            && run.interrupted.is_none()
+        {
+            run.interrupted = Some(signal.to_string());
             stop_sent_at.get_or_insert(now);
-            let reason = "the supervisor was interrupted (Ctrl-C)".into();
+            let reason = format!("the supervisor was interrupted by {signal}");
             broadcast(&mut run.workers, &ToWorker::Stop { reason }, |_, _| true);
         }
         let grace_ns = u64::try_from(GRACE.as_nanos()).expect("2 s fits");

@@ -59,6 +59,7 @@ mod units;
 mod validate;
 
 pub use keys::{KEYS, KeyDecl, KeyDefault, KeyType, key_reference};
+pub use load::{MAX_MODULE_BYTES, MAX_SCENARIO_BYTES, not_regular, read_regular};
 pub use model::{
     BackendKind, Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_MEMORY, DEFAULT_SLOT_SIZE,
     DEFAULT_STACK, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Endpoint, Host, Instance, LOCAL_HOST,

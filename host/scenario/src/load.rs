@@ -9,6 +9,68 @@ use crate::raw::RawScenario;
 use crate::source::{ScenarioError, Source};
 use crate::validate::validate;
 
+/// The largest scenario file read: 4 MiB (a scenario is a page of TOML).
+pub const MAX_SCENARIO_BYTES: u64 = 4 << 20;
+
+/// The largest module file read: 1 GiB (a Python or JavaScript component, interpreter
+/// included, is tens of MiB).
+pub const MAX_MODULE_BYTES: u64 = 1 << 30;
+
+/// What the file behind `meta` is when it is not a regular file: `"a FIFO"`, `"a character
+/// device"`, ….
+pub fn not_regular(meta: &fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Reads the regular file at `path`, at most `cap` bytes. Anything else — a FIFO, a device
+/// such as `/dev/zero`, a directory — is refused at once, naming what it is: the file is
+/// opened without blocking (a FIFO's open would wait for a writer) and checked as opened, so
+/// nothing swapped in between can make the read block or run forever.
+pub fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if let Some(kind) = not_regular(&meta) {
+        return Err(std::io::Error::other(format!(
+            "it is {kind}, not a regular file"
+        )));
+    }
+    if meta.len() > cap {
+        return Err(std::io::Error::other(format!(
+            "it is {} bytes, more than the {cap} this reads",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "it grew past the {cap} bytes this reads while it was read"
+        )));
+    }
+    Ok(bytes)
+}
+
 impl Scenario {
     /// Read, parse, validate, and check that every plugin's wasm file exists or has `build`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -18,12 +80,18 @@ impl Scenario {
     /// [`Scenario::load`] with `--set PATH=VALUE` overrides applied to the file's values
     /// first (see [`apply_overrides`]).
     pub fn load_with(path: &Path, sets: &[String]) -> Result<Scenario, ScenarioError> {
-        let original = fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.to_path_buf(),
-            line: None,
-            key: None,
-            message: format!("cannot read the scenario file: {e}"),
-        })?;
+        let original = read_regular(path, MAX_SCENARIO_BYTES)
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text")
+                })
+            })
+            .map_err(|e| ScenarioError {
+                file: path.to_path_buf(),
+                line: None,
+                key: None,
+                message: format!("cannot read the scenario file: {e}"),
+            })?;
         let (mut scenario, mut wasm_lines) = parse_with_lines(path, &original)?;
         if !sets.is_empty() {
             let overridden = apply_overrides(&original, sets).map_err(|message| ScenarioError {
@@ -58,6 +126,21 @@ impl Scenario {
                          command (run in {}) that creates it",
                         plugin.wasm.display(),
                         scenario.dir.display()
+                    ),
+                });
+            }
+            if let Some(kind) = fs::metadata(&plugin.wasm)
+                .ok()
+                .as_ref()
+                .and_then(not_regular)
+            {
+                return Err(ScenarioError {
+                    file: path.to_path_buf(),
+                    line: Some(line),
+                    key: Some(format!("plugin[{i}].wasm")),
+                    message: format!(
+                        "{} is {kind}, not a regular file: name a .wasm or .wat module",
+                        plugin.wasm.display()
                     ),
                 });
             }

@@ -35,7 +35,7 @@ fn describe(ty: &wasmtime::ExternType) -> String {
 /// `inspect PLUGIN [--json]`: 0 when the module meets the ABI, 1 when it does not, 2 when it cannot be read.
 pub fn run(path: &std::path::Path, json: bool) -> Outcome {
     use wasm_ipc::plugin::{self, inspect::Verdict};
-    let loaded = std::fs::read(path)
+    let loaded = wasm_ipc::scenario::read_regular(path, wasm_ipc::scenario::MAX_MODULE_BYTES)
         .with_context(|| format!("reading {}", path.display()))
         .and_then(|bytes| {
             let engine = plugin::engine()?;

@@ -42,8 +42,8 @@ pub struct RunRecord {
     pub workers: Vec<WorkerRecord>,
     /// When the start barrier opened, if it did.
     pub release_ns: Option<u64>,
-    /// Ctrl-C or SIGTERM ended the run.
-    pub interrupted: bool,
+    /// The signal that ended the run early (`SIGINT (Ctrl-C)`, `SIGTERM`, `SIGHUP`), if one did.
+    pub interrupted: Option<String>,
     /// Every link and the backend that carried it.
     pub links: Vec<LinkReport>,
     /// Each host's clock as measured at connect.

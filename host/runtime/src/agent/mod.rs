@@ -378,7 +378,8 @@ pub fn token(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Resul
         (a.as_bytes().to_vec(), "--token".to_string())
     } else if let Some(f) = file {
         (
-            std::fs::read(f).with_context(|| format!("reading the token file {}", f.display()))?,
+            crate::scenario::read_regular(f, 64 << 10)
+                .with_context(|| format!("reading the token file {}", f.display()))?,
             f.display().to_string(),
         )
     } else if let Some(v) = std::env::var_os("WASM_IPC_TOKEN") {
