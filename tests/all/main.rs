@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod digests;
 mod edges;
+mod endings;
 mod explain;
 mod failures;
 mod faults;

@@ -13,7 +13,7 @@
 //! the digests' and clocks' lines.
 
 use crate::model::{Report, RunReport};
-use crate::stats::{context_switches, cpu_per_message_ns, cpu_s, max_rss_kib};
+use crate::stats::{context_switches, cpu_per_message_ns, cpu_s, longest_wait_ns, max_rss_kib};
 use crate::{human_bytes, human_ns};
 
 /// One column of the report: a row of the table, a column of the CSV, or both.
@@ -265,6 +265,17 @@ pub static COLUMNS: &[Column] = &[
         doc: "Longest hand-off.",
         table: row("hand-off max", |_, r| human_ns(r.latency_ns.max)),
         csv: None,
+    },
+    Column {
+        json: &[
+            "links[].longest_room_wait_ns",
+            "links[].longest_message_wait_ns",
+        ],
+        unit: "ns",
+        doc: "The longest single wait of any link: a producer's for room or a consumer's for a \
+              message (coarse clock, 1–4 ms); a stall shows here, whatever the percentiles say.",
+        table: row("longest wait", |_, r| human_ns(longest_wait_ns(r))),
+        csv: csv("longest_wait_ns", |r| longest_wait_ns(r).to_string()),
     },
     Column {
         json: &["round_trip_ns.avg"],

@@ -81,6 +81,11 @@ pub static FIELDS: &[Field] = &[
         "Barrier release → the last plugin's `run` returned; 0 without a barrier.",
     ),
     f(
+        "runs[].wall_s",
+        "s",
+        "The supervisor's start of the run → every worker exited: start-up, `elapsed_s` and the exits.",
+    ),
+    f(
         "runs[].msgs_per_s",
         "msg/s",
         "`messages` / `elapsed_s` (0 when `elapsed_s` is 0).",
@@ -379,6 +384,21 @@ pub static FIELDS: &[Field] = &[
         "Requests this worker received (server ports).",
     ),
     f(
+        "runs[].processes[].exit_code",
+        "",
+        "The worker's exit status; null when a signal ended it.",
+    ),
+    f(
+        "runs[].processes[].exit_signal",
+        "",
+        "The signal that ended the worker (9 when the supervisor killed it); null when it exited.",
+    ),
+    f(
+        "runs[].processes[].exit_after_run_ns",
+        "ns",
+        "Its plugin's `run` returned (its final report) → the worker exited, as the supervisor saw both; over 2 s makes the run not ok.",
+    ),
+    f(
         "runs[].syscalls",
         "",
         "System calls the backends made on their ports, summed over processes, by name.",
@@ -413,6 +433,8 @@ pub static FIELDS: &[Field] = &[
         "",
         "The link key: `channel[c]:producer.port->consumer.port`.",
     ),
+    f("runs[].links[].from", "", "Its producer: `plugin.port`."),
+    f("runs[].links[].to", "", "Its consumer: `plugin.port`."),
     f(
         "runs[].links[].backend",
         "",
@@ -424,6 +446,26 @@ pub static FIELDS: &[Field] = &[
         "The producer's host (`local`: the supervisor's machine).",
     ),
     f("runs[].links[].to_host", "", "The consumer's host."),
+    f(
+        "runs[].links[].published",
+        "",
+        "Messages its producer published on it.",
+    ),
+    f(
+        "runs[].links[].received",
+        "",
+        "Messages its consumer received from it.",
+    ),
+    f(
+        "runs[].links[].longest_room_wait_ns",
+        "ns",
+        "The longest single `loan` or `publish` of its producer (waiting for room; on a fan-out, the port's); coarse clock, 1–4 ms resolution.",
+    ),
+    f(
+        "runs[].links[].longest_message_wait_ns",
+        "ns",
+        "The longest single `receive` of its consumer that this link's message or the end of stream ended; coarse clock, 1–4 ms resolution.",
+    ),
     f(
         "runs[].clocks",
         "",

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use crate::model::{Latency, ProcessReport, Requests, RoundTrip, RunReport};
 use wasm_ipc_scenario::{Scenario, Verify};
 use wasm_ipc_wire::control::Status;
-use wasm_ipc_wire::record::RunRecord;
+use wasm_ipc_wire::record::{EXIT_BOUND, RunRecord};
 
 /// Combines link digests: xxh3-64 over `key=digest\n` lines in key order (a sorted list, not
 /// XOR, so equal fan-out links do not cancel).
@@ -41,9 +41,41 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
     let (mut messages, mut bytes, mut copied) = (0, 0, 0);
     let mut end_ns = run.release_ns.unwrap_or(0);
     let mut processes = Vec::new();
+    let mut late = Vec::new();
+    let mut links_out = BTreeMap::new();
+    let mut links_in = BTreeMap::new();
+    // Who ended ok: an early leaver is a consumer that returned ok.
+    let mut returned_ok = BTreeMap::new();
+    let bound_ns = u64::try_from(EXIT_BOUND.as_nanos()).unwrap_or(u64::MAX);
     for w in &run.workers {
         let u = w.usage.unwrap_or_default();
+        // How long it took to exit after its plugin's run returned (its `Done`).
+        let exit_after_run_ns = match (w.done_ns, w.exited_ns) {
+            (Some(d), Some(e)) => Some(e.saturating_sub(d)),
+            _ => None,
+        };
         let (status, error, figures, io) = match &w.outcome {
+            // Its plugin finished, but the worker did not end in time: killed, or late.
+            Some(o) if w.killed.is_some() || exit_after_run_ns.is_some_and(|t| t > bound_ns) => {
+                let after = exit_after_run_ns.map_or("-".into(), secs);
+                let how = match &w.killed {
+                    Some(why) => format!("{why}: killed; it ended {after} after its run"),
+                    None => format!(
+                        "took {after} to exit after its plugin's run returned (the bound is {})",
+                        secs(bound_ns)
+                    ),
+                };
+                let on = backends_of(run, &w.name);
+                let late = format!("plugin `{}` (pid {}) on {on} {how}", w.name, w.pid);
+                // A plugin that ended badly keeps its status and its cause (a lost peer's link
+                // can hold the worker's exit too); one that ended ok is now `killed`.
+                let (status, error) = match (o.status, &o.error) {
+                    (Status::Ok, _) => (Status::Killed, late),
+                    (s, Some(e)) => (s, format!("{e}; then {late}")),
+                    (s, None) => (s, late),
+                };
+                (status, Some(error), o.figures.clone(), o.io)
+            }
             Some(o) => (o.status, o.error.clone(), o.figures.clone(), o.io),
             None => {
                 let how = match (u.signal, &w.killed) {
@@ -70,6 +102,12 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         }
         sent.extend(figures.sent.clone());
         received.extend(figures.received.clone());
+        links_out.extend(figures.links_out.clone());
+        links_in.extend(figures.links_in.clone());
+        returned_ok.insert(
+            w.name.clone(),
+            w.outcome.as_ref().is_some_and(|o| o.status == Status::Ok),
+        );
         for (v, c) in &figures.latency {
             let _ = latency.record_n(*v, *c);
         }
@@ -98,6 +136,7 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         messages += figures.messages_received;
         bytes += figures.bytes_received;
         copied += figures.copied_bytes;
+        late.push(w.outcome.is_some() && status == Status::Killed);
         processes.push(ProcessReport {
             plugin: w.name.clone(),
             host: w.host.clone(),
@@ -130,6 +169,9 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
             limit: w.outcome.as_ref().and_then(|o| o.limit.clone()),
             calls: figures.calls,
             served: figures.served,
+            exit_code: u.exit_code,
+            exit_signal: u.signal,
+            exit_after_run_ns,
         });
     }
     let verify = sc.run.verify == Verify::Full;
@@ -139,11 +181,14 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         (None, None)
     };
     // The cause first: a plugin's own failure before those that only saw a peer fail.
-    let rank = |s: Status| match s {
+    // A worker killed only because it did not exit after its plugin finished comes after
+    // those that went wrong during the run: what held its exit is often their doing.
+    let rank = |(i, p): &(usize, &ProcessReport)| match p.status {
+        Status::Killed if late[*i] => 2,
         Status::Failed | Status::Killed => 0,
         Status::Interrupted => 1,
-        Status::PeerFailed => 2,
-        Status::Ok => 3,
+        Status::PeerFailed => 3,
+        Status::Ok => 4,
     };
     let mut error = run.start_error.clone();
     if error.is_none()
@@ -154,14 +199,64 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
     if error.is_none() {
         error = processes
             .iter()
-            .filter(|p| p.status != Status::Ok)
-            .min_by_key(|p| rank(p.status))
-            .and_then(|p| p.error.clone());
+            .enumerate()
+            .filter(|(_, p)| p.status != Status::Ok)
+            .min_by_key(rank)
+            .and_then(|(_, p)| p.error.clone());
+    }
+    // Each link with what both ends did on it.
+    let mut links = run.links.clone();
+    for l in &mut links {
+        if let Some(o) = links_out.get(&l.link) {
+            l.published = o.messages;
+            l.longest_room_wait_ns = o.longest_wait_ns;
+        }
+        if let Some(i) = links_in.get(&l.link) {
+            l.received = i.messages;
+            l.longest_message_wait_ns = i.longest_wait_ns;
+        }
+    }
+    // A consumer that returned ok before its input's end of stream while its producer had more
+    // for it (published and unread, or refused because it was gone) left early: that is what
+    // went wrong, not what it received.
+    let mut left_early = Vec::new();
+    for l in &links {
+        let (Some(o), Some(i)) = (links_out.get(&l.link), links_in.get(&l.link)) else {
+            continue;
+        };
+        let consumer = l.to.rsplit_once('.').map_or(l.to.as_str(), |(p, _)| p);
+        if !i.ended
+            && returned_ok.get(consumer).copied().unwrap_or(false)
+            && (o.messages > i.messages || o.refused > 0)
+        {
+            left_early.push((l.link.clone(), consumer.to_string(), l.from.clone(), i, o));
+        }
+    }
+    if error.is_none()
+        && let Some((_, consumer, l_from, i, o)) = left_early.first()
+    {
+        let unread = o.messages - i.messages.min(o.messages);
+        error = Some(if unread > 0 {
+            format!(
+                "plugin `{consumer}` returned with {unread} message{} unread on `{}`",
+                if unread == 1 { "" } else { "s" },
+                i.port
+            )
+        } else {
+            let producer = l_from.rsplit_once('.').map_or(l_from.as_str(), |(p, _)| p);
+            format!(
+                "plugin `{consumer}` returned before the end of stream on `{}`, while \
+                 `{producer}` still had messages for it (`{producer}` stopped: every consumer \
+                 was gone)",
+                i.port
+            )
+        });
     }
     if error.is_none() && digest_sent != digest_received {
         let bad: Vec<&String> = sent
             .iter()
             .filter(|(k, v)| received.get(*k) != Some(*v))
+            .filter(|(k, _)| !left_early.iter().any(|(l, ..)| l == *k))
             .map(|(k, _)| k)
             .collect();
         error = Some(format!(
@@ -241,8 +336,39 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         syscalls,
         processes,
         sweep: BTreeMap::new(),
-        links: run.links.clone(),
+        links,
+        wall_s: run.end_ns.saturating_sub(run.start_ns) as f64 / 1e9,
         clocks: run.clocks.clone(),
+    }
+}
+
+/// A duration for a verdict: seconds with two decimals.
+fn secs(ns: u64) -> String {
+    format!("{:.2} s", ns as f64 / 1e9)
+}
+
+/// The backends of plugin `name`'s links, for a verdict (`` `zenoh` ``, `` `shm` and `msg` ``;
+/// the run's backend for a plugin without links).
+fn backends_of(run: &RunRecord, name: &str) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    for l in &run.links {
+        let ends = [&l.from, &l.to];
+        if ends
+            .iter()
+            .any(|e| e.rsplit_once('.').is_some_and(|(p, _)| p == name))
+            && !kinds.contains(&l.backend.as_str())
+        {
+            kinds.push(&l.backend);
+        }
+    }
+    match kinds.as_slice() {
+        [] => format!("`{}`", run.backend.name()),
+        [one] => format!("`{one}`"),
+        many => many
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(" and "),
     }
 }
 
@@ -266,5 +392,140 @@ fn percentiles(h: &Histogram<u64>) -> Latency {
             p999: h.value_at_quantile(0.999),
             max: h.max(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use wasm_ipc_scenario::{BackendKind, Scenario};
+    use wasm_ipc_wire::control::{Outcome, Status};
+    use wasm_ipc_wire::record::{ChildUsage, LinkReport, RunRecord, WorkerRecord};
+
+    use crate::model::RunReport;
+
+    const S: u64 = 1_000_000_000;
+
+    fn scenario() -> Scenario {
+        let text = "name = \"t\"\n[[plugin]]\nname = \"a\"\nwasm = \"a.wasm\"\n\
+                    [[plugin]]\nname = \"b\"\nwasm = \"b.wasm\"\n\
+                    [[channel]]\nfrom = \"a.out\"\nto = \"b.in\"\n";
+        Scenario::parse(Path::new("t.toml"), text).unwrap()
+    }
+
+    /// A worker whose plugin ended ok at 1 s and that exited at `exit_ms`, killed or not.
+    fn finished(name: &str, exit_ms: u64, killed: Option<&str>) -> WorkerRecord {
+        WorkerRecord {
+            name: name.into(),
+            host: "local".into(),
+            pid: 7,
+            spawn_ns: 0,
+            ready_ns: Some(1),
+            outcome: Some(Outcome {
+                status: Status::Ok,
+                error: None,
+                end_ns: S,
+                ready_at_ns: 1,
+                figures: Default::default(),
+                io: None,
+                limit: None,
+            }),
+            done_ns: Some(S),
+            exited_ns: Some(exit_ms * 1_000_000),
+            usage: Some(ChildUsage {
+                signal: killed.map(|_| 9),
+                exit_code: killed.is_none().then_some(0),
+                ..Default::default()
+            }),
+            killed: killed.map(String::from),
+        }
+    }
+
+    fn record(workers: Vec<WorkerRecord>) -> RunRecord {
+        RunRecord {
+            backend: BackendKind::Msg,
+            repeat: 0,
+            modules_compiled: 0,
+            start_error: None,
+            start_ns: 0,
+            end_ns: 4 * S,
+            workers,
+            release_ns: Some(1),
+            interrupted: None,
+            links: vec![LinkReport {
+                link: "channel[0]:a.out->b.in".into(),
+                from: "a.out".into(),
+                to: "b.in".into(),
+                backend: "msg".into(),
+                from_host: "local".into(),
+                to_host: "local".into(),
+                published: 0,
+                received: 0,
+                longest_room_wait_ns: 0,
+                longest_message_wait_ns: 0,
+            }],
+            clocks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_worker_killed_after_its_run_fails_the_run_naming_it_its_backend_and_the_time() {
+        let kill = "did not exit within 2.00 s after its plugin's run returned";
+        let r = RunReport::new(
+            &scenario(),
+            &record(vec![
+                finished("a", 3020, Some(kill)),
+                finished("b", 1001, None),
+            ]),
+        );
+        assert!(!r.ok);
+        assert_eq!(
+            r.error.as_deref(),
+            Some(
+                "plugin `a` (pid 7) on `msg` did not exit within 2.00 s after its plugin's run \
+                 returned: killed; it ended 2.02 s after its run"
+            )
+        );
+        assert_eq!(r.processes[0].status, Status::Killed);
+        assert_eq!(r.processes[0].exit_after_run_ns, Some(2_020_000_000));
+        assert_eq!(r.processes[1].status, Status::Ok);
+        assert_eq!(r.wall_s, 4.0);
+    }
+
+    #[test]
+    fn a_worker_slower_than_the_bound_to_exit_fails_the_run_though_not_killed() {
+        let r = RunReport::new(
+            &scenario(),
+            &record(vec![finished("a", 1001, None), finished("b", 3500, None)]),
+        );
+        assert_eq!(
+            r.error.as_deref(),
+            Some(
+                "plugin `b` (pid 7) on `msg` took 2.50 s to exit after its plugin's run \
+                 returned (the bound is 2.00 s)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_failure_during_the_run_is_the_cause_before_a_late_exit() {
+        let kill = "did not exit within 2.00 s after its plugin's run returned";
+        let lost = WorkerRecord {
+            outcome: None,
+            done_ns: None,
+            killed: Some("lost with its host: the link went down".into()),
+            ..finished("b", 1500, None)
+        };
+        let r = RunReport::new(
+            &scenario(),
+            &record(vec![finished("a", 3020, Some(kill)), lost]),
+        );
+        let err = r.error.unwrap();
+        assert!(
+            err.starts_with("plugin `b` (pid 7) lost with its host"),
+            "{err}"
+        );
+        assert_eq!(r.processes[0].status, Status::Killed);
     }
 }

@@ -133,6 +133,16 @@ pub struct ProcessReport {
     /// Requests it received (server ports).
     #[serde(default)]
     pub served: u64,
+    /// Its exit status, when it exited (added in schema 1).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did (added in schema 1).
+    #[serde(default)]
+    pub exit_signal: Option<i32>,
+    /// How long it took to exit after its plugin's `run` returned (its final report), ns, as
+    /// the supervisor saw both; null when it never reported (added in schema 1).
+    #[serde(default)]
+    pub exit_after_run_ns: Option<u64>,
 }
 
 /// One run of a scenario on one backend.
@@ -154,6 +164,10 @@ pub struct RunReport {
     pub bytes: u64,
     /// Barrier release → last plugin finished, seconds.
     pub elapsed_s: f64,
+    /// The run from the supervisor's start to every worker exited and reaped, seconds:
+    /// start-up, `elapsed_s` and the workers' exits (added in schema 1).
+    #[serde(default)]
+    pub wall_s: f64,
     /// messages / elapsed.
     pub msgs_per_s: f64,
     /// bytes / elapsed.

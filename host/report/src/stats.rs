@@ -24,6 +24,16 @@ pub(crate) fn context_switches(r: &RunReport) -> (u64, u64) {
     })
 }
 
+/// The longest single wait of any link of a run, a producer's for room or a consumer's for a
+/// message, ns (0 without links).
+pub fn longest_wait_ns(r: &RunReport) -> u64 {
+    r.links
+        .iter()
+        .map(|l| l.longest_room_wait_ns.max(l.longest_message_wait_ns))
+        .max()
+        .unwrap_or(0)
+}
+
 /// The largest peak resident set of a run's processes, KiB (0 without processes).
 pub(crate) fn max_rss_kib(r: &RunReport) -> u64 {
     r.processes.iter().map(|p| p.max_rss_kib).max().unwrap_or(0)

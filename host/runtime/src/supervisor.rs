@@ -26,6 +26,7 @@ use crate::plugin::{self, cache};
 use crate::record::{ClockReport, LinkReport, RunRecord, WorkerRecord};
 use crate::scenario::{BackendKind, Scenario, Verify};
 use crate::sys::{self, ChildUsage, Pidfd};
+use wasm_ipc_wire::record::EXIT_BOUND;
 
 /// How long workers get, after the deadline or a stop request, before they are killed.
 const GRACE: Duration = Duration::from_secs(2);
@@ -185,6 +186,8 @@ impl Session {
             repeat,
             modules_compiled: self.modules_compiled,
             start_error: result.err().map(|e| format!("{e:#}")),
+            start_ns,
+            end_ns: sys::now_ns(),
             workers: run.workers.into_iter().map(|w| w.record).collect(),
             release_ns: run.release_ns,
             interrupted: run.interrupted,
@@ -465,6 +468,8 @@ impl Worker {
                 spawn_ns: s.spawn_ns,
                 ready_ns: None,
                 outcome: None,
+                done_ns: None,
+                exited_ns: None,
                 usage: None,
                 killed: None,
             },
@@ -493,6 +498,8 @@ impl Worker {
                 spawn_ns,
                 ready_ns: None,
                 outcome: None,
+                done_ns: None,
+                exited_ns: None,
                 usage: None,
                 killed: None,
             },
@@ -618,10 +625,14 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                 run.workers[i].record.ready_ns = Some(ready_ns)
             }
             Ok(Event::Msg(i, FromWorker::Done(outcome))) => {
-                run.workers[i].record.outcome = Some(*outcome)
+                let r = &mut run.workers[i].record;
+                r.outcome = Some(*outcome);
+                r.done_ns.get_or_insert_with(sys::now_ns);
             }
             Ok(Event::Exited(i, usage)) => {
-                run.workers[i].record.usage.get_or_insert(usage);
+                let r = &mut run.workers[i].record;
+                r.usage.get_or_insert(usage);
+                r.exited_ns.get_or_insert_with(sys::now_ns);
             }
             Ok(Event::CtrlClosed(i)) => {
                 run.workers[i].ctrl_closed = true;
@@ -689,6 +700,22 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
         } else {
             None
         };
+        // A worker whose plugin finished exits within a bound: one that does not (a session
+        // that never closes, a thread that never ends) is killed, and the run says so.
+        let bound_ns = u64::try_from(EXIT_BOUND.as_nanos()).expect("2 s fits");
+        for w in &mut run.workers {
+            if let Some(done) = w.record.done_ns
+                && w.record.usage.is_none()
+                && w.record.killed.is_none()
+                && now > done.saturating_add(bound_ns)
+            {
+                w.record.killed = Some(format!(
+                    "did not exit within {:.2} s after its plugin's run returned",
+                    EXIT_BOUND.as_secs_f64()
+                ));
+                w.kill();
+            }
+        }
         if let Some(why) = kill_reason {
             for w in &mut run.workers {
                 if w.record.usage.is_none() && w.record.killed.is_none() {
@@ -843,9 +870,15 @@ fn plan(
             for (t, key) in lane.to.iter().zip(row) {
                 links.push(LinkReport {
                     link: key.clone(),
+                    from: format!("{}.{}", sc.plugins[f.plugin].name, f.port),
+                    to: format!("{}.{}", sc.plugins[t.plugin].name, t.port),
                     backend: b.name().into(),
                     from_host: sc.host_name(f.plugin).into(),
                     to_host: sc.host_name(t.plugin).into(),
+                    published: 0,
+                    received: 0,
+                    longest_room_wait_ns: 0,
+                    longest_message_wait_ns: 0,
                 });
             }
         }

@@ -41,7 +41,7 @@ impl FdSource for PortFds<'_> {
 
 /// Runs the worker; returns the process exit code.
 pub fn main(plugin: &str, parent_pid: i32) -> i32 {
-    sys::ignore_sigint();
+    sys::ignore_interrupts();
     // PR_SET_PDEATHSIG was set before exec; if the supervisor died before that, we are
     // orphaned already and must not run.
     if sys::parent_pid() != parent_pid {
@@ -57,7 +57,47 @@ pub fn main(plugin: &str, parent_pid: i32) -> i32 {
     }
 }
 
+/// How long a worker's teardown may take after its final report: ending its sessions
+/// (`zenoh` flushes what its engine still holds, a failed producer's last messages among them)
+/// and unmapping its windows take milliseconds; a close waiting on a peer or a link that is
+/// gone (a `zenoh` session's close waits up to 10 s) is cut short here, well inside the
+/// supervisor's bound.
+const TEARDOWN_BOUND: Duration = Duration::from_secs(1);
+
+/// Ends the process once its teardown has taken [`TEARDOWN_BOUND`] after the final report:
+/// a thread started before the lock-down (which may forbid new threads) and armed by
+/// [`send_done`].
+struct Teardown(std::sync::mpsc::Sender<()>);
+
+impl Teardown {
+    fn start() -> anyhow::Result<Teardown> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("wasm-ipc-teardown".into())
+            .spawn(move || {
+                if rx.recv().is_ok() {
+                    std::thread::sleep(TEARDOWN_BOUND);
+                    eprintln!(
+                        "wasm-ipc worker: its teardown took over {} s after its report; ending it",
+                        TEARDOWN_BOUND.as_secs()
+                    );
+                    sys::exit_now(2);
+                }
+            })
+            .context("starting the teardown thread")?;
+        Ok(Teardown(tx))
+    }
+}
+
+/// Sends the worker's final report and arms the teardown's bound.
+fn send_done(ctrl: &mut UnixStream, outcome: Outcome, teardown: &Teardown) -> anyhow::Result<()> {
+    let sent = control::send(ctrl, &FromWorker::Done(Box::new(outcome)));
+    let _ = teardown.0.send(());
+    sent
+}
+
 fn run_worker() -> anyhow::Result<()> {
+    let teardown = Teardown::start()?;
     let mut handover = sys::Handover::claim()?;
     let mut ctrl = UnixStream::from(handover.take(3)?);
     let mut reader = control::Reader::new(BufReader::new(ctrl.try_clone()?));
@@ -97,7 +137,7 @@ fn run_worker() -> anyhow::Result<()> {
                 _ => format!("{e:#}"),
             };
             send_early(
-                &mut ctrl,
+                (&mut ctrl, &teardown),
                 Status::Failed,
                 format!("plugin `{}` could not start: {why}", spec.plugin),
                 0,
@@ -183,7 +223,7 @@ fn run_worker() -> anyhow::Result<()> {
             ),
         };
         let io = self_io.as_mut().and_then(sys::SelfIo::read);
-        send_early(&mut ctrl, status, error, 0, io)?;
+        send_early((&mut ctrl, &teardown), status, error, 0, io)?;
         return Ok(());
     }
     // `WASM_IPC_UNLOCKED=1` is for counting instructions under valgrind, which cannot run a
@@ -202,7 +242,7 @@ fn run_worker() -> anyhow::Result<()> {
         .transpose()
     {
         send_early(
-            &mut ctrl,
+            (&mut ctrl, &teardown),
             Status::Failed,
             format!("plugin `{}` could not start: {e:#}", spec.plugin),
             0,
@@ -218,7 +258,7 @@ fn run_worker() -> anyhow::Result<()> {
         Ok(ToWorker::Go { .. }) => {}
         Ok(ToWorker::Stop { reason }) => {
             send_early(
-                &mut ctrl,
+                (&mut ctrl, &teardown),
                 Status::Interrupted,
                 format!(
                     "plugin `{}` was stopped before the start: {reason}",
@@ -263,14 +303,13 @@ fn run_worker() -> anyhow::Result<()> {
         io: self_io.as_mut().and_then(sys::SelfIo::read),
         limit,
     };
-    control::send(&mut ctrl, &FromWorker::Done(Box::new(outcome)))?;
-    Ok(())
+    send_done(&mut ctrl, outcome, &teardown)
 }
 
 /// Turns `run`'s result into a status and a message naming the plugin.
 /// Tells the supervisor that the worker ends before or at the barrier, without running.
 fn send_early(
-    ctrl: &mut UnixStream,
+    (ctrl, teardown): (&mut UnixStream, &Teardown),
     status: Status,
     error: String,
     ready_at_ns: u64,
@@ -285,7 +324,7 @@ fn send_early(
         io,
         limit: None,
     };
-    control::send(ctrl, &FromWorker::Done(Box::new(outcome)))
+    send_done(ctrl, outcome, teardown)
 }
 
 fn classify(

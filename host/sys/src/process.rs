@@ -108,11 +108,26 @@ fn parse_io(text: &str) -> Option<(u64, u64)> {
     Some((field("rchar:")?, field("wchar:")?))
 }
 
-/// Makes this process ignore SIGINT: the supervisor handles Ctrl-C and stops its workers.
-pub fn ignore_sigint() {
+/// Makes this process ignore SIGINT, SIGTERM and SIGHUP: a terminal's Ctrl-C or hang-up, and
+/// `timeout`'s SIGTERM, reach the whole process group, and the supervisor handles them by
+/// stopping its workers (which die with it in any case: `PR_SET_PDEATHSIG`).
+pub fn ignore_interrupts() {
     use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety question arises.
-    let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) };
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety question arises.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+}
+
+/// Ends this process at once with `code` (`_exit`): no destructor, no `atexit` handler, no
+/// thread is waited for. For a worker whose report is sent and whose teardown is stuck: what
+/// is left (sessions, sockets, mappings) the kernel closes, and each peer sees its sockets
+/// close.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` only ends the process; it touches no memory of ours and runs no code of
+    // ours, so nothing can observe a broken invariant. Bytes written to sockets before it stay
+    // readable by their peers.
+    unsafe { libc::_exit(code) }
 }
 
 /// `sched_yield`.

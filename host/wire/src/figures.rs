@@ -46,4 +46,30 @@ pub struct Figures {
     /// Clients of its server ports that failed while it served them (it carried on).
     #[serde(default)]
     pub clients_lost: u64,
+    /// Link key → what this process did on it as the link's producer.
+    #[serde(default)]
+    pub links_out: BTreeMap<String, LinkFigures>,
+    /// Link key → what this process did on it as the link's consumer.
+    #[serde(default)]
+    pub links_in: BTreeMap<String, LinkFigures>,
+}
+
+/// One end of one link, as its worker saw it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFigures {
+    /// The port of this end.
+    pub port: String,
+    /// Messages published on it (producer) or received from it (consumer).
+    pub messages: u64,
+    /// Producer: `loan`s and `publish`es refused because every consumer was gone.
+    pub refused: u64,
+    /// Consumer: whether its port returned end of stream (every producer finished and
+    /// everything they sent was received).
+    pub ended: bool,
+    /// The longest single blocking call: a producer's `loan` or `publish` waiting for room, a
+    /// consumer's `receive` waiting for a message (on a fan-in port, the link that delivered
+    /// it), ns, timed with the coarse monotonic clock (its resolution is the kernel's tick,
+    /// 1–4 ms: a shorter wait may show 0).
+    pub longest_wait_ns: u64,
 }

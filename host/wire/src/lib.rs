@@ -11,5 +11,5 @@ pub mod frame;
 mod port;
 pub mod record;
 
-pub use figures::Figures;
+pub use figures::{Figures, LinkFigures};
 pub use port::{Direction, Leg, PortSpec};

@@ -8,6 +8,11 @@ use wasm_ipc_scenario::BackendKind;
 
 use crate::control::Outcome;
 
+/// How long a worker may take to exit after its plugin's `run` returned (after its `Done`):
+/// ending its sessions and unmapping its windows takes milliseconds; past this the
+/// supervisor kills it and the run is not ok.
+pub const EXIT_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Resource usage of a finished child, from `wait4`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct ChildUsage {
@@ -38,6 +43,10 @@ pub struct RunRecord {
     pub modules_compiled: usize,
     /// Why the run could not start, if it could not (`{:#}` of the error).
     pub start_error: Option<String>,
+    /// When the supervisor began the run (CLOCK_MONOTONIC ns).
+    pub start_ns: u64,
+    /// When every worker had exited and been reaped (CLOCK_MONOTONIC ns).
+    pub end_ns: u64,
     /// Every worker that was started, in plugin order.
     pub workers: Vec<WorkerRecord>,
     /// When the start barrier opened, if it did.
@@ -67,12 +76,33 @@ pub struct ClockReport {
 pub struct LinkReport {
     /// The link key: `channel[c]:producer.port->consumer.port`.
     pub link: String,
+    /// Its producer (plugin instance) and port.
+    #[serde(default)]
+    pub from: String,
+    /// Its consumer and port.
+    #[serde(default)]
+    pub to: String,
     /// `shm`, `msg` or `zenoh` (what `auto` chose, on an `auto` run).
     pub backend: String,
     /// The producer's host (`local`: the supervisor's machine).
     pub from_host: String,
     /// The consumer's host.
     pub to_host: String,
+    /// Messages its producer published on it.
+    #[serde(default)]
+    pub published: u64,
+    /// Messages its consumer received from it.
+    #[serde(default)]
+    pub received: u64,
+    /// The longest time its producer waited in one `loan` or `publish` (for room), ns; on a
+    /// fan-out, the producer's port's longest wait, whichever consumer held it back. Timed
+    /// with the coarse monotonic clock (1–4 ms resolution).
+    #[serde(default)]
+    pub longest_room_wait_ns: u64,
+    /// The longest time its consumer waited in one `receive` that this link's message (or
+    /// the end of stream) ended, ns; coarse clock.
+    #[serde(default)]
+    pub longest_message_wait_ns: u64,
 }
 
 /// What the supervisor learned about one worker.
@@ -90,6 +120,10 @@ pub struct WorkerRecord {
     pub ready_ns: Option<u64>,
     /// Its final report, if it sent one.
     pub outcome: Option<Outcome>,
+    /// When that report reached the supervisor (the supervisor's CLOCK_MONOTONIC ns).
+    pub done_ns: Option<u64>,
+    /// When its exit reached the supervisor (the supervisor's clock).
+    pub exited_ns: Option<u64>,
     /// Its exit status and resource usage, once reaped.
     pub usage: Option<ChildUsage>,
     /// Why the supervisor killed it, if it did.

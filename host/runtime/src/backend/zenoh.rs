@@ -24,14 +24,16 @@
 //! producer's token is seen. Workers call both before `Ready`, so the barrier opens on a
 //! connected channel.
 //!
-//! **End.** `close` publishes an end message on every link and waits until each consumer has it
-//! (an empty message on the credit key, sent by the consumer's worker thread when it files the
-//! end message), since a session that ends drops what its engine has not sent yet.
+//! **End.** `close` publishes an end message on every link and waits until each consumer's
+//! process has it (an empty message on the credit key, sent as soon as the end message arrives,
+//! whatever the plugin is doing), since a session that ends drops what its engine has not sent
+//! yet.
 //!
 //! **Nothing blocks the engine's thread.** Every runtime of the engine is handed over to one
-//! thread, which also runs the subscribers' callbacks. A callback only passes what it got to
-//! the worker's thread (a channel send); it never `put`s: a blocking put there waits for a
-//! free batch that only that same thread can free, so it stalls for the engine's
+//! thread, which also runs the subscribers' callbacks. A callback only passes what it got on
+//! (a channel send): data to the worker's thread, an end's acknowledgement to the port's
+//! acker thread, which makes the `put`. It never `put`s itself: a blocking put there waits for
+//! a free batch that only that same thread can free, so it stalls for the engine's
 //! `wait_before_close` (5 s), the engine then closes the transport, and the session's close
 //! can deadlock on the pipeline it left locked (an end acknowledged from the callback did
 //! exactly that, in 5 of 68 runs of 20,000 4 KiB messages).
@@ -689,9 +691,9 @@ impl Sender for ZenohSender {
         }
         // The session ends with this worker, and a session that ends drops what its engine
         // has not sent yet. So the producer stays until every consumer's process has the end
-        // message, and with it everything before it (the consumer's worker acknowledges it
-        // when it next looks at its events, in any blocking call or receive), or is gone (its
-        // session ended: a consumer that left early); bounded by the stop and the deadline.
+        // message, and with it everything before it (the consumer's acker thread acknowledges it
+        // as it arrives, whatever the plugin is doing), or is gone (its session ended: a
+        // consumer that left early); bounded by the stop and the deadline.
         while self.links.iter().any(|l| !l.gone && !l.end_seen) {
             let Ok(e) = next_event(&self.events, self.spin_ns, stop, &mut self.calls) else {
                 break;
@@ -723,7 +725,7 @@ impl Sender for ZenohSender {
 /// A consumer's link on `zenoh`: where its credits go, whether its producer is there yet, and
 /// what the subscription delivered and the plugin has not taken.
 struct In {
-    credit: zenoh::pubsub::Publisher<'static>,
+    credit: std::sync::Arc<zenoh::pubsub::Publisher<'static>>,
     alive: bool,
     queued: VecDeque<(u8, u64, ZBytes)>,
 }
@@ -768,17 +770,23 @@ impl ZenohReceiver {
         let prefix = &params.prefix;
         let q = params.index;
         let (tx, events) = mpsc::channel();
+        let (ack_tx, ack_rx) = mpsc::channel::<usize>();
         let mut links = Vec::new();
         let mut subs = Vec::new();
+        let mut ackers = Vec::new();
         for (link, &p) in params.peers.iter().enumerate() {
             let tx = tx.clone();
+            let ack_tx = ack_tx.clone();
             let shift = params.clock_shift_ns.get(link).copied().unwrap_or(0);
-            let credit = session
-                .declare_publisher(format!("{prefix}/{p}/{q}/credit"))
-                .congestion_control(CongestionControl::Block)
-                .express(true)
-                .wait()
-                .map_err(zerr("declaring the credit publisher"))?;
+            let credit = std::sync::Arc::new(
+                session
+                    .declare_publisher(format!("{prefix}/{p}/{q}/credit"))
+                    .congestion_control(CongestionControl::Block)
+                    .express(true)
+                    .wait()
+                    .map_err(zerr("declaring the credit publisher"))?,
+            );
+            ackers.push(credit.clone());
             subs.push(
                 session
                     .declare_subscriber(format!("{prefix}/{p}/{q}"))
@@ -791,6 +799,12 @@ impl ZenohReceiver {
                             // A message without our header is a broken producer.
                             _ => (u8::MAX, 0),
                         };
+                        if kind == END {
+                            // Everything before the end is in this process now: the
+                            // producer's session may end. Acknowledged by the acker thread,
+                            // never here (see the module's docs).
+                            let _ = ack_tx.send(link);
+                        }
                         let _ = tx.send(Event::Data {
                             link,
                             kind,
@@ -810,6 +824,17 @@ impl ZenohReceiver {
                 },
             ));
         }
+        drop(ack_tx);
+        // The acker: a blocking `put` may wait for the engine's thread, so it is made on a
+        // thread of its own, which ends when the subscriptions (holding its channel) do.
+        std::thread::Builder::new()
+            .name("wasm-ipc-zenoh-ack".into())
+            .spawn(move || {
+                while let Ok(link) = ack_rx.recv() {
+                    let _ = ackers[link].put(Vec::<u8>::new()).wait();
+                }
+            })
+            .context("starting the acknowledging thread")?;
         let watch = watch_peers(&session, prefix, 'p', &params.peers, tx)?;
         let token = session
             .liveliness()
@@ -841,18 +866,10 @@ impl ZenohReceiver {
                 kind,
                 publish_ns,
                 payload,
-            } => {
-                let l = &mut self.inputs.links[link].io;
-                if kind == END {
-                    // Everything before the end is in this process now: the producer's session
-                    // may end (an empty credit message). Sent from this thread, never from the
-                    // subscriber's callback: that runs on the engine's only thread, and a
-                    // blocking put there can wait for a batch only that thread frees (a 5 s
-                    // stall, then a closed transport and a session that never closes).
-                    let _ = l.credit.put(Vec::<u8>::new()).wait();
-                }
-                l.queued.push_back((kind, publish_ns, payload));
-            }
+            } => self.inputs.links[link]
+                .io
+                .queued
+                .push_back((kind, publish_ns, payload)),
             Event::Alive { link } => self.inputs.links[link].io.alive = true,
             Event::Gone { link } => {
                 // Everything the producer sent arrived before its token vanished: what is

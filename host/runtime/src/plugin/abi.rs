@@ -386,14 +386,27 @@ fn loan_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) -> Le
     let Host { ports, stop, .. } = host;
     let port = &mut ports[i];
     let window = port.window;
-    let Side::Out { tx, loan, .. } = &mut port.side else {
+    let Side::Out {
+        tx,
+        loan,
+        refused,
+        longest_wait_ns,
+        ..
+    } = &mut port.side
+    else {
         return Err(port_misuse(caller, call, i, |n| {
             format!("port `{n}` is an input")
         }));
     };
     // Guest lengths and addresses are u32 in the WIT; the core signature carries them as i32.
     let len = len.cast_unsigned();
-    Ok(tx.loan(win, len, stop).map(|off| {
+    let begin = sys::coarse_now_ns();
+    let r = tx.loan(win, len, stop);
+    *longest_wait_ns = (*longest_wait_ns).max(sys::coarse_now_ns().saturating_sub(begin));
+    if matches!(r, Err(PortError::Closed)) {
+        *refused += 1;
+    }
+    Ok(r.map(|off| {
         *loan = Some((off, len));
         (window + off).cast_signed()
     }))
@@ -425,6 +438,8 @@ fn publish_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) ->
         loan,
         digest,
         messages,
+        refused,
+        longest_wait_ns,
     } = side
     else {
         return Err(port_misuse(caller, call, i, |n| {
@@ -457,7 +472,13 @@ fn publish_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) ->
         len,
         publish_ns: sys::now_ns(),
     };
-    Ok(tx.publish(win, meter, msg, stop).map(|()| *messages += 1))
+    let begin = sys::coarse_now_ns();
+    let r = tx.publish(win, meter, msg, stop);
+    *longest_wait_ns = (*longest_wait_ns).max(sys::coarse_now_ns().saturating_sub(begin));
+    if matches!(r, Err(PortError::Closed)) {
+        *refused += 1;
+    }
+    Ok(r.map(|()| *messages += 1))
 }
 
 fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
@@ -539,6 +560,9 @@ fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64,
         digests,
         messages,
         bytes,
+        per_link,
+        longest_wait_ns,
+        ended,
     } = side
     else {
         return Err(port_misuse(caller, call, i, |n| {
@@ -556,9 +580,20 @@ fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64,
             }
         }));
     }
-    let d = match rx.receive(win, meter, stop) {
+    let begin = sys::coarse_now_ns();
+    let r = rx.receive(win, meter, stop);
+    let waited = sys::coarse_now_ns().saturating_sub(begin);
+    let d = match r {
         Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => {
+            // A wait that ended without a message (end of stream, a failure, a stop) is every
+            // link's: none of them delivered.
+            for w in longest_wait_ns.iter_mut() {
+                *w = (*w).max(waited);
+            }
+            *ended |= matches!(e, PortError::Closed);
+            return Ok(Err(e));
+        }
     };
     let now = sys::now_ns();
     let end = d.off as u64 + d.len as u64;
@@ -579,6 +614,8 @@ fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64,
     }
     *held = Some(d);
     *messages += 1;
+    per_link[d.link] += 1;
+    longest_wait_ns[d.link] = longest_wait_ns[d.link].max(waited);
     *bytes += u64::from(d.len);
     let _ = latency.record(now.saturating_sub(d.publish_ns).max(1));
     Ok(Ok((

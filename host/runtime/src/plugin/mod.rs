@@ -18,7 +18,7 @@ use crate::backend::{self, Delivery, Direction, FdSource, Leg, PortSpec, Receive
 use crate::control::LimitHit;
 use crate::scenario::Limits;
 use crate::sys::{self, CopyMeter};
-pub use wasm_ipc_wire::Figures;
+pub use wasm_ipc_wire::{Figures, LinkFigures};
 
 /// Builds the engine every process of a run uses. Supervisor and workers must agree on it:
 /// workers load the supervisor's compiled code.
@@ -91,6 +91,10 @@ pub(crate) enum Side {
         /// Digest of everything published (the same for every link of a fan-out).
         digest: Box<Xxh3>,
         messages: u64,
+        /// `loan`s and `publish`es refused because every consumer was gone.
+        refused: u64,
+        /// The longest `loan` or `publish`, ns (coarse clock).
+        longest_wait_ns: u64,
     },
     In {
         rx: Box<dyn Receiver>,
@@ -99,6 +103,12 @@ pub(crate) enum Side {
         digests: Vec<Xxh3>,
         messages: u64,
         bytes: u64,
+        /// Per link: messages received from it.
+        per_link: Vec<u64>,
+        /// Per link: the longest `receive` it ended, ns (coarse clock).
+        longest_wait_ns: Vec<u64>,
+        /// Whether `receive` returned end of stream.
+        ended: bool,
     },
 }
 
@@ -335,6 +345,8 @@ impl Host {
                 loan: None,
                 digest: Box::new(Xxh3::new()),
                 messages: 0,
+                refused: 0,
+                longest_wait_ns: 0,
             },
             Direction::In => Side::In {
                 rx: imp.open_receiver(&spec, view, fds)?,
@@ -342,6 +354,9 @@ impl Host {
                 digests: spec.links.iter().map(|_| Xxh3::new()).collect(),
                 messages: 0,
                 bytes: 0,
+                per_link: vec![0; spec.links.len()],
+                longest_wait_ns: vec![0; spec.links.len()],
+                ended: false,
             },
         };
         self.ports.push(Port {
@@ -466,12 +481,24 @@ impl Host {
                     tx,
                     digest,
                     messages,
+                    refused,
+                    longest_wait_ns,
                     ..
                 } => {
                     f.messages_sent += messages;
                     for key in &port.spec.links {
                         f.sent
                             .insert(key.clone(), format!("{:016x}", digest.digest()));
+                        f.links_out.insert(
+                            key.clone(),
+                            LinkFigures {
+                                port: port.spec.name.clone(),
+                                messages: *messages,
+                                refused: *refused,
+                                ended: false,
+                                longest_wait_ns: *longest_wait_ns,
+                            },
+                        );
                     }
                     tx.counters()
                 }
@@ -480,13 +507,26 @@ impl Host {
                     digests,
                     messages,
                     bytes,
+                    per_link,
+                    longest_wait_ns,
+                    ended,
                     ..
                 } => {
                     f.messages_received += messages;
                     f.bytes_received += bytes;
-                    for (key, d) in port.spec.links.iter().zip(digests) {
+                    for (k, (key, d)) in port.spec.links.iter().zip(digests).enumerate() {
                         f.received
                             .insert(key.clone(), format!("{:016x}", d.digest()));
+                        f.links_in.insert(
+                            key.clone(),
+                            LinkFigures {
+                                port: port.spec.name.clone(),
+                                messages: per_link.get(k).copied().unwrap_or(0),
+                                refused: 0,
+                                ended: *ended,
+                                longest_wait_ns: longest_wait_ns.get(k).copied().unwrap_or(0),
+                            },
+                        );
                     }
                     rx.counters()
                 }

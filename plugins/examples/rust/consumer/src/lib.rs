@@ -13,7 +13,9 @@
 //! - `expect` (absent): the number of messages that must arrive (else code 3);
 //! - `delay_ns` (0): busy-waits this long per message while holding it, to simulate work;
 //! - `leak` (0): keeps this many bytes per message for good: the leak the soak test's check
-//!   must catch.
+//!   must catch;
+//! - `take` (absent): returns 0 after this many messages, leaving the rest unread (the early
+//!   leaver the report must name).
 //!
 //! Reports `received`, `bytes`, `mismatches` and `checksum` (wrapping sum of every message's
 //! little-endian u64 words, last partial word zero-padded, after undoing `xor`; not reported
@@ -46,6 +48,7 @@ struct Config {
     expect: Option<u64>,
     delay_ns: u64,
     leak: usize,
+    take: Option<u64>,
 }
 
 #[derive(Default)]
@@ -70,6 +73,7 @@ fn consume() -> Result<(), Error> {
         expect: config_u64("expect"),
         delay_ns: config_or("delay_ns", 0),
         leak: config_or("leak", 0),
+        take: config_u64("take"),
     };
     let mut input = Input::open("in")?;
     let mut stats = Stats::default();
@@ -96,7 +100,8 @@ fn consume() -> Result<(), Error> {
 fn receive_all(input: &mut Input, config: &Config, stats: &mut Stats) -> Result<(), Error> {
     // The index the next message should carry when `ordered`.
     let mut next = 0u64;
-    while let Some(msg) = input.receive()? {
+    while config.take.is_none_or(|n| stats.received < n) {
+        let Some(msg) = input.receive()? else { break };
         let arrival = stats.received;
         let len = msg.len();
         stats.received += 1;
