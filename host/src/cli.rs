@@ -106,6 +106,13 @@ pub enum Cmd {
         #[arg(long, requires = "across")]
         token_file: Option<PathBuf>,
     },
+    /// Print a generated page of the book's reference (cli, scenario-keys, report-fields);
+    /// for `docs/src/reference/` and its test.
+    #[command(hide = true)]
+    Reference {
+        /// cli, scenario-keys or report-fields.
+        page: String,
+    },
     /// One process of a native bench contender; started by `bench` only.
     #[command(hide = true)]
     BenchPeer { spec: String },
@@ -212,5 +219,40 @@ impl Overrides {
             sets.push(format!("run.listen={}", toml::Value::String(l.clone())));
         }
         sets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every visible subcommand says what it does and every flag and argument has its help
+    /// line: the book's command-line page is made of them.
+    #[test]
+    fn every_subcommand_and_argument_has_its_help() {
+        let mut top = Cli::command();
+        top.build();
+        assert!(top.get_about().is_some());
+        for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+            assert!(
+                sub.get_about().is_some(),
+                "`{}` has no help",
+                sub.get_name()
+            );
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(
+                    arg.get_help()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "`{} {id}` has no help",
+                    sub.get_name()
+                );
+            }
+        }
     }
 }

@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         Cmd::Worker {
             plugin, parent_pid, ..
         } => commands::hidden::worker(&plugin, parent_pid),
+        Cmd::Reference { page } => commands::reference::run(&page),
         Cmd::BenchPeer { spec } => commands::hidden::bench_peer(&spec),
         Cmd::LockdownCheck { without_filter } => commands::hidden::lockdown_check(without_filter),
     };

@@ -1,4 +1,4 @@
-//! The fault table (README, "Faults and bad input"): every row is a test here or names the
+//! The fault table (the book, docs/src/guide/faults.md): every row is a test here or names the
 //! test elsewhere. For each: exit status non-zero, one clear message naming the plugin (or the
 //! file, line and key) and the cause, every other worker ends within the timeout, nothing is
 //! left behind, and the JSON report says which runs failed and why.
@@ -46,7 +46,7 @@ fn producer(n: u32, then: &str) -> String {
     ))
 }
 
-/// Prints the verdict a fault produced (`--nocapture` shows them: README's fault table quotes
+/// Prints the verdict a fault produced (`--nocapture` shows them: the book's fault table quotes
 /// these lines).
 fn seen(fault: &str, message: &str) {
     eprintln!("FAULT {fault}: {message}");

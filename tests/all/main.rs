@@ -5,6 +5,7 @@ mod abi;
 mod bench;
 mod cli;
 mod digests;
+mod docs;
 mod edges;
 mod endings;
 mod explain;

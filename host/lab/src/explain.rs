@@ -1034,7 +1034,7 @@ impl Table<'_> {
             shm: "one machine only (one memory)".into(),
             msg: "Unix sockets: one machine here".into(),
             verdict: "not measured: give --hosts with a scenario placed on [[host]]s whose \
-                      agents run (README, \"Run across machines\")"
+                      agents run (docs/src/guide/across-machines.md)"
                 .into(),
             agrees: None,
             from: Vec::new(),

@@ -345,7 +345,7 @@ pub(crate) const SEED: KeyDecl = key(
 .range(0, i64::MAX.unsigned_abs())
 .settable();
 
-/// Every scenario key, in the order of the README's table.
+/// Every scenario key, in the order of the book's reference (docs/src/reference/scenario-keys.md).
 pub static KEYS: &[KeyDecl] = &[
     key("name", KeyType::String, "the scenario's name; not empty"),
     key(

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod hidden;
 pub mod inspect;
 pub mod new;
+pub mod reference;
 pub mod run;
 
 /// A command that could not do its work, and the exit status that says so: 2 for bad input

@@ -17,6 +17,8 @@
 //!   `receive` returns, until it calls `release`.
 //! - **Fan-out**: every consumer of a channel receives every message; a slow consumer holds
 //!   its producer back (back-pressure), it never loses messages.
+//! - **Capacity**: at most `capacity` messages are in flight per link; `loan` blocks when a
+//!   link is full.
 //! - **Bounds**: `loan` refuses lengths above the slot size (`TooLarge`); a receiver checks
 //!   every length it did not produce itself before it touches the window.
 //! - **End of stream**: `close` tells every consumer that this producer finished; a receiver
@@ -24,11 +26,14 @@
 //!   been received.
 //! - **Failure**: a producer that vanishes without `close` makes its consumers' `receive`
 //!   return `PeerFailed` once they received what it sent; a consumer that vanishes makes
-//!   `publish` skip it, and `Closed` once every consumer is gone. A consumer may
-//!   `forget_failed` links and go on receiving from the others.
+//!   `publish` skip it, and `Closed` once every consumer is gone. What the dying process's
+//!   resources do not say by themselves, the backend's [`PeerLost`] says. After a
+//!   `PeerFailed`, a consumer may `forget_failed`: every failed link with nothing left to
+//!   deliver ends, and receiving goes on from the others (a server and its other clients).
 //! - **Blocking**: every blocking call returns when the worker's [`Stop`] is signalled
 //!   (`Interrupted` for a timeout or a stop request, `PeerFailed` when another plugin failed)
-//!   and never outlives the run's deadline.
+//!   and never outlives the run's deadline; a peer's action wakes a sleeper (counted as
+//!   `wakeups`), the sleep slice is only a backstop.
 //! - **Counting**: `copied_bytes` counts payload bytes that the transport itself moved through
 //!   a copy, at the place where it copied them.
 
