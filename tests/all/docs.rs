@@ -131,14 +131,83 @@ fn links(line: &str) -> Vec<String> {
     found
 }
 
+/// `text` with mdBook's `{{#include PATH}}`, `{{#include PATH:ANCHOR}}` and
+/// `{{#include PATH:FROM:}}` expanded (paths relative to `dir`), as the book renders it: an
+/// anchor's lines are those between `ANCHOR: NAME` and `ANCHOR_END: NAME`, lines naming any
+/// anchor left out. An include that names a missing file or anchor is an error.
+fn expand(text: &str, dir: &Path) -> Result<String, String> {
+    let mut out = String::new();
+    for line in text.lines() {
+        let Some(spec) = line
+            .trim()
+            .strip_prefix("{{#include ")
+            .and_then(|s| s.strip_suffix("}}"))
+        else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let mut parts = spec.trim().split(':');
+        let path = dir.join(parts.next().unwrap_or(""));
+        let whole = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{{{{#include {spec}}}}}: {}: {e}", path.display()))?;
+        let lines: Vec<&str> = whole.lines().collect();
+        let chosen: Vec<&str> = match (parts.next(), parts.next()) {
+            (None, _) => lines,
+            (Some(from), Some("")) => {
+                let from: usize = from.parse().map_err(|_| format!("bad include {spec}"))?;
+                lines[from.saturating_sub(1)..].to_vec()
+            }
+            (Some(anchor), None) => {
+                let begin = format!("ANCHOR: {anchor} ");
+                let end = format!("ANCHOR_END: {anchor} ");
+                let at = lines
+                    .iter()
+                    .position(|l| l.contains(&begin))
+                    .ok_or_else(|| format!("{{{{#include {spec}}}}}: no `{begin}`"))?;
+                let stop = lines[at..]
+                    .iter()
+                    .position(|l| l.contains(&end))
+                    .ok_or_else(|| format!("{{{{#include {spec}}}}}: no `{end}`"))?;
+                lines[at + 1..at + stop]
+                    .iter()
+                    .filter(|l| !l.contains("ANCHOR:") && !l.contains("ANCHOR_END:"))
+                    .copied()
+                    .collect()
+            }
+            _ => return Err(format!("include form not checked here: {spec}")),
+        };
+        for l in chosen {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
 #[test]
 fn every_relative_link_and_anchor_resolves() {
     let mut broken = Vec::new();
     let files = markdown_files();
+    let book = util::root().join("docs/src").canonicalize().unwrap();
     assert!(files.len() > 10, "the book has pages: {files:?}");
     for file in &files {
-        let text =
+        let raw =
             std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let in_book = file.canonicalize().unwrap().starts_with(&book);
+        // A book page is checked as rendered, its includes expanded: an included text's links
+        // resolve from the page that includes it.
+        let text = if in_book {
+            match expand(&raw, file.parent().unwrap()) {
+                Ok(t) => t,
+                Err(e) => {
+                    broken.push(format!("{}: {e}", file.display()));
+                    continue;
+                }
+            }
+        } else {
+            raw
+        };
         for line in prose(&text) {
             for target in links(line) {
                 if target.contains("://") || target.starts_with("mailto:") || target.is_empty() {
@@ -158,10 +227,21 @@ fn every_relative_link_and_anchor_resolves() {
                     broken.push(format!("{shown}: no such file"));
                     continue;
                 }
+                // The rendered book holds only docs/src: a link out of it works on GitHub and
+                // nowhere else. Name the file in code or include it instead.
+                if in_book && !dest.canonicalize().unwrap().starts_with(&book) {
+                    broken.push(format!("{shown}: leaves the book"));
+                    continue;
+                }
                 if let Some(anchor) = anchor
                     && dest.extension().is_some_and(|x| x == "md")
                 {
                     let there = std::fs::read_to_string(&dest).unwrap();
+                    let there = if dest.canonicalize().unwrap().starts_with(&book) {
+                        expand(&there, dest.parent().unwrap()).unwrap_or_default()
+                    } else {
+                        there
+                    };
                     if !anchors(&there).contains(anchor) {
                         broken.push(format!("{shown}: no heading `#{anchor}` there"));
                     }
@@ -186,6 +266,25 @@ fn anchors_are_made_as_mdbook_makes_them() {
     assert_eq!(links("see [x](a.md#b) and `[y](no.md)`"), vec!["a.md#b"]);
 }
 
+/// Includes expand as mdBook expands them, and a missing anchor is an error.
+#[test]
+fn includes_expand_as_the_book_renders_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "a\n<!-- ANCHOR: one -->\nb\n<!-- ANCHOR: two -->\nc\n<!-- ANCHOR_END: two -->\n\
+                <!-- ANCHOR_END: one -->\nd\n";
+    std::fs::write(dir.path().join("f.md"), body).unwrap();
+    let got = |spec: &str| expand(&format!("x\n{{{{#include {spec}}}}}\ny"), dir.path());
+    assert_eq!(got("f.md:one").unwrap(), "x\nb\nc\ny\n");
+    assert_eq!(got("f.md:two").unwrap(), "x\nc\ny\n");
+    assert_eq!(got("f.md:8:").unwrap(), "x\nd\ny\n");
+    assert!(
+        got("f.md:three")
+            .unwrap_err()
+            .contains("no `ANCHOR: three `")
+    );
+    assert!(got("g.md").is_err());
+}
+
 /// `mdbook build` (installed by `scripts/setup.sh`) builds the book without an error or a
 /// warning, into a folder of its own.
 #[test]
@@ -202,4 +301,188 @@ fn the_book_builds() {
     assert!(out.status.success(), "{log}");
     assert!(!log.contains("WARN") && !log.contains("ERROR"), "{log}");
     assert!(Path::new(&out_dir.path().join("index.html")).exists());
+}
+
+/// The `wasm-ipc …` commands a page shows: every inline code span that starts with one, every
+/// line of a `sh` block, and every `$ ` line of another block (the lines under it are output).
+/// Continuation lines (`\`) are joined; each command is cut at a pipe, `&&`, `;`, a redirection
+/// or a comment. Each comes with whether it was shown in a block (a whole command) or inline
+/// (often a fragment, such as `wasm-ipc bench --across`).
+fn shown_commands(text: &str) -> Vec<(String, bool)> {
+    let mut candidates = Vec::new();
+    let mut fence: Option<String> = None;
+    let mut pending = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(lang) = trimmed.strip_prefix("```") {
+            fence = match fence {
+                Some(_) => None,
+                None => Some(lang.trim().to_string()),
+            };
+            continue;
+        }
+        match &fence {
+            Some(lang) => {
+                // Outside `sh` blocks a line is a command after `$ `, or when it starts with
+                // `wasm-ipc SUBCOMMAND` (a synopsis); `wasm-ipc agent: …` is output.
+                let synopsis = trimmed
+                    .strip_prefix("wasm-ipc ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .is_some_and(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+                let line = if lang == "sh" || !pending.is_empty() || synopsis {
+                    Some(trimmed.strip_prefix("$ ").unwrap_or(trimmed))
+                } else {
+                    trimmed.strip_prefix("$ ")
+                };
+                let Some(line) = line else { continue };
+                pending.push_str(line.trim_end_matches('\\'));
+                pending.push(' ');
+                if !line.ends_with('\\') {
+                    candidates.push((std::mem::take(&mut pending), true));
+                }
+            }
+            None => {
+                for (i, span) in line.split('`').enumerate() {
+                    if i % 2 == 1 {
+                        candidates.push((span.to_string(), false));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for (c, block) in candidates {
+        for part in c
+            .split("&&")
+            .flat_map(|p| p.split(';'))
+            .flat_map(|p| p.split('|'))
+        {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            // The command word, after any `NAME=value` prefixes.
+            let Some(at) = words
+                .iter()
+                .position(|w| !w.contains('=') || w.starts_with('-'))
+            else {
+                continue;
+            };
+            if !matches!(
+                words[at],
+                "wasm-ipc" | "target/release/wasm-ipc" | "./target/release/wasm-ipc"
+            ) {
+                continue;
+            }
+            let args: Vec<&str> = words[at + 1..]
+                .iter()
+                .take_while(|w| !w.starts_with('#') && !w.starts_with('>') && !w.starts_with("2>"))
+                .copied()
+                .collect();
+            if !args.is_empty() {
+                found.push((args.join(" "), block));
+            }
+        }
+    }
+    found
+}
+
+/// Every `wasm-ipc` command the book, the README and the contributor guide show names a real
+/// subcommand and real flags of it; every complete one shown in a block (no `[…]` or `UPPER`
+/// placeholders) parses, values included: it is given to the binary with `--help` appended, which clap
+/// refuses after an unknown subcommand, flag or value. The reference pages are generated, so
+/// they are left out.
+#[test]
+fn every_command_the_docs_show_parses() {
+    let root = util::root();
+    let mut helps: std::collections::BTreeMap<String, String> = Default::default();
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for file in markdown_files() {
+        if file.starts_with(root.join("docs/src/reference")) && !file.ends_with("errors.md") {
+            continue;
+        }
+        let raw = std::fs::read_to_string(&file).unwrap();
+        let text = expand(&raw, file.parent().unwrap()).unwrap_or(raw);
+        for (cmd, block) in shown_commands(&text) {
+            let shown = format!("{}: `wasm-ipc {cmd}`", file.display());
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            let sub = words[0];
+            if sub.starts_with('-') {
+                continue; // `wasm-ipc --version`-like: checked below with the rest
+            }
+            let help = helps.entry(sub.to_string()).or_insert_with(|| {
+                let out = wasm_ipc(&[sub, "--help"]);
+                if out.status.success() {
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                } else {
+                    String::new()
+                }
+            });
+            if help.is_empty() {
+                bad.push(format!("{shown}: no subcommand `{sub}`"));
+                continue;
+            }
+            for w in &words[1..] {
+                let w = w.trim_matches(|c| c == '[' || c == ']');
+                if let Some(flag) = w.strip_prefix("--") {
+                    let flag = flag.split('=').next().unwrap();
+                    if !help.contains(&format!("--{flag} "))
+                        && !help.contains(&format!("--{flag}\n"))
+                    {
+                        bad.push(format!("{shown}: `{sub}` has no flag `--{flag}`"));
+                    }
+                }
+            }
+            let placeholder = words.iter().any(|w| {
+                w.contains('[')
+                    || w.contains("...")
+                    || w.contains('…')
+                    || (w.len() > 1 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            });
+            if block && !placeholder {
+                let mut args = words.clone();
+                args.push("--help");
+                let out = wasm_ipc(&args);
+                if !out.status.success() {
+                    bad.push(format!("{shown}: {}", util::stderr(&out).trim()));
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "commands in the docs that do not parse:\n{}",
+        bad.join("\n")
+    );
+    assert!(
+        checked >= 20,
+        "only {checked} commands found: the scan is broken"
+    );
+}
+
+/// The scan finds commands in the three places they are shown, and a wrong flag is caught.
+#[test]
+fn shown_commands_are_found_where_pages_show_them() {
+    let page = "Run `wasm-ipc run --backend msg` or `--quick`.\n\
+                ```sh\nscripts/x.sh && wasm-ipc check a.toml # note\n```\n\
+                ```text\n$ X=1 target/release/wasm-ipc compare --json \\\n  b.toml | jq .\nwasm-ipc agent: out\n\
+                wasm-ipc bench [--rounds N]\n```\n";
+    assert_eq!(
+        shown_commands(page),
+        vec![
+            ("run --backend msg".to_string(), false),
+            ("check a.toml".to_string(), true),
+            ("compare --json b.toml".to_string(), true),
+            ("bench [--rounds N]".to_string(), true)
+        ]
+    );
+    let out = wasm_ipc(&["run", "--no-such-flag", "--help"]);
+    assert!(
+        !out.status.success(),
+        "clap refuses an unknown flag before --help"
+    );
+    let out = wasm_ipc(&["run", "--repeat", "many", "--help"]);
+    assert!(
+        !out.status.success(),
+        "clap refuses an unknown value before --help"
+    );
 }
