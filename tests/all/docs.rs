@@ -357,6 +357,14 @@ fn shown_commands(text: &str) -> Vec<(String, bool)> {
             .flat_map(|p| p.split(';'))
             .flat_map(|p| p.split('|'))
         {
+            // `$(…)` (as in `TOKEN=$(cat FILE)`) is left out: it is not the command.
+            let mut part = part.to_string();
+            while let Some(at) = part.find("$(") {
+                let Some(end) = part[at..].find(')') else {
+                    break;
+                };
+                part.replace_range(at..at + end + 1, "");
+            }
             let words: Vec<&str> = part.split_whitespace().collect();
             // The command word, after any `NAME=value` prefixes.
             let Some(at) = words
@@ -464,7 +472,7 @@ fn every_command_the_docs_show_parses() {
 fn shown_commands_are_found_where_pages_show_them() {
     let page = "Run `wasm-ipc run --backend msg` or `--quick`.\n\
                 ```sh\nscripts/x.sh && wasm-ipc check a.toml # note\n```\n\
-                ```text\n$ X=1 target/release/wasm-ipc compare --json \\\n  b.toml | jq .\nwasm-ipc agent: out\n\
+                ```text\n$ X=$(cat f) target/release/wasm-ipc compare --json \\\n  b.toml | jq .\nwasm-ipc agent: out\n\
                 wasm-ipc bench [--rounds N]\n```\n";
     assert_eq!(
         shown_commands(page),
@@ -485,4 +493,47 @@ fn shown_commands_are_found_where_pages_show_them() {
         !out.status.success(),
         "clap refuses an unknown value before --help"
     );
+}
+
+/// Every bundled scenario's first line says how to run it (`# Run: wasm-ipc … scenarios/X.toml`,
+/// naming the file itself), and that command parses.
+#[test]
+fn every_bundled_scenario_says_how_to_run_it() {
+    let root = util::root();
+    let mut dirs = vec![root.join("scenarios")];
+    let mut seen = 0;
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            let rel = p.strip_prefix(&root).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&p).unwrap();
+            let first = text.lines().next().unwrap_or("");
+            let Some(cmd) = first.strip_prefix("# Run: ") else {
+                panic!("{rel}: the first line is not `# Run: wasm-ipc …`: {first:?}");
+            };
+            let found = shown_commands(&format!("```sh\n{cmd}\n```\n"));
+            let [(args, true)] = found.as_slice() else {
+                panic!("{rel}: no wasm-ipc command in {cmd:?}");
+            };
+            let words: Vec<&str> = args.split_whitespace().collect();
+            assert_eq!(
+                words.last(),
+                Some(&rel.as_str()),
+                "{rel}: runs another file"
+            );
+            let mut with_help = words.clone();
+            with_help.push("--help");
+            let out = wasm_ipc(&with_help);
+            assert!(out.status.success(), "{rel}: {}", util::stderr(&out));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "only {seen} scenarios");
 }
