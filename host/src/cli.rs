@@ -34,10 +34,14 @@ pub enum Cmd {
         /// aspect) from runs of the bundled scenarios made now, each row naming its runs.
         #[arg(long)]
         explain: bool,
-        /// With --explain: small counts, the same shapes (a check that everything runs, not
-        /// figures to quote).
-        #[arg(long, requires = "explain")]
+        /// One run per backend and no warm-up, for smoke tests: the verdicts say they cannot
+        /// tell. With --explain: small counts, the same shapes (a check that everything runs,
+        /// not figures to quote).
+        #[arg(long)]
         quick: bool,
+        /// No warm-up run per backend before the measured rounds.
+        #[arg(long, conflicts_with = "quick")]
+        no_warmup: bool,
         /// With --explain: a scenario placed on [[host]]s whose agents run; the "crosses
         /// machines" row is measured from it (on zenoh and auto).
         #[arg(long, requires = "explain", value_name = "SCENARIO")]
@@ -196,9 +200,14 @@ pub struct Overrides {
     /// plugin.NAME.config.KEY (repeatable), e.g. --set plugin.producer.config.count=1000.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
-    /// Runs per backend (overrides `[run] repeat`).
+    /// Exactly this many measured rounds, each backend once per round (overrides `[run]
+    /// repeat`); without it `compare` runs at least 5 rounds and `--min-time` per backend.
     #[arg(long)]
     pub repeat: Option<u32>,
+    /// Measured time to gather per backend per sweep point when no repeat is given, e.g.
+    /// `2s`, `500ms` (overrides `[run] min_time`; default 1 s).
+    #[arg(long, value_name = "DURATION")]
+    pub min_time: Option<String>,
     /// This machine's endpoint for a scenario with hosts, `tcp/IP:PORT` (overrides `[run]
     /// listen`).
     #[arg(long, value_name = "tcp/IP:PORT")]
@@ -214,6 +223,9 @@ impl Overrides {
         let mut sets = self.set.clone();
         if let Some(n) = self.repeat {
             sets.push(format!("run.repeat={n}"));
+        }
+        if let Some(d) = &self.min_time {
+            sets.push(format!("run.min_time={}", toml::Value::String(d.clone())));
         }
         if let Some(l) = &self.listen {
             sets.push(format!("run.listen={}", toml::Value::String(l.clone())));

@@ -37,8 +37,12 @@ fn main() -> ExitCode {
             ..
         } => commands::explain::run(quick, hosts, &common),
         Cmd::Compare {
-            scenario, common, ..
-        } => commands::run::compare(&scenario, &common),
+            scenario,
+            quick,
+            no_warmup,
+            common,
+            ..
+        } => commands::run::compare(&scenario, quick, no_warmup, &common),
         Cmd::Check {
             scenario,
             backend,

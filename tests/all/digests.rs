@@ -29,7 +29,7 @@ repeat = 2
 "#
         ),
     );
-    let out = wasm_ipc(&["compare", "--json", sc.to_str().unwrap()]);
+    let out = wasm_ipc(&["compare", "--quick", "--json", sc.to_str().unwrap()]);
     let rep = report(&out);
     (out, rep)
 }

@@ -331,7 +331,14 @@ fn the_most_instances_run_and_one_more_is_refused() {
     };
     let ok = util::scenario(dir.path(), "many.toml", &text(256));
     let id = util::run_id("many");
-    let out = wasm_ipc(&["compare", "--json", "--run-id", &id, ok.to_str().unwrap()]);
+    let out = wasm_ipc(&[
+        "compare",
+        "--quick",
+        "--json",
+        "--run-id",
+        &id,
+        ok.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", util::stderr(&out));
     let rep = report(&out);
     for run in rep["runs"].as_array().unwrap() {

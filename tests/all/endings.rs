@@ -124,7 +124,14 @@ timeout = "30s"
 "#,
     );
     let id = util::run_id("endings-leaver");
-    let out = wasm_ipc(&["compare", "--json", "--run-id", &id, sc.to_str().unwrap()]);
+    let out = wasm_ipc(&[
+        "compare",
+        "--quick",
+        "--json",
+        "--run-id",
+        &id,
+        sc.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", util::stderr(&out));
     let rep = report(&out);
     let runs = rep["runs"].as_array().unwrap();

@@ -251,6 +251,7 @@ fn the_bundled_two_hosts_scenario_runs_across_two_namespaces_on_zenoh_and_auto_e
             0,
             &[
                 "compare",
+                "--quick",
                 path.to_str().unwrap(),
                 "--json",
                 "--run-id",

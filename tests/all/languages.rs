@@ -33,7 +33,7 @@ backends = ["shm", "msg"]
             c = lang_wasm(consumer, "consumer").display(),
         ),
     );
-    let out = wasm_ipc(&["compare", "--json", sc.to_str().unwrap()]);
+    let out = wasm_ipc(&["compare", "--quick", "--json", sc.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{producer} -> {consumer}: {}",
@@ -184,7 +184,7 @@ fn templates_from_new_build_and_pass_in_every_language() {
         assert!(out.status.success(), "{lang}: {}", util::stderr(&out));
         let scenario = dir.path().join(&name).join("scenario.toml");
         assert!(scenario.exists(), "{lang}");
-        let out = wasm_ipc(&["compare", "--json", scenario.to_str().unwrap()]);
+        let out = wasm_ipc(&["compare", "--quick", "--json", scenario.to_str().unwrap()]);
         assert!(out.status.success(), "{lang}: {}", util::stderr(&out));
         let rep = report(&out);
         for run in rep["runs"].as_array().unwrap() {
@@ -211,7 +211,7 @@ fn templates_from_new_build_and_pass_in_every_language() {
         ]);
         assert!(out.status.success(), "{lang}: {}", util::stderr(&out));
         let scenario = dir.path().join(&name).join("scenario.toml");
-        let out = wasm_ipc(&["compare", "--json", scenario.to_str().unwrap()]);
+        let out = wasm_ipc(&["compare", "--quick", "--json", scenario.to_str().unwrap()]);
         assert!(out.status.success(), "{lang}: {}", util::stderr(&out));
         let rep = report(&out);
         for run in rep["runs"].as_array().unwrap() {

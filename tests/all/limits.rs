@@ -110,7 +110,7 @@ slot_size = "64MiB"
 capacity = 4
 "#,
     );
-    let out = wasm_ipc(&["compare", "--json", sc.to_str().unwrap()]);
+    let out = wasm_ipc(&["compare", "--quick", "--json", sc.to_str().unwrap()]);
     assert!(out.status.success(), "{}", util::stderr(&out));
     let rep = report(&out);
     for run in rep["runs"].as_array().unwrap() {

@@ -22,3 +22,4 @@ mod scenarios;
 mod shm;
 mod soak;
 mod util;
+mod verdicts;

@@ -37,7 +37,14 @@ fn run_text(text: &str, tag: &str) -> (std::process::Output, serde_json::Value) 
     let dir = tempfile::tempdir().unwrap();
     let sc = util::scenario(dir.path(), "rr.toml", text);
     let id = util::run_id(tag);
-    let out = wasm_ipc(&["compare", "--json", "--run-id", &id, sc.to_str().unwrap()]);
+    let out = wasm_ipc(&[
+        "compare",
+        "--quick",
+        "--json",
+        "--run-id",
+        &id,
+        sc.to_str().unwrap(),
+    ]);
     let rep = report(&out);
     assert_no_leftovers(&id);
     (out, rep)

@@ -412,7 +412,7 @@ fn defaults_are_applied() {
     assert_eq!(s.channels[0].slot_size, 64 * 1024);
     assert_eq!(s.channels[0].capacity, 16);
     assert_eq!(s.run.backends, [BackendKind::Shm, BackendKind::Msg]);
-    assert_eq!(s.run.repeat, 1);
+    assert_eq!(s.run.repeat, None);
     assert_eq!(s.run.timeout, Duration::from_secs(60));
     assert_eq!(s.run.wait, WaitMode::Adaptive);
     assert_eq!(s.run.verify, Verify::Full);
@@ -426,7 +426,7 @@ fn run_table_is_read() {
     );
     let (_dir, s) = load_ok(&text);
     assert_eq!(s.run.backends, [BackendKind::Msg]);
-    assert_eq!(s.run.repeat, 3);
+    assert_eq!(s.run.repeat, Some(3));
     assert_eq!(s.run.timeout, Duration::from_millis(500));
     assert_eq!(s.run.wait, WaitMode::Futex);
     assert_eq!(s.run.verify, Verify::Off);
@@ -745,7 +745,7 @@ fn overrides_set_run_channel_plugin_and_config_values() {
     .map(|s| s.to_string())
     .collect();
     let sc = Scenario::load_with(&path, &sets).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(sc.run.repeat, 3);
+    assert_eq!(sc.run.repeat, Some(3));
     assert_eq!(sc.run.wait, WaitMode::Futex);
     assert_eq!(sc.channels[0].capacity, 4);
     assert_eq!(sc.channels[0].slot_size, 64);

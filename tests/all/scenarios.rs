@@ -122,6 +122,26 @@ fn check_run(sc: &Scenario, run: &Value, supervisor_pid: u64) {
     }
 }
 
+/// Overrides that run a bundled scenario sized for `compare`'s rounds (a measured run of at
+/// least 0.3 s) with a tenth of its messages: when some plugin's `count` is above 20,000,
+/// every `count` and `expect` divided by 10, so the suite checks shapes, not figures.
+fn smaller_counts(sc: &Scenario) -> Vec<String> {
+    let mut all: Vec<(String, String, u64)> = Vec::new();
+    for key in ["count", "expect"] {
+        for p in &sc.plugins {
+            if let Some(v) = p.config.get(key).and_then(|v| v.parse::<u64>().ok()) {
+                all.push((p.name.clone(), key.to_string(), v));
+            }
+        }
+    }
+    if !all.iter().any(|(_, k, v)| k == "count" && *v > 20_000) {
+        return Vec::new();
+    }
+    all.iter()
+        .map(|(p, k, v)| format!("plugin.{p}.config.{k}={}", v / 10))
+        .collect()
+}
+
 #[test]
 fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
     util::plugins();
@@ -129,7 +149,14 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
         let _g = heavy();
         let sc = Scenario::load(&file).unwrap();
         let id = util::run_id("scenarios");
-        let out = wasm_ipc(&["compare", "--json", "--run-id", &id, file.to_str().unwrap()]);
+        let mut args = vec!["compare", "--quick", "--json", "--run-id", &id];
+        let small = smaller_counts(&sc);
+        let sc = Scenario::load_with(&file, &small).unwrap();
+        for set in &small {
+            args.extend(["--set", set]);
+        }
+        args.push(file.to_str().unwrap());
+        let out = wasm_ipc(&args);
         let rep = report(&out);
         assert!(
             out.status.success(),
@@ -147,7 +174,7 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
         let points = sc.sweep_points().len();
         assert_eq!(
             runs.len(),
-            sc.run.backends.len() * sc.run.repeat as usize * points
+            sc.run.backends.len() * sc.run.repeat.unwrap_or(1) as usize * points
         );
         let supervisor = rep["supervisor_pid"].as_u64().unwrap();
         let points: Vec<_> = sc
@@ -158,6 +185,7 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
                     .into_iter()
                     .map(|(k, v)| (k, Value::String(v)))
                     .collect();
+                let sets: Vec<String> = sets.into_iter().chain(small.iter().cloned()).collect();
                 (
                     Value::Object(at),
                     Scenario::load_with(&file, &sets).unwrap(),
@@ -198,7 +226,7 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
         "--set",
         "plugin.consumer.config.expect=50",
     ];
-    let mut args = vec!["compare", "--json"];
+    let mut args = vec!["compare", "--quick", "--json"];
     args.extend(small);
     args.push(file.to_str().unwrap());
     let out = wasm_ipc(&args);
@@ -224,7 +252,7 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
         assert_eq!(r["bytes"], 50 * size, "{r}");
     }
     assert_eq!(rep["digests_agree"], true);
-    let mut args = vec!["compare", "--csv"];
+    let mut args = vec!["compare", "--quick", "--csv"];
     args.extend(small);
     args.push(file.to_str().unwrap());
     let out = wasm_ipc(&args);
@@ -242,7 +270,7 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
     );
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("sweep.svg");
-    let mut args = vec!["compare", "--plot", svg.to_str().unwrap()];
+    let mut args = vec!["compare", "--quick", "--plot", svg.to_str().unwrap()];
     args.extend(small);
     args.push(file.to_str().unwrap());
     let out = wasm_ipc(&args);
@@ -266,7 +294,7 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
         "size=1048576: throughput",
         "verdict, throughput: ",
         "verdict, cpu per message: ",
-        "(median over 4 sweep points)",
+        "over 4 sweep points)",
         "crossover, throughput along size: ",
         "verdict, throughput, shm vs zenoh: ",
         "verdict, throughput, msg vs zenoh: ",
@@ -279,6 +307,7 @@ fn a_sweep_runs_every_point_on_every_backend_and_reports_ratios() {
     let plain = util::root().join("scenarios/producer-consumer.toml");
     let out = wasm_ipc(&[
         "compare",
+        "--quick",
         "--plot",
         svg.to_str().unwrap(),
         "--set",
@@ -375,7 +404,7 @@ backends = ["shm", "msg"]
 timeout = "120s"
 "#,
     );
-    let out = wasm_ipc(&["compare", "--json", sc.to_str().unwrap()]);
+    let out = wasm_ipc(&["compare", "--quick", "--json", sc.to_str().unwrap()]);
     assert!(out.status.success(), "{}", util::stderr(&out));
     let rep = report(&out);
     assert_eq!(rep["digests_agree"], true);
@@ -394,7 +423,7 @@ timeout = "120s"
 fn ping_pong_reports_the_applications_round_trip_beside_the_hand_off() {
     let _g = heavy();
     let sc = util::root().join("scenarios/ping-pong.toml");
-    let out = wasm_ipc(&["compare", "--json", sc.to_str().unwrap()]);
+    let out = wasm_ipc(&["compare", "--quick", "--json", sc.to_str().unwrap()]);
     assert!(out.status.success(), "{}", util::stderr(&out));
     let rep = report(&out);
     for run in rep["runs"].as_array().unwrap() {
@@ -411,7 +440,7 @@ fn ping_pong_reports_the_applications_round_trip_beside_the_hand_off() {
             .unwrap();
         assert_eq!(pinger["reports"]["rtt_ns_avg"].as_u64(), Some(avg));
     }
-    let table = wasm_ipc(&["compare", sc.to_str().unwrap()]);
+    let table = wasm_ipc(&["compare", "--quick", sc.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&table.stdout);
     for row in ["hand-off p50", "round trip avg", "one-way (rtt/2)"] {
         assert!(text.contains(row), "{text}");
@@ -429,6 +458,7 @@ fn set_and_repeat_override_a_scenario_from_the_command_line() {
     let sc = util::root().join("scenarios/producer-consumer.toml");
     let out = wasm_ipc(&[
         "compare",
+        "--quick",
         "--json",
         "--set",
         "plugin.producer.config.count=100",
@@ -457,7 +487,7 @@ fn progress_is_a_bar_on_a_terminal_and_lines_on_a_pipe() {
     util::plugins();
     let file = util::root().join("scenarios/producer-consumer.toml");
     let args = format!(
-        "{} compare --set plugin.producer.config.count=100000 --set plugin.consumer.config.expect=100000 {}",
+        "{} compare --repeat 2 --set plugin.producer.config.count=100000 --set plugin.consumer.config.expect=100000 {}",
         util::bin().display(),
         file.display()
     );
@@ -475,15 +505,21 @@ fn progress_is_a_bar_on_a_terminal_and_lines_on_a_pipe() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let tty = on_tty("");
-    assert!(tty.contains("/3 runs"), "no bar on a terminal:\n{tty}");
+    // A warm-up run per backend and two rounds: 9 runs, the plan said first.
+    assert!(tty.contains("/~9 runs"), "no bar on a terminal:\n{tty}");
     assert!(
-        !tty.contains("wasm-ipc: producer-consumer on shm (run 1)"),
+        tty.contains("plan: a warm-up run per backend, then 2 rounds × 3 backends"),
+        "{tty}"
+    );
+    assert!(
+        !tty.contains("wasm-ipc: producer-consumer on shm (round 1)"),
         "{tty}"
     );
     let json = on_tty("--json");
-    assert!(!json.contains("/3 runs"), "a bar with --json:\n{json}");
+    assert!(!json.contains("/~9 runs"), "a bar with --json:\n{json}");
     let out = wasm_ipc(&[
         "compare",
+        "--quick",
         "--set",
         "plugin.producer.config.count=1000",
         "--set",
@@ -492,7 +528,7 @@ fn progress_is_a_bar_on_a_terminal_and_lines_on_a_pipe() {
     ]);
     let err = util::stderr(&out);
     assert!(
-        err.contains("wasm-ipc: producer-consumer on shm (run 1)"),
+        err.contains("wasm-ipc: producer-consumer on shm (round 1)"),
         "{err}"
     );
     assert!(!err.contains("/3 runs"), "a bar on a pipe:\n{err}");
@@ -509,6 +545,7 @@ fn the_html_report_is_one_self_contained_page_that_a_browser_renders() {
     let file = util::root().join("scenarios/sweep-size.toml");
     let out = wasm_ipc(&[
         "compare",
+        "--quick",
         "--html",
         page.to_str().unwrap(),
         "--set",

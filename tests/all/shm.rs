@@ -155,7 +155,7 @@ capacity = 16
 backends = ["shm", "msg"]
 "#,
     );
-    let out = wasm_ipc(&["compare", "--json", sc.to_str().unwrap()]);
+    let out = wasm_ipc(&["compare", "--quick", "--json", sc.to_str().unwrap()]);
     assert!(out.status.success(), "{}", util::stderr(&out));
     let rep = report(&out);
     let payload = 16384 * 4096;

@@ -51,7 +51,14 @@ fn soak(count: u64, leak: u64) -> (Value, BTreeMap<String, BTreeMap<String, u64>
     let dir = tempfile::tempdir().unwrap();
     let sc = util::scenario(dir.path(), "soak.toml", &scenario(count, leak));
     let id = util::run_id("soak");
-    let out = wasm_ipc(&["compare", "--json", "--run-id", &id, sc.to_str().unwrap()]);
+    let out = wasm_ipc(&[
+        "compare",
+        "--quick",
+        "--json",
+        "--run-id",
+        &id,
+        sc.to_str().unwrap(),
+    ]);
     assert_no_leftovers(&id);
     let rep = report(&out);
     let mut rss = BTreeMap::new();

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use wasm_ipc_report::{RunReport, human_bytes};
 use wasm_ipc_runtime::backend::{self, ChannelDesc, EndpointDesc, FdSource, Fds, PortSpec, Stop};
-use wasm_ipc_runtime::matrix::Matrix;
+use wasm_ipc_runtime::matrix::{Matrix, Mode};
 use wasm_ipc_runtime::supervisor;
 use wasm_ipc_scenario::{BackendKind, Scenario, WaitMode};
 use wasm_ipc_sys::{self as sys, CopyMeter, Window};
@@ -1021,7 +1021,7 @@ timeout = "300s"
         } else {
             &BackendKind::ALL[..]
         };
-        let matrix = Matrix::new(&sc, kinds, &[], session.clone())?;
+        let matrix = Matrix::new(&sc, kinds, &[], session.clone(), Mode::Once)?;
         cache.insert(key.clone(), matrix);
     }
     Ok(cache.get_mut(&key).expect("inserted above"))
@@ -1176,8 +1176,14 @@ timeout = "60s"
         Ok(Scenario::parse(Path::new("idle.toml"), &text)?)
     };
     let opts = session_options(exe, "bench-idle", None);
-    let mut idle = Matrix::new(&scenario(5)?, &BackendKind::DEFAULT, &[], opts.clone())?;
-    let mut busy = Matrix::new(&scenario(1)?, &BackendKind::DEFAULT, &[], opts)?;
+    let mut idle = Matrix::new(
+        &scenario(5)?,
+        &BackendKind::DEFAULT,
+        &[],
+        opts.clone(),
+        Mode::Once,
+    )?;
+    let mut busy = Matrix::new(&scenario(1)?, &BackendKind::DEFAULT, &[], opts, Mode::Once)?;
     let run = |matrix: &mut Matrix, kind| -> anyhow::Result<RunReport> {
         let (point, record) = matrix.run_one(0, kind, 0)?;
         Ok(RunReport::new(&point.scenario, &record))

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use wasm_ipc_report::{Report, RunReport, human_bytes, human_ns};
 use wasm_ipc_runtime::check::{self, Resources};
-use wasm_ipc_runtime::matrix::{Matrix, Step};
+use wasm_ipc_runtime::matrix::{Matrix, Mode, Step};
 use wasm_ipc_runtime::supervisor;
 use wasm_ipc_scenario::{BackendKind, Scenario};
 
@@ -283,18 +283,16 @@ fn run_matrix(
     what: &str,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<RunReport>> {
-    let mut matrix = Matrix::new(sc, backends, &[], opts.session.clone())?;
+    let mut matrix = Matrix::new(sc, backends, &[], opts.session.clone(), Mode::Once)?;
     let mut runs = Vec::new();
     matrix.run_all(&mut |step| {
         match step {
-            Step::Start {
-                backend, repeat, ..
-            } => progress(&format!(
+            Step::Start { backend, round, .. } => progress(&format!(
                 "explain: {what} on {} (run {})",
                 backend.name(),
-                repeat + 1
+                round + 1
             )),
-            Step::Done { point, record } => runs.push(RunReport::new(&point.scenario, &record)),
+            Step::Done { point, record, .. } => runs.push(RunReport::new(&point.scenario, &record)),
         }
         ControlFlow::Continue(())
     })?;

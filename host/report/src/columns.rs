@@ -31,6 +31,24 @@ pub struct Column {
     pub table: Option<TableRow>,
     /// Its column in the CSV, if it has one.
     pub csv: Option<CsvColumn>,
+    /// How the table summarises its row over a backend's rounds: the figure and how to show
+    /// it (a cell is `median (lo–hi)`). Without it, rounds that agree show their value once and
+    /// rounds that differ show each value with its count.
+    pub summary: Option<Summary>,
+}
+
+/// A table row's figure, summarised over rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// The figure of a run; `None` where the run has none.
+    pub get: fn(&RunReport) -> Option<f64>,
+    /// The figure as the table shows it.
+    pub show: fn(f64) -> String,
+}
+
+/// A summary of `get`, shown by `show`.
+const fn sum(get: fn(&RunReport) -> Option<f64>, show: fn(f64) -> String) -> Option<Summary> {
+    Some(Summary { get, show })
 }
 
 /// A column's row in the table.
@@ -83,7 +101,7 @@ pub enum When {
 impl When {
     /// Whether `report` has the row.
     pub fn holds(self, report: &Report) -> bool {
-        let any = |f: fn(&RunReport) -> bool| report.runs.iter().any(f);
+        let any = |f: fn(&RunReport) -> bool| report.measured().any(f);
         match self {
             When::Always => true,
             When::Sweep => any(|r| !r.sweep.is_empty()),
@@ -133,6 +151,13 @@ const fn csv(name: &'static str, cell: fn(&RunReport) -> String) -> Option<CsvCo
     Some(CsvColumn::One { name, cell })
 }
 
+/// Nanoseconds as the table shows them: a median of whole nanoseconds, never negative or
+/// beyond `u64` (the saturating cast is what is wanted).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn ns(x: f64) -> String {
+    human_ns(x.round() as u64)
+}
+
 /// A figure of the round trip, `-` for a run without one.
 fn round_trip(r: &RunReport, f: fn(&crate::RoundTrip) -> u64) -> String {
     r.round_trip_ns
@@ -153,6 +178,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "The scenario's name (the table names it once, above the rows).",
         table: None,
         csv: csv("scenario", |r| quote(&r.scenario)),
+        summary: None,
     },
     Column {
         json: &["sweep.<axis>"],
@@ -160,19 +186,21 @@ pub static COLUMNS: &[Column] = &[
         doc: "The run's value of each sweep axis.",
         table: None,
         csv: Some(CsvColumn::PerAxis),
+        summary: None,
     },
     Column {
         json: &["backend", "repeat"],
         unit: "",
         doc: "The backend; in the table `backend#repeat` when some run has a repeat above 0.",
         table: row("backend", |report, r| {
-            if report.runs.iter().any(|o| o.repeat > 0) {
-                format!("{}#{}", r.backend, r.repeat)
+            if report.measured().any(|o| o.round > 0) {
+                format!("{}#{}", r.backend, r.round)
             } else {
                 r.backend.clone()
             }
         }),
         csv: csv("backend", |r| r.backend.clone()),
+        summary: None,
     },
     Column {
         json: &["repeat"],
@@ -180,6 +208,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "The 0-based repeat index.",
         table: None,
         csv: csv("repeat", |r| r.repeat.to_string()),
+        summary: None,
     },
     Column {
         json: &["sweep"],
@@ -193,6 +222,7 @@ pub static COLUMNS: &[Column] = &[
                 .join(",")
         }),
         csv: None,
+        summary: None,
     },
     Column {
         json: &["ok"],
@@ -200,6 +230,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Whether the run is ok: `yes`/`NO` in the table, `true`/`false` in the CSV.",
         table: row("ok", |_, r| if r.ok { "yes".into() } else { "NO".into() }),
         csv: csv("ok", |r| r.ok.to_string()),
+        summary: None,
     },
     Column {
         json: &["messages"],
@@ -207,6 +238,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Messages delivered, summed over consumers.",
         table: row("messages", |_, r| r.messages.to_string()),
         csv: csv("messages", |r| r.messages.to_string()),
+        summary: None,
     },
     Column {
         json: &["bytes"],
@@ -214,6 +246,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Payload bytes delivered, summed over consumers.",
         table: row("bytes", |_, r| human_bytes(r.bytes as f64)),
         csv: csv("bytes", |r| r.bytes.to_string()),
+        summary: None,
     },
     Column {
         json: &["elapsed_s"],
@@ -221,6 +254,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Barrier release → last plugin finished.",
         table: row("elapsed", |_, r| format!("{:.3} s", r.elapsed_s)),
         csv: csv("elapsed_s", |r| format!("{:.6}", r.elapsed_s)),
+        summary: sum(|r| Some(r.elapsed_s), |x| format!("{x:.3} s")),
     },
     Column {
         json: &["msgs_per_s"],
@@ -228,6 +262,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Messages delivered per second of `elapsed_s`.",
         table: row("throughput", |_, r| format!("{:.0} msg/s", r.msgs_per_s)),
         csv: csv("msgs_per_s", |r| format!("{:.1}", r.msgs_per_s)),
+        summary: sum(|r| Some(r.msgs_per_s), |x| format!("{x:.0} msg/s")),
     },
     Column {
         json: &["bytes_per_s"],
@@ -237,6 +272,7 @@ pub static COLUMNS: &[Column] = &[
             format!("{}/s", human_bytes(r.bytes_per_s))
         }),
         csv: csv("bytes_per_s", |r| format!("{:.1}", r.bytes_per_s)),
+        summary: sum(|r| Some(r.bytes_per_s), |x| format!("{}/s", human_bytes(x))),
     },
     Column {
         json: &["latency_ns.p50"],
@@ -244,6 +280,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Median hand-off: the host's publish stamp → the message in the consumer's window.",
         table: row("hand-off p50", |_, r| human_ns(r.latency_ns.p50)),
         csv: csv("handoff_p50_ns", |r| r.latency_ns.p50.to_string()),
+        summary: sum(|r| Some(r.latency_ns.p50 as f64), ns),
     },
     Column {
         json: &["latency_ns.p99"],
@@ -251,6 +288,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "99th percentile of the hand-off.",
         table: row("hand-off p99", |_, r| human_ns(r.latency_ns.p99)),
         csv: csv("handoff_p99_ns", |r| r.latency_ns.p99.to_string()),
+        summary: sum(|r| Some(r.latency_ns.p99 as f64), ns),
     },
     Column {
         json: &["latency_ns.p999"],
@@ -258,6 +296,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "99.9th percentile of the hand-off.",
         table: row("hand-off p99.9", |_, r| human_ns(r.latency_ns.p999)),
         csv: None,
+        summary: sum(|r| Some(r.latency_ns.p999 as f64), ns),
     },
     Column {
         json: &["latency_ns.max"],
@@ -265,6 +304,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Longest hand-off.",
         table: row("hand-off max", |_, r| human_ns(r.latency_ns.max)),
         csv: None,
+        summary: sum(|r| Some(r.latency_ns.max as f64), ns),
     },
     Column {
         json: &[
@@ -276,6 +316,7 @@ pub static COLUMNS: &[Column] = &[
               message (coarse clock, 1–4 ms); a stall shows here, whatever the percentiles say.",
         table: row("longest wait", |_, r| human_ns(longest_wait_ns(r))),
         csv: csv("longest_wait_ns", |r| longest_wait_ns(r).to_string()),
+        summary: sum(|r| Some(longest_wait_ns(r) as f64), ns),
     },
     Column {
         json: &["round_trip_ns.avg"],
@@ -285,6 +326,7 @@ pub static COLUMNS: &[Column] = &[
             round_trip(r, |t| t.avg)
         }),
         csv: None,
+        summary: sum(|r| r.round_trip_ns.map(|t| t.avg as f64), ns),
     },
     Column {
         json: &["round_trip_ns.min"],
@@ -294,6 +336,7 @@ pub static COLUMNS: &[Column] = &[
             round_trip(r, |t| t.min)
         }),
         csv: None,
+        summary: sum(|r| r.round_trip_ns.map(|t| t.min as f64), ns),
     },
     Column {
         json: &["round_trip_ns.one_way_avg"],
@@ -303,6 +346,7 @@ pub static COLUMNS: &[Column] = &[
             round_trip(r, |t| t.one_way_avg)
         }),
         csv: None,
+        summary: sum(|r| r.round_trip_ns.map(|t| t.one_way_avg as f64), ns),
     },
     Column {
         json: &["requests.calls"],
@@ -312,6 +356,7 @@ pub static COLUMNS: &[Column] = &[
             requests(r, |q| q.calls.to_string())
         }),
         csv: None,
+        summary: None,
     },
     Column {
         json: &["requests.per_s"],
@@ -321,6 +366,7 @@ pub static COLUMNS: &[Column] = &[
             requests(r, |q| format!("{:.0} req/s", q.per_s))
         }),
         csv: None,
+        summary: sum(|r| r.requests.map(|q| q.per_s), |x| format!("{x:.0} req/s")),
     },
     Column {
         json: &["requests.round_trip_ns.p50"],
@@ -330,6 +376,7 @@ pub static COLUMNS: &[Column] = &[
             requests(r, |q| human_ns(q.round_trip_ns.p50))
         }),
         csv: None,
+        summary: sum(|r| r.requests.map(|q| q.round_trip_ns.p50 as f64), ns),
     },
     Column {
         json: &["requests.round_trip_ns.p99"],
@@ -339,6 +386,7 @@ pub static COLUMNS: &[Column] = &[
             requests(r, |q| human_ns(q.round_trip_ns.p99))
         }),
         csv: None,
+        summary: sum(|r| r.requests.map(|q| q.round_trip_ns.p99 as f64), ns),
     },
     Column {
         json: &["requests.client_cpu_ns_per_call"],
@@ -348,6 +396,7 @@ pub static COLUMNS: &[Column] = &[
             requests(r, |q| human_ns(q.client_cpu_ns_per_call))
         }),
         csv: None,
+        summary: sum(|r| r.requests.map(|q| q.client_cpu_ns_per_call as f64), ns),
     },
     Column {
         json: &["requests.server_cpu_ns_per_request"],
@@ -357,6 +406,10 @@ pub static COLUMNS: &[Column] = &[
             requests(r, |q| human_ns(q.server_cpu_ns_per_request))
         }),
         csv: None,
+        summary: sum(
+            |r| r.requests.map(|q| q.server_cpu_ns_per_request as f64),
+            ns,
+        ),
     },
     Column {
         json: &["requests.clients_lost"],
@@ -366,6 +419,7 @@ pub static COLUMNS: &[Column] = &[
             requests(r, |q| q.clients_lost.to_string())
         }),
         csv: None,
+        summary: None,
     },
     Column {
         json: &["rates.<what>"],
@@ -373,6 +427,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Per second, each plugin report `count.<what>` summed over processes.",
         table: Some(TableRow::PerRate),
         csv: None,
+        summary: None,
     },
     Column {
         json: &["syscalls_per_message", "syscalls.<name>", "messages"],
@@ -388,6 +443,7 @@ pub static COLUMNS: &[Column] = &[
             format!("{:.2} ({})", r.syscalls_per_message, parts.join(", "))
         }),
         csv: None,
+        summary: sum(|r| Some(r.syscalls_per_message), |x| format!("{x:.2}")),
     },
     Column {
         json: &["copied_bytes"],
@@ -395,6 +451,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Payload bytes moved through a copy, counted where copied.",
         table: row("copied", |_, r| human_bytes(r.copied_bytes as f64)),
         csv: csv("copied_bytes", |r| r.copied_bytes.to_string()),
+        summary: None,
     },
     Column {
         json: &["processes[].user_s", "processes[].sys_s"],
@@ -408,6 +465,7 @@ pub static COLUMNS: &[Column] = &[
             format!("{u:.2}+{s:.2} s")
         }),
         csv: csv("cpu_s", |r| format!("{:.6}", cpu_s(r))),
+        summary: sum(|r| Some(cpu_s(r)), |x| format!("{x:.2} s")),
     },
     Column {
         json: &["processes[].user_s", "processes[].sys_s", "messages"],
@@ -417,6 +475,7 @@ pub static COLUMNS: &[Column] = &[
         csv: csv("cpu_per_msg_ns", |r| {
             format!("{:.1}", cpu_per_message_ns(r))
         }),
+        summary: None,
     },
     Column {
         json: &["processes[].voluntary_cs", "processes[].involuntary_cs"],
@@ -427,6 +486,13 @@ pub static COLUMNS: &[Column] = &[
             format!("{v} vol, {i} invol")
         }),
         csv: None,
+        summary: sum(
+            |r| {
+                let (v, i) = context_switches(r);
+                Some((v + i) as f64)
+            },
+            |x| format!("{x:.0}"),
+        ),
     },
     Column {
         json: &["processes[].voluntary_cs"],
@@ -434,6 +500,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Voluntary context switches of every process.",
         table: None,
         csv: csv("voluntary_cs", |r| context_switches(r).0.to_string()),
+        summary: None,
     },
     Column {
         json: &["processes[].involuntary_cs"],
@@ -441,6 +508,7 @@ pub static COLUMNS: &[Column] = &[
         doc: "Involuntary context switches of every process.",
         table: None,
         csv: csv("involuntary_cs", |r| context_switches(r).1.to_string()),
+        summary: None,
     },
     Column {
         json: &["processes[].max_rss_kib"],
@@ -450,6 +518,7 @@ pub static COLUMNS: &[Column] = &[
             human_bytes(max_rss_kib(r) as f64 * 1024.0)
         }),
         csv: csv("max_rss_kib", |r| max_rss_kib(r).to_string()),
+        summary: sum(|r| Some(max_rss_kib(r) as f64 * 1024.0), human_bytes),
     },
     Column {
         json: &["digest_sent"],
@@ -459,6 +528,7 @@ pub static COLUMNS: &[Column] = &[
             r.digest_sent.clone().unwrap_or("-".into())
         }),
         csv: None,
+        summary: None,
     },
     Column {
         json: &["digest_received"],
@@ -470,5 +540,6 @@ pub static COLUMNS: &[Column] = &[
         csv: csv("digest_received", |r| {
             r.digest_received.clone().unwrap_or_default()
         }),
+        summary: None,
     },
 ];

@@ -11,7 +11,7 @@ impl Report {
     /// `max_rss_kib`, `digest_received`.
     pub fn csv(&self) -> String {
         let mut axes: Vec<&String> = Vec::new();
-        for r in &self.runs {
+        for r in self.measured() {
             for k in r.sweep.keys() {
                 if !axes.contains(&k) {
                     axes.push(k);
@@ -28,7 +28,7 @@ impl Report {
         }
         let mut out = header.join(",");
         out.push('\n');
-        for r in &self.runs {
+        for r in self.measured() {
             let mut cells: Vec<String> = Vec::new();
             for column in COLUMNS {
                 match column.csv {

@@ -50,11 +50,25 @@ pub static FIELDS: &[Field] = &[
     f(
         "runs",
         "",
-        "Every run, in the order they ran (backend by backend, repeats inside).",
+        "Every run, in the order they ran (warm-ups, then round by round, each backend once per round).",
     ),
     f("runs[].scenario", "", "The scenario's name."),
     f("runs[].backend", "", "`shm`, `msg` or `zenoh`."),
-    f("runs[].repeat", "", "0-based repeat index."),
+    f(
+        "runs[].repeat",
+        "",
+        "0-based repeat index: the same as `round` (kept for older scripts).",
+    ),
+    f(
+        "runs[].round",
+        "",
+        "The measured round, 0-based; 0 for a warm-up run.",
+    ),
+    f(
+        "runs[].warmup",
+        "",
+        "Whether the run was a warm-up, kept out of every figure, table row and verdict.",
+    ),
     f(
         "runs[].ok",
         "",
@@ -481,6 +495,46 @@ pub static FIELDS: &[Field] = &[
         "runs[].clocks[].error_ns",
         "ns",
         "At most this wrong (half that round trip); hand-offs across hosts carry it too.",
+    ),
+    f(
+        "plan",
+        "",
+        "The run plan in words (warm-up, rounds, measured time), as printed before the runs.",
+    ),
+    f(
+        "verdicts",
+        "",
+        "Per pair of backends and figure: the ratio over the paired rounds and the winner.",
+    ),
+    f(
+        "verdicts[].figure",
+        "",
+        "`throughput`, `hand-off p99` or `cpu per message`.",
+    ),
+    f("verdicts[].a", "", "The pair's first backend."),
+    f("verdicts[].b", "", "The pair's second backend."),
+    f(
+        "verdicts[].ratio",
+        "",
+        "The figure's ratio a / b, one per round in which both ran ok (every sweep point).",
+    ),
+    f("verdicts[].ratio.median", "", "Its median."),
+    f(
+        "verdicts[].ratio.lo",
+        "",
+        "Low end of its 95 % interval (order statistics; min–max below 6 rounds).",
+    ),
+    f("verdicts[].ratio.hi", "", "High end of its 95 % interval."),
+    f("verdicts[].ratio.n", "", "How many paired rounds."),
+    f(
+        "verdicts[].winner",
+        "",
+        "The backend that wins, or null: fewer than 3 rounds, or the interval within 1 ± 5 %.",
+    ),
+    f(
+        "verdicts[].points",
+        "",
+        "How many sweep points the rounds come from.",
     ),
     f(
         "supervisor_max_rss_kib",

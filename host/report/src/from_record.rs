@@ -315,6 +315,8 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         scenario: sc.name.clone(),
         backend: backend.name().to_string(),
         repeat,
+        round: repeat,
+        warmup: false,
         ok: error.is_none(),
         error,
         messages,

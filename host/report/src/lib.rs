@@ -33,6 +33,7 @@ pub use columns::{COLUMNS, Column, CsvColumn, TableRow, When};
 pub use fields::{FIELDS, Field, field, field_reference};
 pub use from_record::{SYSCALL_COUNTERS, combine};
 pub use model::{Latency, ProcessReport, Report, Requests, RoundTrip, RunReport};
-pub use stats::{cpu_per_message_ns, median};
+pub use stats::{Interval, cpu_per_message_ns, median, median_interval, outliers};
+pub use verdicts::{MIN_ROUNDS_TO_CALL, NOISE_FLOOR, Verdict};
 pub use wasm_ipc_scenario::{human_bytes, human_ns};
 pub use wasm_ipc_wire::record::{ClockReport, LinkReport};

@@ -24,8 +24,15 @@ pub struct Report {
     pub supervisor_pid: u32,
     /// Whether every ok run delivered the same bytes (digests equal across runs).
     pub digests_agree: bool,
-    /// Every run, in order.
+    /// Every run, in the order they ran, warm-ups included.
     pub runs: Vec<RunReport>,
+    /// The run plan in words, as the command printed it before the runs (added in schema 1).
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Per pair of backends and figure, the ratio over the paired rounds and the winner when
+    /// the runs can tell (added in schema 1; what the verdict lines say).
+    #[serde(default)]
+    pub verdicts: Vec<crate::verdicts::Verdict>,
     /// The supervisor's own peak resident set, KiB (added in schema 1).
     #[serde(default)]
     pub supervisor_max_rss_kib: u64,
@@ -152,8 +159,14 @@ pub struct RunReport {
     pub scenario: String,
     /// `shm` or `msg`.
     pub backend: String,
-    /// 0-based repeat index.
+    /// 0-based repeat index (the same as `round`; kept for scripts written before rounds).
     pub repeat: u32,
+    /// The measured round this run belongs to, 0-based; 0 for a warm-up run (added in schema 1).
+    #[serde(default)]
+    pub round: u32,
+    /// Whether this was a warm-up run, kept out of every figure (added in schema 1).
+    #[serde(default)]
+    pub warmup: bool,
     /// Every plugin ok and, with verify = full, digests equal.
     pub ok: bool,
     /// What went wrong, naming the plugin.
@@ -242,8 +255,22 @@ impl Report {
             supervisor_pid: std::process::id(),
             digests_agree,
             runs,
+            plan: None,
+            verdicts: Vec::new(),
             supervisor_max_rss_kib: self_max_rss_kib(),
         }
+        .with_verdicts()
+    }
+
+    /// The report with its `verdicts` computed from its runs.
+    pub fn with_verdicts(mut self) -> Report {
+        self.verdicts = self.verdict_list();
+        self
+    }
+
+    /// The measured runs: every run but the warm-ups, in the order they ran.
+    pub fn measured(&self) -> impl Iterator<Item = &RunReport> {
+        self.runs.iter().filter(|r| !r.warmup)
     }
 
     /// Every run ok and every digest equal.

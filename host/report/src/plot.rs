@@ -57,7 +57,7 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
         .context("--plot needs a sweep: the scenario has no [sweep] table")?;
     // The axis's values in run order, each once.
     let mut values: Vec<String> = Vec::new();
-    for r in &report.runs {
+    for r in report.measured() {
         if let Some(v) = r.sweep.get(&axis)
             && !values.contains(v)
         {
@@ -72,7 +72,7 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
     };
     // Series: backend plus the other axes' values; points (x, median over repeats).
     let mut series: BTreeMap<String, Vec<(usize, Vec<&RunReport>)>> = BTreeMap::new();
-    for r in report.runs.iter().filter(|r| r.ok) {
+    for r in report.measured().filter(|r| r.ok) {
         let Some(v) = r.sweep.get(&axis) else {
             continue;
         };

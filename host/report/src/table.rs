@@ -1,4 +1,4 @@
-//! [`Report::table`]: the human-readable table, one column per run, with the failed runs'
+//! [`Report::table`]: the human-readable table, one column per run (or per backend over its rounds), with the failed runs'
 //! errors, the verdicts, the crossovers and the digests' and clocks' lines under it.
 
 use std::collections::BTreeSet;
@@ -6,62 +6,56 @@ use std::fmt::Write as _;
 
 use crate::columns::{COLUMNS, TableRow};
 use crate::human_ns;
-use crate::model::Report;
+use crate::model::{Report, RunReport};
+use crate::stats::{Interval, median_interval};
 
 impl Report {
-    /// The human-readable table: one column per run, one row per entry of [`COLUMNS`] that
-    /// has one (and whose condition holds), then the failed runs' errors, the verdicts, the
+    /// The human-readable table: one column per measured run — or, when some backend ran
+    /// several rounds, one column per sweep point and backend with each figure's median and
+    /// 95 % interval over its rounds — one row per entry of [`COLUMNS`] that has one (and
+    /// whose condition holds), then the failed runs' errors, the verdicts, the
     /// crossovers and the digests' and clocks' lines.
     pub fn table(&self) -> String {
-        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-        for column in COLUMNS {
-            match column.table {
-                Some(TableRow::One { name, when, cell }) if when.holds(self) => {
-                    rows.push((
-                        name.into(),
-                        self.runs.iter().map(|r| cell(self, r)).collect(),
-                    ));
-                }
-                Some(TableRow::PerRate) => {
-                    let names: BTreeSet<&String> =
-                        self.runs.iter().flat_map(|r| r.rates.keys()).collect();
-                    for name in names {
-                        let cells = self
-                            .runs
-                            .iter()
-                            .map(|r| r.rates.get(name).map_or("-".into(), |v| format!("{v:.0}")));
-                        rows.push((format!("{name}/s"), cells.collect()));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let groups = self.groups();
+        let rows = if groups.iter().any(|g| g.len() > 1) {
+            self.summary_rows(&groups)
+        } else {
+            self.run_rows()
+        };
+        let columns = rows.first().map_or(0, |(_, v)| v.len());
         let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        let widths: Vec<usize> = (0..self.runs.len())
-            .map(|i| rows.iter().map(|(_, v)| v[i].len()).max().unwrap_or(0))
+        let widths: Vec<usize> = (0..columns)
+            .map(|i| {
+                rows.iter()
+                    .map(|(_, v)| v[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = format!("scenario: {}\n", self.scenario);
         for (name, vals) in &rows {
             let _ = write!(out, "{name:<w0$}");
             for (v, w) in vals.iter().zip(&widths) {
-                let _ = write!(out, "  {v:>w$}");
+                let pad = w.saturating_sub(v.chars().count());
+                let _ = write!(out, "  {}{v}", " ".repeat(pad));
             }
             out.push('\n');
         }
         for r in &self.runs {
             if let Some(e) = &r.error {
-                let _ = writeln!(out, "{}#{}: {e}", r.backend, r.repeat);
+                if r.warmup {
+                    let _ = writeln!(out, "{} warm-up: {e}", r.backend);
+                } else {
+                    let _ = writeln!(out, "{}#{}: {e}", r.backend, r.round);
+                }
             }
         }
         out.push_str(&self.verdicts());
         out.push_str(&self.crossovers());
         if !self.digests_agree {
             out.push_str("digests differ between runs: the runs did not deliver the same bytes\n");
-        } else if self.runs.len() > 1
-            && self
-                .runs
-                .iter()
-                .all(|r| r.ok && r.digest_received.is_some())
+        } else if self.measured().count() > 1
+            && self.measured().all(|r| r.ok && r.digest_received.is_some())
         {
             if self.points().len() > 1 {
                 out.push_str(
@@ -91,5 +85,148 @@ impl Report {
             ));
         }
         out
+    }
+
+    /// The measured runs grouped by sweep point and backend, in the order they first ran.
+    fn groups(&self) -> Vec<Vec<&RunReport>> {
+        let mut groups: Vec<Vec<&RunReport>> = Vec::new();
+        for r in self.measured() {
+            match groups
+                .iter_mut()
+                .find(|g| g[0].backend == r.backend && g[0].sweep == r.sweep)
+            {
+                Some(g) => g.push(r),
+                None => groups.push(vec![r]),
+            }
+        }
+        groups
+    }
+
+    /// One column per measured run: every row of [`COLUMNS`] that holds.
+    fn run_rows(&self) -> Vec<(String, Vec<String>)> {
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+        for column in COLUMNS {
+            match column.table {
+                Some(TableRow::One { name, when, cell }) if when.holds(self) => {
+                    rows.push((
+                        name.into(),
+                        self.measured().map(|r| cell(self, r)).collect(),
+                    ));
+                }
+                Some(TableRow::PerRate) => {
+                    let names: BTreeSet<&String> =
+                        self.measured().flat_map(|r| r.rates.keys()).collect();
+                    for name in names {
+                        let cells = self
+                            .measured()
+                            .map(|r| r.rates.get(name).map_or("-".into(), |v| format!("{v:.0}")));
+                        rows.push((format!("{name}/s"), cells.collect()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        rows
+    }
+
+    /// One column per sweep point and backend, over its rounds: a figure's median and 95 %
+    /// interval over the ok rounds, `median (lo–hi)`; another row's value once when the rounds
+    /// agree, else each value with its count.
+    fn summary_rows(&self, groups: &[Vec<&RunReport>]) -> Vec<(String, Vec<String>)> {
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+        for column in COLUMNS {
+            match column.table {
+                Some(TableRow::One { name, when, cell }) if when.holds(self) => {
+                    let cells = groups.iter().map(|g| match (name, column.summary) {
+                        ("backend", _) => g[0].backend.clone(),
+                        (_, Some(s)) => {
+                            let v: Vec<f64> = g
+                                .iter()
+                                .filter(|r| r.ok)
+                                .filter_map(|r| (s.get)(r))
+                                .collect();
+                            median_interval(&v).map_or("-".into(), |i| shown(&i, s.show))
+                        }
+                        (_, None) => counted(g.iter().map(|r| cell(self, r)).collect()),
+                    });
+                    rows.push((name.into(), cells.collect()));
+                    if name == "backend" {
+                        let rounds = groups.iter().map(|g| {
+                            let failed = g.iter().filter(|r| !r.ok).count();
+                            if failed == 0 {
+                                g.len().to_string()
+                            } else {
+                                format!("{} ({failed} failed)", g.len())
+                            }
+                        });
+                        rows.push(("rounds".into(), rounds.collect()));
+                    }
+                }
+                Some(TableRow::PerRate) => {
+                    let names: BTreeSet<&String> =
+                        self.measured().flat_map(|r| r.rates.keys()).collect();
+                    for name in names {
+                        let cells = groups.iter().map(|g| {
+                            let v: Vec<f64> = g
+                                .iter()
+                                .filter(|r| r.ok)
+                                .filter_map(|r| r.rates.get(name).copied())
+                                .collect();
+                            median_interval(&v)
+                                .map_or("-".into(), |i| shown(&i, |x| format!("{x:.0}")))
+                        });
+                        rows.push((format!("{name}/s"), cells.collect()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        rows
+    }
+}
+
+/// `median (lo–hi)`, the unit said once when all three share it; the median alone from one
+/// value.
+fn shown(i: &Interval, show: fn(f64) -> String) -> String {
+    let m = show(i.median);
+    if i.n < 2 {
+        return m;
+    }
+    let (lo, hi) = (show(i.lo), show(i.hi));
+    if lo == hi {
+        return m;
+    }
+    let unit = |s: &str| s.rsplit_once(' ').map(|(_, u)| u.to_string());
+    match (unit(&m), unit(&lo), unit(&hi)) {
+        (Some(u), Some(a), Some(b)) if u == a && u == b && !u.starts_with(char::is_numeric) => {
+            let strip = |s: &str| s.trim_end_matches(&u).trim_end().to_string();
+            format!("{} ({}–{}) {u}", strip(&m), strip(&lo), strip(&hi))
+        }
+        _ => format!("{m} ({lo}–{hi})"),
+    }
+}
+
+/// Cells of several rounds: the value once when they agree, else each value with its count
+/// (`yes ×4, NO ×1`), at most three, then how many more.
+fn counted(cells: Vec<String>) -> String {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for c in cells {
+        match seen.iter_mut().find(|(v, _)| *v == c) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((c, 1)),
+        }
+    }
+    if seen.len() == 1 {
+        return seen.remove(0).0;
+    }
+    let shown: Vec<String> = seen
+        .iter()
+        .take(3)
+        .map(|(v, n)| format!("{v} ×{n}"))
+        .collect();
+    if seen.len() > 3 {
+        format!("{}, {} more", shown.join(", "), seen.len() - 3)
+    } else {
+        shown.join(", ")
     }
 }

@@ -1,11 +1,41 @@
 //! Under the table: per pair of backends, the ratios and verdicts of each figure
 //! ([`Report::verdicts`]), and the crossovers along each sweep axis ([`Report::crossovers`]).
+//!
+//! A ratio comes from the rounds: the two backends' runs of one round (at one sweep point)
+//! make one ratio, so drift that hits a round hits both sides of it. Its median and 95 %
+//! interval are [`median_interval`]'s. A winner is called only when the interval lies wholly
+//! outside 1 ± [`NOISE_FLOOR`] and there are at least [`MIN_ROUNDS_TO_CALL`] ratios; else
+//! the line says "no clear winner". With 5 rounds the interval is the min–max, so all five
+//! rounds must agree.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::model::{Report, RunReport};
-use crate::stats::{cpu_per_message_ns, median};
+use crate::stats::{Interval, cpu_per_message_ns, median_interval};
+
+/// How far a ratio's interval must stay from 1 for a verdict to name a winner: 5 %.
+pub const NOISE_FLOOR: f64 = 0.05;
+
+/// The fewest paired rounds a verdict names a winner from.
+pub const MIN_ROUNDS_TO_CALL: usize = 3;
+
+/// One verdict: a figure compared between two backends over the paired rounds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Verdict {
+    /// The figure: `throughput`, `hand-off p99` or `cpu per message`.
+    pub figure: String,
+    /// The pair's first backend.
+    pub a: String,
+    /// The pair's second backend.
+    pub b: String,
+    /// The ratio a / b of the figure over the paired rounds: median, 95 % interval, count.
+    pub ratio: Interval,
+    /// The backend that wins, when the runs can tell.
+    pub winner: Option<String>,
+    /// How many sweep points the rounds come from (1 without a sweep).
+    pub points: usize,
+}
 
 /// A figure compared across backends: its name, how to read it off a run, and whether more
 /// is better.
@@ -43,7 +73,8 @@ enum Side {
     A,
     /// The pair's second backend.
     B,
-    /// The two backends' ranges over the repeats overlap.
+    /// The runs cannot tell: the ratio's interval reaches into 1 ± the noise floor, or there
+    /// are too few rounds.
     Noise,
 }
 
@@ -57,17 +88,52 @@ impl Side {
     }
 }
 
-/// The winner from each backend's (min, max) over the repeats.
-fn side(a: (f64, f64), b: (f64, f64), more_is_better: bool) -> Side {
-    let (a_better, b_better) = if more_is_better {
-        (a.0 > b.1, b.0 > a.1)
-    } else {
-        (a.1 < b.0, b.1 < a.0)
-    };
-    match (a_better, b_better) {
-        (true, _) => Side::A,
-        (_, true) => Side::B,
+/// Who wins, from the ratio a / b over the paired rounds.
+fn side(ratio: &Interval, more_is_better: bool) -> Side {
+    if ratio.n < MIN_ROUNDS_TO_CALL {
+        return Side::Noise;
+    }
+    let a_more = ratio.lo > 1.0 + NOISE_FLOOR;
+    let b_more = ratio.hi < 1.0 - NOISE_FLOOR;
+    match (a_more, b_more, more_is_better) {
+        (true, _, true) | (_, true, false) => Side::A,
+        (true, _, false) | (_, true, true) => Side::B,
         _ => Side::Noise,
+    }
+}
+
+/// A verdict's line: `verdict, FIGURE[, a vs b]: W wins, R× L (LO–HI, N rounds)`, or `…: no
+/// clear winner: ratio R (LO–HI, N rounds)`; the factor and its interval are the winner's
+/// advantage (its throughput over the loser's, the loser's latency over its own).
+fn verdict_line(v: &Verdict, more_is_better: bool) -> String {
+    let label = pair_label([&v.a, &v.b]);
+    let r = &v.ratio;
+    let rounds = if r.n == 1 { "round" } else { "rounds" };
+    let span = if v.points > 1 {
+        format!(" over {} sweep points", v.points)
+    } else {
+        String::new()
+    };
+    match &v.winner {
+        Some(w) => {
+            let a_wins = *w == v.a;
+            // The advantage is the ratio itself when the winner's figure is on top of it.
+            let direct = a_wins == more_is_better;
+            let (by, lo, hi) = if direct {
+                (r.median, r.lo, r.hi)
+            } else {
+                (1.0 / r.median, 1.0 / r.hi, 1.0 / r.lo)
+            };
+            let loser = if a_wins { &v.b } else { &v.a };
+            format!(
+                "verdict, {}{label}: {w} wins, {by:.2}× {loser} ({lo:.2}–{hi:.2}, {} {rounds}{span})",
+                v.figure, r.n
+            )
+        }
+        None => format!(
+            "verdict, {}{label}: no clear winner: ratio {:.2} ({:.2}–{:.2}, {} {rounds}{span})",
+            v.figure, r.median, r.lo, r.hi, r.n
+        ),
     }
 }
 
@@ -94,7 +160,9 @@ fn pair_label(pair: [&str; 2]) -> String {
 }
 
 /// The crossover along a series of sweep values (`at(i)` names value `i`): where the side
-/// that wins at the first clear point stops winning.
+/// that wins at the first clear point stops winning, as the interval of the swept value in
+/// which it happens — between the last value the first side clearly won and the first the
+/// other clearly wins.
 fn crossover(series: &[Option<Side>], pair: [&str; 2], at: impl Fn(usize) -> String) -> String {
     let clear: Vec<(usize, Side)> = series
         .iter()
@@ -102,25 +170,22 @@ fn crossover(series: &[Option<Side>], pair: [&str; 2], at: impl Fn(usize) -> Str
         .filter_map(|(i, s)| s.filter(|s| *s != Side::Noise).map(|s| (i, s)))
         .collect();
     let Some(&(_, first)) = clear.first() else {
-        return "within noise at every value".into();
+        return "none within the noise (the runs cannot tell at any value)".into();
     };
-    match clear.iter().find(|(_, s)| *s != first) {
-        Some(&(i, s)) => {
-            let noisy = series[..i].contains(&Some(Side::Noise));
+    match clear.iter().position(|(_, s)| *s != first) {
+        Some(k) => {
+            let (before, _) = clear[k - 1];
+            let (i, s) = clear[k];
             format!(
-                "{} overtakes {} at {}{}",
+                "{} overtakes {} between {} and {}",
                 s.name(pair),
                 first.name(pair),
-                at(i),
-                if noisy {
-                    " (within noise before it)"
-                } else {
-                    ""
-                }
+                at(before),
+                at(i)
             )
         }
         None if clear.len() < series.len() => format!(
-            "none in range ({} wins wherever the repeats do not overlap; within noise elsewhere)",
+            "none within the noise ({} wins wherever the runs can tell; they cannot elsewhere)",
             first.name(pair)
         ),
         None => format!("none in range ({} wins throughout)", first.name(pair)),
@@ -128,10 +193,10 @@ fn crossover(series: &[Option<Side>], pair: [&str; 2], at: impl Fn(usize) -> Str
 }
 
 impl Report {
-    /// The sweep points in run order, each once.
+    /// The sweep points of the measured runs in run order, each once.
     pub(crate) fn points(&self) -> Vec<&BTreeMap<String, String>> {
         let mut points: Vec<&BTreeMap<String, String>> = Vec::new();
-        for r in &self.runs {
+        for r in self.measured() {
             if !points.contains(&&r.sweep) {
                 points.push(&r.sweep);
             }
@@ -139,26 +204,10 @@ impl Report {
         points
     }
 
-    /// Median of `f` over the ok runs of `backend` at `point`.
-    fn median_of(
-        &self,
-        point: &BTreeMap<String, String>,
-        backend: &str,
-        f: fn(&RunReport) -> f64,
-    ) -> Option<f64> {
-        let mut v: Vec<f64> = self
-            .runs
-            .iter()
-            .filter(|r| r.ok && r.backend == backend && &r.sweep == point)
-            .map(f)
-            .collect();
-        median(&mut v)
-    }
-
-    /// The backends of the runs, in the order they ran.
-    fn backends(&self) -> Vec<&str> {
+    /// The backends of the measured runs, in the order they ran.
+    pub(crate) fn backends(&self) -> Vec<&str> {
         let mut b: Vec<&str> = Vec::new();
-        for r in &self.runs {
+        for r in self.measured() {
             if !b.contains(&r.backend.as_str()) {
                 b.push(&r.backend);
             }
@@ -166,95 +215,124 @@ impl Report {
         b
     }
 
-    /// Under the table, for each pair of backends (`shm`/`msg`, then `shm`/`zenoh` and
-    /// `msg`/`zenoh` when they ran): per sweep point, the ratios of each figure (medians over
-    /// the repeats), then one verdict per figure over all points: who wins, by how much.
-    pub fn verdicts(&self) -> String {
-        let mut out = String::new();
+    /// The ratios a / b of `f` at `point`, one per round in which both backends' runs are ok
+    /// and the figure is above zero on both.
+    fn paired_ratios(
+        &self,
+        point: &BTreeMap<String, String>,
+        pair: [&str; 2],
+        f: fn(&RunReport) -> f64,
+    ) -> Vec<f64> {
+        let of = |backend: &str| -> BTreeMap<u32, f64> {
+            self.measured()
+                .filter(|r| r.ok && r.backend == backend && &r.sweep == point)
+                .map(|r| (r.round, f(r)))
+                .collect()
+        };
+        let (a, b) = (of(pair[0]), of(pair[1]));
+        a.iter()
+            .filter_map(|(round, &x)| {
+                let y = *b.get(round)?;
+                (x > 0.0 && y > 0.0).then_some(x / y)
+            })
+            .collect()
+    }
+
+    /// Every verdict: per pair of backends (`shm`/`msg`, then `shm`/`zenoh` and `msg`/`zenoh`
+    /// when they ran) and figure, the ratio over every paired round of every sweep point.
+    pub fn verdict_list(&self) -> Vec<Verdict> {
+        let points = self.points();
+        let mut out = Vec::new();
         for [a, b] in pairs(&self.backends()) {
-            self.pair_verdicts(&mut out, [&a, &b]);
+            for f in &FIGURES {
+                let ratios: Vec<f64> = points
+                    .iter()
+                    .flat_map(|p| self.paired_ratios(p, [&a, &b], f.get))
+                    .collect();
+                let Some(ratio) = median_interval(&ratios) else {
+                    continue;
+                };
+                let winner = match side(&ratio, f.more_is_better) {
+                    Side::A => Some(a.clone()),
+                    Side::B => Some(b.clone()),
+                    Side::Noise => None,
+                };
+                out.push(Verdict {
+                    figure: f.name.to_string(),
+                    a: a.clone(),
+                    b: b.clone(),
+                    ratio,
+                    winner,
+                    points: points.len(),
+                });
+            }
         }
         out
     }
 
-    fn pair_verdicts(&self, out: &mut String, pair: [&str; 2]) {
-        let [a_name, b_name] = pair;
-        let label = pair_label(pair);
-        let points = self.points();
-        let _ = writeln!(
-            out,
-            "{a_name} / {b_name} (medians over repeats; above 1: {a_name} has more):"
-        );
-        for point in &points {
-            let label = if point.is_empty() {
-                "  all".to_string()
-            } else {
-                format!(
-                    "  {}",
-                    point
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            let cells: Vec<String> = FIGURES
-                .iter()
-                .map(|f| {
-                    match (
-                        self.median_of(point, a_name, f.get),
-                        self.median_of(point, b_name, f.get),
-                    ) {
-                        (Some(a), Some(b)) if b > 0.0 => format!("{} {:.2}", f.name, a / b),
-                        _ => format!("{} -", f.name),
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{label}: {}", cells.join(", "));
-        }
-        for f in &FIGURES {
-            let mut ratios: Vec<f64> = points
-                .iter()
-                .filter_map(|p| {
-                    let (a, b) = (
-                        self.median_of(p, a_name, f.get)?,
-                        self.median_of(p, b_name, f.get)?,
-                    );
-                    (a > 0.0 && b > 0.0).then_some(a / b)
-                })
-                .collect();
-            let Some(m) = median(&mut ratios) else {
-                continue;
-            };
-            // "Wins" in the figure's own sense: more throughput, less latency and CPU.
-            let a_better = if f.more_is_better { m > 1.0 } else { m < 1.0 };
-            let by = if m >= 1.0 { m } else { 1.0 / m };
-            let (winner, loser) = if a_better {
-                (a_name, b_name)
-            } else {
-                (b_name, a_name)
-            };
-            let span = if points.len() > 1 {
-                format!(" (median over {} sweep points)", points.len())
-            } else {
-                String::new()
-            };
-            if by < 1.05 {
-                let _ = writeln!(out, "verdict, {}{label}: even (within 5 %){span}", f.name);
-            } else {
-                let _ = writeln!(
-                    out,
-                    "verdict, {}{label}: {winner} wins, {by:.2}× {loser}{span}",
-                    f.name
-                );
+    /// Under the table, for each pair of backends: per sweep point, the ratio of each figure
+    /// (median and 95 % interval over the paired rounds), then one verdict per figure over
+    /// all points: who wins and by how much, or that the runs cannot tell.
+    pub fn verdicts(&self) -> String {
+        let mut out = String::new();
+        let verdicts = self.verdict_list();
+        for [a, b] in pairs(&self.backends()) {
+            let pair = [a.as_str(), b.as_str()];
+            let _ = writeln!(
+                out,
+                "{a} / {b} (median and 95 % interval over paired rounds; above 1: {a} has more):"
+            );
+            for point in self.points() {
+                let label = if point.is_empty() {
+                    "  all".to_string()
+                } else {
+                    format!(
+                        "  {}",
+                        point
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let cells: Vec<String> = FIGURES
+                    .iter()
+                    .map(
+                        |f| match median_interval(&self.paired_ratios(point, pair, f.get)) {
+                            Some(i) if i.n > 1 => {
+                                format!("{} {:.2} ({:.2}–{:.2})", f.name, i.median, i.lo, i.hi)
+                            }
+                            Some(i) => format!("{} {:.2}", f.name, i.median),
+                            None => format!("{} -", f.name),
+                        },
+                    )
+                    .collect();
+                let _ = writeln!(out, "{label}: {}", cells.join(", "));
+            }
+            for v in verdicts.iter().filter(|v| v.a == a && v.b == b) {
+                let more = FIGURES
+                    .iter()
+                    .find(|f| f.name == v.figure)
+                    .is_some_and(|f| f.more_is_better);
+                let _ = writeln!(out, "{}", verdict_line(v, more));
             }
         }
+        if let Some(few) = verdicts.iter().map(|v| v.ratio.n).min()
+            && few < MIN_ROUNDS_TO_CALL
+        {
+            let _ = writeln!(
+                out,
+                "too few rounds to call a winner ({few}; at least {MIN_ROUNDS_TO_CALL}): run \
+                 `compare` without --quick, or with --repeat 5"
+            );
+        }
+        out
     }
 
     /// Under the verdicts: along each sweep axis (for each combination of the other axes),
-    /// per figure and pair of backends, the first value at which the backend that wins at the
-    /// axis's first value stops winning — "none in range" when it wins throughout, "within
-    /// noise" where the two backends' ranges over the repeats overlap.
+    /// per figure and pair of backends, where the backend that wins at the axis's first clear
+    /// value stops winning — "none in range" when it wins throughout, "none within the noise"
+    /// where the runs cannot tell.
     pub fn crossovers(&self) -> String {
         let mut out = String::new();
         let points = self.points();
@@ -308,25 +386,16 @@ impl Report {
         out
     }
 
-    /// Which backend of `pair` wins figure `f` at `point`, or that their ranges overlap.
+    /// Which backend of `pair` wins figure `f` at `point` over its paired rounds, or that the
+    /// runs cannot tell; `None` without a paired round.
     fn side_at(
         &self,
         point: &BTreeMap<String, String>,
         f: &Figure,
         pair: [&str; 2],
     ) -> Option<Side> {
-        let range = |backend: &str| {
-            let v: Vec<f64> = self
-                .runs
-                .iter()
-                .filter(|r| r.ok && r.backend == backend && &r.sweep == point)
-                .map(f.get)
-                .collect();
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            (!v.is_empty()).then_some((lo, hi))
-        };
-        Some(side(range(pair[0])?, range(pair[1])?, f.more_is_better))
+        let ratio = median_interval(&self.paired_ratios(point, pair, f.get))?;
+        Some(side(&ratio, f.more_is_better))
     }
 }
 
@@ -342,27 +411,24 @@ mod tests {
         let pair = ["shm", "msg"];
         assert_eq!(
             crossover(&[s, s, m, m], pair, at),
-            "msg overtakes shm at 65536"
+            "msg overtakes shm between 4096 and 65536"
         );
         assert_eq!(
             crossover(&[m, n, s, s], pair, at),
-            "shm overtakes msg at 65536 (within noise before it)"
+            "shm overtakes msg between 64 and 65536"
         );
         assert_eq!(
             crossover(&[s, s, s, s], pair, at),
             "none in range (shm wins throughout)"
         );
-        assert!(crossover(&[n, s, n, s], pair, at).starts_with("none in range (shm wins wherever"));
+        assert!(
+            crossover(&[n, s, n, s], pair, at)
+                .starts_with("none within the noise (shm wins wherever")
+        );
         assert_eq!(
             crossover(&[n, n, None, n], pair, at),
-            "within noise at every value"
+            "none within the noise (the runs cannot tell at any value)"
         );
-        // Throughput: more is better; ranges that overlap are noise.
-        assert_eq!(side((10.0, 12.0), (5.0, 6.0), true), Side::A);
-        assert_eq!(side((10.0, 12.0), (11.0, 13.0), true), Side::Noise);
-        assert_eq!(side((1.0, 2.0), (5.0, 6.0), true), Side::B);
-        // Latency: less is better.
-        assert_eq!(side((1.0, 2.0), (5.0, 6.0), false), Side::A);
         // Three backends: three pairs, in run order; only shm/msg goes unlabelled.
         let p = pairs(&["shm", "msg", "zenoh"]);
         assert_eq!(
@@ -373,7 +439,60 @@ mod tests {
         assert_eq!(pair_label(["msg", "zenoh"]), ", msg vs zenoh");
         assert_eq!(
             crossover(&[s, m], ["msg", "zenoh"], at),
-            "zenoh overtakes msg at 4096"
+            "zenoh overtakes msg between 64 and 4096"
+        );
+    }
+
+    fn ratio(v: &[f64]) -> Interval {
+        median_interval(v).unwrap()
+    }
+
+    /// A winner only when every round (5 rounds: the min–max) lies beyond the noise floor, in
+    /// the figure's own sense; never from fewer than 3 rounds.
+    #[test]
+    fn a_winner_is_called_only_when_the_rounds_can_tell() {
+        let clear = ratio(&[1.8, 1.9, 2.0, 1.7, 2.1]);
+        assert_eq!(side(&clear, true), Side::A);
+        assert_eq!(side(&clear, false), Side::B);
+        // One round in the noise: no winner, however far the others are.
+        let one_off = ratio(&[1.8, 1.9, 2.0, 1.03, 2.1]);
+        assert_eq!(side(&one_off, true), Side::Noise);
+        let below = ratio(&[0.5, 0.6, 0.55, 0.52, 0.58]);
+        assert_eq!(side(&below, true), Side::B);
+        assert_eq!(side(&ratio(&[3.0, 3.0]), true), Side::Noise, "two rounds");
+        let v = Verdict {
+            figure: "throughput".into(),
+            a: "shm".into(),
+            b: "msg".into(),
+            ratio: below,
+            winner: Some("msg".into()),
+            points: 1,
+        };
+        assert_eq!(
+            verdict_line(&v, true),
+            "verdict, throughput: msg wins, 1.82× shm (1.67–2.00, 5 rounds)"
+        );
+        let v = Verdict {
+            figure: "hand-off p99".into(),
+            winner: Some("shm".into()),
+            ..v
+        };
+        assert_eq!(
+            verdict_line(&v, false),
+            "verdict, hand-off p99: shm wins, 1.82× msg (1.67–2.00, 5 rounds)"
+        );
+        let v = Verdict {
+            winner: None,
+            a: "msg".into(),
+            b: "zenoh".into(),
+            ratio: one_off,
+            points: 4,
+            ..v
+        };
+        assert_eq!(
+            verdict_line(&v, false),
+            "verdict, hand-off p99, msg vs zenoh: no clear winner: ratio 1.90 (1.03–2.10, 5 \
+             rounds over 4 sweep points)"
         );
     }
 }

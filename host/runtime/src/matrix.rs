@@ -1,5 +1,8 @@
-//! The one run loop: a scenario's matrix of runs — sweep points × backends × repeats — as
-//! `compare`, `run`, `compare --explain` and `bench` run it.
+//! The one run loop: a scenario's matrix of runs — sweep points × (warm-up and rounds) ×
+//! backends — as `compare`, `run`, `compare --explain` and `bench` run it. Each point runs by
+//! its [`Plan`]: the rounds interleave the backends (shm, msg, zenoh, shm, msg, zenoh, …) so
+//! that drift on a shared machine hits them alike, and each round pairs the backends' runs
+//! for the verdicts' ratios.
 //!
 //! [`Matrix::new`] does what must hold before any worker starts: it builds the plugins whose
 //! `.wasm` is stale, loads every sweep point (the file with the point's values, then the
@@ -38,6 +41,144 @@ impl Point {
     }
 }
 
+/// How a command measures: which runs a sweep point gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `compare`: a warm-up run per backend (unless `warmup` is false), then rounds — each
+    /// backend once per round, in the scenario's order — until `[run] repeat` rounds, or
+    /// without it until at least [`MIN_ROUNDS`] rounds and `[run] min_time` measured per
+    /// backend (at most [`MAX_ROUNDS`]).
+    Measure {
+        /// Whether a warm-up run per backend comes first (`--no-warmup` turns it off).
+        warmup: bool,
+    },
+    /// `compare --quick`: no warm-up, one round unless `[run] repeat` says how many.
+    Quick,
+    /// `run`: `[run] repeat` runs (default one), no warm-up.
+    Once,
+}
+
+/// The fewest measured rounds `compare` makes when `[run] repeat` is not given: with five,
+/// a verdict is called only when every round agrees.
+pub const MIN_ROUNDS: u32 = 5;
+
+/// The most rounds `compare` adds to reach `[run] min_time` (a run far shorter than its
+/// start-up would otherwise take thousands).
+pub const MAX_ROUNDS: u32 = 50;
+
+/// A sweep point's plan, from its scenario and the mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// A warm-up run per backend first, kept out of every figure.
+    pub warmup: bool,
+    /// The measured rounds.
+    pub rounds: Rounds,
+}
+
+/// How many measured rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounds {
+    /// Exactly this many.
+    Exactly(u32),
+    /// Until at least `min` rounds and `min_time` measured per backend, at most `max`.
+    Until {
+        /// The fewest rounds.
+        min: u32,
+        /// The measured time per backend.
+        min_time: std::time::Duration,
+        /// The most rounds.
+        max: u32,
+    },
+}
+
+impl Plan {
+    /// The plan of a point whose scenario is `sc`, measured as `mode` says.
+    pub fn new(sc: &Scenario, mode: Mode) -> Plan {
+        match mode {
+            Mode::Quick | Mode::Once => Plan {
+                warmup: false,
+                rounds: Rounds::Exactly(sc.run.repeat.unwrap_or(1)),
+            },
+            Mode::Measure { warmup } => Plan {
+                warmup,
+                rounds: match sc.run.repeat {
+                    Some(n) => Rounds::Exactly(n),
+                    None => Rounds::Until {
+                        min: MIN_ROUNDS,
+                        min_time: sc.run.min_time,
+                        max: MAX_ROUNDS,
+                    },
+                },
+            },
+        }
+    }
+
+    /// The plan in words: `a warm-up run per backend, then at least 5 rounds and 1 s measured
+    /// per backend (at most 50 rounds)`.
+    pub fn describe(&self) -> String {
+        let rounds = match self.rounds {
+            Rounds::Exactly(1) => "one round".to_string(),
+            Rounds::Exactly(n) => format!("{n} rounds"),
+            Rounds::Until { min, min_time, max } => format!(
+                "at least {min} rounds and {} measured per backend (at most {max} rounds)",
+                human_duration(min_time)
+            ),
+        };
+        if self.warmup {
+            format!("a warm-up run per backend, then {rounds}")
+        } else {
+            format!("{rounds}, no warm-up")
+        }
+    }
+
+    /// Whether a point that has made `done` rounds, with `measured[b]` ns measured on backend
+    /// `b` so far, is finished.
+    fn finished(&self, done: u32, measured: &[u64]) -> bool {
+        match self.rounds {
+            Rounds::Exactly(n) => done >= n,
+            Rounds::Until { min, min_time, max } => {
+                let want = u64::try_from(min_time.as_nanos()).unwrap_or(u64::MAX);
+                done >= max || (done >= min && measured.iter().all(|&m| m >= want))
+            }
+        }
+    }
+
+    /// How many rounds the point will make, as far as can be told: `done` made, `measured[b]`
+    /// ns so far on backend `b`, and `typical[b]` one run's time there (0: not known yet).
+    fn expected(&self, done: u32, measured: &[u64], typical: &[u64]) -> u32 {
+        match self.rounds {
+            Rounds::Exactly(n) => n,
+            Rounds::Until { min, min_time, max } => {
+                let want = u64::try_from(min_time.as_nanos()).unwrap_or(u64::MAX);
+                let more = measured
+                    .iter()
+                    .zip(typical)
+                    .map(|(&m, &t)| {
+                        if m >= want {
+                            0
+                        } else if t == 0 {
+                            min
+                        } else {
+                            u32::try_from((want - m).div_ceil(t)).unwrap_or(max)
+                        }
+                    })
+                    .max()
+                    .unwrap_or(0);
+                (done + more).clamp(min, max)
+            }
+        }
+    }
+}
+
+/// `1 s`, `300 ms`, `2.5 s`.
+fn human_duration(d: std::time::Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs_f64())
+    }
+}
+
 /// What [`Matrix::run_all`] tells its caller.
 #[derive(Debug)]
 pub enum Step<'a> {
@@ -47,13 +188,22 @@ pub enum Step<'a> {
         point: &'a Point,
         /// On which backend.
         backend: BackendKind,
-        /// Which repeat (0-based).
-        repeat: u32,
+        /// Which measured round (0-based); 0 for a warm-up run.
+        round: u32,
+        /// Whether this is the point's warm-up run on `backend`.
+        warmup: bool,
+        /// The runs the whole matrix will make, as far as can be told now (it grows or shrinks
+        /// as measured times replace guesses).
+        expected_runs: usize,
     },
     /// A run ended (failures are in the record).
     Done {
         /// Where in the matrix.
         point: &'a Point,
+        /// Which measured round (0-based); 0 for a warm-up run.
+        round: u32,
+        /// Whether it was a warm-up run.
+        warmup: bool,
         /// What the supervisor gathered.
         record: RunRecord,
     },
@@ -65,6 +215,7 @@ pub struct Matrix {
     points: Vec<Point>,
     backends: Vec<BackendKind>,
     opts: Options,
+    mode: Mode,
 }
 
 impl Matrix {
@@ -76,6 +227,7 @@ impl Matrix {
         backends: &[BackendKind],
         overrides: &[String],
         opts: Options,
+        mode: Mode,
     ) -> anyhow::Result<Matrix> {
         crate::build::build_stale(sc)?;
         check::check_all(sc, backends).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -105,6 +257,7 @@ impl Matrix {
             points,
             backends: backends.to_vec(),
             opts,
+            mode,
         })
     }
 
@@ -113,17 +266,36 @@ impl Matrix {
         &self.points
     }
 
-    /// How many runs [`Matrix::run_all`] makes: per point, every backend `[run] repeat` times.
+    /// The plan of point `p`.
+    pub fn plan(&self, p: usize) -> Plan {
+        Plan::new(&self.points[p].scenario, self.mode)
+    }
+
+    /// How many runs [`Matrix::run_all`] makes at least: per point, the warm-up runs and the
+    /// fewest rounds of its plan, on every backend.
     pub fn len(&self) -> usize {
-        self.points
-            .iter()
-            .map(|p| self.backends.len() * p.scenario.run.repeat as usize)
+        (0..self.points.len())
+            .map(|p| self.expected_runs_at(p, &[], &[], 0))
             .sum()
     }
 
     /// Whether there is nothing to run (no backend).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.backends.is_empty()
+    }
+
+    /// The runs point `p` will make, warm-ups included, given what its rounds measured so far.
+    fn expected_runs_at(&self, p: usize, measured: &[u64], typical: &[u64], done: u32) -> usize {
+        let plan = self.plan(p);
+        let n = self.backends.len();
+        let zeros = vec![0; n];
+        let measured = if measured.is_empty() {
+            &zeros
+        } else {
+            measured
+        };
+        let typical = if typical.is_empty() { &zeros } else { typical };
+        n * (usize::from(plan.warmup) + plan.expected(done, measured, typical) as usize)
     }
 
     /// Runs point `p` once on `backend` as repeat `repeat`, making the point's session first
@@ -145,35 +317,84 @@ impl Matrix {
         Ok((point, record))
     }
 
-    /// Runs every point on every backend, each `[run] repeat` times, in that order; `each`
-    /// hears of every run before it starts and when it ends. Stops after the run in which
-    /// Ctrl-C (or SIGTERM) arrived, or when `each` breaks.
+    /// Runs every point by its [`Plan`], point after point: the warm-up runs, then rounds of
+    /// every backend in order; `each` hears of every run before it starts and when it ends.
+    /// A point stops adding rounds after a round in which a run failed. Stops after the run in
+    /// which Ctrl-C (or SIGTERM) arrived, or when `each` breaks.
     pub fn run_all(
         &mut self,
         each: &mut dyn FnMut(Step<'_>) -> ControlFlow<()>,
     ) -> anyhow::Result<()> {
         let backends = self.backends.clone();
+        let n = backends.len();
+        // Runs of the points already done, and the fewest the later points make.
+        let mut before = 0;
         for p in 0..self.points.len() {
-            for &backend in &backends {
-                for repeat in 0..self.points[p].scenario.run.repeat {
-                    let point = &self.points[p];
+            let plan = self.plan(p);
+            let after: usize = (p + 1..self.points.len())
+                .map(|q| self.expected_runs_at(q, &[], &[], 0))
+                .sum();
+            let mut measured = vec![0u64; n];
+            let mut typical = vec![0u64; n];
+            let mut made = 0;
+            let mut done = 0u32;
+            let warmups = if plan.warmup { 1 } else { 0 };
+            loop {
+                let warmup = made < warmups * n;
+                if !warmup && plan.finished(done, &measured) {
+                    break;
+                }
+                let mut failed = false;
+                for (b, &backend) in backends.iter().enumerate() {
+                    let expected = before
+                        + after
+                        + if warmup {
+                            self.expected_runs_at(p, &[], &[], 0)
+                        } else {
+                            self.expected_runs_at(p, &measured, &typical, done)
+                        };
+                    let round = if warmup { 0 } else { done };
                     if each(Step::Start {
-                        point,
+                        point: &self.points[p],
                         backend,
-                        repeat,
+                        round,
+                        warmup,
+                        expected_runs: expected,
                     })
                     .is_break()
                     {
                         return Ok(());
                     }
-                    let (point, record) = self.run_one(p, backend, repeat)?;
-                    if each(Step::Done { point, record }).is_break()
+                    let (point, record) = self.run_one(p, backend, round)?;
+                    let took = record.measured_ns();
+                    failed |= record.failed();
+                    made += 1;
+                    if warmup {
+                        typical[b] = took;
+                    } else {
+                        measured[b] += took;
+                        typical[b] = measured[b] / u64::from(done + 1);
+                    }
+                    if each(Step::Done {
+                        point,
+                        round,
+                        warmup,
+                        record,
+                    })
+                    .is_break()
                         || supervisor::was_interrupted()
                     {
                         return Ok(());
                     }
                 }
+                if !warmup {
+                    done += 1;
+                }
+                if failed {
+                    break;
+                }
             }
+            before += made;
         }
         Ok(())
     }

@@ -9,9 +9,10 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::model::{
-    BackendKind, DEFAULT_CAPACITY, DEFAULT_MEMORY, DEFAULT_SLOT_SIZE, DEFAULT_STACK,
-    DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, MAX_CAPACITY, MAX_INSTANCES, MAX_MEMORY, MAX_REPEAT,
-    MAX_SLOT_SIZE, MAX_STACK, MAX_TABLE_ELEMENTS, MAX_TIMEOUT, Pattern, Verify, WaitMode,
+    BackendKind, DEFAULT_CAPACITY, DEFAULT_MEMORY, DEFAULT_MIN_TIME, DEFAULT_SLOT_SIZE,
+    DEFAULT_STACK, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, MAX_CAPACITY, MAX_INSTANCES,
+    MAX_MEMORY, MAX_MIN_TIME, MAX_REPEAT, MAX_SLOT_SIZE, MAX_STACK, MAX_TABLE_ELEMENTS,
+    MAX_TIMEOUT, Pattern, Verify, WaitMode,
 };
 use crate::units::show_size;
 
@@ -321,10 +322,21 @@ pub(crate) const CAPACITY: KeyDecl = key(
 pub(crate) const REPEAT: KeyDecl = key(
     "run.repeat",
     KeyType::Integer,
-    "how many times the scenario runs on each backend",
+    "exactly this many measured rounds (each backend once per round) per sweep point",
 )
-.default(KeyDefault::Number(1))
+.default(KeyDefault::Note(
+    "none: `compare` runs rounds until `min_time` and 5 rounds; `run` runs once",
+))
 .range(1, MAX_REPEAT as u64)
+.settable();
+
+pub(crate) const MIN_TIME: KeyDecl = key(
+    "run.min_time",
+    KeyType::Duration,
+    "measured time `compare` gathers per backend per sweep point when `repeat` is not given",
+)
+.default(KeyDefault::Number(millis(DEFAULT_MIN_TIME)))
+.range(0, millis(MAX_MIN_TIME))
 .settable();
 
 pub(crate) const TIMEOUT: KeyDecl = key(
@@ -471,6 +483,7 @@ pub static KEYS: &[KeyDecl] = &[
     .default(KeyDefault::Note("none"))
     .settable(),
     REPEAT,
+    MIN_TIME,
     TIMEOUT,
     key(
         "run.wait",
@@ -678,7 +691,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 10, "the keys with limits");
+        assert_eq!(checked, 11, "the keys with limits");
     }
 
     #[test]
@@ -693,7 +706,8 @@ mod tests {
                 "plugin.NAME.table_elements" => Some(p.limits.table_elements),
                 "channel.N.slot_size" => Some(u64::from(ch.slot_size)),
                 "channel.N.capacity" => Some(u64::from(ch.capacity)),
-                "run.repeat" => Some(u64::from(sc.run.repeat)),
+                "run.repeat" => sc.run.repeat.map(u64::from),
+                "run.min_time" => u64::try_from(sc.run.min_time.as_millis()).ok(),
                 "run.timeout" => u64::try_from(sc.run.timeout.as_millis()).ok(),
                 "run.seed" => Some(sc.run.seed),
                 _ => None,

@@ -17,6 +17,13 @@ pub const MAX_CAPACITY: u32 = 65536;
 pub const MAX_REPEAT: u32 = 1000;
 /// Default [`RunConfig::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default [`RunConfig::min_time`]: the measured time `compare` gathers per backend per sweep
+/// point before it stops adding rounds.
+pub const DEFAULT_MIN_TIME: Duration = Duration::from_secs(1);
+
+/// Largest accepted [`RunConfig::min_time`].
+pub const MAX_MIN_TIME: Duration = Duration::from_secs(3600);
 /// Longest accepted [`RunConfig::timeout`]: 7 days (a run's deadline is a 64-bit nanosecond
 /// count, and no benchmark or soak runs longer).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -403,8 +410,13 @@ impl Verify {
 pub struct RunConfig {
     /// Default ["shm", "msg"]; no duplicates; non-empty.
     pub backends: Vec<BackendKind>,
-    /// Default 1; 1 ..= 1000.
-    pub repeat: u32,
+    /// Rounds, when given: exactly this many measured runs per backend per sweep point;
+    /// 1 ..= 1000. Without it `compare` adds rounds until its plan is met (at least 5, and
+    /// [`RunConfig::min_time`] measured per backend) and `run` makes one.
+    pub repeat: Option<u32>,
+    /// Default 1 s; 0 ..= 1 h. The measured time (`elapsed_s` summed) `compare` gathers per
+    /// backend per sweep point when `repeat` is not given.
+    pub min_time: Duration,
     /// Default 60 s. Durations: "500ms", "60s", "2m" (also a bare integer = seconds).
     /// 0 < timeout <= [`MAX_TIMEOUT`].
     pub timeout: Duration,
@@ -424,7 +436,8 @@ impl Default for RunConfig {
     fn default() -> RunConfig {
         RunConfig {
             backends: BackendKind::DEFAULT.to_vec(),
-            repeat: 1,
+            repeat: None,
+            min_time: DEFAULT_MIN_TIME,
             timeout: DEFAULT_TIMEOUT,
             wait: WaitMode::Adaptive,
             verify: Verify::Full,

@@ -61,6 +61,7 @@ pub(crate) struct RawChannel {
 pub(crate) struct RawRun {
     pub(crate) backends: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) repeat: Option<Spanned<toml::Value>>,
+    pub(crate) min_time: Option<Spanned<toml::Value>>,
     pub(crate) timeout: Option<Spanned<toml::Value>>,
     pub(crate) wait: Option<Spanned<String>>,
     pub(crate) verify: Option<Spanned<String>>,

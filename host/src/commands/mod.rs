@@ -131,8 +131,10 @@ impl Progress {
             Some(total) => {
                 let bar = indicatif::ProgressBar::new(total as u64);
                 bar.set_style(
-                    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:30} {pos}/~{len} runs, ~{eta} left  {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
                 bar
             }
@@ -149,6 +151,13 @@ impl Progress {
         match &self.0 {
             Some(bar) => bar.set_message(line),
             None => eprintln!("wasm-ipc: {line}"),
+        }
+    }
+
+    /// The runs expected in all, as far as the plan can tell now.
+    pub fn expect(&self, total: usize) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total as u64);
         }
     }
 

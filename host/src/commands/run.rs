@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use std::ops::ControlFlow;
 
-use wasm_ipc::matrix::{Matrix, Step};
+use wasm_ipc::matrix::{Matrix, Mode, Step};
 use wasm_ipc::report::{Report, RunReport};
 use wasm_ipc::scenario::{BackendKind, Scenario};
 
@@ -19,20 +19,56 @@ pub fn run(scenario: &Option<PathBuf>, backend: Option<&str>, common: &Common) -
         None => sc.run.backends[0],
         Some(name) => super::backend_named(name)?,
     };
-    execute(&sc, &[backend], common)
+    execute(&sc, &[backend], common, Mode::Once)
 }
 
-/// `compare SCENARIO`.
-pub fn compare(scenario: &Option<PathBuf>, common: &Common) -> Outcome {
+/// `compare SCENARIO [--quick | --no-warmup]`.
+pub fn compare(
+    scenario: &Option<PathBuf>,
+    quick: bool,
+    no_warmup: bool,
+    common: &Common,
+) -> Outcome {
     let sc = load(scenario, &common.overrides)?;
     let backends = sc.run.backends.clone();
-    execute(&sc, &backends, common)
+    let mode = if quick {
+        Mode::Quick
+    } else {
+        Mode::Measure { warmup: !no_warmup }
+    };
+    execute(&sc, &backends, common, mode)
 }
 
-fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> Outcome {
+fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common, mode: Mode) -> Outcome {
     let name = &sc.name;
-    let mut matrix = Matrix::new(sc, backends, &common.overrides.all(), options(common)?)?;
+    let mut matrix = Matrix::new(
+        sc,
+        backends,
+        &common.overrides.all(),
+        options(common)?,
+        mode,
+    )?;
     let sweeping = !sc.sweep.is_empty();
+    // The plan, said before the runs: the first point's (a sweep's points may differ).
+    let plan = format!(
+        "{} × {} backend{}{}",
+        matrix.plan(0).describe(),
+        backends.len(),
+        if backends.len() == 1 { "" } else { "s" },
+        if sweeping {
+            format!(" at each of {} sweep points", matrix.points().len())
+        } else {
+            String::new()
+        }
+    );
+    let plan = if mode == Mode::Quick {
+        format!("{plan} (--quick: too few runs to call a winner)")
+    } else {
+        plan
+    };
+    if !(mode == Mode::Once && matrix.len() <= 1) {
+        eprintln!("wasm-ipc: plan: {plan}");
+    }
     // A progress bar on a terminal for anything longer than one run; the plain progress lines
     // otherwise (and nothing extra with --json or --csv on a terminal).
     let progress = Progress::new(Some(matrix.len()), common.json || common.csv);
@@ -42,20 +78,35 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> Outcome 
             Step::Start {
                 point,
                 backend,
-                repeat,
-            } => progress.say(format!(
-                "{name} on {} (run {}){}",
-                backend.name(),
-                repeat + 1,
-                if sweeping {
-                    format!(" at {}", point.label())
-                } else {
-                    String::new()
-                }
-            )),
-            Step::Done { point, record } => {
+                round,
+                warmup,
+                expected_runs,
+            } => {
+                progress.expect(expected_runs);
+                progress.say(format!(
+                    "{name} on {} ({}){}",
+                    backend.name(),
+                    if warmup {
+                        "warm-up".to_string()
+                    } else {
+                        format!("round {}", round + 1)
+                    },
+                    if sweeping {
+                        format!(" at {}", point.label())
+                    } else {
+                        String::new()
+                    }
+                ))
+            }
+            Step::Done {
+                point,
+                record,
+                warmup,
+                ..
+            } => {
                 let mut run = RunReport::new(&point.scenario, &record);
                 run.sweep = point.values.iter().cloned().collect();
+                run.warmup = warmup;
                 runs.push(run);
                 progress.inc();
             }
@@ -63,7 +114,8 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common) -> Outcome 
         ControlFlow::Continue(())
     })?;
     progress.finish();
-    let report = Report::new(sc, runs);
+    let mut report = Report::new(sc, runs);
+    report.plan = Some(plan);
     if let Some(path) = &common.plot {
         wasm_ipc::plot::plot(&report, path).map_err(Fail::from)?;
         eprintln!("wasm-ipc: plots in {}", path.display());

@@ -59,6 +59,37 @@ pub struct RunRecord {
     pub clocks: Vec<ClockReport>,
 }
 
+impl RunRecord {
+    /// The run's measured time: the start barrier's release → the last plugin finished, ns
+    /// (the report's `elapsed_s`); 0 for a run whose barrier never opened.
+    pub fn measured_ns(&self) -> u64 {
+        let Some(release) = self.release_ns else {
+            return 0;
+        };
+        self.workers
+            .iter()
+            .filter_map(|w| w.outcome.as_ref().map(|o| o.end_ns))
+            .max()
+            .unwrap_or(release)
+            .saturating_sub(release)
+    }
+
+    /// Whether the run plainly failed: it could not start, was interrupted, or some worker was
+    /// killed, never reported, or ended other than ok. (The report also fails a run on what
+    /// only the figures show, such as digests that differ; this is what a run plan needs to
+    /// stop adding rounds.)
+    pub fn failed(&self) -> bool {
+        self.start_error.is_some()
+            || self.interrupted.is_some()
+            || self.workers.iter().any(|w| {
+                w.killed.is_some()
+                    || w.outcome
+                        .as_ref()
+                        .is_none_or(|o| o.status != crate::control::Status::Ok)
+            })
+    }
+}
+
 /// A host's `CLOCK_MONOTONIC` against the supervisor's (added in schema 1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClockReport {

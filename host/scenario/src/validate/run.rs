@@ -20,7 +20,10 @@ pub(super) fn validate_run(src: &Source<'_>, raw: &RawRun) -> Result<RunConfig, 
     if let Some(value) = &raw.repeat {
         let repeat = integer_in(src, value, "run.repeat", &keys::REPEAT)?;
         // `integer_in` bounded it by MAX_REPEAT, a u32.
-        run.repeat = u32::try_from(repeat).unwrap_or(MAX_REPEAT);
+        run.repeat = Some(u32::try_from(repeat).unwrap_or(MAX_REPEAT));
+    }
+    if let Some(value) = &raw.min_time {
+        run.min_time = min_time(src, value)?;
     }
     if let Some(value) = &raw.timeout {
         run.timeout = timeout(src, value)?;
@@ -81,6 +84,49 @@ fn backends(
         backends.push(kind);
     }
     Ok(backends)
+}
+
+/// A duration as a scenario writes it: whole seconds, or a string such as `"500ms"`.
+fn duration(
+    src: &Source<'_>,
+    value: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<Duration, ScenarioError> {
+    match value.get_ref() {
+        toml::Value::Integer(n) => Ok(Duration::from_secs(u64::try_from(*n).map_err(|_| {
+            src.at(
+                value.span(),
+                key,
+                format!("a duration cannot be negative, got {n}; {DURATION_HINT}"),
+            )
+        })?)),
+        toml::Value::String(s) => parse_duration(s).map_err(|m| src.at(value.span(), key, m)),
+        other => Err(src.at(
+            value.span(),
+            key,
+            format!(
+                "expected a duration, got {}; {DURATION_HINT}",
+                a_type(other)
+            ),
+        )),
+    }
+}
+
+/// `run.min_time`: a duration within [`keys::MIN_TIME`]'s limits (zero allowed: rounds only).
+fn min_time(src: &Source<'_>, value: &Spanned<toml::Value>) -> Result<Duration, ScenarioError> {
+    let d = duration(src, value, "run.min_time")?;
+    let (_, max) = keys::MIN_TIME.duration_bounds();
+    if d > max {
+        return Err(src.at(
+            value.span(),
+            "run.min_time",
+            format!(
+                "min_time {d:?} is longer than the largest accepted, {} s",
+                max.as_secs()
+            ),
+        ));
+    }
+    Ok(d)
 }
 
 /// `run.timeout`: a duration within [`keys::TIMEOUT`]'s limits.
