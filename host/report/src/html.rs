@@ -38,8 +38,12 @@ pub fn page(sc: &Scenario, report: &Report) -> anyhow::Result<String> {
     };
     let _ = writeln!(
         out,
-        "<p id=\"verdict\">{} runs, {ok}; digests {}.</p>",
-        report.runs.len(),
+        "<p id=\"verdict\">{} runs{}, {ok}; digests {}.</p>",
+        report.measured().count(),
+        match report.runs.len() - report.measured().count() {
+            0 => String::new(),
+            n => format!(" (after {n} warm-up runs)"),
+        },
         if report.digests_agree {
             "agree"
         } else {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::columns::{COLUMNS, TableRow};
 use crate::human_ns;
 use crate::model::{Report, RunReport};
-use crate::stats::{Interval, median_interval};
+use crate::stats::{Interval, median_interval, outliers};
 
 impl Report {
     /// The human-readable table: one column per measured run — or, when some backend ran
@@ -50,6 +50,7 @@ impl Report {
                 }
             }
         }
+        out.push_str(&self.spread_warnings(&groups));
         out.push_str(&self.verdicts());
         out.push_str(&self.crossovers());
         if !self.digests_agree {
@@ -100,6 +101,47 @@ impl Report {
             }
         }
         groups
+    }
+
+    /// Under the table, for each sweep point and backend with several rounds: a warning when
+    /// its rounds' measured times differ by more than a factor of 2 (as hyperfine warns), or
+    /// when some lie beyond Tukey's fences (1.5 interquartile ranges) from the others — the
+    /// machine was likely busy, and the intervals are wide for a reason.
+    fn spread_warnings(&self, groups: &[Vec<&RunReport>]) -> String {
+        let mut out = String::new();
+        for g in groups.iter().filter(|g| g.len() > 1) {
+            let t: Vec<f64> = g.iter().filter(|r| r.ok).map(|r| r.elapsed_s).collect();
+            let (lo, hi) = t
+                .iter()
+                .fold((f64::INFINITY, 0.0_f64), |(l, h), &x| (l.min(x), h.max(x)));
+            let odd = outliers(&t);
+            let at = if g[0].sweep.is_empty() {
+                String::new()
+            } else {
+                let p: Vec<String> = g[0].sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(" at {}", p.join(", "))
+            };
+            if lo > 0.0 && hi / lo > 2.0 {
+                let _ = writeln!(
+                    out,
+                    "warning: {}{at}: the slowest round took {:.1}× the fastest ({:.3}–{:.3} s): \
+                     the machine was likely busy; more rounds (--min-time) narrow the intervals",
+                    g[0].backend,
+                    hi / lo,
+                    lo,
+                    hi
+                );
+            } else if odd > 0 {
+                let _ = writeln!(
+                    out,
+                    "warning: {}{at}: {odd} of {} rounds are outliers in elapsed time (beyond \
+                     1.5 interquartile ranges)",
+                    g[0].backend,
+                    t.len()
+                );
+            }
+        }
+        out
     }
 
     /// One column per measured run: every row of [`COLUMNS`] that holds.
@@ -228,5 +270,46 @@ fn counted(cells: Vec<String>) -> String {
         format!("{}, {} more", shown.join(", "), seen.len() - 3)
     } else {
         shown.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Report;
+
+    /// Five rounds of one backend from the golden report's first run, with these times.
+    fn rounds(times: &[f64]) -> Report {
+        let mut report: Report =
+            serde_json::from_str(include_str!("../tests/golden/plain.json")).unwrap();
+        let first = report.runs[0].clone();
+        report.runs = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let mut r = first.clone();
+                r.round = u32::try_from(i).unwrap();
+                r.elapsed_s = t;
+                r
+            })
+            .collect();
+        report
+    }
+
+    /// A round far from the others is flagged; rounds that agree are not; a factor of more
+    /// than 2 between the fastest and the slowest says so.
+    #[test]
+    fn rounds_that_spread_are_flagged() {
+        let calm = rounds(&[1.0, 1.01, 0.99, 1.02, 1.0]).table();
+        assert!(!calm.contains("warning:"), "{calm}");
+        let odd = rounds(&[1.0, 1.01, 0.99, 1.02, 1.6]).table();
+        assert!(
+            odd.contains("warning: shm: 1 of 5 rounds are outliers in elapsed time"),
+            "{odd}"
+        );
+        let wide = rounds(&[1.0, 1.01, 0.99, 1.02, 2.5]).table();
+        assert!(
+            wide.contains("warning: shm: the slowest round took 2.5× the fastest"),
+            "{wide}"
+        );
     }
 }
