@@ -9,7 +9,7 @@ use crate::model::{BackendKind, Host, MAX_REPEAT, RunConfig, Verify, WaitMode, p
 use crate::raw::RawRun;
 use crate::source::{ScenarioError, Source};
 use crate::units::{DURATION_HINT, parse_duration};
-use crate::validate::values::{a_type, integer_in, one_of};
+use crate::validate::values::{a_type, duration_value, integer_in, one_of};
 
 /// The `[run]` table's own keys, each checked alone.
 pub(super) fn validate_run(src: &Source<'_>, raw: &RawRun) -> Result<RunConfig, ScenarioError> {
@@ -86,35 +86,9 @@ fn backends(
     Ok(backends)
 }
 
-/// A duration as a scenario writes it: whole seconds, or a string such as `"500ms"`.
-fn duration(
-    src: &Source<'_>,
-    value: &Spanned<toml::Value>,
-    key: &str,
-) -> Result<Duration, ScenarioError> {
-    match value.get_ref() {
-        toml::Value::Integer(n) => Ok(Duration::from_secs(u64::try_from(*n).map_err(|_| {
-            src.at(
-                value.span(),
-                key,
-                format!("a duration cannot be negative, got {n}; {DURATION_HINT}"),
-            )
-        })?)),
-        toml::Value::String(s) => parse_duration(s).map_err(|m| src.at(value.span(), key, m)),
-        other => Err(src.at(
-            value.span(),
-            key,
-            format!(
-                "expected a duration, got {}; {DURATION_HINT}",
-                a_type(other)
-            ),
-        )),
-    }
-}
-
 /// `run.min_time`: a duration within [`keys::MIN_TIME`]'s limits (zero allowed: rounds only).
 fn min_time(src: &Source<'_>, value: &Spanned<toml::Value>) -> Result<Duration, ScenarioError> {
-    let d = duration(src, value, "run.min_time")?;
+    let d = duration_value(src, value, "run.min_time")?;
     let (_, max) = keys::MIN_TIME.duration_bounds();
     if d > max {
         return Err(src.at(
