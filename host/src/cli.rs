@@ -35,8 +35,8 @@ pub enum Cmd {
         #[arg(long)]
         explain: bool,
         /// One run per backend and no warm-up, for smoke tests: the verdicts say they cannot
-        /// tell. With --explain: small counts, the same shapes (a check that everything runs,
-        /// not figures to quote).
+        /// tell. With --explain: small counts, the same shapes, one round (a check that
+        /// everything runs, not figures to quote).
         #[arg(long)]
         quick: bool,
         /// No warm-up run per backend before the measured rounds.

@@ -32,10 +32,11 @@ fn main() -> ExitCode {
         Cmd::Compare {
             explain: true,
             quick,
+            no_warmup,
             hosts,
             common,
             ..
-        } => commands::explain::run(quick, hosts, &common),
+        } => commands::explain::run(quick, !no_warmup, hosts, &common),
         Cmd::Compare {
             scenario,
             quick,

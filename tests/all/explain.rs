@@ -38,10 +38,13 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("explain.html");
     let id = util::run_id("explain");
+    // Three rounds of small counts: enough for a verdict to name a winner.
     let out = wasm_ipc(&[
         "compare",
         "--explain",
         "--quick",
+        "--repeat",
+        "3",
         "--json",
         "--html",
         html.to_str().unwrap(),
@@ -127,11 +130,15 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
             .starts_with("8.0 KiB per 4.0 KiB message (2.0 copies)")
     );
 
-    // System calls: the cell's total is the run's own syscalls_per_message.
+    // System calls: the cell's total is the median of the runs' own syscalls_per_message.
     let calls = row(&rep, "system calls per message");
     for b in ["shm", "msg"] {
-        let run = runs(&rep, "stream", b)[0];
-        let want = format!("{:.2}", run["syscalls_per_message"].as_f64().unwrap());
+        let mut v: Vec<f64> = runs(&rep, "stream", b)
+            .iter()
+            .map(|r| r["syscalls_per_message"].as_f64().unwrap())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let want = format!("{:.2}", v[1]);
         assert!(
             calls[b].as_str().unwrap().starts_with(&want),
             "{b}: {} against {want}",
@@ -139,12 +146,64 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
         );
     }
 
-    // Throughput of tiny messages: the cell is the run's msgs_per_s.
+    // Throughput of tiny messages: the cell is the median of the runs' msgs_per_s, and the
+    // verdict's interval is that of the three per-round ratios (min–max of three).
     let small = row(&rep, "throughput, tiny messages");
+    let rates = |b: &str| -> Vec<f64> {
+        runs(&rep, "small", b)
+            .iter()
+            .map(|r| r["msgs_per_s"].as_f64().unwrap())
+            .collect()
+    };
     for b in ["shm", "msg"] {
-        let run = runs(&rep, "small", b)[0];
-        let want = format!("{:.0} msg/s", run["msgs_per_s"].as_f64().unwrap());
-        assert_eq!(small[b], want.as_str());
+        let mut v = rates(b);
+        assert_eq!(v.len(), 3, "{b}");
+        v.sort_by(f64::total_cmp);
+        assert_eq!(small[b], format!("{:.0} msg/s", v[1]).as_str());
+    }
+    let mut ratios: Vec<f64> = rates("shm")
+        .iter()
+        .zip(rates("msg"))
+        .map(|(s, m)| s / m)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let ratio = &small["ratio"];
+    assert_eq!(ratio["n"], 3);
+    assert_eq!(ratio["lo"].as_f64().unwrap(), ratios[0]);
+    assert_eq!(ratio["hi"].as_f64().unwrap(), ratios[2]);
+    // 8-byte messages: shm's lead is far beyond the noise in every round.
+    assert_eq!(small["outcome"], "agrees", "{small:#}");
+    assert_eq!(small["agrees"], true);
+    let verdict = small["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("shm wins messages per second by ") && verdict.ends_with(", 3 rounds)"),
+        "{verdict}"
+    );
+    // Every row's outcome follows the rule: a figure row agrees or differs only when its
+    // ratio's interval lies beyond 1 ± 5 % (else "within the noise"); other rows carry none.
+    for r in rows {
+        let outcome = r["outcome"].as_str().unwrap();
+        let verdict = r["verdict"].as_str().unwrap();
+        match r["ratio"].as_object() {
+            Some(ratio) if r["aspect"].as_str().unwrap().starts_with("memory") => {
+                assert_eq!(outcome, "no claim", "{r:#}");
+                assert_eq!(ratio["n"], 3);
+            }
+            Some(ratio) => {
+                let (lo, hi) = (ratio["lo"].as_f64().unwrap(), ratio["hi"].as_f64().unwrap());
+                let clear = lo > 1.05 || hi < 0.95;
+                let want = if !clear {
+                    "within the noise"
+                } else if r["agrees"] == true {
+                    "agrees"
+                } else {
+                    "differs"
+                };
+                assert_eq!(outcome, want, "{r:#}");
+                assert!(verdict.ends_with("3 rounds)"), "{verdict}");
+            }
+            None => assert_ne!(outcome, "within the noise", "{r:#}"),
+        }
     }
 
     // Isolation: the scribbler traps on shm (read-only window) and writes its own copy on msg;
@@ -195,4 +254,38 @@ fn explain_refuses_options_it_cannot_honour() {
     assert!(util::stderr(&out).contains("--explain runs its own experiments"));
     let out = wasm_ipc(&["compare", "--explain", "scenarios/ping-pong.toml"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// One round cannot tell: with `--quick` alone every row that compares a timed figure says
+/// "within the noise", with its one-round ratio, and none names a winner.
+#[test]
+fn one_round_puts_every_timed_row_within_the_noise() {
+    let _g = heavy();
+    util::plugins();
+    let out = wasm_ipc(&["compare", "--explain", "--quick", "--json"]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let rep = report(&out);
+    let timed: Vec<&Value> = rep["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ratio"].is_object())
+        .collect();
+    assert!(timed.len() >= 6, "{rep:#}");
+    for r in timed {
+        assert_eq!(r["ratio"]["n"], 1, "{r:#}");
+        let aspect = r["aspect"].as_str().unwrap();
+        if !aspect.starts_with("memory") {
+            assert_eq!(r["outcome"], "within the noise", "{r:#}");
+            assert!(r["agrees"].is_null(), "{r:#}");
+            let verdict = r["verdict"].as_str().unwrap();
+            assert!(verdict.starts_with("no clear winner in "), "{verdict}");
+        }
+    }
+    let text = wasm_ipc(&["compare", "--explain", "--quick"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("measured: within the noise: no clear winner in "),
+        "{text}"
+    );
 }

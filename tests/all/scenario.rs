@@ -871,6 +871,42 @@ fn sweeps_name_settable_paths_and_expand_to_the_product_of_their_axes() {
         assert!(message.contains("sweep."), "{bad}: {message}");
     }
     let big: Vec<String> = (0..64).map(|i| i.to_string()).collect();
+    // `with`: companion paths take their own value at each point, outside the point's name.
+    let (_d, sc) = load_ok(&sweep(
+        "size = { set = \"plugin.producer.config.size\", values = [64, 4096], with = { \"plugin.producer.config.count\" = [9000, 300], \"plugin.consumer.config.expect\" = [9000, 300] } }\n",
+    ));
+    let points = sc.sweep_points();
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[1].0, vec![("size".to_string(), "4096".to_string())]);
+    assert_eq!(
+        points[1].1,
+        vec![
+            "plugin.producer.config.size=4096".to_string(),
+            "plugin.consumer.config.expect=300".to_string(),
+            "plugin.producer.config.count=300".to_string(),
+        ]
+    );
+    for (bad, word) in [
+        (
+            "x = { set = \"run.seed\", values = [1, 2], with = { \"run.repeat\" = [1] } }",
+            "has 1 values; it needs one per value of the axis (2)",
+        ),
+        (
+            "x = { set = \"run.seed\", values = [1], with = { \"plugin.producer\" = [1] } }",
+            "not a path a sweep can set",
+        ),
+        (
+            "x = { set = \"run.seed\", values = [1], with = 3 }",
+            "`with` must be a table",
+        ),
+        (
+            "x = { set = \"run.seed\", values = [1], with = { \"run.repeat\" = 1 } }",
+            "must be an array",
+        ),
+    ] {
+        let message = load_err(&sweep(&format!("{bad}\n")));
+        assert!(message.contains(word), "{bad}: {message}");
+    }
     let message = load_err(&sweep(&format!(
         "\"run.repeat\" = [{0}]\n\"run.seed\" = [{0}]\n",
         big.join(", ")

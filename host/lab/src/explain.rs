@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use wasm_ipc_report::{Report, RunReport, human_bytes, human_ns};
+use wasm_ipc_report::{
+    Interval, Report, RunReport, first_wins, human_bytes, human_ns, median_interval, round_ratios,
+};
 use wasm_ipc_runtime::check::{self, Resources};
 use wasm_ipc_runtime::matrix::{Matrix, Mode, Step};
 use wasm_ipc_runtime::supervisor;
@@ -33,6 +35,9 @@ struct Experiment {
     quick: &'static [&'static str],
     /// Whether every run of it must be ok (the misbehaving fixtures fail on purpose).
     must_pass: bool,
+    /// Whether a row compares a timed figure from it: then it runs by `compare`'s plan (a
+    /// warm-up, then rounds until 5 and `min_time`); else once per backend.
+    measure: bool,
 }
 
 const STREAM_QUICK: &[&str] = &[
@@ -48,6 +53,7 @@ const EXPERIMENTS: &[Experiment] = &[
         sets: &[],
         quick: STREAM_QUICK,
         must_pass: true,
+        measure: true,
     },
     Experiment {
         id: "small",
@@ -58,6 +64,7 @@ const EXPERIMENTS: &[Experiment] = &[
             "plugin.consumer.config.expect=5000",
         ],
         must_pass: true,
+        measure: true,
     },
     Experiment {
         id: "large",
@@ -68,6 +75,7 @@ const EXPERIMENTS: &[Experiment] = &[
             "plugin.consumer.config.expect=8",
         ],
         must_pass: true,
+        measure: true,
     },
     Experiment {
         id: "ping-pong",
@@ -75,6 +83,7 @@ const EXPERIMENTS: &[Experiment] = &[
         sets: &[],
         quick: &["plugin.pinger.config.count=1000"],
         must_pass: true,
+        measure: true,
     },
     Experiment {
         id: "web-db",
@@ -82,6 +91,7 @@ const EXPERIMENTS: &[Experiment] = &[
         sets: &[],
         quick: &["plugin.web.config.pages=100"],
         must_pass: true,
+        measure: true,
     },
     Experiment {
         id: "wait-spin",
@@ -89,6 +99,7 @@ const EXPERIMENTS: &[Experiment] = &[
         sets: &["run.wait=spin"],
         quick: STREAM_QUICK,
         must_pass: true,
+        measure: true,
     },
     Experiment {
         id: "wait-futex",
@@ -96,6 +107,7 @@ const EXPERIMENTS: &[Experiment] = &[
         sets: &["run.wait=futex"],
         quick: STREAM_QUICK,
         must_pass: true,
+        measure: true,
     },
     Experiment {
         id: "scribbler",
@@ -106,6 +118,7 @@ const EXPERIMENTS: &[Experiment] = &[
             "plugin.honest.config.expect=2000",
         ],
         must_pass: false,
+        measure: false,
     },
     Experiment {
         id: "liar",
@@ -116,6 +129,7 @@ const EXPERIMENTS: &[Experiment] = &[
             "plugin.honest.config.expect=2000",
         ],
         must_pass: false,
+        measure: false,
     },
     Experiment {
         id: "slow-consumer",
@@ -126,6 +140,7 @@ const EXPERIMENTS: &[Experiment] = &[
             "plugin.consumer.config.expect=100",
         ],
         must_pass: true,
+        measure: false,
     },
 ];
 
@@ -138,6 +153,7 @@ const ACROSS: Experiment = Experiment {
     sets: &[],
     quick: STREAM_QUICK,
     must_pass: true,
+    measure: false,
 };
 
 fn experiment(id: &str) -> &'static Experiment {
@@ -185,8 +201,44 @@ pub struct Row {
     /// Whether this machine's figures agree with the textbook (`null`: the row states no
     /// claim the figures could contradict, or could not be measured here).
     pub agrees: Option<bool>,
+    /// For a row that compares a timed figure: shm's over msg's, the median and 95 % interval
+    /// over the rounds, paired by round (null for counts and for rows that compare none).
+    pub ratio: Option<Interval>,
+    /// What the row concludes: `agrees` or `differs` (with the textbook), `within the noise`
+    /// (a figure whose rounds cannot tell shm from msg: the ratio's interval reaches into
+    /// 1 ± 5 %, or fewer than 3 rounds), or `no claim`.
+    pub outcome: Outcome,
     /// The experiments the row read (ids of `experiments`).
     pub from: Vec<&'static str>,
+}
+
+/// What a row concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Outcome {
+    /// The figures agree with the textbook.
+    #[serde(rename = "agrees")]
+    Agrees,
+    /// The figures contradict the textbook.
+    #[serde(rename = "differs")]
+    Differs,
+    /// The rounds cannot tell shm from msg on this figure.
+    #[serde(rename = "within the noise")]
+    WithinTheNoise,
+    /// The row states no claim the figures could contradict, or was not measured.
+    #[serde(rename = "no claim")]
+    NoClaim,
+}
+
+impl Outcome {
+    /// The mark before a row's verdict.
+    fn mark(self) -> &'static str {
+        match self {
+            Outcome::Agrees => "agrees: ",
+            Outcome::Differs => "DIFFERS: ",
+            Outcome::WithinTheNoise => "within the noise: ",
+            Outcome::NoClaim => "",
+        }
+    }
 }
 
 /// The whole `--explain` result.
@@ -224,8 +276,12 @@ pub struct Options<'a> {
     pub dir: &'a Path,
     /// Small counts.
     pub quick: bool,
-    /// Runs per backend, when given (`--repeat`).
+    /// Rounds, when given (`--repeat`): exactly this many measured runs per backend.
     pub repeat: Option<u32>,
+    /// Measured time per backend of an experiment that compares timed figures (`--min-time`).
+    pub min_time: Option<String>,
+    /// A warm-up run per backend before the rounds (off with `--no-warmup`).
+    pub warmup: bool,
     /// What every session shares (worker executable, run id, token file).
     pub session: supervisor::Options,
     /// A scenario with `[[host]]` tables whose agents run: the "crosses machines" row is
@@ -248,9 +304,25 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
         if let Some(n) = opts.repeat {
             sets.push(format!("run.repeat={n}"));
         }
+        if let Some(d) = opts.min_time.as_ref().filter(|_| e.measure) {
+            // A JSON string is a TOML basic string.
+            sets.push(format!(
+                "run.min_time={}",
+                serde_json::Value::String(d.clone())
+            ));
+        }
         let sc = Scenario::load_with(&path, &sets).map_err(|err| anyhow::anyhow!("{err}"))?;
         let what = format!("{} ({})", e.id, e.file);
-        let runs = run_matrix(opts, &sc, &backends, &what, progress)
+        let mode = if opts.quick {
+            Mode::Quick
+        } else if e.measure {
+            Mode::Measure {
+                warmup: opts.warmup,
+            }
+        } else {
+            Mode::Once
+        };
+        let runs = run_matrix(opts, &sc, &backends, mode, &what, progress)
             .with_context(|| format!("experiment `{}` ({})", e.id, path.display()))?;
         let digests_agree = Report::new(&sc, runs.clone()).digests_agree;
         ran.push(Ran {
@@ -274,25 +346,45 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
     Ok(fill(ran, opts.quick))
 }
 
-/// Every run of `sc` on `backends` through the runtime's one run loop, each heard by
-/// `progress` as `explain: WHAT on BACKEND (run N)`.
+/// Every run of `sc` on `backends` by `mode`'s plan, through the runtime's one run loop,
+/// each heard by `progress` as `explain: WHAT on BACKEND (round N)` or `(warm-up)`.
 fn run_matrix(
     opts: &Options,
     sc: &Scenario,
     backends: &[BackendKind],
+    mode: Mode,
     what: &str,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<RunReport>> {
-    let mut matrix = Matrix::new(sc, backends, &[], opts.session.clone(), Mode::Once)?;
+    let mut matrix = Matrix::new(sc, backends, &[], opts.session.clone(), mode)?;
     let mut runs = Vec::new();
     matrix.run_all(&mut |step| {
         match step {
-            Step::Start { backend, round, .. } => progress(&format!(
-                "explain: {what} on {} (run {})",
-                backend.name(),
-                round + 1
+            Step::Start {
+                backend,
+                round,
+                warmup,
+                ..
+            } => progress(&if warmup {
+                format!("explain: {what} on {} (warm-up)", backend.name())
+            } else {
+                format!(
+                    "explain: {what} on {} (round {})",
+                    backend.name(),
+                    round + 1
+                )
+            }),
+            Step::Done {
+                point,
+                record,
+                warmup,
+                ..
+            } => runs.push(RunReport::of_plan(
+                &point.scenario,
+                &record,
+                &point.values,
+                warmup,
             )),
-            Step::Done { point, record, .. } => runs.push(RunReport::new(&point.scenario, &record)),
         }
         ControlFlow::Continue(())
     })?;
@@ -328,6 +420,7 @@ fn across(opts: &Options, path: &Path, progress: &mut dyn FnMut(&str)) -> anyhow
         opts,
         &sc,
         &[BackendKind::Zenoh, BackendKind::Auto],
+        if opts.quick { Mode::Quick } else { Mode::Once },
         &what,
         progress,
     )
@@ -378,7 +471,7 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
         }
     }
     let t = Table { ran: &ran };
-    let rows = vec![
+    let mut rows = vec![
         t.copies(),
         t.syscalls(),
         t.switches(),
@@ -394,6 +487,15 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
         t.back_pressure(),
         t.crosses_machines(),
     ];
+    for row in &mut rows {
+        if row.outcome != Outcome::WithinTheNoise && row.aspect != MEMORY {
+            row.outcome = match row.agrees {
+                Some(true) => Outcome::Agrees,
+                Some(false) => Outcome::Differs,
+                None => Outcome::NoClaim,
+            };
+        }
+    }
     Explained {
         schema: 1,
         machine: crate::bench::machine(),
@@ -404,6 +506,9 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
     }
 }
 
+/// The memory row's aspect: a row that reports and claims nothing.
+const MEMORY: &str = "memory (peak RSS of both workers, 4 MiB frames)";
+
 /// Reads figures off the experiments' runs.
 struct Table<'a> {
     ran: &'a [Ran],
@@ -413,14 +518,6 @@ struct Table<'a> {
 fn median(runs: &[&RunReport], f: impl Fn(&RunReport) -> f64) -> Option<f64> {
     let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
     wasm_ipc_report::median(&mut v)
-}
-
-/// `a` against `b` as "N.N×" of the larger over the smaller.
-fn times(a: f64, b: f64) -> f64 {
-    if a <= 0.0 || b <= 0.0 {
-        return f64::NAN;
-    }
-    if a >= b { a / b } else { b / a }
 }
 
 /// A figure in nanoseconds for people ("-" when it was not measured).
@@ -469,10 +566,15 @@ impl Table<'_> {
         self.all(id, backend).into_iter().filter(|r| r.ok).collect()
     }
 
-    /// Every run of experiment `id` on `backend`.
+    /// Every measured run (no warm-up) of experiment `id` on `backend`.
     fn all(&self, id: &str, backend: &str) -> Vec<&RunReport> {
         self.ran(id)
-            .map(|r| r.runs.iter().filter(|x| x.backend == backend).collect())
+            .map(|r| {
+                r.runs
+                    .iter()
+                    .filter(|x| x.backend == backend && !x.warmup)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -494,17 +596,44 @@ impl Table<'_> {
         what: &str,
     ) -> Row {
         let (s, m) = (self.med(id, "shm", &f), self.med(id, "msg", &f));
-        let (verdict, agrees) = if s.is_nan() || m.is_nan() {
-            ("not measured: a run failed".to_string(), None)
-        } else {
-            let by = times(s, m);
-            let shm_wins = if more_is_better { s > m } else { s < m };
-            if by.is_nan() || by < 1.05 {
-                (format!("even (within 5 %) in {what}"), Some(false))
-            } else if shm_wins {
-                (format!("shm wins {what} by {by:.1}×"), Some(true))
-            } else {
-                (format!("msg wins {what} by {by:.1}×"), Some(false))
+        let ratio = self
+            .ran(id)
+            .and_then(|r| median_interval(&round_ratios(&r.runs, ["shm", "msg"], &f)));
+        let mut outcome = Outcome::NoClaim;
+        let (verdict, agrees) = match ratio {
+            _ if s.is_nan() || m.is_nan() => ("not measured: a run failed".to_string(), None),
+            None => ("not measured: no round in which both ran".to_string(), None),
+            Some(r) => {
+                let rounds = if r.n == 1 { "round" } else { "rounds" };
+                match first_wins(&r, more_is_better) {
+                    None => {
+                        outcome = Outcome::WithinTheNoise;
+                        (
+                            format!(
+                                "no clear winner in {what}: shm/msg {:.2} ({:.2}–{:.2}, {} {rounds})",
+                                r.median, r.lo, r.hi, r.n
+                            ),
+                            None,
+                        )
+                    }
+                    Some(shm_wins) => {
+                        // The winner's advantage: the ratio itself when the winner's figure
+                        // is on top of it.
+                        let (by, lo, hi) = if shm_wins == more_is_better {
+                            (r.median, r.lo, r.hi)
+                        } else {
+                            (1.0 / r.median, 1.0 / r.hi, 1.0 / r.lo)
+                        };
+                        let who = if shm_wins { "shm" } else { "msg" };
+                        (
+                            format!(
+                                "{who} wins {what} by {by:.1}× ({lo:.1}–{hi:.1}, {} {rounds})",
+                                r.n
+                            ),
+                            Some(shm_wins),
+                        )
+                    }
+                }
             }
         };
         Row {
@@ -514,6 +643,8 @@ impl Table<'_> {
             msg: dash_if_nan(show(m), m),
             verdict,
             agrees,
+            ratio,
+            outcome,
             from: vec![id],
         }
     }
@@ -562,6 +693,8 @@ impl Table<'_> {
             msg: show(m, "msg"),
             verdict,
             agrees,
+            ratio: None,
+            outcome: Outcome::NoClaim,
             from: vec![id],
         }
     }
@@ -631,6 +764,8 @@ impl Table<'_> {
             msg: cell("msg"),
             verdict,
             agrees,
+            ratio: None,
+            outcome: Outcome::NoClaim,
             from: vec![id],
         }
     }
@@ -809,6 +944,8 @@ impl Table<'_> {
             msg: cell("msg"),
             verdict,
             agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
             from: vec!["wait-spin", "wait-futex", "stream"],
         }
     }
@@ -822,7 +959,7 @@ impl Table<'_> {
                 .sum::<f64>()
         };
         let mut row = self.figure_row(
-            "memory (peak RSS of both workers, 4 MiB frames)",
+            MEMORY,
             "shared memory maps one region into both processes; message passing keeps a copy on each side and in the kernel's buffers",
             id,
             rss,
@@ -830,7 +967,9 @@ impl Table<'_> {
             false,
             "resident memory",
         );
+        // RSS is not the textbook's measure of sharing: the row reports, it claims nothing.
         row.agrees = None;
+        row.outcome = Outcome::NoClaim;
         row.verdict = format!(
             "{}; RSS counts shared pages in every process that maps them, so shm's ring is \
              counted once in the producer and once in the consumer",
@@ -915,6 +1054,8 @@ impl Table<'_> {
                 msg: m,
                 verdict,
                 agrees: (s_ok.is_some() && m_ok.is_some()).then_some(s_fine && m_fine),
+                ratio: None,
+                outcome: Outcome::NoClaim,
                 from: vec![id],
             },
             [s_ok, m_ok],
@@ -1021,6 +1162,8 @@ impl Table<'_> {
             msg: m,
             verdict,
             agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
             from: vec![id],
         }
     }
@@ -1035,6 +1178,8 @@ impl Table<'_> {
                       agents run (docs/src/guide/across-machines.md)"
                 .into(),
             agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
             from: Vec::new(),
         };
         let id = ACROSS.id;
@@ -1120,12 +1265,7 @@ impl Explained {
             let _ = writeln!(out, "  textbook: {}", row.textbook);
             let _ = writeln!(out, "  shm:      {}", row.shm);
             let _ = writeln!(out, "  msg:      {}", row.msg);
-            let mark = match row.agrees {
-                Some(true) => "agrees: ",
-                Some(false) => "DIFFERS: ",
-                None => "",
-            };
-            let _ = writeln!(out, "  measured: {mark}{}", row.verdict);
+            let _ = writeln!(out, "  measured: {}{}", row.outcome.mark(), row.verdict);
             if !row.from.is_empty() {
                 let _ = writeln!(out, "  from:     {}", self.cite(&row.from));
             }
@@ -1155,7 +1295,7 @@ impl Explained {
                 let sets: Vec<&String> = r
                     .sets
                     .iter()
-                    .filter(|s| !s.starts_with("run.repeat"))
+                    .filter(|s| !s.starts_with("run.repeat") && !s.starts_with("run.min_time"))
                     .collect();
                 let with = if sets.is_empty() {
                     String::new()
@@ -1168,9 +1308,14 @@ impl Explained {
                             .join(", ")
                     )
                 };
-                let per = r.runs.len() / 2;
+                let per = r.runs.iter().filter(|x| !x.warmup).count() / 2;
+                let warm = if r.runs.iter().any(|x| x.warmup) {
+                    ", after a warm-up run"
+                } else {
+                    ""
+                };
                 format!(
-                    "scenarios/{file}{with} ({} run{} per backend)",
+                    "scenarios/{file}{with} ({} run{} per backend{warm})",
                     per,
                     if per == 1 { "" } else { "s" }
                 )
@@ -1192,11 +1337,7 @@ impl Explained {
              <tr><th>aspect</th><th>textbook</th><th>shm</th><th>msg</th><th>measured</th><th>from</th></tr>\n",
         );
         for row in &self.rows {
-            let mark = match row.agrees {
-                Some(true) => "agrees: ",
-                Some(false) => "DIFFERS: ",
-                None => "",
-            };
+            let mark = row.outcome.mark();
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{mark}{}</td><td>{}</td></tr>",

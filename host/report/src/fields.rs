@@ -537,6 +537,41 @@ pub static FIELDS: &[Field] = &[
         "How many sweep points the rounds come from.",
     ),
     f(
+        "summaries",
+        "",
+        "Per sweep point, backend and figure: the median and 95 % interval over the measured ok rounds.",
+    ),
+    f(
+        "summaries[].sweep",
+        "",
+        "The sweep point, axis → value; empty without a sweep.",
+    ),
+    f(
+        "summaries[].sweep.<axis>",
+        "",
+        "The point's value of that axis, as the scenario wrote it.",
+    ),
+    f("summaries[].backend", "", "The backend."),
+    f(
+        "summaries[].figure",
+        "",
+        "The figure: its CSV column (`msgs_per_s`, `handoff_p99_ns`, …), else its path in a run.",
+    ),
+    f("summaries[].unit", "", "Its unit, as in the CSV."),
+    f("summaries[].median", "", "The median over the rounds."),
+    f(
+        "summaries[].lo",
+        "",
+        "Low end of its 95 % interval (order statistics; min–max below 6 rounds).",
+    ),
+    f("summaries[].hi", "", "High end of its 95 % interval."),
+    f("summaries[].n", "", "How many ok rounds have the figure."),
+    f(
+        "summaries[].outliers",
+        "",
+        "How many of them lie beyond Tukey's fences (1.5 interquartile ranges).",
+    ),
+    f(
         "supervisor_max_rss_kib",
         "KiB",
         "The supervisor's peak resident set when the report was made (`getrusage`).",

@@ -22,6 +22,20 @@ pub fn combine(links: &BTreeMap<String, String>) -> String {
 }
 
 impl RunReport {
+    /// The report of one run of a run plan: `sweep` is its point's axis values, `warmup`
+    /// whether it was the warm-up run kept out of every figure.
+    pub fn of_plan(
+        sc: &Scenario,
+        run: &RunRecord,
+        sweep: &[(String, String)],
+        warmup: bool,
+    ) -> RunReport {
+        let mut r = RunReport::new(sc, run);
+        r.sweep = sweep.iter().cloned().collect();
+        r.warmup = warmup;
+        r
+    }
+
     /// Turns what the supervisor gathered about one run of `sc` into the run's report.
     pub fn new(sc: &Scenario, run: &RunRecord) -> RunReport {
         from_record(sc, run)

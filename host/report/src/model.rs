@@ -36,6 +36,30 @@ pub struct Report {
     /// The supervisor's own peak resident set, KiB (added in schema 1).
     #[serde(default)]
     pub supervisor_max_rss_kib: u64,
+    /// Per sweep point, backend and figure: the median and 95 % interval over the measured ok
+    /// rounds, and how many lie beyond Tukey's fences (added in schema 1; what the table's
+    /// `median (lo–hi)` cells show).
+    #[serde(default)]
+    pub summaries: Vec<FigureSummary>,
+}
+
+/// One figure of one backend at one sweep point, over its measured rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FigureSummary {
+    /// The sweep point, axis → value; empty without a sweep.
+    pub sweep: BTreeMap<String, String>,
+    /// The backend.
+    pub backend: String,
+    /// The figure: its CSV column's name (`msgs_per_s`, `handoff_p99_ns`, …), or its JSON
+    /// path in a run where it has no CSV column.
+    pub figure: String,
+    /// Its unit (as in the CSV and the JSON).
+    pub unit: String,
+    /// Median, 95 % interval and count of the ok rounds that have the figure.
+    #[serde(flatten)]
+    pub value: crate::stats::Interval,
+    /// How many of those rounds lie beyond Tukey's fences (1.5 interquartile ranges).
+    pub outliers: usize,
 }
 
 /// Latency percentiles, publish → receive, all consumers merged.
@@ -258,13 +282,15 @@ impl Report {
             plan: None,
             verdicts: Vec::new(),
             supervisor_max_rss_kib: self_max_rss_kib(),
+            summaries: Vec::new(),
         }
         .with_verdicts()
     }
 
-    /// The report with its `verdicts` computed from its runs.
+    /// The report with its `verdicts` and `summaries` computed from its runs.
     pub fn with_verdicts(mut self) -> Report {
         self.verdicts = self.verdict_list();
+        self.summaries = self.summary_list();
         self
     }
 

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::columns::{COLUMNS, TableRow};
+use crate::columns::{COLUMNS, CsvColumn, TableRow};
 use crate::human_ns;
-use crate::model::{Report, RunReport};
+use crate::model::{FigureSummary, Report, RunReport};
 use crate::stats::{Interval, median_interval, outliers};
 
 impl Report {
@@ -101,6 +101,38 @@ impl Report {
             }
         }
         groups
+    }
+
+    /// Every summarised figure ([`COLUMNS`] with a summary) of every sweep point and backend
+    /// over its measured ok rounds, in run order: the JSON's `summaries`.
+    pub fn summary_list(&self) -> Vec<FigureSummary> {
+        let mut out = Vec::new();
+        for g in self.groups() {
+            for column in COLUMNS {
+                let Some(s) = column.summary else { continue };
+                let v: Vec<f64> = g
+                    .iter()
+                    .filter(|r| r.ok)
+                    .filter_map(|r| (s.get)(r))
+                    .collect();
+                let Some(value) = median_interval(&v) else {
+                    continue;
+                };
+                let figure = match column.csv {
+                    Some(CsvColumn::One { name, .. }) => name,
+                    _ => column.json.first().copied().unwrap_or_default(),
+                };
+                out.push(FigureSummary {
+                    sweep: g[0].sweep.clone(),
+                    backend: g[0].backend.clone(),
+                    figure: figure.to_string(),
+                    unit: column.unit.to_string(),
+                    value,
+                    outliers: outliers(&v),
+                });
+            }
+        }
+        out
     }
 
     /// Under the table, for each sweep point and backend with several rounds: a warning when

@@ -102,6 +102,44 @@ fn side(ratio: &Interval, more_is_better: bool) -> Side {
     }
 }
 
+/// Who a ratio a / b over paired rounds calls the winner, by the verdicts' rule (at least
+/// [`MIN_ROUNDS_TO_CALL`] rounds, the interval wholly outside 1 ± [`NOISE_FLOOR`]):
+/// `Some(true)` the first backend, `Some(false)` the second, `None` when the runs cannot tell.
+pub fn first_wins(ratio: &Interval, more_is_better: bool) -> Option<bool> {
+    match side(ratio, more_is_better) {
+        Side::A => Some(true),
+        Side::B => Some(false),
+        Side::Noise => None,
+    }
+}
+
+/// The ratios a / b of `f` over `runs`, one per round in which both backends have a measured
+/// ok run and the figure is above zero on both (the caller picks the runs of one sweep point).
+pub fn round_ratios<'a>(
+    runs: impl IntoIterator<Item = &'a RunReport>,
+    pair: [&str; 2],
+    f: impl Fn(&RunReport) -> f64,
+) -> Vec<f64> {
+    let mut a = BTreeMap::new();
+    let mut b = BTreeMap::new();
+    for r in runs {
+        if !r.ok || r.warmup {
+            continue;
+        }
+        if r.backend == pair[0] {
+            a.insert(r.round, f(r));
+        } else if r.backend == pair[1] {
+            b.insert(r.round, f(r));
+        }
+    }
+    a.iter()
+        .filter_map(|(round, &x)| {
+            let y = *b.get(round)?;
+            (x > 0.0 && y > 0.0).then_some(x / y)
+        })
+        .collect()
+}
+
 /// A verdict's line: `verdict, FIGURE[, a vs b]: W wins, R× L (LO–HI, N rounds)`, or `…: no
 /// clear winner: ratio R (LO–HI, N rounds)`; the factor and its interval are the winner's
 /// advantage (its throughput over the loser's, the loser's latency over its own).
@@ -223,19 +261,7 @@ impl Report {
         pair: [&str; 2],
         f: fn(&RunReport) -> f64,
     ) -> Vec<f64> {
-        let of = |backend: &str| -> BTreeMap<u32, f64> {
-            self.measured()
-                .filter(|r| r.ok && r.backend == backend && &r.sweep == point)
-                .map(|r| (r.round, f(r)))
-                .collect()
-        };
-        let (a, b) = (of(pair[0]), of(pair[1]));
-        a.iter()
-            .filter_map(|(round, &x)| {
-                let y = *b.get(round)?;
-                (x > 0.0 && y > 0.0).then_some(x / y)
-            })
-            .collect()
+        round_ratios(self.measured().filter(|r| &r.sweep == point), pair, f)
     }
 
     /// Every verdict: per pair of backends (`shm`/`msg`, then `shm`/`zenoh` and `msg`/`zenoh`

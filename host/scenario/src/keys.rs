@@ -462,7 +462,7 @@ pub static KEYS: &[KeyDecl] = &[
     key(
         "sweep",
         KeyType::Table,
-        "axes `compare` and `run` vary: `\"PATH\" = [values]` or `NAME = { set, values }`",
+        "axes `compare` and `run` vary: `\"PATH\" = [values]` or `NAME = { set, values[, with] }`",
     )
     .default(KeyDefault::Note("none")),
     key("run", KeyType::Table, "how the scenario runs").default(KeyDefault::Note("all defaults")),

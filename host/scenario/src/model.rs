@@ -64,6 +64,10 @@ pub struct SweepAxis {
     pub paths: Vec<String>,
     /// The values, as TOML text (`64`, `"4KiB"`, `"futex"`).
     pub values: Vec<String>,
+    /// Companion paths (`with`), each with one value (TOML text) per value of the axis, set
+    /// at the same point but not part of its name: a message count that shrinks as the
+    /// payload grows, so every point runs about as long.
+    pub with: Vec<(String, Vec<String>)>,
 }
 
 /// Most values one sweep axis may take.
@@ -82,11 +86,12 @@ impl Scenario {
         for axis in &self.sweep {
             let mut next = Vec::with_capacity(points.len() * axis.values.len());
             for (named, sets) in &points {
-                for v in &axis.values {
+                for (i, v) in axis.values.iter().enumerate() {
                     let mut named = named.clone();
                     named.push((axis.name.clone(), v.trim_matches('"').to_string()));
                     let mut sets = sets.clone();
                     sets.extend(axis.paths.iter().map(|p| format!("{p}={v}")));
+                    sets.extend(axis.with.iter().map(|(p, w)| format!("{p}={}", w[i])));
                     next.push((named, sets));
                 }
             }

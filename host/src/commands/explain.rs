@@ -6,7 +6,7 @@ use super::{Fail, Outcome, Progress, options};
 use crate::cli::Common;
 
 /// `compare --explain [--quick] [--hosts SCENARIO]`.
-pub fn run(quick: bool, hosts: Option<PathBuf>, common: &Common) -> Outcome {
+pub fn run(quick: bool, warmup: bool, hosts: Option<PathBuf>, common: &Common) -> Outcome {
     if common.csv
         || common.plot.is_some()
         || !common.overrides.set.is_empty()
@@ -14,7 +14,7 @@ pub fn run(quick: bool, hosts: Option<PathBuf>, common: &Common) -> Outcome {
     {
         return Err(Fail::from(anyhow::anyhow!(
             "--explain runs its own experiments: it takes --json, --html, --repeat, \
-             --quick, --hosts and --token-file, not --csv, --plot, --set or --listen (give \
+             --min-time, --quick, --no-warmup, --hosts and --token-file, not --csv, --plot, --set or --listen (give \
              `listen` in the --hosts scenario)"
         )));
     }
@@ -23,6 +23,8 @@ pub fn run(quick: bool, hosts: Option<PathBuf>, common: &Common) -> Outcome {
         dir: &dir,
         quick,
         repeat: common.overrides.repeat,
+        min_time: common.overrides.min_time.clone(),
+        warmup,
         session: options(common)?,
         hosts,
     };

@@ -104,10 +104,12 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common, mode: Mode)
                 warmup,
                 ..
             } => {
-                let mut run = RunReport::new(&point.scenario, &record);
-                run.sweep = point.values.iter().cloned().collect();
-                run.warmup = warmup;
-                runs.push(run);
+                runs.push(RunReport::of_plan(
+                    &point.scenario,
+                    &record,
+                    &point.values,
+                    warmup,
+                ));
                 progress.inc();
             }
         }

@@ -7,7 +7,8 @@ use crate::overrides::settable_path;
 use crate::source::{ScenarioError, Source};
 use crate::validate::values::a_type;
 
-/// The `[sweep]` table: `"PATH" = [values]`, or `NAME = { set = ["PATH", …], values = [...] }`.
+/// The `[sweep]` table: `"PATH" = [values]`, or `NAME = { set = ["PATH", …], values = [...],
+/// with = { "PATH" = [...], … } }`.
 pub(super) fn validate_sweep(
     src: &Source<'_>,
     table: &Spanned<toml::Table>,
@@ -17,11 +18,15 @@ pub(super) fn validate_sweep(
     let mut points: usize = 1;
     for (name, value) in table.get_ref() {
         let key = format!("sweep.{name}");
-        let (paths, values) = axis(name, value).map_err(|m| at(&key, m))?;
+        let Axis {
+            paths,
+            values,
+            with,
+        } = axis(name, value).map_err(|m| at(&key, m))?;
         if paths.is_empty() {
             return Err(at(&key, "an axis must set at least one path".into()));
         }
-        for p in &paths {
+        for p in paths.iter().chain(with.iter().map(|(p, _)| p)) {
             if !settable_path(p) {
                 return Err(at(
                     &key,
@@ -41,8 +46,19 @@ pub(super) fn validate_sweep(
                 ),
             ));
         }
+        if let Some((p, w)) = with.iter().find(|(_, w)| w.len() != values.len()) {
+            return Err(at(
+                &key,
+                format!(
+                    "`with.\"{p}\"` has {} values; it needs one per value of the axis ({})",
+                    w.len(),
+                    values.len()
+                ),
+            ));
+        }
         if let Some(bad) = values
             .iter()
+            .chain(with.iter().flat_map(|(_, w)| w))
             .find(|v| matches!(v, toml::Value::Array(_) | toml::Value::Table(_)))
         {
             return Err(at(
@@ -64,21 +80,38 @@ pub(super) fn validate_sweep(
             name: name.clone(),
             paths,
             values: values.iter().map(toml::Value::to_string).collect(),
+            with: with
+                .into_iter()
+                .map(|(p, w)| (p, w.iter().map(toml::Value::to_string).collect()))
+                .collect(),
         });
     }
     Ok(axes)
 }
 
-/// An axis's paths and values: `[values]` sets the path that is its name; a table says both.
+/// An axis as written, before its paths and values are checked.
+struct Axis {
+    paths: Vec<String>,
+    values: Vec<toml::Value>,
+    /// Companion paths, each with one value per value of the axis.
+    with: Vec<(String, Vec<toml::Value>)>,
+}
+
+/// An axis's paths and values: `[values]` sets the path that is its name; a table says both,
+/// and may give companion paths that take their own value at each point (`with`).
 /// The error is the message alone.
-fn axis(name: &str, value: &toml::Value) -> Result<(Vec<String>, Vec<toml::Value>), String> {
+fn axis(name: &str, value: &toml::Value) -> Result<Axis, String> {
     Ok(match value {
-        toml::Value::Array(values) => (vec![name.to_string()], values.clone()),
+        toml::Value::Array(values) => Axis {
+            paths: vec![name.to_string()],
+            values: values.clone(),
+            with: Vec::new(),
+        },
         toml::Value::Table(t) => {
             for k in t.keys() {
-                if k != "set" && k != "values" {
+                if k != "set" && k != "values" && k != "with" {
                     return Err(format!(
-                        "unknown key `{k}`: an axis table has `set` and `values`"
+                        "unknown key `{k}`: an axis table has `set`, `values` and `with`"
                     ));
                 }
             }
@@ -95,7 +128,28 @@ fn axis(name: &str, value: &toml::Value) -> Result<(Vec<String>, Vec<toml::Value
                 Some(toml::Value::Array(v)) => v.clone(),
                 _ => return Err("`values` must be an array".into()),
             };
-            (set, values)
+            let with = match t.get("with") {
+                None => Vec::new(),
+                Some(toml::Value::Table(w)) => w
+                    .iter()
+                    .map(|(p, v)| match v {
+                        toml::Value::Array(v) => Ok((p.clone(), v.clone())),
+                        _ => Err(format!(
+                            "`with.\"{p}\"` must be an array: one value per value of the axis"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => {
+                    return Err("`with` must be a table: { \"PATH\" = [one value per \
+                                value of the axis] }"
+                        .into());
+                }
+            };
+            Axis {
+                paths: set,
+                values,
+                with,
+            }
         }
         other => {
             return Err(format!(
