@@ -16,6 +16,7 @@ mod isolation;
 mod languages;
 mod limits;
 mod lockdown;
+mod page;
 mod requests;
 mod scenario;
 mod scenarios;

@@ -588,8 +588,11 @@ fn the_html_report_is_one_self_contained_page_that_a_browser_renders() {
         "id=\"plots\"",
         "throughput (messages/s) against size",
         "CPU per message (ns) against size",
-        "id=\"table\"",
-        "verdict, throughput:",
+        "id=\"verdicts\"",
+        "data-pair=\"shm-msg\"",
+        "<table class=\"results\" data-point=\"size=64\">",
+        "<table class=\"results\" data-point=\"size=1048576\">",
+        "id=\"crossovers\"",
         "crossover, throughput along size:",
         "id=\"json\"",
     ] {

@@ -66,6 +66,10 @@ pub enum TableRow {
     /// One row `<what>/s` per name any run has in `rates`, in name order; `-` for a run
     /// without it, else the rate without decimals.
     PerRate,
+    /// One row `  <name>/message` per system-call counter some run counted, in name order,
+    /// under the total: the counter over the run's delivered messages, `-` where a run has
+    /// none (a breakdown on rows of its own keeps the columns narrow).
+    PerSyscall,
 }
 
 /// A column's column in the CSV.
@@ -432,18 +436,20 @@ pub static COLUMNS: &[Column] = &[
     Column {
         json: &["syscalls_per_message", "syscalls.<name>", "messages"],
         unit: "",
-        doc: "The backends' system calls per delivered message, then each counter's share.",
+        doc: "The backends' system calls per delivered message.",
         table: row("syscalls/message", |_, r| {
-            let parts: Vec<String> = r
-                .syscalls
-                .iter()
-                .filter(|(_, n)| **n > 0 && r.messages > 0)
-                .map(|(k, &n)| format!("{k} {:.2}", n as f64 / r.messages as f64))
-                .collect();
-            format!("{:.2} ({})", r.syscalls_per_message, parts.join(", "))
+            format!("{:.2}", r.syscalls_per_message)
         }),
         csv: None,
         summary: sum(|r| Some(r.syscalls_per_message), |x| format!("{x:.2}")),
+    },
+    Column {
+        json: &["syscalls.<name>", "messages"],
+        unit: "",
+        doc: "Each system-call counter per delivered message, on a row of its own under the total.",
+        table: Some(TableRow::PerSyscall),
+        csv: None,
+        summary: None,
     },
     Column {
         json: &["copied_bytes"],

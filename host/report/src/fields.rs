@@ -537,6 +537,16 @@ pub static FIELDS: &[Field] = &[
         "How many sweep points the rounds come from.",
     ),
     f(
+        "machine",
+        "",
+        "The machine the runs ran on (as `bench` records it).",
+    ),
+    f(
+        "machine.<key>",
+        "",
+        "`cpu`, `cores`, `kernel`, `clocksource`, `host`, `wasm-ipc` (version), as text.",
+    ),
+    f(
         "summaries",
         "",
         "Per sweep point, backend and figure: the median and 95 % interval over the measured ok rounds.",
@@ -595,6 +605,7 @@ fn row_name(column: &Column) -> String {
             }
         }
         Some(TableRow::PerRate) => "`<what>/s`, one per name".into(),
+        Some(TableRow::PerSyscall) => "`<name>/message`, one per counter".into(),
         None => String::new(),
     }
 }

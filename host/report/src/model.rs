@@ -36,6 +36,10 @@ pub struct Report {
     /// The supervisor's own peak resident set, KiB (added in schema 1).
     #[serde(default)]
     pub supervisor_max_rss_kib: u64,
+    /// The machine the runs ran on: `cpu`, `cores`, `kernel`, `clocksource`, … (added in
+    /// schema 1; empty when the caller did not say).
+    #[serde(default)]
+    pub machine: BTreeMap<String, String>,
     /// Per sweep point, backend and figure: the median and 95 % interval over the measured ok
     /// rounds, and how many lie beyond Tukey's fences (added in schema 1; what the table's
     /// `median (lo–hi)` cells show).
@@ -282,6 +286,7 @@ impl Report {
             plan: None,
             verdicts: Vec::new(),
             supervisor_max_rss_kib: self_max_rss_kib(),
+            machine: BTreeMap::new(),
             summaries: Vec::new(),
         }
         .with_verdicts()

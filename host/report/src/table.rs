@@ -17,11 +17,7 @@ impl Report {
     /// crossovers and the digests' and clocks' lines.
     pub fn table(&self) -> String {
         let groups = self.groups();
-        let rows = if groups.iter().any(|g| g.len() > 1) {
-            self.summary_rows(&groups)
-        } else {
-            self.run_rows()
-        };
+        let (rows, _) = self.grid(&groups);
         let columns = rows.first().map_or(0, |(_, v)| v.len());
         let w0 = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         let widths: Vec<usize> = (0..columns)
@@ -88,8 +84,25 @@ impl Report {
         out
     }
 
+    /// The table's rows (label, one cell per column) and, per column, its run or the first run
+    /// of its group (for the column's sweep point and backend): one column per measured run, or
+    /// per group of `groups` when some backend ran several rounds.
+    pub(crate) fn grid<'a>(
+        &'a self,
+        groups: &[Vec<&'a RunReport>],
+    ) -> (Vec<(String, Vec<String>)>, Vec<&'a RunReport>) {
+        if groups.iter().any(|g| g.len() > 1) {
+            (
+                self.summary_rows(groups),
+                groups.iter().map(|g| g[0]).collect(),
+            )
+        } else {
+            (self.run_rows(), self.measured().collect())
+        }
+    }
+
     /// The measured runs grouped by sweep point and backend, in the order they first ran.
-    fn groups(&self) -> Vec<Vec<&RunReport>> {
+    pub(crate) fn groups(&self) -> Vec<Vec<&RunReport>> {
         let mut groups: Vec<Vec<&RunReport>> = Vec::new();
         for r in self.measured() {
             match groups
@@ -139,7 +152,7 @@ impl Report {
     /// its rounds' measured times differ by more than a factor of 2 (as hyperfine warns), or
     /// when some lie beyond Tukey's fences (1.5 interquartile ranges) from the others — the
     /// machine was likely busy, and the intervals are wide for a reason.
-    fn spread_warnings(&self, groups: &[Vec<&RunReport>]) -> String {
+    pub(crate) fn spread_warnings(&self, groups: &[Vec<&RunReport>]) -> String {
         let mut out = String::new();
         for g in groups.iter().filter(|g| g.len() > 1) {
             let t: Vec<f64> = g.iter().filter(|r| r.ok).map(|r| r.elapsed_s).collect();
@@ -187,20 +200,73 @@ impl Report {
                         self.measured().map(|r| cell(self, r)).collect(),
                     ));
                 }
-                Some(TableRow::PerRate) => {
-                    let names: BTreeSet<&String> =
-                        self.measured().flat_map(|r| r.rates.keys()).collect();
-                    for name in names {
-                        let cells = self
-                            .measured()
-                            .map(|r| r.rates.get(name).map_or("-".into(), |v| format!("{v:.0}")));
-                        rows.push((format!("{name}/s"), cells.collect()));
+                Some(per @ (TableRow::PerRate | TableRow::PerSyscall)) => {
+                    for (label, get, show) in self.per_name(per) {
+                        let cells = self.measured().map(|r| get(r).map_or("-".into(), show));
+                        rows.push((label, cells.collect()));
                     }
                 }
                 _ => {}
             }
         }
         rows
+    }
+
+    /// The rows a per-name entry expands to: label, a run's figure (`None`: the run has
+    /// none) and how a figure is shown. `PerRate`: `<what>/s` per name in `rates`;
+    /// `PerSyscall`: `  <name>/message` per counter some run counted above zero.
+    #[allow(clippy::type_complexity)]
+    fn per_name(
+        &self,
+        per: TableRow,
+    ) -> Vec<(
+        String,
+        Box<dyn Fn(&RunReport) -> Option<f64> + '_>,
+        fn(f64) -> String,
+    )> {
+        let mut out: Vec<(
+            String,
+            Box<dyn Fn(&RunReport) -> Option<f64>>,
+            fn(f64) -> String,
+        )> = Vec::new();
+        match per {
+            TableRow::PerRate => {
+                let names: BTreeSet<String> = self
+                    .measured()
+                    .flat_map(|r| r.rates.keys().cloned())
+                    .collect();
+                for name in names {
+                    let label = format!("{name}/s");
+                    out.push(
+                        (label, Box::new(move |r| r.rates.get(&name).copied()), |x| {
+                            format!("{x:.0}")
+                        }),
+                    );
+                }
+            }
+            TableRow::PerSyscall => {
+                let names: BTreeSet<String> = self
+                    .measured()
+                    .flat_map(|r| r.syscalls.iter().filter(|(_, n)| **n > 0))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for name in names {
+                    let label = format!("  {name}/message");
+                    out.push((
+                        label,
+                        Box::new(move |r| {
+                            (r.messages > 0).then(|| {
+                                r.syscalls.get(&name).copied().unwrap_or(0) as f64
+                                    / r.messages as f64
+                            })
+                        }),
+                        |x| format!("{x:.2}"),
+                    ));
+                }
+            }
+            TableRow::One { .. } => {}
+        }
+        out
     }
 
     /// One column per sweep point and backend, over its rounds: a figure's median and 95 %
@@ -236,20 +302,14 @@ impl Report {
                         rows.push(("rounds".into(), rounds.collect()));
                     }
                 }
-                Some(TableRow::PerRate) => {
-                    let names: BTreeSet<&String> =
-                        self.measured().flat_map(|r| r.rates.keys()).collect();
-                    for name in names {
+                Some(per @ (TableRow::PerRate | TableRow::PerSyscall)) => {
+                    for (label, get, show) in self.per_name(per) {
                         let cells = groups.iter().map(|g| {
-                            let v: Vec<f64> = g
-                                .iter()
-                                .filter(|r| r.ok)
-                                .filter_map(|r| r.rates.get(name).copied())
-                                .collect();
-                            median_interval(&v)
-                                .map_or("-".into(), |i| shown(&i, |x| format!("{x:.0}")))
+                            let v: Vec<f64> =
+                                g.iter().filter(|r| r.ok).filter_map(|r| get(r)).collect();
+                            median_interval(&v).map_or("-".into(), |i| shown(&i, show))
                         });
-                        rows.push((format!("{name}/s"), cells.collect()));
+                        rows.push((label, cells.collect()));
                     }
                 }
                 _ => {}
@@ -276,8 +336,34 @@ fn shown(i: &Interval, show: fn(f64) -> String) -> String {
             let strip = |s: &str| s.trim_end_matches(&u).trim_end().to_string();
             format!("{} ({}–{}) {u}", strip(&m), strip(&lo), strip(&hi))
         }
+        // Ends in different units of one scale (`988.7 µs`, `3.13 ms`): the ends in the
+        // median's unit, so the unit is said once and the cell stays narrow.
+        (Some(u), Some(_), Some(_)) if scale(&u).is_some() => {
+            let f = scale(&u).unwrap_or(1.0);
+            let median = m.trim_end_matches(&u).trim_end();
+            // As many decimals as the median shows.
+            let places = median.split_once('.').map_or(0, |(_, d)| d.len());
+            let num = |x: f64| format!("{:.places$}", x / f);
+            format!("{median} ({}–{}) {u}", num(i.lo), num(i.hi))
+        }
         _ => format!("{m} ({lo}–{hi})"),
     }
+}
+
+/// The size of `unit` in the base unit that `human_ns` and `human_bytes` scale from
+/// (nanoseconds, bytes, bytes per second), for the units they print.
+fn scale(unit: &str) -> Option<f64> {
+    let base = unit.strip_suffix("/s").unwrap_or(unit);
+    Some(match base {
+        "ns" | "B" => 1.0,
+        "µs" => 1e3,
+        "ms" => 1e6,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    })
 }
 
 /// Cells of several rounds: the value once when they agree, else each value with its count
@@ -325,6 +411,34 @@ mod tests {
             })
             .collect();
         report
+    }
+
+    /// Ends in other units than the median's are given in the median's unit, said once.
+    #[test]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    fn an_interval_across_units_is_given_in_the_medians_unit() {
+        use crate::stats::Interval;
+        let i = Interval {
+            median: 988_700.0,
+            lo: 356_100.0,
+            hi: 3_130_000.0,
+            n: 5,
+        };
+        assert_eq!(
+            super::shown(&i, |x| crate::human_ns(x as u64)),
+            "988.7 (356.1–3130.0) µs"
+        );
+        let gib = 1024.0 * 1024.0 * 1024.0;
+        let b = Interval {
+            median: 1.0 * gib,
+            lo: 0.9 * gib,
+            hi: 1.1 * gib,
+            n: 5,
+        };
+        assert_eq!(
+            super::shown(&b, |x| format!("{}/s", crate::human_bytes(x))),
+            "1.0 (0.9–1.1) GiB/s"
+        );
     }
 
     /// A round far from the others is flagged; rounds that agree are not; a factor of more

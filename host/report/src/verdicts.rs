@@ -302,13 +302,26 @@ impl Report {
     pub fn verdicts(&self) -> String {
         let mut out = String::new();
         let verdicts = self.verdict_list();
-        for [a, b] in pairs(&self.backends()) {
-            let pair = [a.as_str(), b.as_str()];
+        // Without a sweep a verdict's line carries its ratio already: one heading, no
+        // per-point ratio lines.
+        let sweep = self.points().len() > 1;
+        if !sweep && !verdicts.is_empty() {
             let _ = writeln!(
                 out,
-                "{a} / {b} (median and 95 % interval over paired rounds; above 1: {a} has more):"
+                "verdicts (ratio per round: median, 95 % interval; a winner only beyond 1 ± 5 % \
+                 in 3+ rounds):"
             );
-            for point in self.points() {
+        }
+        for [a, b] in pairs(&self.backends()) {
+            let pair = [a.as_str(), b.as_str()];
+            if sweep {
+                let _ = writeln!(
+                    out,
+                    "{a} / {b} (median and 95 % interval over paired rounds; above 1: {a} has \
+                     more):"
+                );
+            }
+            for point in self.points().into_iter().filter(|_| sweep) {
                 let label = if point.is_empty() {
                     "  all".to_string()
                 } else {
@@ -353,6 +366,35 @@ impl Report {
             );
         }
         out
+    }
+
+    /// A verdict's line without its `verdict, FIGURE[, a vs b]: ` prefix (`shm wins, 2.71× msg
+    /// (2.55–2.85, 5 rounds)`), for the HTML page's table of verdicts.
+    pub(crate) fn verdict_text(v: &Verdict) -> String {
+        let more = FIGURES
+            .iter()
+            .find(|f| f.name == v.figure)
+            .is_some_and(|f| f.more_is_better);
+        let line = verdict_line(v, more);
+        line.split_once(": ")
+            .map_or(line.clone(), |(_, rest)| rest.to_string())
+    }
+
+    /// The backend that wins `figure` (a verdict's figure name) at `point` against every
+    /// other backend by the verdicts' rule, if one does.
+    pub(crate) fn best_at(&self, point: &BTreeMap<String, String>, figure: &str) -> Option<String> {
+        let f = FIGURES.iter().find(|f| f.name == figure)?;
+        let backends = self.backends();
+        backends
+            .iter()
+            .find(|&&b| {
+                backends.len() > 1
+                    && backends
+                        .iter()
+                        .filter(|&&c| c != b)
+                        .all(|&c| self.side_at(point, f, [b, c]) == Some(Side::A))
+            })
+            .map(|b| b.to_string())
     }
 
     /// Under the verdicts: along each sweep axis (for each combination of the other axes),

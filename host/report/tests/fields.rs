@@ -94,6 +94,7 @@ fn every_column_has_its_doc_line_and_documented_fields() {
                 name.to_string()
             }
             (Some(TableRow::PerRate), _) => "<what>/s".into(),
+            (Some(TableRow::PerSyscall), _) => "<name>/message".into(),
             (_, Some(CsvColumn::PerAxis)) => "<axis>".into(),
             (None, None) => panic!("a column in neither the table nor the CSV: {c:?}"),
         };

@@ -118,6 +118,7 @@ fn execute(sc: &Scenario, backends: &[BackendKind], common: &Common, mode: Mode)
     progress.finish();
     let mut report = Report::new(sc, runs);
     report.plan = Some(plan);
+    report.machine = wasm_ipc::bench::machine();
     if let Some(path) = &common.plot {
         wasm_ipc::plot::plot(&report, path).map_err(Fail::from)?;
         eprintln!("wasm-ipc: plots in {}", path.display());
