@@ -169,8 +169,16 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
     ratios.sort_by(f64::total_cmp);
     let ratio = &small["ratio"];
     assert_eq!(ratio["n"], 3);
-    assert_eq!(ratio["lo"].as_f64().unwrap(), ratios[0]);
-    assert_eq!(ratio["hi"].as_f64().unwrap(), ratios[2]);
+    // (JSON's text of a float may read back one unit in the last place away.)
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+    assert!(
+        close(ratio["lo"].as_f64().unwrap(), ratios[0]),
+        "{ratio} {ratios:?}"
+    );
+    assert!(
+        close(ratio["hi"].as_f64().unwrap(), ratios[2]),
+        "{ratio} {ratios:?}"
+    );
     // 8-byte messages: shm's lead is far beyond the noise in every round.
     assert_eq!(small["outcome"], "agrees", "{small:#}");
     assert_eq!(small["agrees"], true);
@@ -243,6 +251,13 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
         assert!(page.contains(&a.replace('&', "&amp;")), "{a}");
     }
     assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
+    // In the report's layout: a row per aspect with its outcome, the JSON folded, and it
+    // fits a 1280-pixel window.
+    let dom = crate::page::rendered(&html, dir.path());
+    assert_eq!(dom.matches("<tr class=\"aspect ").count(), aspects.len());
+    assert!(dom.contains("<tr class=\"aspect agrees\">"));
+    assert!(dom.contains("<details id=\"raw\">"));
+    crate::page::assert_fits(&dom);
     assert_no_leftovers(&id);
 }
 

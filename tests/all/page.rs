@@ -28,7 +28,7 @@ fn chromium(profile: &Path, height: u32) -> Command {
 /// The DOM of `page` after load, with the document's scroll width and the window's width
 /// written onto `<body>` by a probe appended to a copy of the page (the page itself has no
 /// script).
-fn rendered(page: &Path, dir: &Path) -> String {
+pub(crate) fn rendered(page: &Path, dir: &Path) -> String {
     let html = std::fs::read_to_string(page).unwrap();
     let probe = "<script>document.body.setAttribute('data-scroll-width', \
                  document.documentElement.scrollWidth);document.body.setAttribute(\
@@ -46,6 +46,19 @@ fn rendered(page: &Path, dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that the rendered page is no wider than the 1280-pixel window.
+pub(crate) fn assert_fits(dom: &str) {
+    let (scroll, window) = (
+        body_attr(dom, "data-scroll-width"),
+        body_attr(dom, "data-window-width"),
+    );
+    assert_eq!(window, 1280);
+    assert!(
+        scroll <= window,
+        "the page is {scroll} px wide in a {window} px window"
+    );
 }
 
 /// The number in `name="…"` on the body.
@@ -139,15 +152,7 @@ fn the_main_jobs_page_reads_at_a_glance_in_chromium() {
     // shm's throughput lead on 4 KiB messages is called, and marked in its table.
     assert!(dom.contains("class=\"win\">"), "no winner marked");
     // It fits: nothing wider than the window.
-    let (scroll, window) = (
-        body_attr(&dom, "data-scroll-width"),
-        body_attr(&dom, "data-window-width"),
-    );
-    assert_eq!(window, 1280);
-    assert!(
-        scroll <= window,
-        "the page is {scroll} px wide in a {window} px window"
-    );
+    assert_fits(&dom);
     // The screenshot, kept for people to look at.
     let artefacts = util::root().join("target/test-artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();

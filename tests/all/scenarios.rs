@@ -599,9 +599,17 @@ fn the_html_report_is_one_self_contained_page_that_a_browser_renders() {
         assert!(dom.contains(want), "the rendered page has no {want:?}");
     }
     assert!(
-        dom.matches("<polyline").count() >= 6,
+        dom.matches("<polyline").count() >= 3,
         "the plots lost their lines"
     );
+    // An error bar per plotted point: 3 panels × 3 backends × 4 sizes, each bar's mark a
+    // circle drawn at the bars' own opacity.
+    let bar = format!("opacity=\"{}\"", wasm_ipc::plot::ERROR_BAR_OPACITY);
+    let bars = dom
+        .match_indices("<circle")
+        .filter(|(i, _)| dom[*i..].split('>').next().unwrap().contains(&bar))
+        .count();
+    assert_eq!(bars, 3 * 3 * 4, "error bars");
 }
 
 /// Runs the bundled scenario (5000 messages) on `backend` under `strace -f -c`: per syscall,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
+use wasm_ipc_report::html::{self, esc};
 use wasm_ipc_report::{
     Interval, Report, RunReport, first_wins, human_bytes, human_ns, median_interval, round_ratios,
 };
@@ -1324,60 +1325,80 @@ impl Explained {
             .join("; ")
     }
 
-    /// The rows as HTML, for `--html`.
+    /// The rows as HTML, for `--html`: one row per aspect, its outcome marked.
     pub fn html_table(&self) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-        };
         let mut out = String::from(
-            "<table id=\"explain\" border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\">\
-             <tr><th>aspect</th><th>textbook</th><th>shm</th><th>msg</th><th>measured</th><th>from</th></tr>\n",
+            "<table id=\"explain\" class=\"wrap\"><thead><tr><th>aspect</th><th>textbook</th>\
+             <th>shm</th><th>msg</th><th>measured</th><th>from</th></tr></thead><tbody>\n",
         );
         for row in &self.rows {
-            let mark = row.outcome.mark();
+            let class = match row.outcome {
+                Outcome::Agrees => "agrees",
+                Outcome::Differs => "differs",
+                Outcome::WithinTheNoise => "noise",
+                Outcome::NoClaim => "none",
+            };
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{mark}{}</td><td>{}</td></tr>",
+                "<tr class=\"aspect {class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td><strong>{}</strong>{}</td><td>{}</td></tr>",
                 esc(row.aspect),
                 esc(row.textbook),
                 esc(&row.shm),
                 esc(&row.msg),
+                esc(row.outcome.mark()),
                 esc(&row.verdict),
                 esc(&self.cite(&row.from))
             );
         }
-        out.push_str("</table>\n");
+        out.push_str("</tbody></table>\n");
         out
     }
 
-    /// One self-contained page: the table, then every experiment's JSON.
+    /// One self-contained page in the report's layout: the machine, the table (what the
+    /// measurements say first), then every experiment's JSON, folded.
     pub fn page(&self) -> anyhow::Result<String> {
-        let mut out = String::from(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>wasm-ipc: the textbook's table, measured</title>\n<style>body{font-family:sans-serif;margin:2em}\
-             pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}td{vertical-align:top}</style></head><body>\n\
-             <h1 id=\"title\">Shared memory against message passing, measured</h1>\n",
-        );
+        let mut out = html::opening("wasm-ipc: the textbook's table, measured");
+        out.push_str(&html::machine_line(&self.machine));
+        if self.quick {
+            out.push_str(
+                "<p class=\"meta\">QUICK: small counts, one round: not figures to quote.</p>\n",
+            );
+        }
+        let agree = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome == Outcome::Agrees)
+            .count();
+        let differ = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome == Outcome::Differs)
+            .count();
+        let noise = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome == Outcome::WithinTheNoise)
+            .count();
         let _ = writeln!(
             out,
-            "<p id=\"machine\">{}</p>",
-            self.machine
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect::<Vec<_>>()
-                .join(" · ")
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
+            "<p class=\"meta\" id=\"verdict\">{agree} rows agree with the textbook, {differ} \
+             differ, {noise} within the noise; {} problems.</p>",
+            self.problems.len()
         );
+        out.push_str("<h2>Shared memory against message passing</h2>\n");
         out.push_str(&self.html_table());
-        let json = serde_json::to_string_pretty(self)?
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        let _ = writeln!(out, "<h2>Every run</h2>\n<pre id=\"json\">{json}</pre>");
+        if !self.problems.is_empty() {
+            out.push_str("<h2>Problems</h2>\n<ul id=\"problems\">\n");
+            for p in &self.problems {
+                let _ = writeln!(out, "<li>{}</li>", esc(p));
+            }
+            out.push_str("</ul>\n");
+        }
+        out.push_str(&html::folded_json(
+            "Every experiment and its runs, as JSON",
+            &serde_json::to_string_pretty(self)?,
+        ));
         out.push_str("</body></html>\n");
         Ok(out)
     }

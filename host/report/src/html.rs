@@ -11,16 +11,17 @@ use crate::{Report, RunReport};
 use wasm_ipc_scenario::Scenario;
 
 /// Escapes text for HTML.
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-/// The page's style: readable at 1280 px without horizontal scrolling; figures in tabular
-/// digits; a winner's cell bold with a mark beside it (not colour alone).
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;\
+/// The pages' style (this report's and `compare --explain`'s): readable at 1280 px without
+/// horizontal scrolling; figures in tabular digits; a winner's cell bold with a mark beside it
+/// (not colour alone); a `wrap` table's cells wrap their text.
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;\
 padding:0 1em;color:#111;line-height:1.4}\
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:14px;font-variant-numeric:tabular-nums}\
@@ -29,20 +30,13 @@ th:first-child,td:first-child{text-align:left}thead th{background:#eee}\
 td.win{font-weight:bold;background:#e8f1fb}#verdicts td{text-align:left}\
 td.none{color:#555}p.meta{color:#333;margin:.2em 0}ul{margin:.3em 0}\
 #plots svg{max-width:100%;height:auto}\
+table.wrap td,table.wrap th{white-space:normal;text-align:left;vertical-align:top}\
 details pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}";
 
 /// The page for `report` of `sc`.
 pub fn page(sc: &Scenario, report: &Report) -> anyhow::Result<String> {
-    let mut out = String::new();
     let title = format!("wasm-ipc: {}", sc.name);
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{}</title>\n<style>{STYLE}</style></head><body>\n",
-        esc(&title)
-    );
-    let _ = writeln!(out, "<h1 id=\"title\">{}</h1>", esc(&title));
+    let mut out = opening(&title);
     if let Some(d) = &sc.description {
         let _ = writeln!(out, "<p id=\"description\">{}</p>", esc(d));
     }
@@ -54,30 +48,54 @@ pub fn page(sc: &Scenario, report: &Report) -> anyhow::Result<String> {
         out.push_str(&crate::plot::svg(report)?);
         let _ = writeln!(out, "</div>");
     }
-    let _ = writeln!(
-        out,
-        "<h2>Every run</h2>\n<details id=\"raw\"><summary>The report as JSON ({} runs, \
-         warm-ups included)</summary>\n<pre id=\"json\">{}</pre></details>",
-        report.runs.len(),
-        esc(&serde_json::to_string_pretty(report)?)
-    );
+    out.push_str(&folded_json(
+        &format!(
+            "The report as JSON ({} runs, warm-ups included)",
+            report.runs.len()
+        ),
+        &serde_json::to_string_pretty(report)?,
+    ));
     out.push_str("</body></html>\n");
     Ok(out)
 }
 
+/// A page's opening up to and including its `<h1 id="title">`.
+pub fn opening(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{t}</title>\n<style>{STYLE}</style></head><body>\n<h1 id=\"title\">{t}</h1>\n",
+        t = esc(title)
+    )
+}
+
+/// The machine in one line, `<p id="machine">` (empty when it is not known).
+pub fn machine_line(machine: &BTreeMap<String, String>) -> String {
+    if machine.is_empty() {
+        return String::new();
+    }
+    let m = |k: &str| machine.get(k).map_or("?", String::as_str);
+    format!(
+        "<p class=\"meta\" id=\"machine\">Machine: {}, {} cores, Linux {} (clock {})</p>\n",
+        esc(m("cpu")),
+        esc(m("cores")),
+        esc(m("kernel")),
+        esc(m("clocksource"))
+    )
+}
+
+/// Text folded in a `<details id="raw">`, `<pre id="json">` inside.
+pub fn folded_json(summary: &str, json: &str) -> String {
+    format!(
+        "<h2>Every run</h2>\n<details id=\"raw\"><summary>{}</summary>\n<pre id=\"json\">{}</pre></details>\n",
+        esc(summary),
+        esc(json)
+    )
+}
+
 /// The machine, the plan, and whether every run was ok with equal digests.
 fn head(report: &Report, out: &mut String) {
-    let m = |k: &str| report.machine.get(k).map_or("?", String::as_str);
-    if !report.machine.is_empty() {
-        let _ = writeln!(
-            out,
-            "<p class=\"meta\" id=\"machine\">Machine: {}, {} cores, Linux {} (clock {})</p>",
-            esc(m("cpu")),
-            esc(m("cores")),
-            esc(m("kernel")),
-            esc(m("clocksource"))
-        );
-    }
+    out.push_str(&machine_line(&report.machine));
     if let Some(plan) = &report.plan {
         let _ = writeln!(out, "<p class=\"meta\" id=\"plan\">Plan: {}</p>", esc(plan));
     }

@@ -1,7 +1,10 @@
 //! `--plot FILE.svg`: throughput, hand-off p99 and CPU per message against the swept value,
 //! one series per backend (and per value of any other axis), drawn with `plotters`' SVG
-//! backend (text as SVG `<text>`, no fonts needed). Log axes where every value is a positive
-//! number spanning more than a factor of 10.
+//! backend (text as SVG `<text>`, no fonts needed). Each point is the median over the rounds
+//! with its 95 % interval as an error bar (drawn at opacity [`ERROR_BAR_OPACITY`], three lines
+//! each, so a reader of the SVG can count them). Series differ in colour (Okabe and Ito's
+//! colour-blind-safe palette), marker and dash, so none depends on colour alone. Log axes where
+//! every value is a positive number spanning more than a factor of 10.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +12,24 @@ use std::path::Path;
 use anyhow::Context;
 use plotters::prelude::*;
 
-use crate::{Report, RunReport, cpu_per_message_ns};
+use crate::{Report, RunReport, cpu_per_message_ns, median_interval};
+
+/// The opacity of the error bars' lines (and only theirs).
+pub const ERROR_BAR_OPACITY: f64 = 0.85;
+
+/// Okabe and Ito's palette, without its yellow (too faint on white): told apart by people
+/// with any common colour-vision deficiency.
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0x00, 0x72, 0xB2), // blue
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion
+    RGBColor(0x00, 0x9E, 0x73), // bluish green
+    RGBColor(0xCC, 0x79, 0xA7), // reddish purple
+    RGBColor(0xE6, 0x9F, 0x00), // orange
+    RGBColor(0x00, 0x00, 0x00), // black
+];
+
+/// A plotted point: x, the median, and its interval's low and high ends.
+type Point = (f64, f64, f64, f64);
 
 /// One figure to draw.
 struct Panel {
@@ -94,7 +114,7 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
             None => points.push((i, vec![r])),
         }
     }
-    let root = SVGBackend::with_string(out, (800, 900)).into_drawing_area();
+    let root = SVGBackend::with_string(out, (900, 1200)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((PANELS.len(), 1));
     let (xmin, xmax) = (
@@ -103,14 +123,15 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
     );
     let log_x = numeric.is_some() && xmin > 0.0 && xmax / xmin > 10.0;
     for (panel, area) in PANELS.iter().zip(&panels) {
-        let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        // Per series, its points: (x, median, lo, hi) over the ok rounds.
+        let mut lines: Vec<(String, Vec<Point>)> = Vec::new();
         for (name, points) in &series {
-            let mut line: Vec<(f64, f64)> = points
+            let mut line: Vec<Point> = points
                 .iter()
-                .map(|(i, runs)| {
-                    let mut v: Vec<f64> = runs.iter().map(|r| (panel.get)(r)).collect();
-                    v.sort_by(f64::total_cmp);
-                    (xs[*i], v[v.len() / 2])
+                .filter_map(|(i, runs)| {
+                    let v: Vec<f64> = runs.iter().map(|r| (panel.get)(r)).collect();
+                    let m = median_interval(&v)?;
+                    Some((xs[*i], m.median, m.lo, m.hi))
                 })
                 .collect();
             line.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -118,7 +139,7 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
         }
         let ys: Vec<f64> = lines
             .iter()
-            .flat_map(|(_, l)| l.iter().map(|p| p.1))
+            .flat_map(|(_, l)| l.iter().flat_map(|p| [p.2, p.3]))
             .collect();
         let ymin = ys.iter().copied().fold(f64::INFINITY, f64::min).max(1e-9);
         let ymax = ys
@@ -130,10 +151,10 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
         let caption = format!("{} ({}) against {axis}", panel.title, panel.unit);
         let mut builder = ChartBuilder::on(area);
         builder
-            .caption(caption, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(70);
+            .caption(caption, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(80);
         let (x0, x1) = if log_x {
             (xmin / 1.5, xmax * 1.5)
         } else {
@@ -163,18 +184,52 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
                     .y_desc(panel.unit)
                     .x_labels(8)
                     .y_labels(6)
+                    .label_style(("sans-serif", 15))
+                    .axis_desc_style(("sans-serif", 16))
                     .x_label_formatter(&x_fmt)
                     .y_label_formatter(&|y| human(*y))
                     .draw()?;
                 for (k, (name, line)) in lines.iter().enumerate() {
-                    let color = Palette99::pick(k).to_rgba();
-                    chart
-                        .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
-                        .label(name.as_str())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                        });
-                    chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                    let color = PALETTE[k % PALETTE.len()];
+                    let style = color.stroke_width(2);
+                    let mids = line.iter().map(|p| (p.0, p.1));
+                    // The dash tells series apart where colours do not: solid, dashed, dotted.
+                    let series = match k % 3 {
+                        0 => chart.draw_series(LineSeries::new(mids, style))?,
+                        1 => chart.draw_series(DashedLineSeries::new(mids, 10, 6, style))?,
+                        _ => chart.draw_series(DashedLineSeries::new(mids, 3, 4, style))?,
+                    };
+                    series.label(name.as_str()).legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(-8, 0), (16, 0)], style)
+                            + Polygon::new(marker_outline(k, (4, 0)), color.filled())
+                    });
+                    let bar = color.mix(ERROR_BAR_OPACITY).stroke_width(1);
+                    chart.draw_series(
+                        line.iter()
+                            .map(|p| ErrorBar::new_vertical(p.0, p.2, p.1, p.3, bar, 10)),
+                    )?;
+                    let at = |p: &Point| EmptyElement::at((p.0, p.1));
+                    let filled = color.filled();
+                    match k % 4 {
+                        0 => chart.draw_series(
+                            line.iter().map(|p| at(p) + Circle::new((0, 0), 5, filled)),
+                        )?,
+                        1 => chart.draw_series(
+                            line.iter()
+                                .map(|p| at(p) + TriangleMarker::new((0, 0), 6, filled)),
+                        )?,
+                        2 => chart.draw_series(
+                            line.iter()
+                                .map(|p| at(p) + Rectangle::new([(-5, -5), (5, 5)], filled)),
+                        )?,
+                        _ => {
+                            chart
+                                .draw_series(line.iter().map(|p| {
+                                    at(p) + Cross::new((0, 0), 5, color.stroke_width(2))
+                                }))?
+                        }
+                    };
                 }
                 chart
                     .configure_series_labels()
@@ -199,6 +254,40 @@ fn draw(report: &Report, out: &mut String) -> anyhow::Result<()> {
     drop(panels);
     drop(root);
     Ok(())
+}
+
+/// The outline of series `k`'s marker centred on `at` (pixels), for its legend entry: an
+/// octagon for the circle, the triangle, the square, a plus for the cross.
+fn marker_outline(k: usize, at: (i32, i32)) -> Vec<(i32, i32)> {
+    let shape: &[(i32, i32)] = match k % 4 {
+        0 => &[
+            (-2, -5),
+            (2, -5),
+            (5, -2),
+            (5, 2),
+            (2, 5),
+            (-2, 5),
+            (-5, 2),
+            (-5, -2),
+        ],
+        1 => &[(0, -6), (6, 5), (-6, 5)],
+        2 => &[(-5, -5), (5, -5), (5, 5), (-5, 5)],
+        _ => &[
+            (-1, -5),
+            (1, -5),
+            (1, -1),
+            (5, -1),
+            (5, 1),
+            (1, 1),
+            (1, 5),
+            (-1, 5),
+            (-1, 1),
+            (-5, 1),
+            (-5, -1),
+            (-1, -1),
+        ],
+    };
+    shape.iter().map(|(x, y)| (at.0 + x, at.1 + y)).collect()
 }
 
 /// Whether the x labels are the numbers themselves (numeric axis).
