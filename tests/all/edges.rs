@@ -68,7 +68,10 @@ const ROWS: &[Row] = &[
         run: "",
         producers: 1,
         shm: Runs,
-        msg: Runs,
+        msg: Refused {
+            key: "channel[0].slot_size",
+            says: &["net.core.wmem_max", "sysctl -w net.core.wmem_max=N"],
+        },
     },
     Row {
         what: "capacity one over the maximum",
@@ -97,7 +100,10 @@ const ROWS: &[Row] = &[
                 "lower channel[0].slot_size or channel[0].capacity",
             ],
         },
-        msg: Runs,
+        msg: Refused {
+            key: "channel[0].slot_size",
+            says: &["net.core.wmem_max", "sysctl -w net.core.wmem_max=N"],
+        },
     },
     Row {
         what: "16 MiB × 200: a 3.1 GiB ring",
@@ -108,7 +114,10 @@ const ROWS: &[Row] = &[
             key: "channel[0].slot_size",
             says: &["3.1 GiB (3355508736 B)", "32-bit", "2130706432 B"],
         },
-        msg: Runs,
+        msg: Refused {
+            key: "channel[0].slot_size",
+            says: &["net.core.wmem_max", "sysctl -w net.core.wmem_max=N"],
+        },
     },
     Row {
         what: "fan-in: four 512 MiB rings in one consumer's window",
@@ -123,7 +132,10 @@ const ROWS: &[Row] = &[
                 "the producers in `from`",
             ],
         },
-        msg: Runs,
+        msg: Refused {
+            key: "channel[0].slot_size",
+            says: &["net.core.wmem_max", "sysctl -w net.core.wmem_max=N"],
+        },
     },
     Row {
         what: "a relay whose two windows fit alone but not together",
@@ -134,7 +146,10 @@ const ROWS: &[Row] = &[
             key: "channel[0].slot_size",
             says: &["plugin `relay`'s windows would need", "together"],
         },
-        msg: Runs,
+        msg: Refused {
+            key: "channel[0].slot_size",
+            says: &["net.core.wmem_max", "sysctl -w net.core.wmem_max=N"],
+        },
     },
     Row {
         what: "largest repeat",

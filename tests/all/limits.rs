@@ -106,8 +106,8 @@ memory = "16MiB"
 [[channel]]
 from = "p.out"
 to = "c.in"
-slot_size = "64MiB"
-capacity = 4
+slot_size = "256MiB"
+capacity = 1
 "#,
     );
     let out = wasm_ipc(&["compare", "--quick", "--json", sc.to_str().unwrap()]);

@@ -866,7 +866,7 @@ fn native(
             )
         }
         Shape::Throughput => {
-            let a = imp.plan(&channel(0, 0, 1, 16), &mut fds)?;
+            let a = imp.plan(&channel(0, 0, 1, throughput_capacity(size)), &mut fds)?;
             (
                 [
                     PeerSpec {
@@ -984,12 +984,14 @@ config = {{ seed = 1, expect = {count}, check = "none" }}
 from = "producer.out"
 to = "consumer.in"
 slot_size = {size}
+capacity = {capacity}
 [run]
 verify = "full"
 timeout = "300s"
 "#,
                 p("producer"),
-                p("consumer")
+                p("consumer"),
+                capacity = throughput_capacity(size),
             ),
         };
         if let Some([a, b]) = across {
@@ -1651,6 +1653,26 @@ pub fn machine() -> BTreeMap<String, String> {
     );
     m.insert("wasm-ipc".into(), env!("CARGO_PKG_VERSION").into());
     m
+}
+
+/// The throughput shape's capacity at `size`: 16 (iceoryx2's subscriber buffer), or less where
+/// `msg`'s sockets cannot hold 16 unread messages of that size under this machine's
+/// `net.core.wmem_max` (7 at 1 MiB by default) — then every contender of ours runs the smaller
+/// window, so that `capacity` means the same on each.
+fn throughput_capacity(size: u64) -> u32 {
+    let msg = backend::of(BackendKind::Msg);
+    (1..=16u32)
+        .rev()
+        .find(|&capacity| {
+            msg.refuse(&backend::ChannelShape {
+                producers: 1,
+                consumers: 1,
+                slot_size: size,
+                capacity: u64::from(capacity),
+            })
+            .is_none()
+        })
+        .unwrap_or(1)
 }
 
 /// `benches/results/<date>-<host>/`: raw.json (every sample), table.txt, machine.txt.

@@ -180,6 +180,10 @@ pub fn check(
         let c = lane.channel;
         let ch = &sc.channels[c];
         let (line, key) = channel_key(ch, c);
+        let b = crate::backend::resolve(backend, lane.on_one_host(sc));
+        if let Some(why) = backend::of(b).refuse(&shape(lane)) {
+            return Err(error(sc, line, key, format!("on {}, {why}", b.name())));
+        }
         for (window, who) in [
             (cost.producer_window, "a producer"),
             (cost.consumer_window, "a consumer"),

@@ -77,6 +77,13 @@ pub trait Backend: Sync + Debug {
     /// What a channel of this shape will cost on this backend, computed before anything is
     /// created (`check` refuses what cannot work from these figures; `plan` makes the same).
     fn cost(&self, shape: &ChannelShape) -> ChannelCost;
+    /// Why a channel of this shape cannot work on this machine, if a kernel limit forbids it
+    /// (the message names the number it needs, the limit and the setting that raises it):
+    /// `check` refuses the scenario rather than run a channel that would hold fewer messages
+    /// than its `capacity`. None by default.
+    fn refuse(&self, _shape: &ChannelShape) -> Option<String> {
+        None
+    }
     /// Creates the resources of one channel.
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan>;
     /// Opens an output port whose window is `window`, taking its fds from `fds`.

@@ -29,6 +29,60 @@ use super::{
 use crate::scenario::{BackendKind, WaitMode};
 use crate::sys::{self, CopyMeter, Readiness, Window};
 
+/// What the kernel charges a Unix stream socket's send buffer for one queued frame of
+/// `frame` bytes, as an upper bound (measured on Linux 6.18 by filling a socket nobody reads:
+/// 768 B for a frame of 24 B or 80 B, 4.9 KiB for 4 KiB + 16 B, 66.6–67.1 KiB for 64 KiB +
+/// 16 B — 125 fit in 8 MiB, 126 do not — and 1.05–1.2 MiB for 1 MiB + 16 B — 7 fit, 8 do not):
+/// - a frame up to `MAX_HEAD` is one `kmalloc` rounded up to a power of two (its
+///   `skb_shared_info` inside) plus the `sk_buff`;
+/// - a larger one goes to whole pages beyond a small head, one skb per 64 KiB or so, each
+///   with its own `sk_buff` and head.
+///
+/// A 64 B message is charged nine times its size: a buffer sized from the payload alone held
+/// 6 such messages at `capacity = 8`, and 14 at 64.
+pub fn frame_charge(frame: u64) -> u64 {
+    /// The most a stream skb's linear part takes before the rest goes to pages
+    /// (`SKB_MAX_HEAD(0)` on 4 KiB pages).
+    const MAX_HEAD: u64 = 3776;
+    /// `skb_shared_info`, which shares the linear part's allocation.
+    const SHARED_INFO: u64 = 320;
+    /// The `sk_buff` itself, with slack.
+    const SKB: u64 = 768;
+    /// The page data one skb carries, at most (17 fragments of 4 KiB, rounded down).
+    const SKB_DATA: u64 = 65536;
+    const PAGE: u64 = 4096;
+    let linear = |bytes: u64| (bytes + SHARED_INFO).next_power_of_two() + SKB;
+    if frame <= MAX_HEAD {
+        linear(frame)
+    } else if frame <= SKB_DATA + MAX_HEAD {
+        // One skb: whole pages for all but a small head.
+        let paged = (frame - MAX_HEAD).div_ceil(PAGE) * PAGE;
+        paged + linear(frame.saturating_sub(paged))
+    } else {
+        // Several skbs, each with a head of up to a page.
+        frame.div_ceil(PAGE) * PAGE + frame.div_ceil(SKB_DATA) * (PAGE + SKB)
+    }
+}
+
+/// The send buffer one link needs so that `capacity` frames of `slot` bytes of payload sit
+/// unread: the sum of their charges. The sender asks for this much (`SO_SNDBUF`; the kernel
+/// doubles what it is given, as room for its own accounting, and caps the request at
+/// `net.core.wmem_max`).
+pub fn link_buffer(slot: u64, capacity: u64) -> u64 {
+    capacity.saturating_mul(frame_charge(slot + HEADER_LEN as u64))
+}
+
+/// `net.core.wmem_max`: the most `SO_SNDBUF` may ask for (the kernel grants twice it). Root
+/// could exceed it with `SO_SNDBUFFORCE`; the backend does not, so that a scenario runs alike
+/// for every user.
+fn wmem_max() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// How long a blocked call sleeps in `poll` before it looks at the deadline again.
 const POLL_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -75,6 +129,36 @@ impl Backend for Msg {
             // Both ends of every link until the workers are started.
             supervisor_fds: links.saturating_mul(2),
         }
+    }
+
+    /// `capacity` frames must sit unread in a link's socket; the kernel grants a socket at
+    /// most twice `net.core.wmem_max`. Capacity 1 is always admitted: a frame larger than the
+    /// buffer streams through it, its `publish` returning once the consumer has taken all but
+    /// a buffer's worth.
+    fn refuse(&self, shape: &super::ChannelShape) -> Option<String> {
+        let need = link_buffer(shape.slot_size, shape.capacity);
+        let max = wmem_max()?;
+        let grant = max.saturating_mul(2);
+        let fit = grant / frame_charge(shape.slot_size + HEADER_LEN as u64);
+        (shape.capacity > 1 && need > grant).then(|| {
+            let fits = match fit {
+                0 => "not one such frame fits (at capacity 1 each frame streams through the \
+                      socket)"
+                    .to_string(),
+                n => format!("at most {n} such frames fit"),
+            };
+            format!(
+                "each link's socket must hold `capacity` = {} unread frames of {} B, which the \
+                 kernel charges {need} B with its per-message overhead, but it grants a socket \
+                 at most {grant} B, twice net.core.wmem_max = {max}: {fits}; lower capacity \
+                 to {} or slot_size, or raise net.core.wmem_max to at least {} (sysctl -w \
+                 net.core.wmem_max=N)",
+                shape.capacity,
+                shape.slot_size + HEADER_LEN as u64,
+                fit.max(1),
+                need.div_ceil(2)
+            )
+        })
     }
 
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
@@ -263,8 +347,10 @@ impl std::fmt::Debug for MsgSender {
 impl MsgSender {
     fn new(spec: &PortSpec, fds: Vec<OwnedFd>) -> anyhow::Result<MsgSender> {
         anyhow::ensure!(spec.capacity > 0, "port `{}`: capacity 0", spec.name);
-        // The kernel caps the buffer far below 1 GiB anyway; the cap keeps the request an int.
-        let want = ((spec.slot_size as usize + HEADER_LEN) * spec.capacity as usize).min(1 << 30);
+        // Room for `capacity` unread frames as the kernel charges them (`check` refused what
+        // the kernel cannot grant); the cap keeps the request an int.
+        let want = link_buffer(u64::from(spec.slot_size), u64::from(spec.capacity)).min(1 << 30);
+        let want = usize::try_from(want).unwrap_or(1 << 30);
         for fd in &fds {
             sys::set_send_buffer(fd.as_fd(), want);
         }
