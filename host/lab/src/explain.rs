@@ -508,7 +508,7 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
 }
 
 /// The memory row's aspect: a row that reports and claims nothing.
-const MEMORY: &str = "memory (peak RSS of both workers, 4 MiB frames)";
+const MEMORY: &str = "memory (peak RSS of both workers, 2 MiB frames)";
 
 /// Reads figures off the experiments' runs.
 struct Table<'a> {
@@ -809,7 +809,7 @@ impl Table<'_> {
 
     fn throughput_large(&self) -> Row {
         self.figure_row(
-            "throughput, large messages (4 MiB)",
+            "throughput, large messages (2 MiB)",
             "shared memory is faster, the more so the larger the message (copying grows with size)",
             "large",
             |r| r.bytes_per_s,
