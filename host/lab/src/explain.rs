@@ -489,7 +489,7 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
         t.crosses_machines(),
     ];
     for row in &mut rows {
-        if row.outcome != Outcome::WithinTheNoise && row.aspect != MEMORY {
+        if row.outcome != Outcome::WithinTheNoise {
             row.outcome = match row.agrees {
                 Some(true) => Outcome::Agrees,
                 Some(false) => Outcome::Differs,
