@@ -311,3 +311,88 @@ timeout = "120s"
         }
     }
 }
+
+/// Processes that spin on every CPU beside a run with more plugins than CPUs: `adaptive`'s
+/// yields hand the CPU to them, not to the peer, so each port notices (`yields_lost`) and
+/// sleeps at once instead of yielding on every wait. Without that back-off a port yields on
+/// nearly every wait of the run (tens of thousands of `sched_yields`, each a lost time
+/// slice); with it, only until the first loss.
+#[test]
+fn adaptive_waiting_stops_yielding_when_other_processes_hold_the_cpus() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // One producer and `cpus` consumers: more plugins than CPUs, so `adaptive` yields.
+    let sc = util::scenario(
+        dir.path(),
+        "busy.toml",
+        &format!(
+            r#"
+name = "busy"
+[[plugin]]
+name = "p"
+wasm = "{{wasm:producer}}"
+config = {{ count = 20000, size = 1000 }}
+[[plugin]]
+name = "c"
+instances = {cpus}
+wasm = "{{wasm:consumer}}"
+config = {{ expect = 20000 }}
+[[channel]]
+from = "p.out"
+to = "c[*].in"
+slot_size = 1000
+capacity = 4
+[run]
+backends = ["shm"]
+wait = "adaptive"
+timeout = "120s"
+"#
+        ),
+    );
+    // One spinning process per CPU, killed when the test ends, pass or fail.
+    struct Spinners(Vec<std::process::Child>);
+    impl Drop for Spinners {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let _spinners = Spinners(
+        (0..cpus)
+            .map(|_| {
+                std::process::Command::new("sh")
+                    // Bounded in count too (minutes of work), should the kill be missed.
+                    .args(["-c", "i=0; while [ $i -lt 300000000 ]; do i=$((i+1)); done"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let out = wasm_ipc(&["run", "--json", sc.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let run = &report(&out)["runs"][0];
+    assert_eq!(run["ok"], true);
+    let sum = |name: &str| -> u64 {
+        run["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["counters"][name].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let (lost, yields) = (sum("yields_lost"), sum("sched_yields"));
+    assert!(
+        lost >= 1,
+        "no yield was lost beside {cpus} spinning processes: {run}"
+    );
+    // Each port yields until its first loss, then sleeps for 16384 waits: a few hundred yields
+    // at most, against one per wait (tens of thousands) without the back-off.
+    assert!(
+        yields <= 2000,
+        "{yields} sched_yields for {} messages: the ports kept yielding",
+        run["messages"]
+    );
+}

@@ -43,6 +43,15 @@ const LINE: usize = 64;
 /// Longest sleep before the stop signal and deadline are checked again.
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
+/// A `sched_yield` that kept this process off the CPU longer than this handed it to someone
+/// other than the peer (a busy machine: other processes were runnable); yielding then costs a
+/// whole time slice per call, so the port stops spinning for [`SPIN_BACKOFF_WAITS`] waits and
+/// sleeps on its futex at once, as `msg` sleeps in `poll`.
+const YIELD_LOST: Duration = Duration::from_micros(100);
+
+/// Waits a port sleeps at once after a yield was lost, before it tries spinning again.
+const SPIN_BACKOFF_WAITS: u32 = 16384;
+
 /// How a blocked call waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Wait {
@@ -451,11 +460,16 @@ fn wait_until<T>(
     if let Some(v) = ready() {
         return Ok(v);
     }
-    let (spin_for, yield_) = match wait {
+    let (mut spin_for, yield_) = match wait {
         Wait::Adaptive { spin_ns, yield_ } => (Duration::from_nanos(spin_ns), yield_),
         Wait::Spin => (Duration::MAX, false),
         Wait::Futex => (Duration::ZERO, false),
     };
+    if stats.spin_backoff > 0 {
+        // A recent yield was lost to another process: sleep at once for a while.
+        stats.spin_backoff -= 1;
+        spin_for = Duration::ZERO;
+    }
     let started = Instant::now();
     let mut spins: u32 = 0;
     while started.elapsed() < spin_for {
@@ -467,7 +481,13 @@ fn wait_until<T>(
         }
         if yield_ {
             stats.sched_yields += 1;
+            let before = Instant::now();
             sys::yield_now();
+            if before.elapsed() > YIELD_LOST {
+                stats.yields_lost += 1;
+                stats.spin_backoff = SPIN_BACKOFF_WAITS;
+                break;
+            }
         }
         spins = spins.wrapping_add(1);
         if spins.is_multiple_of(1024) && (stop.reason().is_some() || stop.remaining().is_zero()) {
@@ -515,6 +535,11 @@ struct WaitStats {
     wakeups: u64,
     /// Sleeps that ended by timeout with data present.
     lost_wakeups: u64,
+    /// Yields that kept this process off the CPU longer than [`YIELD_LOST`] (the machine
+    /// was busy with other processes); each stops the spinning for a while.
+    yields_lost: u64,
+    /// Waits left that sleep at once, after a lost yield.
+    spin_backoff: u32,
 }
 
 impl WaitStats {
@@ -525,6 +550,7 @@ impl WaitStats {
             ("sched_yields", self.sched_yields),
             ("wakeups", self.wakeups),
             ("lost_wakeups", self.lost_wakeups),
+            ("yields_lost", self.yields_lost),
         ])
     }
 }
