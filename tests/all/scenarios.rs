@@ -573,17 +573,9 @@ fn the_html_report_is_one_self_contained_page_that_a_browser_renders() {
     }
     let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
     assert!(!without_ns.contains("http"), "the page names a web address");
-    let dom = std::process::Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium (Debian) loads the page headless; scripts/setup.sh installs it");
-    assert!(
-        dom.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    // Rendered by the page tests' Chromium (no background networking), and it fits 1280 px.
+    let dom = crate::page::rendered(&page, dir.path());
+    crate::page::assert_fits(&dom);
     for want in [
         "id=\"title\">wasm-ipc: sweep-size</h1>",
         "id=\"plots\"",
