@@ -618,13 +618,7 @@ impl Table<'_> {
                         )
                     }
                     Some(shm_wins) => {
-                        // The winner's advantage: the ratio itself when the winner's figure
-                        // is on top of it.
-                        let (by, lo, hi) = if shm_wins == more_is_better {
-                            (r.median, r.lo, r.hi)
-                        } else {
-                            (1.0 / r.median, 1.0 / r.hi, 1.0 / r.lo)
-                        };
+                        let (by, lo, hi) = r.advantage(shm_wins, more_is_better);
                         let who = if shm_wins { "shm" } else { "msg" };
                         (
                             format!(

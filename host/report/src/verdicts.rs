@@ -113,6 +113,20 @@ pub fn first_wins(ratio: &Interval, more_is_better: bool) -> Option<bool> {
     }
 }
 
+impl Interval {
+    /// The winner's advantage from a ratio a / b: median, low and high end, as the factor by
+    /// which the winner leads (its throughput over the loser's, the loser's latency or CPU
+    /// over its own). That is the ratio itself when the winner's figure is on top of it, its
+    /// inverse otherwise.
+    pub fn advantage(&self, first_wins: bool, more_is_better: bool) -> (f64, f64, f64) {
+        if first_wins == more_is_better {
+            (self.median, self.lo, self.hi)
+        } else {
+            (1.0 / self.median, 1.0 / self.hi, 1.0 / self.lo)
+        }
+    }
+}
+
 /// The ratios a / b of `f` over `runs`, one per round in which both backends have a measured
 /// ok run and the figure is above zero on both (the caller picks the runs of one sweep point).
 pub fn round_ratios<'a>(
@@ -155,13 +169,7 @@ fn verdict_line(v: &Verdict, more_is_better: bool) -> String {
     match &v.winner {
         Some(w) => {
             let a_wins = *w == v.a;
-            // The advantage is the ratio itself when the winner's figure is on top of it.
-            let direct = a_wins == more_is_better;
-            let (by, lo, hi) = if direct {
-                (r.median, r.lo, r.hi)
-            } else {
-                (1.0 / r.median, 1.0 / r.hi, 1.0 / r.lo)
-            };
+            let (by, lo, hi) = r.advantage(a_wins, more_is_better);
             let loser = if a_wins { &v.b } else { &v.a };
             format!(
                 "verdict, {}{label}: {w} wins, {by:.2}× {loser} ({lo:.2}–{hi:.2}, {} {rounds}{span})",
