@@ -109,6 +109,10 @@ pub enum Cmd {
         /// A file holding the agents' token (with --across; else WASM_IPC_TOKEN).
         #[arg(long, requires = "across")]
         token_file: Option<PathBuf>,
+        /// Run only these parts: ping-pong, throughput (one producer → one consumer), fan
+        /// (fan-out 1→2 and 1→4, fan-in 2→1 and 4→1); all by default.
+        #[arg(long, value_delimiter = ',', value_name = "PART")]
+        only: Option<Vec<String>>,
     },
     /// Print a generated page of the book's reference (cli, scenario-keys, report-fields);
     /// for `docs/src/reference/` and its test.

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             iceoryx2,
             across,
             token_file,
+            only,
         } => commands::bench::run(commands::bench::Args {
             rounds,
             load,
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
             iceoryx2,
             across,
             token_file,
+            only,
         }),
         Cmd::Agent {
             listen,

@@ -36,6 +36,9 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "1.0 MiB",
         "wasm-shm / native-shm, messages/s",
         "with --load 1, shm ≥ msg at 64 B",
+        "fan-out and fan-in: deliveries per second",
+        "with --load 1, shm ≥ msg on fan-out 1→2 at 64 B",
+        "with --load 1, shm ≥ msg on fan-in 4→1 at 64.0 KiB",
         "[not measured] ping-pong one-way p50 at 64 B on shm ≤ 0.8 × iceoryx2",
         "a whole `wasm-ipc run`",
     ] {
@@ -56,11 +59,34 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     let raw: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("raw.json")).unwrap()).unwrap();
     let samples = raw["samples"].as_array().unwrap();
-    // 2 rounds × (2 references + 5 ping-pong + 4 sizes × 5 throughput), then 3 one-off rows.
-    assert_eq!(samples.len(), 2 * (2 + 5 + 20) + 3, "{raw}");
-    for s in samples.iter().filter(|s| s["pattern"] == "throughput") {
+    // 2 rounds × (2 references + 5 ping-pong + 4 sizes × 5 throughput + 4 fan shapes × 3 sizes
+    // × 5 contenders), then 3 one-off rows.
+    assert_eq!(samples.len(), 2 * (2 + 5 + 20 + 60) + 3, "{raw}");
+    let flows = samples.iter().filter(|s| {
+        s["pattern"] == "throughput" || s["pattern"].as_str().unwrap().starts_with("fan-")
+    });
+    for s in flows {
         assert!(s["msgs_per_s"].as_f64().unwrap() > 0.0, "{s}");
         assert!(s["cpu_ns_per_msg"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    // A fan row counts deliveries: every consumer counts each message (quick: 16 messages of
+    // 64 KiB per producer), the same on the native floor and the plugins.
+    for c in [
+        "native-shm",
+        "wasm-shm",
+        "native-msg",
+        "wasm-msg",
+        "wasm-zenoh",
+    ] {
+        let count = |pattern: &str| {
+            samples
+                .iter()
+                .find(|s| s["contender"] == c && s["pattern"] == pattern && s["size"] == 65536)
+                .map(|s| s["count"].as_u64().unwrap())
+        };
+        assert_eq!(count("fan-out 1→4"), Some(4 * 16), "{c}");
+        assert_eq!(count("fan-in 4→1"), Some(4 * 16), "{c}");
+        assert_eq!(count("fan-out 1→2"), Some(2 * 16), "{c}");
     }
     for s in samples.iter().filter(|s| s["pattern"] == "ping-pong") {
         let (p50, p99) = (
@@ -85,4 +111,42 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         })
         .count();
     assert_eq!(spinners, 0);
+}
+
+#[test]
+fn bench_only_runs_the_parts_it_is_given_and_names_the_parts_it_knows() {
+    let _g = heavy();
+    util::plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let out = util::wasm_ipc(&[
+        "bench",
+        "--quick",
+        "--rounds",
+        "1",
+        "--only",
+        "ping-pong",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--iceoryx2",
+        "/nonexistent/iceoryx2-bench",
+    ]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("ping-pong, 64 B"), "{table}");
+    for absent in ["throughput, one producer", "fan-out and fan-in"] {
+        assert!(!table.contains(absent), "{absent:?} in:\n{table}");
+    }
+    let out = util::wasm_ipc(&[
+        "bench",
+        "--only",
+        "fan,pong",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = util::stderr(&out);
+    assert!(
+        err.contains("no part \"pong\"") && err.contains("ping-pong, throughput, fan"),
+        "{err}"
+    );
 }

@@ -67,6 +67,55 @@ pub struct Options {
     pub across: Option<[String; 2]>,
     /// Where the agents' token is read (with `across`); `None`: `WASM_IPC_TOKEN`.
     pub token_file: Option<PathBuf>,
+    /// Which parts run (`--only`).
+    pub parts: Parts,
+}
+
+/// The parts of a bench run (`--only ping-pong,throughput,fan`); all by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// The 64 B ping-pong.
+    pub ping_pong: bool,
+    /// One producer → one consumer at every size.
+    pub throughput: bool,
+    /// Fan-out 1→2 and 1→4, fan-in 2→1 and 4→1, at 64 B, 4 KiB and 64 KiB.
+    pub fan: bool,
+}
+
+impl Default for Parts {
+    fn default() -> Parts {
+        Parts {
+            ping_pong: true,
+            throughput: true,
+            fan: true,
+        }
+    }
+}
+
+impl Parts {
+    /// The names `--only` takes.
+    pub const NAMES: [&str; 3] = ["ping-pong", "throughput", "fan"];
+
+    /// Only the named parts; an unknown name is an error that lists the known ones.
+    pub fn only<S: AsRef<str>>(names: &[S]) -> anyhow::Result<Parts> {
+        let mut parts = Parts {
+            ping_pong: false,
+            throughput: false,
+            fan: false,
+        };
+        for name in names {
+            match name.as_ref() {
+                "ping-pong" => parts.ping_pong = true,
+                "throughput" => parts.throughput = true,
+                "fan" => parts.fan = true,
+                other => bail!(
+                    "--only: no part {other:?} (parts: {})",
+                    Parts::NAMES.join(", ")
+                ),
+            }
+        }
+        Ok(parts)
+    }
 }
 
 /// One contender's figures in one round.
@@ -142,6 +191,25 @@ pub struct Results {
 /// Message sizes of the throughput rows.
 const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];
 
+/// The fan shapes: (pattern, producers, consumers). Fan-out broadcasts (every consumer gets
+/// every message), fan-in merges (one link per producer).
+const FANS: [(&str, usize, usize); 4] = [
+    ("fan-out 1→2", 1, 2),
+    ("fan-out 1→4", 1, 4),
+    ("fan-in 2→1", 2, 1),
+    ("fan-in 4→1", 4, 1),
+];
+
+/// Message sizes of the fan rows.
+const FAN_SIZES: [u64; 3] = [64, 4096, 65536];
+
+/// The pattern name of a shape with this many producers and consumers (`throughput`: 1→1).
+fn fan_pattern(producers: usize, consumers: usize) -> &'static str {
+    FANS.iter()
+        .find(|f| f.1 == producers && f.2 == consumers)
+        .map_or("throughput", |f| f.0)
+}
+
 /// Runs the benchmark; prints progress to stderr; returns the results (also saved).
 pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
     let rounds = opts.rounds.max(1);
@@ -177,97 +245,49 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
         })
         .collect();
     let load = Load::start(exe, opts.load)?;
-    let mut samples = Vec::new();
-    let tag = format!("bench{}", std::process::id());
-    let mut session_cache: BTreeMap<String, Matrix> = BTreeMap::new();
-    let wasm_session = session_options(exe, "bench", opts.token_file.as_deref());
+    let mut rig = Rig {
+        opts,
+        exe,
+        plugins,
+        iceoryx2,
+        session: session_options(exe, "bench", opts.token_file.as_deref()),
+        matrices: BTreeMap::new(),
+        tag: format!("bench{}", std::process::id()),
+        samples: Vec::new(),
+    };
     for round in 0..rounds {
         eprintln!("wasm-ipc bench: round {} of {rounds}", round + 1);
-        samples.push(memcpy(round, if opts.quick { 8 << 20 } else { 64 << 20 }));
-        samples.push(cache_line(
+        rig.samples
+            .push(memcpy(round, if opts.quick { 8 << 20 } else { 64 << 20 }));
+        rig.samples.push(cache_line(
             exe,
             round,
             if opts.quick { 2_000 } else { 100_000 },
         )?);
-        for kind in BackendKind::DEFAULT {
-            samples.push(native(exe, kind, Shape::PingPong, 64, pings, round, &tag)?);
+        if opts.parts.ping_pong {
+            rig.ping_pong(pings, round)?;
         }
-        for kind in BackendKind::ALL {
-            let sc = wasm_scenario(
-                &plugins,
-                &mut session_cache,
-                &wasm_session,
-                "ping-pong",
-                64,
-                pings,
-                None,
-            )?;
-            samples.push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
-        }
-        if let Some(across) = &opts.across {
-            let sc = wasm_scenario(
-                &plugins,
-                &mut session_cache,
-                &wasm_session,
-                "ping-pong",
-                64,
-                pings,
-                Some(across),
-            )?;
-            samples.push(wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?);
-        }
-        if let Some(ice) = &iceoryx2 {
-            samples.push(iceoryx2_run(ice, "ping-pong", 64, pings, round)?);
-            samples.push(iceoryx2_run(ice, "ping-pong-threads", 64, pings, round)?);
-        }
-        for &(size, count) in &counts {
-            for kind in BackendKind::DEFAULT {
-                samples.push(native(
-                    exe,
-                    kind,
-                    Shape::Throughput,
-                    size,
-                    count,
-                    round,
-                    &tag,
-                )?);
-                let sc = wasm_scenario(
-                    &plugins,
-                    &mut session_cache,
-                    &wasm_session,
-                    "throughput",
-                    size,
-                    count,
-                    None,
-                )?;
-                samples.push(wasm(sc, kind, "throughput", size, count, round)?);
+        if opts.parts.throughput {
+            for &(size, count) in &counts {
+                rig.flow((1, 1), size, count, round)?;
             }
-            // zenoh: the plugins only (its native floor would be the engine's own benchmark),
-            // on this machine and, with --across, between two hosts.
-            for across in std::iter::once(None).chain(opts.across.as_ref().map(Some)) {
-                let sc = wasm_scenario(
-                    &plugins,
-                    &mut session_cache,
-                    &wasm_session,
-                    "throughput",
-                    size,
-                    count,
-                    across,
-                )?;
-                samples.push(wasm(
-                    sc,
-                    BackendKind::Zenoh,
-                    "throughput",
-                    size,
-                    count,
-                    round,
-                )?);
-            }
-            if let Some(ice) = &iceoryx2 {
-                samples.push(iceoryx2_run(ice, "throughput", size, count, round)?);
+        }
+        if opts.parts.fan {
+            for (_, producers, consumers) in FANS {
+                for size in FAN_SIZES {
+                    rig.flow(
+                        (producers, consumers),
+                        size,
+                        fan_count(size, opts.quick),
+                        round,
+                    )?;
+                }
             }
         }
     }
+    let plugins = rig.plugins.clone();
+    let mut samples = std::mem::take(&mut rig.samples);
+    drop(rig);
     drop(load);
     let mut extra = Vec::new();
     extra.extend(idle_consumer(&plugins, exe)?);
@@ -287,6 +307,119 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
     };
     let dir = save(&results, opts)?;
     Ok((results, dir))
+}
+
+/// What every contender of a bench run shares, and the samples so far.
+struct Rig<'a> {
+    opts: &'a Options,
+    exe: &'a Path,
+    plugins: PathBuf,
+    iceoryx2: Option<PathBuf>,
+    session: supervisor::Options,
+    /// The WASM contenders' scenarios, by shape and size (each parsed and compiled once).
+    matrices: BTreeMap<String, Matrix>,
+    tag: String,
+    samples: Vec<Sample>,
+}
+
+impl Rig<'_> {
+    /// One round of the 64 B ping-pong: native floors, every backend, across hosts (with
+    /// `--across`), iceoryx2.
+    fn ping_pong(&mut self, pings: u64, round: u32) -> anyhow::Result<()> {
+        for kind in BackendKind::DEFAULT {
+            let s = native(self.exe, kind, Shape::PingPong, 64, pings, round, &self.tag)?;
+            self.samples.push(s);
+        }
+        let across = self.opts.across.as_ref();
+        for (kind, across) in BackendKind::ALL
+            .into_iter()
+            .map(|k| (k, None))
+            .chain(across.map(|a| (BackendKind::Zenoh, Some(a))))
+        {
+            let sc = wasm_scenario(
+                &self.plugins,
+                &mut self.matrices,
+                &self.session,
+                Shape::PingPong,
+                64,
+                pings,
+                across,
+            )?;
+            self.samples
+                .push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
+        }
+        if let Some(ice) = &self.iceoryx2 {
+            self.samples
+                .push(iceoryx2_run(ice, "ping-pong", 64, pings, round)?);
+            self.samples
+                .push(iceoryx2_run(ice, "ping-pong-threads", 64, pings, round)?);
+        }
+        Ok(())
+    }
+
+    /// One round of a flow (`producers` → `consumers`, `count` messages per producer) at
+    /// `size`: the native floors and the product on each, the product on every other backend
+    /// (and across hosts with `--across`, 1→1 only), iceoryx2 (1→1 only).
+    fn flow(
+        &mut self,
+        (producers, consumers): (usize, usize),
+        size: u64,
+        count: u64,
+        round: u32,
+    ) -> anyhow::Result<()> {
+        let pattern = fan_pattern(producers, consumers);
+        let one_to_one = (producers, consumers) == (1, 1);
+        let shape = Shape::Flow {
+            producers,
+            consumers,
+        };
+        for kind in BackendKind::DEFAULT {
+            let s = native(self.exe, kind, shape, size, count, round, &self.tag)?;
+            self.samples.push(s);
+            let sc = wasm_scenario(
+                &self.plugins,
+                &mut self.matrices,
+                &self.session,
+                shape,
+                size,
+                count,
+                None,
+            )?;
+            self.samples
+                .push(wasm(sc, kind, pattern, size, count, round)?);
+        }
+        // zenoh: the plugins only (its native floor would be the engine's own benchmark), on
+        // this machine and, with --across, between two hosts.
+        let across = self.opts.across.as_ref().filter(|_| one_to_one);
+        for across in std::iter::once(None).chain(across.map(Some)) {
+            let sc = wasm_scenario(
+                &self.plugins,
+                &mut self.matrices,
+                &self.session,
+                shape,
+                size,
+                count,
+                across,
+            )?;
+            self.samples
+                .push(wasm(sc, BackendKind::Zenoh, pattern, size, count, round)?);
+        }
+        if let Some(ice) = self.iceoryx2.as_ref().filter(|_| one_to_one) {
+            self.samples
+                .push(iceoryx2_run(ice, "throughput", size, count, round)?);
+        }
+        Ok(())
+    }
+}
+
+/// Messages per producer in a fan row at `size`: about 64 MiB a producer (1 MiB quick),
+/// 256–20000 (16–500 quick).
+fn fan_count(size: u64, quick: bool) -> u64 {
+    if quick {
+        ((1 << 20) / size).clamp(16, 500)
+    } else {
+        ((64 << 20) / size).clamp(256, 20_000)
+    }
 }
 
 // ---- The table ---------------------------------------------------------------------------
@@ -380,49 +513,88 @@ pub fn table(r: &Results) -> String {
         })
         .collect();
     let _ = writeln!(out, "  placement per round           {}", places.join(" "));
-    let _ = writeln!(
-        out,
-        "\nping-pong, 64 B, one-way = RTT/2 as the application sees it"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<18} {:<34} {:<34} cpu/round trip",
-        "contender", "p50", "p99"
-    );
-    for c in &contenders(s, "ping-pong") {
-        let c = c.as_str();
+    let has = |pattern: &str| s.iter().any(|x| x.pattern == pattern);
+    if has("ping-pong") {
         let _ = writeln!(
             out,
-            "  {:<18} {:<34} {:<34} {}",
-            c,
-            cell(stat(s, c, "ping-pong", 64, |x| x.one_way_p50_ns), show_ns),
-            cell(stat(s, c, "ping-pong", 64, |x| x.one_way_p99_ns), show_ns),
-            cell(stat(s, c, "ping-pong", 64, |x| x.cpu_ns_per_msg), show_ns)
+            "\nping-pong, 64 B, one-way = RTT/2 as the application sees it"
         );
-    }
-    let _ = writeln!(out, "\nthroughput, one producer → one consumer");
-    let _ = writeln!(
-        out,
-        "  {:<8} {:<17} {:<36} cpu/message",
-        "size", "contender", "messages/s"
-    );
-    for size in SIZES {
-        for c in &contenders(s, "throughput") {
+        let _ = writeln!(
+            out,
+            "  {:<18} {:<34} {:<34} cpu/round trip",
+            "contender", "p50", "p99"
+        );
+        for c in &contenders(s, "ping-pong") {
             let c = c.as_str();
             let _ = writeln!(
                 out,
-                "  {:<8} {:<17} {:<36} {}",
-                human_bytes(size as f64),
+                "  {:<18} {:<34} {:<34} {}",
                 c,
-                cell(stat(s, c, "throughput", size, |x| x.msgs_per_s), show_rate),
-                cell(
-                    stat(s, c, "throughput", size, |x| x.cpu_ns_per_msg),
-                    show_ns
-                )
+                cell(stat(s, c, "ping-pong", 64, |x| x.one_way_p50_ns), show_ns),
+                cell(stat(s, c, "ping-pong", 64, |x| x.one_way_p99_ns), show_ns),
+                cell(stat(s, c, "ping-pong", 64, |x| x.cpu_ns_per_msg), show_ns)
             );
         }
     }
-    let _ = writeln!(out, "\nratios (median of the per-round ratios)");
+    if has("throughput") {
+        let _ = writeln!(out, "\nthroughput, one producer → one consumer");
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<17} {:<36} cpu/message",
+            "size", "contender", "messages/s"
+        );
+        for size in SIZES {
+            for c in &contenders(s, "throughput") {
+                let c = c.as_str();
+                let _ = writeln!(
+                    out,
+                    "  {:<8} {:<17} {:<36} {}",
+                    human_bytes(size as f64),
+                    c,
+                    cell(stat(s, c, "throughput", size, |x| x.msgs_per_s), show_rate),
+                    cell(
+                        stat(s, c, "throughput", size, |x| x.cpu_ns_per_msg),
+                        show_ns
+                    )
+                );
+            }
+        }
+    }
+    if s.iter().any(|x| x.pattern.starts_with("fan-")) {
+        let cols: Vec<String> = contenders(s, "fan")
+            .into_iter()
+            .filter(|c| {
+                s.iter()
+                    .any(|x| &x.contender == c && x.pattern.starts_with("fan-"))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nfan-out and fan-in: deliveries per second (each consumer counts every message it \
+             gets), medians over rounds"
+        );
+        let mut head = format!("  {:<12} {:<9}", "shape", "size");
+        for c in &cols {
+            let _ = write!(head, " {c:<11}");
+        }
+        let _ = writeln!(out, "{head} wasm-shm / wasm-msg (worst–best round)");
+        for (pattern, _, _) in FANS {
+            for size in FAN_SIZES {
+                let mut line = format!("  {pattern:<12} {:<9}", human_bytes(size as f64));
+                for c in &cols {
+                    let m = stat(s, c, pattern, size, |x| x.msgs_per_s)
+                        .map_or("-".into(), |(m, _, _)| show_rate(m));
+                    let _ = write!(line, " {m:<11}");
+                }
+                let r = ratio(s, "wasm-shm", "wasm-msg", pattern, size, |x| x.msgs_per_s)
+                    .map_or("-".into(), |(m, lo, hi)| {
+                        format!("{m:.2} ({lo:.2}–{hi:.2})")
+                    });
+                let _ = writeln!(out, "{line} {r}");
+            }
+        }
+    }
+    let mut ratios = String::new();
     for (what, a, b, pattern, f) in ratio_rows() {
         for size in if pattern == "ping-pong" {
             vec![64]
@@ -431,12 +603,16 @@ pub fn table(r: &Results) -> String {
         } {
             if let Some((m, lo, hi)) = ratio(s, a, b, pattern, size, f) {
                 let _ = writeln!(
-                    out,
+                    ratios,
                     "  {what:<44} {:>8}  {m:.2} ({lo:.2}–{hi:.2})",
                     human_bytes(size as f64)
                 );
             }
         }
+    }
+    if !ratios.is_empty() {
+        let _ = writeln!(out, "\nratios (median of the per-round ratios)");
+        out.push_str(&ratios);
     }
     let _ = writeln!(out, "\ntargets");
     for t in &r.targets {
@@ -639,18 +815,38 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
             " ×",
         );
     }
-    if load > 0 {
-        for size in SIZES {
+    // shm never loses to copying, idle or loaded: every flow shape and size, by the median
+    // of the per-round ratios (the worst round is the figures' low end).
+    let when = if load > 0 {
+        format!("with --load {load}")
+    } else {
+        "idle".into()
+    };
+    let flows = std::iter::once(("throughput", &SIZES[..]))
+        .chain(FANS.iter().map(|f| (f.0, &FAN_SIZES[..])));
+    for (pattern, sizes) in flows {
+        for &size in sizes {
+            let r = ratio(s, "wasm-shm", "wasm-msg", pattern, size, rate);
+            if r.is_none() {
+                continue; // a part left out with --only
+            }
+            let shape = if pattern == "throughput" {
+                String::new()
+            } else {
+                format!(" on {pattern}")
+            };
             add(
                 format!(
-                    "with --load {load}, shm ≥ msg at {} (never worse than copying)",
+                    "{when}, shm ≥ msg{shape} at {} (never worse than copying)",
                     human_bytes(size as f64)
                 ),
-                ratio(s, "wasm-shm", "wasm-msg", "throughput", size, rate),
+                r,
                 |m| m >= 1.0,
                 " ×",
             );
         }
+    }
+    if load > 0 {
         add(
             format!("with --load {load}, shm ping-pong no slower than msg"),
             ratio(s, "wasm-msg", "wasm-shm", "ping-pong", 64, p50),
@@ -716,10 +912,13 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
 
 // ---- Contenders ----------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a contender runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
+    /// Two plugins bouncing one message.
     PingPong,
-    Throughput,
+    /// `producers` each send to all `consumers` (one link per pair), as fast as they can.
+    Flow { producers: usize, consumers: usize },
 }
 
 /// What a `bench-peer` process is told.
@@ -802,7 +1001,8 @@ fn drive(mut peers: Vec<Child>) -> anyhow::Result<Vec<PeerResult>> {
     Ok(results)
 }
 
-/// Two `bench-peer` processes over the product's own backend code.
+/// `bench-peer` processes over the product's own backend code: two for ping-pong, one per
+/// producer and consumer for a flow.
 fn native(
     exe: &Path,
     kind: BackendKind,
@@ -814,79 +1014,100 @@ fn native(
 ) -> anyhow::Result<Sample> {
     let slot = u32::try_from(size)?;
     let imp = backend::of(kind);
-    let mut fds = Fds::new(2);
+    let (producers, consumers) = match shape {
+        Shape::PingPong => (1, 1),
+        Shape::Flow {
+            producers,
+            consumers,
+        } => (producers, consumers),
+    };
+    let mut fds = Fds::new(if shape == Shape::PingPong {
+        2
+    } else {
+        producers + consumers
+    });
     // fds 3 and 4 are placeholders, so that port fds keep their numbers (5, …).
     let null = || std::fs::File::open("/dev/null").map(OwnedFd::from);
-    let channel = |index: usize, from: usize, to: usize, capacity: u32| ChannelDesc {
+    let channel = |index: usize, from: &[usize], to: &[usize], capacity: u32| ChannelDesc {
         index,
         run_id: tag,
-        producers: vec![EndpointDesc {
-            plugin: from,
-            port: "out".into(),
-        }],
-        consumers: vec![EndpointDesc {
-            plugin: to,
-            port: "in".into(),
-        }],
-        keys: vec![vec![format!("{tag}:{index}")]],
+        producers: from
+            .iter()
+            .map(|&plugin| EndpointDesc {
+                plugin,
+                port: "out".into(),
+            })
+            .collect(),
+        consumers: to
+            .iter()
+            .map(|&plugin| EndpointDesc {
+                plugin,
+                port: "in".into(),
+            })
+            .collect(),
+        keys: (0..from.len())
+            .map(|p| {
+                (0..to.len())
+                    .map(|q| format!("{tag}:{index}:{p}:{q}"))
+                    .collect()
+            })
+            .collect(),
         slot_size: slot,
         capacity,
         wait: WaitMode::Adaptive,
-        processes: 2,
+        processes: from.len() + to.len(),
         endpoints: None,
         clocks: None,
     };
-    let (specs, contender, pattern) = match shape {
+    let pattern = match shape {
+        Shape::PingPong => "ping-pong",
+        Shape::Flow { .. } => fan_pattern(producers, consumers),
+    };
+    let specs: Vec<PeerSpec> = match shape {
         Shape::PingPong => {
-            let a = imp.plan(&channel(0, 0, 1, 4), &mut fds)?;
-            let b = imp.plan(&channel(1, 1, 0, 4), &mut fds)?;
+            let a = imp.plan(&channel(0, &[0], &[1], 4), &mut fds)?;
+            let b = imp.plan(&channel(1, &[1], &[0], 4), &mut fds)?;
             let mut a_out = a.producers.into_iter();
             let mut a_in = a.consumers.into_iter();
             let mut b_out = b.producers.into_iter();
             let mut b_in = b.consumers.into_iter();
-            (
-                [
-                    PeerSpec {
-                        role: Role::Ping,
-                        size: slot,
-                        count,
-                        out: a_out.next(),
-                        input: b_in.next(),
-                    },
-                    PeerSpec {
-                        role: Role::Pong,
-                        size: slot,
-                        count,
-                        out: b_out.next(),
-                        input: a_in.next(),
-                    },
-                ],
-                format!("native-{}", kind.name()),
-                "ping-pong",
-            )
+            vec![
+                PeerSpec {
+                    role: Role::Ping,
+                    size: slot,
+                    count,
+                    out: a_out.next(),
+                    input: b_in.next(),
+                },
+                PeerSpec {
+                    role: Role::Pong,
+                    size: slot,
+                    count,
+                    out: b_out.next(),
+                    input: a_in.next(),
+                },
+            ]
         }
-        Shape::Throughput => {
-            let a = imp.plan(&channel(0, 0, 1, throughput_capacity(size)), &mut fds)?;
-            (
-                [
-                    PeerSpec {
-                        role: Role::Send,
-                        size: slot,
-                        count,
-                        out: a.producers.into_iter().next(),
-                        input: None,
-                    },
-                    PeerSpec {
-                        role: Role::Receive,
-                        size: slot,
-                        count,
-                        out: None,
-                        input: a.consumers.into_iter().next(),
-                    },
-                ],
-                format!("native-{}", kind.name()),
-                "throughput",
-            )
+        Shape::Flow { .. } => {
+            let from: Vec<usize> = (0..producers).collect();
+            let to: Vec<usize> = (producers..producers + consumers).collect();
+            let capacity = flow_capacity(size, producers, consumers);
+            let a = imp.plan(&channel(0, &from, &to, capacity), &mut fds)?;
+            let senders = a.producers.into_iter().map(|out| PeerSpec {
+                role: Role::Send,
+                size: slot,
+                count,
+                out: Some(out),
+                input: None,
+            });
+            let receivers = a.consumers.into_iter().map(|input| PeerSpec {
+                role: Role::Receive,
+                size: slot,
+                count: count * producers as u64,
+                out: None,
+                input: Some(input),
+            });
+            senders.chain(receivers).collect()
         }
     };
     let mut peers = Vec::new();
@@ -897,25 +1118,42 @@ fn native(
     }
     drop(fds);
     let r = drive(peers)?;
-    let mut sample = Sample::new(&contender, pattern, size, round, count);
-    let cpu = (r[0].cpu_ns + r[1].cpu_ns) as f64;
-    sample.cpu_ns_per_msg = Some(cpu / count as f64);
-    match shape {
+    let contender = format!("native-{}", kind.name());
+    let cpu: f64 = r.iter().map(|p| p.cpu_ns as f64).sum();
+    let sample = match shape {
         Shape::PingPong => {
+            let mut sample = Sample::new(&contender, pattern, size, round, count);
+            sample.cpu_ns_per_msg = Some(cpu / count as f64);
             sample.one_way_p50_ns = Some(r[0].rtt_p50_ns as f64 / 2.0);
             sample.one_way_p99_ns = Some(r[0].rtt_p99_ns as f64 / 2.0);
+            sample
         }
-        Shape::Throughput => {
-            anyhow::ensure!(
-                r[1].messages == count,
-                "the receiver got {} of {count}",
-                r[1].messages
-            );
-            let secs = r[1].elapsed_ns as f64 / 1e9;
-            sample.msgs_per_s = Some(count as f64 / secs);
-            sample.bytes_per_s = Some((count * size) as f64 / secs);
+        Shape::Flow { .. } => {
+            // Deliveries: every consumer counts each message it got, as the report does.
+            let each = count * producers as u64;
+            let received = &r[producers..];
+            for (q, got) in received.iter().enumerate() {
+                anyhow::ensure!(
+                    got.messages == each,
+                    "{pattern}: receiver {q} got {} of {each}",
+                    got.messages
+                );
+            }
+            let deliveries = each * consumers as u64;
+            let secs = received
+                .iter()
+                .map(|p| p.elapsed_ns)
+                .max()
+                .unwrap_or(1)
+                .max(1) as f64
+                / 1e9;
+            let mut sample = Sample::new(&contender, pattern, size, round, deliveries);
+            sample.cpu_ns_per_msg = Some(cpu / deliveries as f64);
+            sample.msgs_per_s = Some(deliveries as f64 / secs);
+            sample.bytes_per_s = Some((deliveries * size) as f64 / secs);
+            sample
         }
-    }
+    };
     Ok(sample)
 }
 
@@ -930,21 +1168,20 @@ fn session_options(exe: &Path, tag: &str, token_file: Option<&Path>) -> supervis
 }
 
 /// The scenario for a WASM contender, parsed once per shape and size.
-#[allow(clippy::too_many_arguments)]
 fn wasm_scenario<'a>(
     plugins: &Path,
     cache: &'a mut BTreeMap<String, Matrix>,
     session: &supervisor::Options,
-    pattern: &str,
+    shape: Shape,
     size: u64,
     count: u64,
     across: Option<&[String; 2]>,
 ) -> anyhow::Result<&'a mut Matrix> {
-    let key = format!("{pattern}-{size}-{}", across.is_some());
+    let key = format!("{shape:?}-{size}-{}", across.is_some());
     if !cache.contains_key(&key) {
         let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
-        let mut text = match pattern {
-            "ping-pong" => format!(
+        let mut text = match shape {
+            Shape::PingPong => format!(
                 r#"name = "bench-ping-pong"
 [[plugin]]
 name = "pinger"
@@ -970,35 +1207,54 @@ timeout = "300s"
                 p("pinger"),
                 p("relay")
             ),
-            _ => format!(
-                r#"name = "bench-throughput"
+            Shape::Flow {
+                producers,
+                consumers,
+            } => {
+                // `instances` and `[*]` only where there are several: a 1→1 flow is the
+                // plain two-plugin scenario.
+                let many = |n: usize, port: &str, name: &str| {
+                    if n > 1 {
+                        (format!("instances = {n}\n"), format!("{name}[*].{port}"))
+                    } else {
+                        (String::new(), format!("{name}.{port}"))
+                    }
+                };
+                let (p_inst, from) = many(producers, "out", "producer");
+                let (c_inst, to) = many(consumers, "in", "consumer");
+                format!(
+                    r#"name = "bench-{name}"
 [[plugin]]
 name = "producer"
-wasm = "{}"
+{p_inst}wasm = "{}"
 config = {{ count = {count}, size = {size}, seed = 1 }}
 [[plugin]]
 name = "consumer"
-wasm = "{}"
-config = {{ seed = 1, expect = {count}, check = "none" }}
+{c_inst}wasm = "{}"
+config = {{ seed = 1, expect = {expect}, check = "none", ordered = {ordered} }}
 [[channel]]
-from = "producer.out"
-to = "consumer.in"
+from = "{from}"
+to = "{to}"
 slot_size = {size}
 capacity = {capacity}
 [run]
 verify = "full"
 timeout = "300s"
 "#,
-                p("producer"),
-                p("consumer"),
-                capacity = throughput_capacity(size),
-            ),
+                    p("producer"),
+                    p("consumer"),
+                    name = fan_pattern(producers, consumers).replace([' ', '→'], "-"),
+                    expect = count * producers as u64,
+                    ordered = producers == 1,
+                    capacity = flow_capacity(size, producers, consumers),
+                )
+            }
         };
         if let Some([a, b]) = across {
             // The first plugin on host a, the second on host b; the tables go in front.
-            let (first, second) = match pattern {
-                "ping-pong" => ("pinger", "echo"),
-                _ => ("producer", "consumer"),
+            let (first, second) = match shape {
+                Shape::PingPong => ("pinger", "echo"),
+                Shape::Flow { .. } => ("producer", "consumer"),
             };
             let placed = text
                 .replacen(
@@ -1051,9 +1307,16 @@ fn wasm(
             r.error.unwrap_or_default()
         );
     }
-    let mut sample = Sample::new(&contender, pattern, size, round, count);
+    // Round trips for ping-pong; deliveries (every consumer counts each message it got) for a
+    // flow, as the report counts them.
+    let n = if pattern == "ping-pong" {
+        count
+    } else {
+        r.messages
+    };
+    let mut sample = Sample::new(&contender, pattern, size, round, n);
     let cpu: f64 = r.processes.iter().map(|p| p.user_s + p.sys_s).sum::<f64>() * 1e9;
-    sample.cpu_ns_per_msg = Some(cpu / count as f64);
+    sample.cpu_ns_per_msg = Some(cpu / n.max(1) as f64);
     if pattern == "ping-pong" {
         let pinger = &r.processes[0].reports;
         sample.one_way_p50_ns = pinger.get("rtt_ns_p50").map(|&v| v as f64 / 2.0);
@@ -1655,18 +1918,18 @@ pub fn machine() -> BTreeMap<String, String> {
     m
 }
 
-/// The throughput shape's capacity at `size`: 16 (iceoryx2's subscriber buffer), or less where
-/// `msg`'s sockets cannot hold 16 unread messages of that size under this machine's
+/// A flow's capacity at `size`: 16 (iceoryx2's subscriber buffer), or less where `msg`'s
+/// sockets cannot hold 16 unread messages of that size under this machine's
 /// `net.core.wmem_max` (7 at 1 MiB by default) — then every contender of ours runs the smaller
 /// window, so that `capacity` means the same on each.
-fn throughput_capacity(size: u64) -> u32 {
+fn flow_capacity(size: u64, producers: usize, consumers: usize) -> u32 {
     let msg = backend::of(BackendKind::Msg);
     (1..=16u32)
         .rev()
         .find(|&capacity| {
             msg.refuse(&backend::ChannelShape {
-                producers: 1,
-                consumers: 1,
+                producers: producers as u64,
+                consumers: consumers as u64,
                 slot_size: size,
                 capacity: u64::from(capacity),
             })

@@ -23,6 +23,8 @@ pub struct Args {
     pub across: Option<Vec<String>>,
     /// `--token-file`.
     pub token_file: Option<PathBuf>,
+    /// `--only`.
+    pub only: Option<Vec<String>>,
 }
 
 /// `bench [--rounds N] [--load N] [--quick] [--across A,B] …`.
@@ -43,7 +45,12 @@ pub fn run(args: Args) -> Outcome {
             )));
         }
     };
+    let parts = match &args.only {
+        None => wasm_ipc::bench::Parts::default(),
+        Some(names) => wasm_ipc::bench::Parts::only(names)?,
+    };
     let opts = wasm_ipc::bench::Options {
+        parts,
         rounds: args.rounds,
         load: args.load,
         quick: args.quick,
