@@ -561,6 +561,16 @@ pub struct ShmSender {
     ctl: Arc<Control>,
     p: u32,
     head: u32,
+    /// The slot each message in flight was written to, by position (`seq % capacity`).
+    slot_of: Vec<u32>,
+    /// Free slots, the most recently released on top: a loan takes the slot whose bytes are
+    /// most likely still in the caches (iceoryx2's pool does the same), so a consumer that
+    /// keeps up keeps the ring's working set at a few slots rather than all of them.
+    free: Vec<u32>,
+    /// Messages up to here have had their slots put back on `free`.
+    reclaimed: u32,
+    /// The slot of the current loan, until it is published.
+    loaned: Option<u32>,
     wait: Wait,
     stats: WaitStats,
     /// Link keys, by consumer index (for messages).
@@ -579,10 +589,16 @@ impl ShmSender {
     ) -> std::io::Result<ShmSender> {
         sys::map_over_window(slots, ctl.layout.ring_len as usize, window, true)?;
         let head = ctl.at(ctl.layout.head(p)).load(SeqCst);
+        let capacity = ctl.layout.capacity;
         Ok(ShmSender {
             ctl,
             p,
             head,
+            slot_of: vec![0; capacity as usize],
+            // Slot 0 on top: a fresh ring starts where the old one did.
+            free: (0..capacity).rev().collect(),
+            reclaimed: head,
+            loaned: None,
             wait,
             stats: WaitStats::default(),
             links,
@@ -618,12 +634,15 @@ impl Sender for ShmSender {
         let ctl = self.ctl.clone();
         let head = self.head;
         let p = self.p;
-        let free = |s: &ShmSender| -> Option<Result<(), PortError>> {
+        if let Some(slot) = self.loaned {
+            return Ok(slot * l.stride);
+        }
+        let free = |s: &ShmSender| -> Option<Result<u32, PortError>> {
             match s.min_tail() {
                 None => Some(Err(PortError::Closed)),
                 // A cursor ahead of head or more than `capacity` behind is corrupt: treat as
                 // full rather than overwrite a slot someone may be reading.
-                Some(t) if head.wrapping_sub(t) < l.capacity => Some(Ok(())),
+                Some(t) if head.wrapping_sub(t) < l.capacity => Some(Ok(t)),
                 Some(_) => None,
             }
         };
@@ -637,7 +656,7 @@ impl Sender for ShmSender {
             || free(self),
         );
         self.stats = stats;
-        match r {
+        let tail = match r {
             Ok(r) => r?,
             // Say who held the producer back: a ring stays full while its slowest consumer
             // keeps its oldest message.
@@ -653,8 +672,24 @@ impl Sender for ShmSender {
                 )));
             }
             Err(e) => return Err(e),
+        };
+        // Every message before the slowest consumer's cursor is released by all: its slot is
+        // free again. Pushed oldest first, so the most recently released ends on top.
+        // (A cursor never moves back; if one did, nothing is reclaimed.)
+        let newly = tail.wrapping_sub(self.reclaimed);
+        if newly <= l.capacity {
+            for _ in 0..newly {
+                self.free
+                    .push(self.slot_of[(self.reclaimed % l.capacity) as usize]);
+                self.reclaimed = self.reclaimed.wrapping_add(1);
+            }
         }
-        Ok((head % l.capacity) * l.stride)
+        // `head - tail < capacity` messages are in flight, each holding one slot: one is free.
+        let slot = self.free.pop().ok_or_else(|| {
+            PortError::PeerFailed("ring bookkeeping lost a slot (a cursor moved back)".into())
+        })?;
+        self.loaned = Some(slot);
+        Ok(slot * l.stride)
     }
 
     fn publish(
@@ -677,10 +712,15 @@ impl Sender for ShmSender {
         if self.min_tail().is_none() {
             return Err(PortError::Closed);
         }
-        let slot = self.head % l.capacity;
+        let Some(slot) = self.loaned.take() else {
+            return Err(PortError::PeerFailed("publish without a loan".into()));
+        };
         debug_assert_eq!(off, slot * l.stride);
-        let meta = l.meta(self.p, slot);
-        self.ctl.map.u64(meta).store(u64::from(len), SeqCst);
+        let position = self.head % l.capacity;
+        self.slot_of[position as usize] = slot;
+        let meta = l.meta(self.p, position);
+        self.ctl.at(meta).store(len, SeqCst);
+        self.ctl.at(meta + 4).store(slot, SeqCst);
         self.ctl.map.u64(meta + 8).store(publish_ns, SeqCst);
         self.head = self.head.wrapping_add(1);
         self.ctl.at(l.head(self.p)).store(self.head, SeqCst);
@@ -781,16 +821,22 @@ impl ShmReceiver {
                 ))));
             }
             if avail > 0 {
-                let slot = tail % l.capacity;
-                let meta = l.meta(p, slot);
-                let len = self.ctl.map.u64(meta).load(SeqCst);
+                let meta = l.meta(p, tail % l.capacity);
+                let len = self.ctl.at(meta).load(SeqCst);
+                let slot = self.ctl.at(meta + 4).load(SeqCst);
                 let publish_ns = self.ctl.map.u64(meta + 8).load(SeqCst);
-                let Some(len) = u32::try_from(len).ok().filter(|&n| n <= l.slot_size) else {
+                if len > l.slot_size {
                     return Some(Err(PortError::PeerFailed(format!(
                         "ring {p} announces {len} bytes in a {}-byte slot",
                         l.slot_size
                     ))));
-                };
+                }
+                if slot >= l.capacity {
+                    return Some(Err(PortError::PeerFailed(format!(
+                        "ring {p} names slot {slot} of {}",
+                        l.capacity
+                    ))));
+                }
                 self.next = (p + 1) % l.producers;
                 self.held = Some(p);
                 return Some(Ok(Delivery {
