@@ -135,6 +135,9 @@ pub struct Sample {
     pub one_way_p50_ns: Option<f64>,
     /// One-way latency, RTT/2, 99th percentile, ns.
     pub one_way_p99_ns: Option<f64>,
+    /// One-way latency, RTT/2, mean, ns (ping-pong; runs before 2026-12-06 have none).
+    #[serde(default)]
+    pub one_way_mean_ns: Option<f64>,
     /// Messages per second (throughput).
     pub msgs_per_s: Option<f64>,
     /// Bytes per second (throughput, memcpy).
@@ -156,6 +159,7 @@ impl Sample {
             count,
             one_way_p50_ns: None,
             one_way_p99_ns: None,
+            one_way_mean_ns: None,
             msgs_per_s: None,
             bytes_per_s: None,
             cpu_ns_per_msg: None,
@@ -521,16 +525,17 @@ pub fn table(r: &Results) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<18} {:<34} {:<34} cpu/round trip",
-            "contender", "p50", "p99"
+            "  {:<18} {:<34} {:<34} {:<34} cpu/round trip",
+            "contender", "p50", "mean", "p99"
         );
         for c in &contenders(s, "ping-pong") {
             let c = c.as_str();
             let _ = writeln!(
                 out,
-                "  {:<18} {:<34} {:<34} {}",
+                "  {:<18} {:<34} {:<34} {:<34} {}",
                 c,
                 cell(stat(s, c, "ping-pong", 64, |x| x.one_way_p50_ns), show_ns),
+                cell(stat(s, c, "ping-pong", 64, |x| x.one_way_mean_ns), show_ns),
                 cell(stat(s, c, "ping-pong", 64, |x| x.one_way_p99_ns), show_ns),
                 cell(stat(s, c, "ping-pong", 64, |x| x.cpu_ns_per_msg), show_ns)
             );
@@ -672,6 +677,13 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             |x| x.one_way_p50_ns,
         ),
         (
+            "wasm-shm / iceoryx2, one-way mean",
+            "wasm-shm",
+            "iceoryx2",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
             "wasm-msg / native-msg, one-way p50",
             "wasm-msg",
             "native-msg",
@@ -787,6 +799,23 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
         |m| m <= 0.8,
         " ×",
     );
+    add(
+        "ping-pong one-way mean at 64 B on shm ≤ 0.8 × iceoryx2 (two processes)".into(),
+        ratio(s, "wasm-shm", "iceoryx2", "ping-pong", 64, |x| x.one_way_mean_ns),
+        |m| m <= 0.8,
+        " ×",
+    );
+    for size in SIZES {
+        add(
+            format!(
+                "shm throughput ≥ 1.0 × iceoryx2 at {}",
+                human_bytes(size as f64)
+            ),
+            ratio(s, "wasm-shm", "iceoryx2", "throughput", size, rate),
+            |m| m >= 1.0,
+            " ×",
+        );
+    }
     add(
         "shm throughput ≥ 0.5 × the native-process ring at 64 B".into(),
         ratio(s, "wasm-shm", "native-shm", "throughput", 64, rate),
@@ -949,6 +978,8 @@ enum Role {
 struct PeerResult {
     rtt_p50_ns: u64,
     rtt_p99_ns: u64,
+    #[serde(default)]
+    rtt_mean_ns: f64,
     messages: u64,
     elapsed_ns: u64,
     cpu_ns: u64,
@@ -1126,6 +1157,7 @@ fn native(
             sample.cpu_ns_per_msg = Some(cpu / count as f64);
             sample.one_way_p50_ns = Some(r[0].rtt_p50_ns as f64 / 2.0);
             sample.one_way_p99_ns = Some(r[0].rtt_p99_ns as f64 / 2.0);
+            sample.one_way_mean_ns = Some(r[0].rtt_mean_ns / 2.0);
             sample
         }
         Shape::Flow { .. } => {
@@ -1321,6 +1353,7 @@ fn wasm(
         let pinger = &r.processes[0].reports;
         sample.one_way_p50_ns = pinger.get("rtt_ns_p50").map(|&v| v as f64 / 2.0);
         sample.one_way_p99_ns = pinger.get("rtt_ns_p99").map(|&v| v as f64 / 2.0);
+        sample.one_way_mean_ns = pinger.get("rtt_ns_avg").map(|&v| v as f64 / 2.0);
     } else {
         sample.msgs_per_s = Some(r.msgs_per_s);
         sample.bytes_per_s = Some(r.bytes_per_s);
@@ -1361,6 +1394,7 @@ fn iceoryx2_run(
     let mut sample = Sample::new(contender, pat, size, round, count);
     sample.one_way_p50_ns = f("rtt_ns_p50").map(|x| x / 2.0);
     sample.one_way_p99_ns = f("rtt_ns_p99").map(|x| x / 2.0);
+    sample.one_way_mean_ns = f("rtt_ns_avg").map(|x| x / 2.0);
     sample.msgs_per_s = f("msgs_per_s");
     sample.bytes_per_s = f("bytes_per_s");
     sample.cpu_ns_per_msg = f("cpu_ns").map(|c| c / count as f64);
@@ -1758,9 +1792,11 @@ pub fn peer_main(spec: &str) -> anyhow::Result<()> {
     std::hint::black_box(hasher.digest());
     let elapsed_ns = sys::now_ns() - start;
     rtts.sort_unstable();
+    let rtt_mean_ns = rtts.iter().map(|&r| r as f64).sum::<f64>() / rtts.len().max(1) as f64;
     finish(PeerResult {
         rtt_p50_ns: percentile(&rtts, 500),
         rtt_p99_ns: percentile(&rtts, 990),
+        rtt_mean_ns,
         messages,
         elapsed_ns,
         cpu_ns: 0,
@@ -1841,6 +1877,7 @@ fn bounce(
     Ok(PeerResult {
         rtt_p50_ns: percentile(&rtts, 500),
         rtt_p99_ns: percentile(&rtts, 990),
+        rtt_mean_ns: rtts.iter().map(|&r| r as f64).sum::<f64>() / rtts.len().max(1) as f64,
         messages: count,
         elapsed_ns: 0,
         cpu_ns: 0,

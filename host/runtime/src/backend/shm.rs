@@ -25,7 +25,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -631,7 +631,7 @@ impl Sender for ShmSender {
                 slot: l.slot_size,
             });
         }
-        let ctl = self.ctl.clone();
+        let ctl: &Control = &self.ctl;
         let head = self.head;
         let p = self.p;
         if let Some(slot) = self.loaned {
@@ -719,9 +719,12 @@ impl Sender for ShmSender {
         let position = self.head % l.capacity;
         self.slot_of[position as usize] = slot;
         let meta = l.meta(self.p, position);
-        self.ctl.at(meta).store(len, SeqCst);
-        self.ctl.at(meta + 4).store(slot, SeqCst);
-        self.ctl.map.u64(meta + 8).store(publish_ns, SeqCst);
+        // Relaxed: the head store below (SeqCst, so a release) publishes them, and consumers
+        // read them only after loading that head (SeqCst, so an acquire). Each SeqCst store
+        // is a full fence on x86; the head's is the one the waiting protocol needs.
+        self.ctl.at(meta).store(len, Relaxed);
+        self.ctl.at(meta + 4).store(slot, Relaxed);
+        self.ctl.map.u64(meta + 8).store(publish_ns, Relaxed);
         self.head = self.head.wrapping_add(1);
         self.ctl.at(l.head(self.p)).store(self.head, SeqCst);
         // Ring only a consumer that is about to sleep or sleeps. The head store above and the
@@ -759,13 +762,19 @@ impl Sender for ShmSender {
 pub struct ShmReceiver {
     ctl: Arc<Control>,
     c: u32,
+    cursor: Cursor,
+    wait: Wait,
+    stats: WaitStats,
+}
+
+/// Where a consumer is in every ring.
+#[derive(Debug)]
+struct Cursor {
     tails: Vec<u32>,
     next: u32,
     held: Option<u32>,
     /// Rings of failed producers this consumer no longer waits for (`forget_failed`).
     forgotten: Vec<bool>,
-    wait: Wait,
-    stats: WaitStats,
 }
 
 impl ShmReceiver {
@@ -791,27 +800,31 @@ impl ShmReceiver {
         Ok(ShmReceiver {
             ctl,
             c,
-            tails,
-            next: 0,
-            held: None,
-            forgotten: vec![false; l.producers as usize],
+            cursor: Cursor {
+                tails,
+                next: 0,
+                held: None,
+                forgotten: vec![false; l.producers as usize],
+            },
             wait,
             stats: WaitStats::default(),
         })
     }
+}
 
+impl Cursor {
     /// A message if one is ready, else whether every ring ended (Closed) or one failed.
-    fn poll(&mut self) -> Option<Result<Delivery, PortError>> {
-        let l = self.ctl.layout;
+    fn poll(&mut self, ctl: &Control) -> Option<Result<Delivery, PortError>> {
+        let l = ctl.layout;
         let mut all_closed = true;
         let mut failed = None;
         for k in 0..l.producers {
             let p = (self.next + k) % l.producers;
             // The flags first: a producer publishes before it closes (or fails), so when a
             // flag is already set, the head read after it is final.
-            let closed = self.ctl.at(l.closed(p)).load(SeqCst) != 0;
-            let failed_flag = self.ctl.at(l.failed(p)).load(SeqCst) != 0;
-            let head = self.ctl.at(l.head(p)).load(SeqCst);
+            let closed = ctl.at(l.closed(p)).load(SeqCst) != 0;
+            let failed_flag = ctl.at(l.failed(p)).load(SeqCst) != 0;
+            let head = ctl.at(l.head(p)).load(SeqCst);
             let tail = self.tails[p as usize];
             let avail = head.wrapping_sub(tail);
             if avail > l.capacity {
@@ -822,9 +835,9 @@ impl ShmReceiver {
             }
             if avail > 0 {
                 let meta = l.meta(p, tail % l.capacity);
-                let len = self.ctl.at(meta).load(SeqCst);
-                let slot = self.ctl.at(meta + 4).load(SeqCst);
-                let publish_ns = self.ctl.map.u64(meta + 8).load(SeqCst);
+                let len = ctl.at(meta).load(SeqCst);
+                let slot = ctl.at(meta + 4).load(SeqCst);
+                let publish_ns = ctl.map.u64(meta + 8).load(SeqCst);
                 if len > l.slot_size {
                     return Some(Err(PortError::PeerFailed(format!(
                         "ring {p} announces {len} bytes in a {}-byte slot",
@@ -876,28 +889,25 @@ impl Receiver for ShmReceiver {
         _meter: &mut CopyMeter,
         stop: &Stop,
     ) -> Result<Delivery, PortError> {
-        let l = self.ctl.layout;
-        let ctl = self.ctl.clone();
-        let mut stats = self.stats;
-        let (wait, c) = (self.wait, self.c);
-        let r = wait_until(
-            wait,
+        let ctl: &Control = &self.ctl;
+        let l = ctl.layout;
+        let cursor = &mut self.cursor;
+        wait_until(
+            self.wait,
             stop,
-            ctl.at(l.doorbell(c)),
-            ctl.at(l.doorbell(c) + 4),
-            &mut stats,
-            || self.poll(),
-        );
-        self.stats = stats;
-        r?
+            ctl.at(l.doorbell(self.c)),
+            ctl.at(l.doorbell(self.c) + 4),
+            &mut self.stats,
+            || cursor.poll(ctl),
+        )?
     }
 
     fn release(&mut self) -> Result<(), PortError> {
         let l = self.ctl.layout;
-        let Some(p) = self.held.take() else {
+        let Some(p) = self.cursor.held.take() else {
             return Ok(());
         };
-        let t = &mut self.tails[p as usize];
+        let t = &mut self.cursor.tails[p as usize];
         *t = t.wrapping_add(1);
         self.ctl.at(l.tail(p, self.c)).store(*t, SeqCst);
         // As in `publish`: the tail store and this flag load pair with the producer's flag
@@ -919,8 +929,8 @@ impl Receiver for ShmReceiver {
             let i = p as usize;
             let failed = self.ctl.at(l.failed(p)).load(SeqCst) != 0;
             let head = self.ctl.at(l.head(p)).load(SeqCst);
-            if failed && !self.forgotten[i] && head == self.tails[i] {
-                self.forgotten[i] = true;
+            if failed && !self.cursor.forgotten[i] && head == self.cursor.tails[i] {
+                self.cursor.forgotten[i] = true;
                 gone.push(i);
             }
         }
