@@ -801,7 +801,9 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
     );
     add(
         "ping-pong one-way mean at 64 B on shm ≤ 0.8 × iceoryx2 (two processes)".into(),
-        ratio(s, "wasm-shm", "iceoryx2", "ping-pong", 64, |x| x.one_way_mean_ns),
+        ratio(s, "wasm-shm", "iceoryx2", "ping-pong", 64, |x| {
+            x.one_way_mean_ns
+        }),
         |m| m <= 0.8,
         " ×",
     );

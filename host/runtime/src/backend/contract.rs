@@ -621,6 +621,10 @@ fn shm_lends_the_slot_released_last() {
                 assert_eq!(ch.recv(c).unwrap(), message(i - 1, 100), "consumer {c}");
             }
         }
-        assert_eq!(slots.len(), 2, "{consumers} consumers: slots lent {slots:?}");
+        assert_eq!(
+            slots.len(),
+            2,
+            "{consumers} consumers: slots lent {slots:?}"
+        );
     }
 }
