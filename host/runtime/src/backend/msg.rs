@@ -206,7 +206,7 @@ impl Backend for Msg {
         _window: Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<Box<dyn Sender>> {
-        Ok(Box::new(MsgSender::new(spec, take_fds(spec, fds)?)?))
+        Ok(Box::new(MsgSender::new(spec, take_links(spec, fds, 1)?)?))
     }
 
     fn open_receiver(
@@ -215,27 +215,55 @@ impl Backend for Msg {
         _window: Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<Box<dyn Receiver>> {
-        Ok(Box::new(MsgReceiver::new(spec, take_fds(spec, fds)?)?))
+        Ok(Box::new(MsgReceiver::new(spec, take_links(spec, fds, 1)?)?))
     }
 }
 
-fn take_fds(spec: &PortSpec, source: &mut dyn FdSource) -> anyhow::Result<Vec<OwnedFd>> {
+/// A link's file descriptors: one socket both ways; a transport with one-way fds (pipes)
+/// gives the credits their own.
+#[derive(Debug)]
+struct Duplex {
+    /// Frames: the producer writes, the consumer reads.
+    data: OwnedFd,
+    /// Credits: the consumer writes, the producer reads; `None`: `data` carries them too.
+    back: Option<OwnedFd>,
+}
+
+impl Duplex {
+    /// The fd credits travel on.
+    fn back(&self) -> &OwnedFd {
+        self.back.as_ref().unwrap_or(&self.data)
+    }
+}
+
+/// The fds of a port's links, `per_link` of them per link (1: a socket; 2: the data fd, then
+/// the credits' fd), each made non-blocking.
+fn take_links(
+    spec: &PortSpec,
+    source: &mut dyn FdSource,
+    per_link: usize,
+) -> anyhow::Result<Vec<Duplex>> {
     anyhow::ensure!(
-        spec.fds.len() == spec.links.len(),
+        spec.fds.len() == spec.links.len() * per_link,
         "port `{}`: {} fds for {} links",
         spec.name,
         spec.fds.len(),
         spec.links.len()
     );
     spec.fds
-        .iter()
+        .chunks(per_link)
         .zip(&spec.links)
-        .map(|(&n, key)| {
-            let fd = source
-                .take(n)
-                .with_context(|| format!("port {}: link {key}", spec.name))?;
-            sys::set_nonblocking(fd.as_fd())?;
-            Ok(fd)
+        .map(|(numbers, key)| {
+            let mut fds = numbers.iter().map(|&n| {
+                let fd = source
+                    .take(n)
+                    .with_context(|| format!("port {}: link {key}", spec.name))?;
+                sys::set_nonblocking(fd.as_fd())?;
+                anyhow::Ok(fd)
+            });
+            let data = fds.next().context("a link without fds")??;
+            let back = fds.next().transpose()?;
+            Ok(Duplex { data, back })
         })
         .collect()
 }
@@ -287,7 +315,7 @@ enum CreditRead {
 
 struct OutLink {
     key: String,
-    fd: Option<OwnedFd>,
+    fd: Option<Duplex>,
     /// Messages this link may still take.
     credits: Credits,
     /// A credit count split across reads.
@@ -303,7 +331,7 @@ impl OutLink {
         };
         let mut buf = [0u8; 256];
         calls.reads += 1;
-        let n = match nix::unistd::read(fd, &mut buf) {
+        let n = match nix::unistd::read(fd.back(), &mut buf) {
             Ok(0) => return Ok(CreditRead::Gone),
             Ok(n) => n,
             Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
@@ -324,7 +352,7 @@ impl OutLink {
     }
 }
 
-/// The sending half of a `msg` port: one socket per consumer.
+/// The sending half of a `msg` port: one link per consumer.
 pub struct MsgSender {
     name: String,
     slot_size: u32,
@@ -345,14 +373,14 @@ impl std::fmt::Debug for MsgSender {
 }
 
 impl MsgSender {
-    fn new(spec: &PortSpec, fds: Vec<OwnedFd>) -> anyhow::Result<MsgSender> {
+    fn new(spec: &PortSpec, fds: Vec<Duplex>) -> anyhow::Result<MsgSender> {
         anyhow::ensure!(spec.capacity > 0, "port `{}`: capacity 0", spec.name);
         // Room for `capacity` unread frames as the kernel charges them (`check` refused what
         // the kernel cannot grant); the cap keeps the request an int.
         let want = link_buffer(u64::from(spec.slot_size), u64::from(spec.capacity)).min(1 << 30);
         let want = usize::try_from(want).unwrap_or(1 << 30);
         for fd in &fds {
-            sys::set_send_buffer(fd.as_fd(), want);
+            sys::set_send_buffer(fd.data.as_fd(), want);
         }
         let params: MsgParams = spec.params()?;
         Ok(MsgSender {
@@ -380,7 +408,7 @@ impl MsgSender {
     /// Writes one whole frame to one link; returns `false` when the consumer is gone.
     #[allow(clippy::too_many_arguments)]
     fn write_frame(
-        fd: &OwnedFd,
+        fd: &Duplex,
         win: Window<'_>,
         meter: &mut CopyMeter,
         head: &[u8; HEADER_LEN],
@@ -393,9 +421,11 @@ impl MsgSender {
         let mut done = 0;
         while done < total {
             calls.writes += 1;
-            match win.writev_frame(fd.as_fd(), meter, head, off, len, done) {
+            match win.writev_frame(fd.data.as_fd(), meter, head, off, len, done) {
                 Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_one(fd, true, stop, calls)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_one(&fd.data, true, stop, calls)?
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_gone(&e) => return Ok(false),
                 Err(e) => return Err(PortError::PeerFailed(format!("send: {e}"))),
@@ -431,7 +461,7 @@ impl Sender for MsgSender {
                         let fd = link.fd.as_ref().expect("checked above");
                         // Say who held the producer back: this link's consumer kept
                         // `capacity` messages unread.
-                        wait_one(fd, false, stop, &mut self.calls)
+                        wait_one(fd.back(), false, stop, &mut self.calls)
                             .map_err(|e| credit::link_was_full(e, &link.key, self.capacity))?;
                     }
                 }
@@ -519,15 +549,15 @@ enum HeaderRead {
 }
 
 /// A consumer's link on `msg`: its socket.
-type InLink = credit::InLink<OwnedFd>;
+type InLink = credit::InLink<Duplex>;
 
-/// The receiving half of a `msg` port: one socket per producer, polled round robin.
+/// The receiving half of a `msg` port: one link per producer, polled round robin.
 pub struct MsgReceiver {
     name: String,
     slot_size: u32,
     credit_batch: u32,
     spin_ns: u64,
-    links: Inputs<OwnedFd>,
+    links: Inputs<Duplex>,
     credit_writes: u64,
     calls: Calls,
 }
@@ -541,7 +571,7 @@ impl std::fmt::Debug for MsgReceiver {
 }
 
 impl MsgReceiver {
-    fn new(spec: &PortSpec, fds: Vec<OwnedFd>) -> anyhow::Result<MsgReceiver> {
+    fn new(spec: &PortSpec, fds: Vec<Duplex>) -> anyhow::Result<MsgReceiver> {
         let params: MsgParams = spec.params()?;
         anyhow::ensure!(
             (1..=spec.capacity.max(1)).contains(&params.credit_batch),
@@ -634,7 +664,7 @@ impl MsgReceiver {
         // such counts never block; a producer that is gone is not an error here (its EOF is
         // what the next read reports).
         self.calls.writes += 1;
-        if let Ok(4) = nix::unistd::write(&link.io, &n.to_le_bytes()) {
+        if let Ok(4) = nix::unistd::write(link.io.back(), &n.to_le_bytes()) {
             link.returns.sent();
             self.credit_writes += 1;
         }
@@ -654,7 +684,7 @@ impl MsgReceiver {
             link.state = LinkState::Failed;
             PortError::PeerFailed(format!("producer on link {}: {why}", link.key))
         };
-        match Self::read_header(&link.io, &mut head, stop, &mut self.calls) {
+        match Self::read_header(&link.io.data, &mut head, stop, &mut self.calls) {
             Ok(HeaderRead::Full) => {}
             Ok(HeaderRead::NotReady) => return Ok(None),
             Ok(HeaderRead::Eof) => {
@@ -677,7 +707,7 @@ impl MsgReceiver {
             }
             FrameKind::Data => {
                 let len = header.len as usize;
-                match Self::read_payload(&link.io, win, meter, len, stop, &mut self.calls) {
+                match Self::read_payload(&link.io.data, win, meter, len, stop, &mut self.calls) {
                     Ok(()) => {}
                     Err(PortError::PeerFailed(why)) => return Err(fail(link, why)),
                     Err(e) => return Err(e),
@@ -736,7 +766,7 @@ impl Receiver for MsgReceiver {
                 .links
                 .iter()
                 .filter(|l| l.state == LinkState::Open)
-                .map(|l| l.io.as_fd())
+                .map(|l| l.io.data.as_fd())
                 .collect();
             let slice = stop.remaining().min(POLL_SLICE);
             self.calls.polls += 1;
