@@ -304,7 +304,7 @@ fn empty_to() {
 
 #[test]
 fn unknown_backend() {
-    let text = format!("{PLUGINS}[run]\nbackends = [\"shm\", \"pipe\"]\n");
+    let text = format!("{PLUGINS}[run]\nbackends = [\"shm\", \"carrier-pigeon\"]\n");
     assert_error(&text, 9, "run.backends[1]", "expected one of shm, msg");
 }
 

@@ -207,6 +207,12 @@ const FANS: [(&str, usize, usize); 4] = [
 /// Message sizes of the fan rows.
 const FAN_SIZES: [u64; 3] = [64, 4096, 65536];
 
+/// The backends with a native floor: every one that stays on one host (a `bench-peer` pair
+/// over its own code). `zenoh`'s floor would be the engine's own benchmark.
+fn native_kinds() -> impl Iterator<Item = BackendKind> {
+    BackendKind::ALL.into_iter().filter(|k| !k.crosses_hosts())
+}
+
 /// The pattern name of a shape with this many producers and consumers (`throughput`: 1→1).
 fn fan_pattern(producers: usize, consumers: usize) -> &'static str {
     FANS.iter()
@@ -330,7 +336,7 @@ impl Rig<'_> {
     /// One round of the 64 B ping-pong: native floors, every backend, across hosts (with
     /// `--across`), iceoryx2.
     fn ping_pong(&mut self, pings: u64, round: u32) -> anyhow::Result<()> {
-        for kind in BackendKind::DEFAULT {
+        for kind in native_kinds() {
             let s = native(self.exe, kind, Shape::PingPong, 64, pings, round, &self.tag)?;
             self.samples.push(s);
         }
@@ -348,6 +354,7 @@ impl Rig<'_> {
                 64,
                 pings,
                 across,
+                kind,
             )?;
             self.samples
                 .push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
@@ -377,7 +384,7 @@ impl Rig<'_> {
             producers,
             consumers,
         };
-        for kind in BackendKind::DEFAULT {
+        for kind in native_kinds() {
             let s = native(self.exe, kind, shape, size, count, round, &self.tag)?;
             self.samples.push(s);
             let sc = wasm_scenario(
@@ -388,9 +395,14 @@ impl Rig<'_> {
                 size,
                 count,
                 None,
+                kind,
             )?;
-            self.samples
-                .push(wasm(sc, kind, pattern, size, count, round)?);
+            let mut sample = wasm(sc, kind, pattern, size, count, round)?;
+            sample.notes.insert(
+                "capacity".into(),
+                flow_capacity(size, producers, consumers, kind).to_string(),
+            );
+            self.samples.push(sample);
         }
         // zenoh: the plugins only (its native floor would be the engine's own benchmark), on
         // this machine and, with --across, between two hosts.
@@ -404,9 +416,14 @@ impl Rig<'_> {
                 size,
                 count,
                 across,
+                BackendKind::Zenoh,
             )?;
-            self.samples
-                .push(wasm(sc, BackendKind::Zenoh, pattern, size, count, round)?);
+            let mut sample = wasm(sc, BackendKind::Zenoh, pattern, size, count, round)?;
+            sample.notes.insert(
+                "capacity".into(),
+                flow_capacity(size, producers, consumers, BackendKind::Zenoh).to_string(),
+            );
+            self.samples.push(sample);
         }
         if let Some(ice) = self.iceoryx2.as_ref().filter(|_| one_to_one) {
             self.samples
@@ -545,22 +562,28 @@ pub fn table(r: &Results) -> String {
         let _ = writeln!(out, "\nthroughput, one producer → one consumer");
         let _ = writeln!(
             out,
-            "  {:<8} {:<17} {:<36} cpu/message",
-            "size", "contender", "messages/s"
+            "  {:<8} {:<17} {:<36} {:<36} capacity",
+            "size", "contender", "messages/s", "cpu/message"
         );
         for size in SIZES {
             for c in &contenders(s, "throughput") {
                 let c = c.as_str();
+                let capacity = s
+                    .iter()
+                    .find(|x| x.contender == c && x.pattern == "throughput" && x.size == size)
+                    .and_then(|x| x.notes.get("capacity"))
+                    .map_or("", String::as_str);
                 let _ = writeln!(
                     out,
-                    "  {:<8} {:<17} {:<36} {}",
+                    "  {:<8} {:<17} {:<36} {:<36} {}",
                     human_bytes(size as f64),
                     c,
                     cell(stat(s, c, "throughput", size, |x| x.msgs_per_s), show_rate),
                     cell(
                         stat(s, c, "throughput", size, |x| x.cpu_ns_per_msg),
                         show_ns
-                    )
+                    ),
+                    capacity
                 );
             }
         }
@@ -637,12 +660,12 @@ pub fn table(r: &Results) -> String {
 /// backend list, so a new backend gets its rows by itself.
 fn contenders(s: &[Sample], pattern: &str) -> Vec<String> {
     let mut list = Vec::new();
-    for kind in BackendKind::DEFAULT {
+    for kind in native_kinds() {
         list.push(format!("native-{}", kind.name()));
         list.push(format!("wasm-{}", kind.name()));
     }
     for kind in BackendKind::ALL {
-        if BackendKind::DEFAULT.contains(&kind) {
+        if !kind.crosses_hosts() {
             continue;
         }
         list.push(format!("wasm-{}", kind.name()));
@@ -701,6 +724,20 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             "wasm-msg / native-msg, messages/s",
             "wasm-msg",
             "native-msg",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-pipe / native-pipe, messages/s",
+            "wasm-pipe",
+            "native-pipe",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-pipe / wasm-msg, messages/s",
+            "wasm-pipe",
+            "wasm-msg",
             "throughput",
             |x| x.msgs_per_s,
         ),
@@ -1124,7 +1161,7 @@ fn native(
         Shape::Flow { .. } => {
             let from: Vec<usize> = (0..producers).collect();
             let to: Vec<usize> = (producers..producers + consumers).collect();
-            let capacity = flow_capacity(size, producers, consumers);
+            let capacity = flow_capacity(size, producers, consumers, kind);
             let a = imp.plan(&channel(0, &from, &to, capacity), &mut fds)?;
             let senders = a.producers.into_iter().map(|out| PeerSpec {
                 role: Role::Send,
@@ -1182,6 +1219,10 @@ fn native(
                 .max(1) as f64
                 / 1e9;
             let mut sample = Sample::new(&contender, pattern, size, round, deliveries);
+            sample.notes.insert(
+                "capacity".into(),
+                flow_capacity(size, producers, consumers, kind).to_string(),
+            );
             sample.cpu_ns_per_msg = Some(cpu / deliveries as f64);
             sample.msgs_per_s = Some(deliveries as f64 / secs);
             sample.bytes_per_s = Some((deliveries * size) as f64 / secs);
@@ -1202,6 +1243,7 @@ fn session_options(exe: &Path, tag: &str, token_file: Option<&Path>) -> supervis
 }
 
 /// The scenario for a WASM contender, parsed once per shape and size.
+#[allow(clippy::too_many_arguments)]
 fn wasm_scenario<'a>(
     plugins: &Path,
     cache: &'a mut BTreeMap<String, Matrix>,
@@ -1210,8 +1252,16 @@ fn wasm_scenario<'a>(
     size: u64,
     count: u64,
     across: Option<&[String; 2]>,
+    kind: BackendKind,
 ) -> anyhow::Result<&'a mut Matrix> {
-    let key = format!("{shape:?}-{size}-{}", across.is_some());
+    let capacity = match shape {
+        Shape::PingPong => 4,
+        Shape::Flow {
+            producers,
+            consumers,
+        } => flow_capacity(size, producers, consumers, kind),
+    };
+    let key = format!("{shape:?}-{size}-{capacity}-{}", across.is_some());
     if !cache.contains_key(&key) {
         let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
         let mut text = match shape {
@@ -1280,7 +1330,7 @@ timeout = "300s"
                     name = fan_pattern(producers, consumers).replace([' ', '→'], "-"),
                     expect = count * producers as u64,
                     ordered = producers == 1,
-                    capacity = flow_capacity(size, producers, consumers),
+                    capacity = capacity,
                 )
             }
         };
@@ -1308,12 +1358,23 @@ timeout = "300s"
             );
         }
         let sc = Scenario::parse(Path::new("bench.toml"), &text)?;
-        let kinds = if across.is_some() {
-            &[BackendKind::Zenoh][..]
+        // The backends that admit this capacity (all but `pipe` where its pipes cannot
+        // hold the window the others run).
+        let kinds: Vec<BackendKind> = if across.is_some() {
+            vec![BackendKind::Zenoh]
         } else {
-            &BackendKind::ALL[..]
+            BackendKind::ALL
+                .into_iter()
+                .filter(|&k| match shape {
+                    Shape::PingPong => true,
+                    Shape::Flow {
+                        producers,
+                        consumers,
+                    } => flow_capacity(size, producers, consumers, k) == capacity,
+                })
+                .collect()
         };
-        let matrix = Matrix::new(&sc, kinds, &[], session.clone(), Mode::Once)?;
+        let matrix = Matrix::new(&sc, &kinds, &[], session.clone(), Mode::Once)?;
         cache.insert(key.clone(), matrix);
     }
     Ok(cache.get_mut(&key).expect("inserted above"))
@@ -1400,6 +1461,10 @@ fn iceoryx2_run(
     sample.msgs_per_s = f("msgs_per_s");
     sample.bytes_per_s = f("bytes_per_s");
     sample.cpu_ns_per_msg = f("cpu_ns").map(|c| c / count as f64);
+    if pat == "throughput" {
+        // Its subscriber buffer (`THROUGHPUT_BUFFER` in benches/iceoryx2).
+        sample.notes.insert("capacity".into(), "16".into());
+    }
     Ok(sample)
 }
 
@@ -1957,22 +2022,29 @@ pub fn machine() -> BTreeMap<String, String> {
     m
 }
 
-/// A flow's capacity at `size`: 16 (iceoryx2's subscriber buffer), or less where `msg`'s
-/// sockets cannot hold 16 unread messages of that size under this machine's
-/// `net.core.wmem_max` (7 at 1 MiB by default) — then every contender of ours runs the smaller
-/// window, so that `capacity` means the same on each.
-fn flow_capacity(size: u64, producers: usize, consumers: usize) -> u32 {
-    let msg = backend::of(BackendKind::Msg);
+/// A flow's capacity at `size` on `kind`: 16 (iceoryx2's subscriber buffer), or less where
+/// `msg`'s sockets cannot hold 16 unread messages of that size under `net.core.wmem_max` (7 at
+/// 1 MiB by default) — then every contender runs the smaller window, so that `capacity` means
+/// the same on each — and, on a backend with a tighter limit of its own (`pipe` under
+/// `fs.pipe-max-size`: 15 at 64 KiB, 1 at 1 MiB), the most it admits.
+fn flow_capacity(size: u64, producers: usize, consumers: usize, kind: BackendKind) -> u32 {
+    let shape = |capacity: u32| backend::ChannelShape {
+        producers: producers as u64,
+        consumers: consumers as u64,
+        slot_size: size,
+        capacity: u64::from(capacity),
+    };
+    let local = if kind.crosses_hosts() {
+        BackendKind::Msg
+    } else {
+        kind
+    };
     (1..=16u32)
         .rev()
         .find(|&capacity| {
-            msg.refuse(&backend::ChannelShape {
-                producers: producers as u64,
-                consumers: consumers as u64,
-                slot_size: size,
-                capacity: u64::from(capacity),
-            })
-            .is_none()
+            [BackendKind::Msg, local]
+                .iter()
+                .all(|&k| backend::of(k).refuse(&shape(capacity)).is_none())
         })
         .unwrap_or(1)
 }

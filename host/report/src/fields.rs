@@ -53,7 +53,11 @@ pub static FIELDS: &[Field] = &[
         "Every run, in the order they ran (warm-ups, then round by round, each backend once per round).",
     ),
     f("runs[].scenario", "", "The scenario's name."),
-    f("runs[].backend", "", "`shm`, `msg` or `zenoh`."),
+    f(
+        "runs[].backend",
+        "",
+        "The backend: `shm`, `msg`, `pipe` or `zenoh`.",
+    ),
     f(
         "runs[].repeat",
         "",

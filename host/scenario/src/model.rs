@@ -317,6 +317,9 @@ pub enum BackendKind {
     Shm,
     /// `"msg"`: message passing over sockets.
     Msg,
+    /// `"pipe"`: message passing over anonymous pipes (one for data, one for credits, per
+    /// link).
+    Pipe,
     /// `"zenoh"`: message passing over the Zenoh engine (TCP), which can cross machines.
     Zenoh,
     /// `"auto"`: per lane, `shm` when all its plugins are on one host, `zenoh` otherwise.
@@ -325,12 +328,18 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every transport (`auto` is a choice among them, not one).
-    pub const ALL: [BackendKind; 3] = [BackendKind::Shm, BackendKind::Msg, BackendKind::Zenoh];
-
-    /// Every name `run.backends` and `--backend` accept.
-    pub const CHOICES: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 4] = [
         BackendKind::Shm,
         BackendKind::Msg,
+        BackendKind::Pipe,
+        BackendKind::Zenoh,
+    ];
+
+    /// Every name `run.backends` and `--backend` accept.
+    pub const CHOICES: [BackendKind; 5] = [
+        BackendKind::Shm,
+        BackendKind::Msg,
+        BackendKind::Pipe,
         BackendKind::Zenoh,
         BackendKind::Auto,
     ];
@@ -352,6 +361,7 @@ impl BackendKind {
         match self {
             BackendKind::Shm => "shm",
             BackendKind::Msg => "msg",
+            BackendKind::Pipe => "pipe",
             BackendKind::Zenoh => "zenoh",
             BackendKind::Auto => "auto",
         }

@@ -17,6 +17,21 @@ pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     .map_err(io::Error::from)
 }
 
+/// An anonymous pipe, non-blocking and close-on-exec: (read end, write end).
+pub fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io::Error::from)
+}
+
+/// Sets a pipe's buffer to at least `bytes` (`F_SETPIPE_SZ`; the kernel rounds up to a power
+/// of two pages) and returns what it granted.
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let bytes = libc::c_int::try_from(bytes).map_err(|_| io::Error::other("pipe size"))?;
+    let granted = fcntl(fd, FcntlArg::F_SETPIPE_SZ(bytes))?;
+    usize::try_from(granted).map_err(|_| io::Error::other("pipe size"))
+}
+
 /// A pair of connected, blocking, close-on-exec Unix stream sockets (the control channel).
 pub fn blocking_stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};

@@ -40,6 +40,7 @@
 pub use wasm_ipc_wire::frame;
 mod credit;
 pub mod msg;
+pub mod pipe;
 pub mod shm;
 pub mod zenoh;
 
@@ -57,6 +58,7 @@ use crate::sys::{self, CopyMeter, StopFd, Window};
 pub fn of(kind: BackendKind) -> &'static dyn Backend {
     match kind {
         BackendKind::Msg => &msg::Msg,
+        BackendKind::Pipe => &pipe::Pipe,
         BackendKind::Shm => &shm::Shm,
         BackendKind::Zenoh => &zenoh::Zenoh,
         // `auto` names a choice made per lane (`resolve`), never a transport of its own.

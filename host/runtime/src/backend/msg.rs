@@ -104,7 +104,7 @@ pub struct MsgParams {
 }
 
 impl MsgParams {
-    fn for_channel(capacity: u32, wait: WaitMode, processes: usize) -> MsgParams {
+    pub(super) fn for_channel(capacity: u32, wait: WaitMode, processes: usize) -> MsgParams {
         MsgParams {
             credit_batch: credit::batch(capacity),
             spin_ns: credit::spin_ns(wait, processes),
@@ -206,7 +206,11 @@ impl Backend for Msg {
         _window: Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<Box<dyn Sender>> {
-        Ok(Box::new(MsgSender::new(spec, take_links(spec, fds, 1)?)?))
+        Ok(Box::new(MsgSender::new(
+            spec,
+            take_links(spec, fds, 1)?,
+            Transport::Socket,
+        )?))
     }
 
     fn open_receiver(
@@ -219,10 +223,10 @@ impl Backend for Msg {
     }
 }
 
-/// A link's file descriptors: one socket both ways; a transport with one-way fds (pipes)
-/// gives the credits their own.
+/// A link's file descriptors: one socket both ways (`msg`), or two pipes (`pipe`), the data
+/// towards the consumer and the credits back.
 #[derive(Debug)]
-struct Duplex {
+pub(super) struct Duplex {
     /// Frames: the producer writes, the consumer reads.
     data: OwnedFd,
     /// Credits: the consumer writes, the producer reads; `None`: `data` carries them too.
@@ -236,9 +240,9 @@ impl Duplex {
     }
 }
 
-/// The fds of a port's links, `per_link` of them per link (1: a socket; 2: the data fd, then
-/// the credits' fd), each made non-blocking.
-fn take_links(
+/// The fds of a port's links, `per_link` of them per link (1: a socket; 2: the data pipe's
+/// end, then the credit pipe's), each made non-blocking.
+pub(super) fn take_links(
     spec: &PortSpec,
     source: &mut dyn FdSource,
     per_link: usize,
@@ -352,7 +356,16 @@ impl OutLink {
     }
 }
 
-/// The sending half of a `msg` port: one link per consumer.
+/// What a link's fds are, for what only one of them does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// A Unix stream socket: its send buffer is sized for `capacity` frames here.
+    Socket,
+    /// Pipes: the backend sized the data pipe when it made it.
+    Pipe,
+}
+
+/// The sending half of a `msg` (or `pipe`) port: one link per consumer.
 pub struct MsgSender {
     name: String,
     slot_size: u32,
@@ -373,14 +386,21 @@ impl std::fmt::Debug for MsgSender {
 }
 
 impl MsgSender {
-    fn new(spec: &PortSpec, fds: Vec<Duplex>) -> anyhow::Result<MsgSender> {
+    pub(super) fn new(
+        spec: &PortSpec,
+        fds: Vec<Duplex>,
+        transport: Transport,
+    ) -> anyhow::Result<MsgSender> {
         anyhow::ensure!(spec.capacity > 0, "port `{}`: capacity 0", spec.name);
-        // Room for `capacity` unread frames as the kernel charges them (`check` refused what
-        // the kernel cannot grant); the cap keeps the request an int.
-        let want = link_buffer(u64::from(spec.slot_size), u64::from(spec.capacity)).min(1 << 30);
-        let want = usize::try_from(want).unwrap_or(1 << 30);
-        for fd in &fds {
-            sys::set_send_buffer(fd.data.as_fd(), want);
+        if transport == Transport::Socket {
+            // Room for `capacity` unread frames as the kernel charges them (`check` refused
+            // what the kernel cannot grant); the cap keeps the request an int.
+            let want =
+                link_buffer(u64::from(spec.slot_size), u64::from(spec.capacity)).min(1 << 30);
+            let want = usize::try_from(want).unwrap_or(1 << 30);
+            for fd in &fds {
+                sys::set_send_buffer(fd.data.as_fd(), want);
+            }
         }
         let params: MsgParams = spec.params()?;
         Ok(MsgSender {
@@ -548,10 +568,10 @@ enum HeaderRead {
     Eof,
 }
 
-/// A consumer's link on `msg`: its socket.
+/// A consumer's link on `msg`: its socket (on `pipe`: its two pipes).
 type InLink = credit::InLink<Duplex>;
 
-/// The receiving half of a `msg` port: one link per producer, polled round robin.
+/// The receiving half of a `msg` (or `pipe`) port: one link per producer, polled round robin.
 pub struct MsgReceiver {
     name: String,
     slot_size: u32,
@@ -571,7 +591,7 @@ impl std::fmt::Debug for MsgReceiver {
 }
 
 impl MsgReceiver {
-    fn new(spec: &PortSpec, fds: Vec<Duplex>) -> anyhow::Result<MsgReceiver> {
+    pub(super) fn new(spec: &PortSpec, fds: Vec<Duplex>) -> anyhow::Result<MsgReceiver> {
         let params: MsgParams = spec.params()?;
         anyhow::ensure!(
             (1..=spec.capacity.max(1)).contains(&params.credit_batch),
