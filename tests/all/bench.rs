@@ -35,6 +35,8 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "wasm-msg / wasm-zenoh, messages/s",
         "native-pipe",
         "wasm-pipe / native-pipe, messages/s",
+        "native-tcp",
+        "wasm-tcp / native-tcp, messages/s",
         "1.0 MiB",
         "wasm-shm / native-shm, messages/s",
         "with --load 1, shm ≥ msg at 64 B",
@@ -61,10 +63,10 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     let raw: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("raw.json")).unwrap()).unwrap();
     let samples = raw["samples"].as_array().unwrap();
-    // 2 rounds × (2 references + 7 ping-pong + 4 sizes × 7 throughput + 4 fan shapes × 3
-    // sizes × 7 contenders), then 3 one-off rows. The contenders: native-shm, wasm-shm,
-    // native-msg, wasm-msg, native-pipe, wasm-pipe, wasm-zenoh.
-    assert_eq!(samples.len(), 2 * (2 + 7 + 28 + 84) + 3, "{raw}");
+    // 2 rounds × (2 references + 9 ping-pong + 4 sizes × 9 throughput + 4 fan shapes × 3
+    // sizes × 9 contenders), then 3 one-off rows. The contenders: native and wasm on shm,
+    // msg, pipe and tcp, and wasm-zenoh.
+    assert_eq!(samples.len(), 2 * (2 + 9 + 36 + 108) + 3, "{raw}");
     let flows = samples.iter().filter(|s| {
         s["pattern"] == "throughput" || s["pattern"].as_str().unwrap().starts_with("fan-")
     });
@@ -79,6 +81,10 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "wasm-shm",
         "native-msg",
         "wasm-msg",
+        "native-pipe",
+        "wasm-pipe",
+        "native-tcp",
+        "wasm-tcp",
         "wasm-zenoh",
     ] {
         let count = |pattern: &str| {

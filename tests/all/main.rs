@@ -22,5 +22,6 @@ mod scenario;
 mod scenarios;
 mod shm;
 mod soak;
+mod tcp;
 mod util;
 mod verdicts;

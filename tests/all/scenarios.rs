@@ -100,14 +100,14 @@ fn check_run(sc: &Scenario, run: &Value, supervisor_pid: u64) {
     pids.sort();
     pids.dedup();
     assert_eq!(pids.len(), sc.plugins.len(), "{what}: pids must differ");
-    // Copies: msg and pipe copy each delivered payload twice (into and out of the kernel), counted
+    // Copies: msg, pipe and tcp copy each delivered payload twice (into and out of the kernel), counted
     // by the workers where they call writev/read; shm copies nothing; zenoh copies a message
     // once out of the producer's window (every consumer shares that copy) and once into each
     // consumer's window.
     let bytes = run["bytes"].as_u64().unwrap();
     let copied = run["copied_bytes"].as_u64().unwrap();
     match run["backend"].as_str().unwrap() {
-        "msg" | "pipe" => assert_eq!(copied, 2 * bytes, "{what}"),
+        "msg" | "pipe" | "tcp" => assert_eq!(copied, 2 * bytes, "{what}"),
         "shm" => assert_eq!(copied, 0, "{what}"),
         "zenoh" => {
             let fan_out = sc.channels.iter().map(|c| c.to.len() as u64).max().unwrap();

@@ -56,7 +56,7 @@ pub static FIELDS: &[Field] = &[
     f(
         "runs[].backend",
         "",
-        "The backend: `shm`, `msg`, `pipe` or `zenoh`.",
+        "The backend: `shm`, `msg`, `pipe`, `tcp` or `zenoh`.",
     ),
     f(
         "runs[].repeat",

@@ -320,6 +320,8 @@ pub enum BackendKind {
     /// `"pipe"`: message passing over anonymous pipes (one for data, one for credits, per
     /// link).
     Pipe,
+    /// `"tcp"`: message passing over TCP on the loopback interface (one connection per link).
+    Tcp,
     /// `"zenoh"`: message passing over the Zenoh engine (TCP), which can cross machines.
     Zenoh,
     /// `"auto"`: per lane, `shm` when all its plugins are on one host, `zenoh` otherwise.
@@ -328,18 +330,20 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every transport (`auto` is a choice among them, not one).
-    pub const ALL: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 5] = [
         BackendKind::Shm,
         BackendKind::Msg,
         BackendKind::Pipe,
+        BackendKind::Tcp,
         BackendKind::Zenoh,
     ];
 
     /// Every name `run.backends` and `--backend` accept.
-    pub const CHOICES: [BackendKind; 5] = [
+    pub const CHOICES: [BackendKind; 6] = [
         BackendKind::Shm,
         BackendKind::Msg,
         BackendKind::Pipe,
+        BackendKind::Tcp,
         BackendKind::Zenoh,
         BackendKind::Auto,
     ];
@@ -362,6 +366,7 @@ impl BackendKind {
             BackendKind::Shm => "shm",
             BackendKind::Msg => "msg",
             BackendKind::Pipe => "pipe",
+            BackendKind::Tcp => "tcp",
             BackendKind::Zenoh => "zenoh",
             BackendKind::Auto => "auto",
         }

@@ -514,6 +514,7 @@ macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         suite!(@backend msg, Msg, $($test),*);
         suite!(@backend pipe, Pipe, $($test),*);
+        suite!(@backend tcp, Tcp, $($test),*);
         suite!(@backend shm, Shm, $($test),*);
         suite!(@backend zenoh, Zenoh, $($test),*);
     };

@@ -42,6 +42,7 @@ mod credit;
 pub mod msg;
 pub mod pipe;
 pub mod shm;
+pub mod tcp;
 pub mod zenoh;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub fn of(kind: BackendKind) -> &'static dyn Backend {
     match kind {
         BackendKind::Msg => &msg::Msg,
         BackendKind::Pipe => &pipe::Pipe,
+        BackendKind::Tcp => &tcp::Tcp,
         BackendKind::Shm => &shm::Shm,
         BackendKind::Zenoh => &zenoh::Zenoh,
         // `auto` names a choice made per lane (`resolve`), never a transport of its own.
