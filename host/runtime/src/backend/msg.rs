@@ -162,41 +162,9 @@ impl Backend for Msg {
     }
 
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
-        let window_len = super::window_len(u64::from(ch.slot_size))
-            .context("the slot does not fit a 32-bit window")?;
-        let params =
-            serde_json::to_value(MsgParams::for_channel(ch.capacity, ch.wait, ch.processes))?;
-        let port = |e: &super::EndpointDesc, dir| {
-            let mut spec = super::port_spec(&e.port, dir, BackendKind::Msg, ch);
-            spec.window_len = window_len;
-            spec.params = params.clone();
-            spec
-        };
-        let mut producers: Vec<PortSpec> = ch
-            .producers
-            .iter()
-            .map(|e| port(e, Direction::Out))
-            .collect();
-        let mut consumers: Vec<PortSpec> = ch
-            .consumers
-            .iter()
-            .map(|e| port(e, Direction::In))
-            .collect();
-        for (p, from) in ch.producers.iter().enumerate() {
-            for (q, to) in ch.consumers.iter().enumerate() {
-                let (a, b) = sys::stream_pair().context("creating a link socket pair")?;
-                let key = &ch.keys[p][q];
-                producers[p].fds.push(fds.give(from.plugin, a)?);
-                producers[p].links.push(key.clone());
-                consumers[q].fds.push(fds.give(to.plugin, b)?);
-                consumers[q].links.push(key.clone());
-            }
-        }
-        Ok(ChannelPlan {
-            producers,
-            consumers,
-            // A dead worker's sockets close with it: its peers see EOF or EPIPE.
-            peers: Box::new(NothingToDo),
+        plan_links(ch, fds, BackendKind::Msg, |_| {
+            let (a, b) = sys::stream_pair().context("creating a link socket pair")?;
+            Ok((vec![a], vec![b]))
         })
     }
 
@@ -270,6 +238,60 @@ pub(super) fn take_links(
             Ok(Duplex { data, back })
         })
         .collect()
+}
+
+/// A link's fds as `plan_links` hands them out: the producer's data fd and, on a transport
+/// with one-way fds, its credit fd; the consumer's the same.
+pub(super) type LinkFds = (Vec<OwnedFd>, Vec<OwnedFd>);
+
+/// Plans a channel of the `msg` family (`msg`, `pipe`, `tcp`): one port spec per endpoint
+/// with a one-slot window and `MsgParams`, and per producer → consumer link the fds `link`
+/// makes for its key, data first. A dead worker's fds close with it, so its peers see end of
+/// file or EPIPE: nothing to do when one is lost.
+pub(super) fn plan_links(
+    ch: &ChannelDesc<'_>,
+    fds: &mut Fds,
+    kind: BackendKind,
+    mut link: impl FnMut(&str) -> anyhow::Result<LinkFds>,
+) -> anyhow::Result<ChannelPlan> {
+    let window_len = super::window_len(u64::from(ch.slot_size))
+        .context("the slot does not fit a 32-bit window")?;
+    let params = serde_json::to_value(MsgParams::for_channel(ch.capacity, ch.wait, ch.processes))?;
+    let port = |e: &super::EndpointDesc, dir| {
+        let mut spec = super::port_spec(&e.port, dir, kind, ch);
+        spec.window_len = window_len;
+        spec.params = params.clone();
+        spec
+    };
+    let mut producers: Vec<PortSpec> = ch
+        .producers
+        .iter()
+        .map(|e| port(e, Direction::Out))
+        .collect();
+    let mut consumers: Vec<PortSpec> = ch
+        .consumers
+        .iter()
+        .map(|e| port(e, Direction::In))
+        .collect();
+    for (p, from) in ch.producers.iter().enumerate() {
+        for (q, to) in ch.consumers.iter().enumerate() {
+            let key = &ch.keys[p][q];
+            let (out, input) = link(key)?;
+            for fd in out {
+                producers[p].fds.push(fds.give(from.plugin, fd)?);
+            }
+            producers[p].links.push(key.clone());
+            for fd in input {
+                consumers[q].fds.push(fds.give(to.plugin, fd)?);
+            }
+            consumers[q].links.push(key.clone());
+        }
+    }
+    Ok(ChannelPlan {
+        producers,
+        consumers,
+        peers: Box::new(NothingToDo),
+    })
 }
 
 /// The system calls a port made, counted where it makes them (`reads`, `writes`, `polls`),

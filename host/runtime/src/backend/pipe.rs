@@ -24,11 +24,8 @@
 use anyhow::Context;
 
 use super::frame::HEADER_LEN;
-use super::msg::{MsgParams, MsgReceiver, MsgSender, Transport, take_links};
-use super::{
-    Backend, ChannelDesc, ChannelPlan, Direction, FdSource, Fds, NothingToDo, PortSpec, Receiver,
-    Sender,
-};
+use super::msg::{MsgReceiver, MsgSender, Transport, plan_links, take_links};
+use super::{Backend, ChannelDesc, ChannelPlan, FdSource, Fds, PortSpec, Receiver, Sender};
 use crate::scenario::BackendKind;
 use crate::sys::{self, Window};
 
@@ -137,51 +134,17 @@ impl Backend for Pipe {
     }
 
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
-        let window_len = super::window_len(u64::from(ch.slot_size))
-            .context("the slot does not fit a 32-bit window")?;
-        let params =
-            serde_json::to_value(MsgParams::for_channel(ch.capacity, ch.wait, ch.processes))?;
-        let port = |e: &super::EndpointDesc, dir| {
-            let mut spec = super::port_spec(&e.port, dir, BackendKind::Pipe, ch);
-            spec.window_len = window_len;
-            spec.params = params.clone();
-            spec
-        };
-        let mut producers: Vec<PortSpec> = ch
-            .producers
-            .iter()
-            .map(|e| port(e, Direction::Out))
-            .collect();
-        let mut consumers: Vec<PortSpec> = ch
-            .consumers
-            .iter()
-            .map(|e| port(e, Direction::In))
-            .collect();
         // Never more than an unprivileged user may have (capacity 1 with a frame larger than
         // that streams through).
         let size = data_pipe_bytes(u64::from(ch.slot_size), u64::from(ch.capacity))
             .min(fs_limit("pipe-max-size").unwrap_or(1 << 20));
         let size = usize::try_from(size).unwrap_or(1 << 20);
-        for (p, from) in ch.producers.iter().enumerate() {
-            for (q, to) in ch.consumers.iter().enumerate() {
-                let key = &ch.keys[p][q];
-                let (data_r, data_w) = sys::pipe_pair().context("creating a link's data pipe")?;
-                sys::set_pipe_size(std::os::fd::AsFd::as_fd(&data_w), size)
-                    .with_context(|| format!("sizing link {key}'s pipe to {size} B"))?;
-                let (back_r, back_w) = sys::pipe_pair().context("creating a link's credit pipe")?;
-                producers[p].fds.push(fds.give(from.plugin, data_w)?);
-                producers[p].fds.push(fds.give(from.plugin, back_r)?);
-                producers[p].links.push(key.clone());
-                consumers[q].fds.push(fds.give(to.plugin, data_r)?);
-                consumers[q].fds.push(fds.give(to.plugin, back_w)?);
-                consumers[q].links.push(key.clone());
-            }
-        }
-        Ok(ChannelPlan {
-            producers,
-            consumers,
-            // A dead worker's pipe ends close with it: its peers see end of file or EPIPE.
-            peers: Box::new(NothingToDo),
+        plan_links(ch, fds, BackendKind::Pipe, |key| {
+            let (data_r, data_w) = sys::pipe_pair().context("creating a link's data pipe")?;
+            sys::set_pipe_size(std::os::fd::AsFd::as_fd(&data_w), size)
+                .with_context(|| format!("sizing link {key}'s pipe to {size} B"))?;
+            let (back_r, back_w) = sys::pipe_pair().context("creating a link's credit pipe")?;
+            Ok((vec![data_w, back_r], vec![data_r, back_w]))
         })
     }
 

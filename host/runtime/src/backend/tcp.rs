@@ -29,11 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::msg::{Msg, MsgParams, MsgReceiver, MsgSender, Transport, take_links};
-use super::{
-    Backend, ChannelDesc, ChannelPlan, Direction, FdSource, Fds, NothingToDo, PortSpec, Receiver,
-    Sender,
-};
+use super::msg::{Msg, MsgReceiver, MsgSender, Transport, plan_links, take_links};
+use super::{Backend, ChannelDesc, ChannelPlan, FdSource, Fds, PortSpec, Receiver, Sender};
 use crate::scenario::BackendKind;
 use crate::sys::Window;
 
@@ -95,46 +92,12 @@ impl Backend for Tcp {
     }
 
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
-        let window_len = super::window_len(u64::from(ch.slot_size))
-            .context("the slot does not fit a 32-bit window")?;
-        let params =
-            serde_json::to_value(MsgParams::for_channel(ch.capacity, ch.wait, ch.processes))?;
-        let port = |e: &super::EndpointDesc, dir| {
-            let mut spec = super::port_spec(&e.port, dir, BackendKind::Tcp, ch);
-            spec.window_len = window_len;
-            spec.params = params.clone();
-            spec
-        };
-        let mut producers: Vec<PortSpec> = ch
-            .producers
-            .iter()
-            .map(|e| port(e, Direction::Out))
-            .collect();
-        let mut consumers: Vec<PortSpec> = ch
-            .consumers
-            .iter()
-            .map(|e| port(e, Direction::In))
-            .collect();
-        for (p, from) in ch.producers.iter().enumerate() {
-            for (q, to) in ch.consumers.iter().enumerate() {
-                let key = &ch.keys[p][q];
-                let (data_out, data_in) =
-                    loopback_pair().with_context(|| format!("connecting link {key}"))?;
-                let (back_in, back_out) =
-                    loopback_pair().with_context(|| format!("connecting link {key}'s credits"))?;
-                producers[p].fds.push(fds.give(from.plugin, data_out)?);
-                producers[p].fds.push(fds.give(from.plugin, back_in)?);
-                producers[p].links.push(key.clone());
-                consumers[q].fds.push(fds.give(to.plugin, data_in)?);
-                consumers[q].fds.push(fds.give(to.plugin, back_out)?);
-                consumers[q].links.push(key.clone());
-            }
-        }
-        Ok(ChannelPlan {
-            producers,
-            consumers,
-            // A dead worker's connections close with it: its peers see EOF or a reset.
-            peers: Box::new(NothingToDo),
+        plan_links(ch, fds, BackendKind::Tcp, |key| {
+            let (data_out, data_in) =
+                loopback_pair().with_context(|| format!("connecting link {key}"))?;
+            let (back_in, back_out) =
+                loopback_pair().with_context(|| format!("connecting link {key}'s credits"))?;
+            Ok((vec![data_out, back_in], vec![data_in, back_out]))
         })
     }
 
