@@ -100,14 +100,14 @@ fn check_run(sc: &Scenario, run: &Value, supervisor_pid: u64) {
     pids.sort();
     pids.dedup();
     assert_eq!(pids.len(), sc.plugins.len(), "{what}: pids must differ");
-    // Copies: msg, pipe and tcp copy each delivered payload twice (into and out of the kernel), counted
+    // Copies: msg, pipe, mq, tcp and udp copy each delivered payload twice (into and out of the kernel), counted
     // by the workers where they call writev/read; shm copies nothing; zenoh copies a message
     // once out of the producer's window (every consumer shares that copy) and once into each
     // consumer's window.
     let bytes = run["bytes"].as_u64().unwrap();
     let copied = run["copied_bytes"].as_u64().unwrap();
     match run["backend"].as_str().unwrap() {
-        "msg" | "pipe" | "tcp" => assert_eq!(copied, 2 * bytes, "{what}"),
+        "msg" | "pipe" | "mq" | "tcp" | "udp" => assert_eq!(copied, 2 * bytes, "{what}"),
         "shm" => assert_eq!(copied, 0, "{what}"),
         "zenoh" => {
             let fan_out = sc.channels.iter().map(|c| c.to.len() as u64).max().unwrap();
@@ -208,6 +208,112 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
         }
         assert_no_leftovers(&id);
     }
+}
+
+/// Every bundled scenario on each kernel mechanism (`pipe`, `mq`, `tcp`, `udp`, whichever it
+/// does not list itself): it runs with every check of the test above where `check` admits it,
+/// and where `check` does not, the refusal names the limit and how to change it. Most
+/// scenarios must run on every one of them.
+#[test]
+fn every_bundled_scenario_runs_on_each_kernel_mechanism_where_its_sizes_fit() {
+    util::plugins();
+    let mut ran = Vec::new();
+    let mut refused = Vec::new();
+    for file in scenario_files() {
+        let sc = Scenario::load(&file).unwrap();
+        if sc.crossing().is_some() {
+            // Across hosts is zenoh's (and auto's) alone; the hosts suite runs those.
+            continue;
+        }
+        let small = smaller_counts(&sc);
+        let sc = Scenario::load_with(&file, &small).unwrap();
+        for backend in ["pipe", "mq", "tcp", "udp"] {
+            if sc.run.backends.iter().any(|b| b.name() == backend) {
+                continue;
+            }
+            let mut what = format!("{} on {backend}", file.display());
+            // Where `check` says "lower capacity to N" for a channel, its advice is taken (a
+            // capacity never changes what the plugins send) and the scenario checked again.
+            let mut small = small.clone();
+            let admitted = loop {
+                let mut check = vec!["check", "--backend", backend];
+                for set in &small {
+                    check.extend(["--set", set]);
+                }
+                check.push(file.to_str().unwrap());
+                let out = wasm_ipc(&check);
+                if out.status.success() {
+                    break true;
+                }
+                let err = util::stderr(&out);
+                assert!(
+                    ["sysctl", "ulimit", "one UDP datagram"]
+                        .iter()
+                        .any(|n| err.contains(n)),
+                    "{what}: refused without naming a limit: {err}"
+                );
+                let number_after = |text: &str, at: &str| -> Option<u64> {
+                    let rest = &text[text.find(at)? + at.len()..];
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().ok()
+                };
+                match (
+                    number_after(&err, "channel["),
+                    number_after(&err, "lower capacity to "),
+                ) {
+                    (Some(c), Some(n)) if n > 0 && small.len() < 40 => {
+                        small.push(format!("channel.{c}.capacity={n}"));
+                        what = format!("{what} (channel.{c}.capacity = {n}, as check advised)");
+                    }
+                    _ => break false,
+                }
+            };
+            if !admitted {
+                refused.push(what);
+                continue;
+            }
+            let _g = heavy();
+            let id = util::run_id("mechanisms");
+            let mut args = vec!["run", "--json", "--run-id", &id, "--backend", backend];
+            for set in &small {
+                args.extend(["--set", set]);
+            }
+            args.push(file.to_str().unwrap());
+            let out = wasm_ipc(&args);
+            assert!(out.status.success(), "{what}: {}", util::stderr(&out));
+            let rep = report(&out);
+            let supervisor = rep["supervisor_pid"].as_u64().unwrap();
+            let points: Vec<_> = sc
+                .sweep_points()
+                .into_iter()
+                .map(|(named, sets)| {
+                    let at: serde_json::Map<String, Value> = named
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    let sets: Vec<String> = sets.into_iter().chain(small.iter().cloned()).collect();
+                    (
+                        Value::Object(at),
+                        Scenario::load_with(&file, &sets).unwrap(),
+                    )
+                })
+                .collect();
+            for run in rep["runs"].as_array().unwrap() {
+                assert_eq!(run["backend"], backend, "{what}");
+                assert_eq!(run["ok"], true, "{what}: {run}");
+                assert_eq!(run["digest_sent"], run["digest_received"], "{what}");
+                let (_, here) = points.iter().find(|(at, _)| *at == run["sweep"]).unwrap();
+                check_run(here, run, supervisor);
+            }
+            assert_no_leftovers(&id);
+            ran.push(what);
+        }
+    }
+    eprintln!("ran: {ran:#?}\nrefused by check: {refused:#?}");
+    assert!(
+        ran.len() >= 3 * refused.len(),
+        "most scenarios must run on the kernel mechanisms: ran {ran:?}, refused {refused:?}"
+    );
 }
 
 /// `copied_bytes` is what the transport moved, not a formula: it must agree with the kernel's

@@ -162,6 +162,13 @@ pub fn scenario(dir: &Path, file: &str, text: &str) -> PathBuf {
 /// and memfd names. Empty when a run left nothing behind.
 pub fn leftovers(run_id: &str) -> Vec<String> {
     let mut found = Vec::new();
+    // Message queues of the run (`mq`): named after it while they have a name at all.
+    for q in std::fs::read_dir(mqueue_dir()).unwrap().flatten() {
+        let name = q.file_name().to_string_lossy().into_owned();
+        if name.contains(run_id) {
+            found.push(format!("message queue /dev/mqueue/{name}"));
+        }
+    }
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return found;
     };
@@ -194,6 +201,33 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// `/dev/mqueue`, where POSIX message queues show: mounted (the mqueue filesystem) when it
+/// is not, so that a leftover queue cannot hide. A machine where it cannot be mounted fails.
+pub fn mqueue_dir() -> &'static Path {
+    static MOUNTED: OnceLock<()> = OnceLock::new();
+    let dir = Path::new("/dev/mqueue");
+    MOUNTED.get_or_init(|| {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        if mounts
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue"))
+        {
+            return;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "mqueue", "mqueue", "/dev/mqueue"])
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "mounting the mqueue filesystem at /dev/mqueue: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    dir
 }
 
 /// Asserts that nothing of `run_id` is left, allowing the kernel a moment to reap.

@@ -244,7 +244,11 @@ impl Matrix {
                 all.extend(overrides.iter().cloned());
                 let scenario =
                     Scenario::load_with(&sc.path, &all).map_err(|e| anyhow::anyhow!("{e}"))?;
-                check::check_all(&scenario, backends).map_err(|e| anyhow::anyhow!("{e}"))?;
+                check::check_all(&scenario, backends).map_err(|e| {
+                    let at: Vec<String> =
+                        values.iter().map(|(a, v)| format!("{a} = {v}")).collect();
+                    anyhow::anyhow!("at sweep point {}: {e}", at.join(", "))
+                })?;
                 points.push(Point {
                     values,
                     scenario,

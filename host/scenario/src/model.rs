@@ -322,6 +322,11 @@ pub enum BackendKind {
     Pipe,
     /// `"tcp"`: message passing over TCP on the loopback interface (one connection per link).
     Tcp,
+    /// `"mq"`: message passing over POSIX message queues (one queue per link).
+    Mq,
+    /// `"udp"`: message passing over UDP datagrams on the loopback interface (one connected
+    /// pair of sockets per link).
+    Udp,
     /// `"zenoh"`: message passing over the Zenoh engine (TCP), which can cross machines.
     Zenoh,
     /// `"auto"`: per lane, `shm` when all its plugins are on one host, `zenoh` otherwise.
@@ -330,20 +335,24 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every transport (`auto` is a choice among them, not one).
-    pub const ALL: [BackendKind; 5] = [
+    pub const ALL: [BackendKind; 7] = [
         BackendKind::Shm,
         BackendKind::Msg,
         BackendKind::Pipe,
+        BackendKind::Mq,
         BackendKind::Tcp,
+        BackendKind::Udp,
         BackendKind::Zenoh,
     ];
 
     /// Every name `run.backends` and `--backend` accept.
-    pub const CHOICES: [BackendKind; 6] = [
+    pub const CHOICES: [BackendKind; 8] = [
         BackendKind::Shm,
         BackendKind::Msg,
         BackendKind::Pipe,
+        BackendKind::Mq,
         BackendKind::Tcp,
+        BackendKind::Udp,
         BackendKind::Zenoh,
         BackendKind::Auto,
     ];
@@ -367,6 +376,8 @@ impl BackendKind {
             BackendKind::Msg => "msg",
             BackendKind::Pipe => "pipe",
             BackendKind::Tcp => "tcp",
+            BackendKind::Mq => "mq",
+            BackendKind::Udp => "udp",
             BackendKind::Zenoh => "zenoh",
             BackendKind::Auto => "auto",
         }

@@ -51,6 +51,14 @@ pub fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
     let _ = setsockopt(&fd, sockopt::SndBuf, &bytes);
 }
 
+/// Asks for a socket receive buffer of `bytes` (the kernel doubles it, capped at twice
+/// `net.core.rmem_max`); returns what it granted.
+pub fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    setsockopt(&fd, sockopt::RcvBuf, &bytes)?;
+    Ok(getsockopt(&fd, sockopt::RcvBuf)?)
+}
+
 /// Puts an fd into non-blocking mode.
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};

@@ -59,12 +59,21 @@ pub fn wait_ready(
     stop: &StopFd,
     timeout: Duration,
 ) -> io::Result<Readiness> {
-    let events = if write { libc::POLLOUT } else { libc::POLLIN };
+    let each: Vec<(BorrowedFd<'_>, bool)> = fds.iter().map(|&fd| (fd, write)).collect();
+    wait_each(&each, stop, timeout)
+}
+
+/// As [`wait_ready`], each fd with its own direction (`true`: writable).
+pub fn wait_each(
+    fds: &[(BorrowedFd<'_>, bool)],
+    stop: &StopFd,
+    timeout: Duration,
+) -> io::Result<Readiness> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|fd| libc::pollfd {
+        .map(|&(fd, write)| libc::pollfd {
             fd: fd.as_raw_fd(),
-            events,
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
             revents: 0,
         })
         .collect();

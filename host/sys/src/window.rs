@@ -19,6 +19,15 @@ impl CopyMeter {
     }
 }
 
+/// The kernel object a whole message goes through in one call ([`Window::send_whole`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    /// A POSIX message queue (`mq_send`, `mq_receive`).
+    Queue,
+    /// A connected datagram socket (`write`, `read`: one datagram each).
+    Datagram,
+}
+
 /// A view of one port's window inside a guest's linear memory.
 ///
 /// It borrows what it was made from (the store, or the memory's bytes) for `'a`, so it cannot
@@ -269,6 +278,84 @@ impl<'a> Window<'a> {
         };
         meter.bytes += r as u64;
         Ok(r)
+    }
+
+    /// Copies `N` bytes at `off` out of the window (a frame header the kernel delivered in
+    /// front of the payload); `None` when they do not fit.
+    pub fn read_array<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        self.check(off, N).ok()?;
+        let mut out = [0u8; N];
+        // SAFETY: the source range is inside the live window (checked above); `out` is a
+        // distinct local array of `N` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), out.as_mut_ptr(), N) };
+        Some(out)
+    }
+
+    /// Sends `window[.. len]` as one whole message of a message-preserving kernel object
+    /// (`how`): one `mq_send` on a POSIX message queue, one `write` of a datagram on a
+    /// connected datagram socket. Payload bytes are those from `payload_from` on (the bytes
+    /// before are the frame header the host wrote there), and only they are counted. Returns
+    /// `WouldBlock` when the queue is full.
+    pub fn send_whole(
+        &self,
+        fd: BorrowedFd<'_>,
+        meter: &mut CopyMeter,
+        len: usize,
+        payload_from: usize,
+        how: Whole,
+    ) -> io::Result<()> {
+        self.check(0, len)?;
+        let sent = match how {
+            // SAFETY: `window[.. len]` is inside the live window (checked above); the guest is
+            // blocked in the host call, so nothing writes it during the call; on Linux an
+            // `mqd_t` is the file descriptor `fd`.
+            Whole::Queue => isize::try_from(unsafe {
+                libc::mq_send(fd.as_raw_fd(), self.base.cast_const().cast(), len, 0)
+            })
+            .unwrap_or(-1),
+            // SAFETY: as above; `write` on a connected datagram socket sends one datagram
+            // (all of it or nothing), and the kernel's per-process I/O counters see it.
+            Whole::Datagram => unsafe {
+                libc::write(fd.as_raw_fd(), self.base.cast_const().cast(), len)
+            },
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        meter.bytes += len.saturating_sub(payload_from) as u64;
+        Ok(())
+    }
+
+    /// Receives one whole message into the window from its start (`how`, as for
+    /// [`Window::send_whole`]); returns its length. The whole window is offered: a queue
+    /// refuses a buffer smaller than its message size, and a datagram longer than the buffer
+    /// would be cut. Payload bytes (from `payload_from` on) are counted. `WouldBlock` when
+    /// nothing is queued.
+    pub fn receive_whole(
+        &self,
+        fd: BorrowedFd<'_>,
+        meter: &mut CopyMeter,
+        payload_from: usize,
+        how: Whole,
+    ) -> io::Result<usize> {
+        let got = match how {
+            Whole::Queue => {
+                let mut priority: libc::c_uint = 0;
+                // SAFETY: the whole live window is the destination, nothing else reads or
+                // writes it during the call (the guest is blocked in the host call);
+                // `priority` is a live local; an `mqd_t` is the file descriptor `fd`.
+                unsafe {
+                    libc::mq_receive(fd.as_raw_fd(), self.base.cast(), self.len, &mut priority)
+                }
+            }
+            // SAFETY: as above; `read` takes one datagram.
+            Whole::Datagram => unsafe { libc::read(fd.as_raw_fd(), self.base.cast(), self.len) },
+        };
+        let Ok(got) = usize::try_from(got) else {
+            return Err(io::Error::last_os_error());
+        };
+        meter.bytes += got.saturating_sub(payload_from) as u64;
+        Ok(got)
     }
 
     /// Copies `window[off .. off + len]` into a new buffer for a transport that takes owned

@@ -350,7 +350,10 @@ fn a_full_channel_holds_the_producer_back_after_capacity_messages(kind: BackendK
                 capacity: u64::from(capacity),
             };
             if let Some(why) = of(kind).refuse(&shape) {
-                assert!(why.contains("sysctl"), "a refusal names the setting: {why}");
+                assert!(
+                    why.contains("sysctl") || why.contains("one UDP datagram carries at most"),
+                    "a refusal names the setting (or the protocol's limit): {why}"
+                );
                 refused.push((size, capacity));
                 continue;
             }
@@ -382,24 +385,63 @@ fn a_full_channel_holds_the_producer_back_after_capacity_messages(kind: BackendK
             ch.send(&message(sent, size)).unwrap();
         }
     }
-    // Only 64 KiB messages may be beyond a kernel limit: 1024 of them on msg (69 MiB against a
-    // default net.core.wmem_max of 4 MiB), 16 or more on pipe (a pipe of 16 × 17 pages against
-    // a default fs.pipe-max-size of 1 MiB).
-    let largest_allowed = if kind == BackendKind::Pipe { 16 } else { 1024 };
+    // What each backend may refuse, with the default limits: 1024 64 KiB messages on msg and
+    // tcp (69 MiB against a net.core.wmem_max of 4 MiB), 16 or more on pipe (a pipe of 16 × 17
+    // pages against a fs.pipe-max-size of 1 MiB); on mq every capacity above fs.mqueue.msg_max
+    // (10) and every 64 KiB message (fs.mqueue.msgsize_max is 8 KiB); on udp every 64 KiB
+    // message (one datagram carries 65507 B), and 1024 small ones only past net.core.rmem_max.
+    let may_refuse = |size: usize, capacity: u32| match kind {
+        BackendKind::Pipe => size == 65536 && capacity >= 16,
+        BackendKind::Mq => {
+            size == 65536 || u64::from(capacity) > super::mq::largest_capacity().unwrap()
+        }
+        BackendKind::Udp => size == 65536 || capacity == 1024,
+        _ => size == 65536 && capacity == 1024,
+    };
     assert!(
         refused
             .iter()
-            .all(|&(size, capacity)| size == 65536 && capacity >= largest_allowed),
+            .all(|&(size, capacity)| may_refuse(size, capacity)),
         "refused {refused:?}"
     );
+}
+
+/// The largest message (at most `want`) a channel of `capacity` on `kind` carries here: what
+/// `refuse` admits, found by halving (mq: `fs.mqueue.msgsize_max` less the header; udp: one
+/// datagram).
+fn largest_admitted(kind: BackendKind, want: u32, capacity: u32) -> u32 {
+    let admits = |slot: u32| {
+        of(kind)
+            .refuse(&super::ChannelShape {
+                producers: 1,
+                consumers: 1,
+                slot_size: u64::from(slot),
+                capacity: u64::from(capacity),
+            })
+            .is_none()
+    };
+    let mut slot = want;
+    while !admits(slot) {
+        slot /= 2;
+    }
+    // Up again to the exact limit, by bisection between `slot` (admitted) and twice it.
+    let (mut lo, mut hi) = (slot, (slot * 2).min(want));
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if admits(mid) { lo = mid } else { hi = mid - 1 }
+    }
+    lo
 }
 
 /// Messages far larger than a socket buffer arrive whole (the producer sends from another
 /// thread while the consumer reads).
 fn large_messages_arrive_whole(kind: BackendKind) {
-    let mut ch = channel(kind, 1, 1, 1 << 20, 2);
+    // 1 MiB, or the largest message the backend admits here (mq: 8176 B, udp: 65491 B).
+    let largest = largest_admitted(kind, 1 << 20, 2);
+    assert!(largest >= 8176, "{kind:?} carries at most {largest} B");
+    let mut ch = channel(kind, 1, 1, largest, 2);
     for i in 0..2 {
-        let len = (1 << 20) - i;
+        let len = largest as usize - i;
         let Channel { txs, rxs, stop, .. } = &mut ch;
         let stop: &Stop = stop;
         let tx = &mut txs[0];
@@ -515,6 +557,8 @@ macro_rules! suite {
         suite!(@backend msg, Msg, $($test),*);
         suite!(@backend pipe, Pipe, $($test),*);
         suite!(@backend tcp, Tcp, $($test),*);
+        suite!(@backend mq, Mq, $($test),*);
+        suite!(@backend udp, Udp, $($test),*);
         suite!(@backend shm, Shm, $($test),*);
         suite!(@backend zenoh, Zenoh, $($test),*);
     };

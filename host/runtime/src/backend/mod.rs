@@ -39,10 +39,13 @@
 
 pub use wasm_ipc_wire::frame;
 mod credit;
+pub mod dgram;
+pub mod mq;
 pub mod msg;
 pub mod pipe;
 pub mod shm;
 pub mod tcp;
+pub mod udp;
 pub mod zenoh;
 
 use std::collections::BTreeMap;
@@ -61,6 +64,8 @@ pub fn of(kind: BackendKind) -> &'static dyn Backend {
         BackendKind::Msg => &msg::Msg,
         BackendKind::Pipe => &pipe::Pipe,
         BackendKind::Tcp => &tcp::Tcp,
+        BackendKind::Mq => &mq::Mq,
+        BackendKind::Udp => &udp::Udp,
         BackendKind::Shm => &shm::Shm,
         BackendKind::Zenoh => &zenoh::Zenoh,
         // `auto` names a choice made per lane (`resolve`), never a transport of its own.

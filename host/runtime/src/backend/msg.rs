@@ -84,7 +84,7 @@ fn wmem_max() -> Option<u64> {
 }
 
 /// How long a blocked call sleeps in `poll` before it looks at the deadline again.
-const POLL_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+pub(super) const POLL_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The `msg` backend.
 #[derive(Debug)]
@@ -196,9 +196,9 @@ impl Backend for Msg {
 #[derive(Debug)]
 pub(super) struct Duplex {
     /// Frames: the producer writes, the consumer reads.
-    data: OwnedFd,
+    pub(super) data: OwnedFd,
     /// Credits: the consumer writes, the producer reads; `None`: `data` carries them too.
-    back: Option<OwnedFd>,
+    pub(super) back: Option<OwnedFd>,
 }
 
 impl Duplex {
@@ -252,11 +252,23 @@ pub(super) fn plan_links(
     ch: &ChannelDesc<'_>,
     fds: &mut Fds,
     kind: BackendKind,
+    link: impl FnMut(&str) -> anyhow::Result<LinkFds>,
+) -> anyhow::Result<ChannelPlan> {
+    let params = serde_json::to_value(MsgParams::for_channel(ch.capacity, ch.wait, ch.processes))?;
+    plan_ports(ch, fds, kind, u64::from(ch.slot_size), params, link)
+}
+
+/// As [`plan_links`], with every port's window of `window` bytes (whole pages) and its
+/// backend parameters `params`.
+pub(super) fn plan_ports(
+    ch: &ChannelDesc<'_>,
+    fds: &mut Fds,
+    kind: BackendKind,
+    window: u64,
+    params: serde_json::Value,
     mut link: impl FnMut(&str) -> anyhow::Result<LinkFds>,
 ) -> anyhow::Result<ChannelPlan> {
-    let window_len = super::window_len(u64::from(ch.slot_size))
-        .context("the slot does not fit a 32-bit window")?;
-    let params = serde_json::to_value(MsgParams::for_channel(ch.capacity, ch.wait, ch.processes))?;
+    let window_len = super::window_len(window).context("the slot does not fit a 32-bit window")?;
     let port = |e: &super::EndpointDesc, dir| {
         let mut spec = super::port_spec(&e.port, dir, kind, ch);
         spec.window_len = window_len;
@@ -297,11 +309,11 @@ pub(super) fn plan_links(
 /// The system calls a port made, counted where it makes them (`reads`, `writes`, `polls`),
 /// and the sleeps a peer ended (`wakeups`).
 #[derive(Debug, Default, Clone, Copy)]
-struct Calls {
-    reads: u64,
-    writes: u64,
-    polls: u64,
-    wakeups: u64,
+pub(super) struct Calls {
+    pub(super) reads: u64,
+    pub(super) writes: u64,
+    pub(super) polls: u64,
+    pub(super) wakeups: u64,
 }
 
 /// Waits until `fd` is ready (or the stop/deadline ends the wait). Counts a wake-up when the
@@ -325,7 +337,7 @@ fn wait_one(fd: &OwnedFd, write: bool, stop: &Stop, calls: &mut Calls) -> Result
     }
 }
 
-fn is_gone(e: &io::Error) -> bool {
+pub(super) fn is_gone(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
