@@ -37,6 +37,11 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "wasm-pipe / native-pipe, messages/s",
         "native-tcp",
         "wasm-tcp / native-tcp, messages/s",
+        "native-mq",
+        "wasm-mq / native-mq, messages/s",
+        "native-udp",
+        "wasm-udp / native-udp, messages/s",
+        "not carried: beyond its message limit here",
         "1.0 MiB",
         "wasm-shm / native-shm, messages/s",
         "with --load 1, shm ≥ msg at 64 B",
@@ -63,10 +68,16 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     let raw: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("raw.json")).unwrap()).unwrap();
     let samples = raw["samples"].as_array().unwrap();
-    // 2 rounds × (2 references + 9 ping-pong + 4 sizes × 9 throughput + 4 fan shapes × 3
-    // sizes × 9 contenders), then 3 one-off rows. The contenders: native and wasm on shm,
-    // msg, pipe and tcp, and wasm-zenoh.
-    assert_eq!(samples.len(), 2 * (2 + 9 + 36 + 108) + 3, "{raw}");
+    // 2 rounds × (2 references + 13 ping-pong + 4 sizes × 13 throughput + 4 fan shapes × 3
+    // sizes × 13 contenders), less what mq and udp do not carry (64 KiB and 1 MiB: 2 sizes
+    // of throughput and 4 fan shapes at 64 KiB, native and wasm on each), then 3 one-off
+    // rows. The contenders: native and wasm on shm, msg, pipe, mq, tcp and udp, and
+    // wasm-zenoh.
+    assert_eq!(
+        samples.len(),
+        2 * (2 + 13 + (52 - 2 * 4) + (156 - 4 * 4)) + 3,
+        "{raw}"
+    );
     let flows = samples.iter().filter(|s| {
         s["pattern"] == "throughput" || s["pattern"].as_str().unwrap().starts_with("fan-")
     });
