@@ -56,7 +56,7 @@ pub static FIELDS: &[Field] = &[
     f(
         "runs[].backend",
         "",
-        "The backend: `shm`, `msg`, `pipe`, `tcp` or `zenoh`.",
+        "The backend: `shm`, `msg`, `pipe`, `mq`, `tcp`, `udp` or `zenoh`.",
     ),
     f(
         "runs[].repeat",

@@ -244,7 +244,7 @@ pub(super) fn take_links(
 /// with one-way fds, its credit fd; the consumer's the same.
 pub(super) type LinkFds = (Vec<OwnedFd>, Vec<OwnedFd>);
 
-/// Plans a channel of the `msg` family (`msg`, `pipe`, `tcp`): one port spec per endpoint
+/// Plans a channel of the `msg` family (`msg`, `pipe`, `tcp`; `plan_ports` also `mq`, `udp`): one port spec per endpoint
 /// with a one-slot window and `MsgParams`, and per producer → consumer link the fds `link`
 /// makes for its key, data first. A dead worker's fds close with it, so its peers see end of
 /// file or EPIPE: nothing to do when one is lost.
