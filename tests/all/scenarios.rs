@@ -143,6 +143,26 @@ fn smaller_counts(sc: &Scenario) -> Vec<String> {
     sets
 }
 
+/// Each sweep point of `sc` (one without a sweep): its axis values as the report names them
+/// (`run["sweep"]`), and the scenario it is, with `small` on top.
+fn point_scenarios(
+    file: &std::path::Path,
+    sc: &Scenario,
+    small: &[String],
+) -> Vec<(Value, Scenario)> {
+    sc.sweep_points()
+        .into_iter()
+        .map(|(named, sets)| {
+            let at: serde_json::Map<String, Value> = named
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            let sets: Vec<String> = sets.into_iter().chain(small.iter().cloned()).collect();
+            (Value::Object(at), Scenario::load_with(file, &sets).unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
     util::plugins();
@@ -178,21 +198,7 @@ fn every_bundled_scenario_runs_on_each_of_its_backends_with_equal_digests() {
             sc.run.backends.len() * sc.run.repeat.unwrap_or(1) as usize * points
         );
         let supervisor = rep["supervisor_pid"].as_u64().unwrap();
-        let points: Vec<_> = sc
-            .sweep_points()
-            .into_iter()
-            .map(|(named, sets)| {
-                let at: serde_json::Map<String, Value> = named
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect();
-                let sets: Vec<String> = sets.into_iter().chain(small.iter().cloned()).collect();
-                (
-                    Value::Object(at),
-                    Scenario::load_with(&file, &sets).unwrap(),
-                )
-            })
-            .collect();
+        let points = point_scenarios(&file, &sc, &small);
         for run in runs {
             // Each run is checked against its own sweep point's scenario.
             let (_, here) = points.iter().find(|(at, _)| *at == run["sweep"]).unwrap();
@@ -283,21 +289,7 @@ fn every_bundled_scenario_runs_on_each_kernel_mechanism_where_its_sizes_fit() {
             assert!(out.status.success(), "{what}: {}", util::stderr(&out));
             let rep = report(&out);
             let supervisor = rep["supervisor_pid"].as_u64().unwrap();
-            let points: Vec<_> = sc
-                .sweep_points()
-                .into_iter()
-                .map(|(named, sets)| {
-                    let at: serde_json::Map<String, Value> = named
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect();
-                    let sets: Vec<String> = sets.into_iter().chain(small.iter().cloned()).collect();
-                    (
-                        Value::Object(at),
-                        Scenario::load_with(&file, &sets).unwrap(),
-                    )
-                })
-                .collect();
+            let points = point_scenarios(&file, &sc, &small);
             for run in rep["runs"].as_array().unwrap() {
                 assert_eq!(run["backend"], backend, "{what}");
                 assert_eq!(run["ok"], true, "{what}: {run}");

@@ -7,20 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::{self, heavy};
 
-/// The socket inodes a process holds (`/proc/PID/fd/* -> socket:[INODE]`).
-fn socket_inodes(pid: i32) -> Vec<u64> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|l| {
-            let l = l.to_string_lossy().into_owned();
-            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
-}
-
 /// `/proc/net/tcp` rows of these inodes: (local port, state), state `0A` being LISTEN.
 fn tcp_rows(inodes: &[u64]) -> Vec<(u16, String)> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
@@ -79,7 +65,7 @@ timeout = "60s"
             util::worker_pid(&id, "producer"),
             util::worker_pid(&id, "consumer"),
         ) {
-            let rows = tcp_rows(&[socket_inodes(p), socket_inodes(c)].concat());
+            let rows = tcp_rows(&[util::socket_inodes(p), util::socket_inodes(c)].concat());
             if rows.len() >= 4 {
                 break (p, c);
             }
@@ -90,7 +76,7 @@ timeout = "60s"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let rows = tcp_rows(&[socket_inodes(producer), socket_inodes(consumer)].concat());
+    let rows = tcp_rows(&[util::socket_inodes(producer), util::socket_inodes(consumer)].concat());
     // Two connections (frames, credits): four sockets, all established (01), none listening
     // (0A).
     assert_eq!(rows.len(), 4, "{rows:?}");
@@ -109,7 +95,7 @@ timeout = "60s"
     }
     assert_eq!(dialled, 4);
     // The workers still hold exactly their two connections, and the run ends well.
-    let after = tcp_rows(&[socket_inodes(producer), socket_inodes(consumer)].concat());
+    let after = tcp_rows(&[util::socket_inodes(producer), util::socket_inodes(consumer)].concat());
     assert_eq!(after.len(), 4, "{after:?}");
     let out = util::wait_with_watchdog(child, Duration::from_secs(60));
     assert!(out.status.success(), "{}", util::stderr(&out));

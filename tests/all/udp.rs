@@ -25,20 +25,6 @@ fn udp_ports(inodes: &[u64]) -> Vec<u16> {
         .collect()
 }
 
-/// The socket inodes a process holds.
-fn socket_inodes(pid: i32) -> Vec<u64> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|l| {
-            let l = l.to_string_lossy().into_owned();
-            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
-}
-
 #[test]
 fn an_outsiders_datagrams_to_a_running_udp_run_are_never_delivered() {
     let _g = heavy();
@@ -78,7 +64,7 @@ timeout = "60s"
             util::worker_pid(&id, "producer"),
             util::worker_pid(&id, "consumer"),
         ) {
-            let ports = udp_ports(&[socket_inodes(p), socket_inodes(c)].concat());
+            let ports = udp_ports(&[util::socket_inodes(p), util::socket_inodes(c)].concat());
             if ports.len() >= 2 {
                 break ports;
             }

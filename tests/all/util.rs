@@ -300,3 +300,17 @@ pub fn worker_pid(id: &str, plugin: &str) -> Option<i32> {
     }
     None
 }
+
+/// The socket inodes a process holds (`/proc/PID/fd/* -> socket:[INODE]`).
+pub fn socket_inodes(pid: i32) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}

@@ -62,6 +62,25 @@ pub fn window_bytes(slot_size: u64) -> u64 {
     slot_size + HEADER_LEN as u64
 }
 
+/// What a channel of this family costs: a window of one slot and the header per port, and
+/// per link the message object's end and the liveness socket on each side.
+pub fn cost(shape: &super::ChannelShape) -> super::ChannelCost {
+    let window = super::pages(window_bytes(shape.slot_size));
+    let links = shape.producers.saturating_mul(shape.consumers);
+    super::ChannelCost {
+        producer_window: window,
+        consumer_window: window,
+        windows_why: format!(
+            "a window holds one slot and its frame header ({} B, in whole 64 KiB pages)",
+            window_bytes(shape.slot_size)
+        ),
+        shared_bytes: 0,
+        producer_fds: shape.consumers.saturating_mul(2),
+        consumer_fds: shape.producers.saturating_mul(2),
+        supervisor_fds: links.saturating_mul(4),
+    }
+}
+
 /// Plans a channel of this family: per link, the message object's two ends from `link`
 /// (producer's, consumer's) and a liveness pair.
 pub(super) fn plan(

@@ -104,21 +104,7 @@ pub struct Udp;
 
 impl Backend for Udp {
     fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
-        let window = super::pages(dgram::window_bytes(shape.slot_size));
-        let links = shape.producers.saturating_mul(shape.consumers);
-        super::ChannelCost {
-            producer_window: window,
-            consumer_window: window,
-            windows_why: format!(
-                "a window holds one slot and its frame header ({} B, in whole 64 KiB pages)",
-                dgram::window_bytes(shape.slot_size)
-            ),
-            shared_bytes: 0,
-            // Per link: the socket and the liveness socket, on each side.
-            producer_fds: shape.consumers.saturating_mul(2),
-            consumer_fds: shape.producers.saturating_mul(2),
-            supervisor_fds: links.saturating_mul(4),
-        }
+        dgram::cost(shape)
     }
 
     fn refuse(&self, shape: &super::ChannelShape) -> Option<String> {
