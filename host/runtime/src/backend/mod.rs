@@ -474,6 +474,17 @@ pub fn port_spec(
     }
 }
 
+/// A kernel setting as a number: `sysctl("net.core.wmem_max")` reads
+/// `/proc/sys/net/core/wmem_max`. `None` when it cannot be read (the limit is then not
+/// applied).
+pub fn sysctl(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Rounds `bytes` up to whole 64 KiB wasm pages, as a window length; `None` past `u32`.
 pub fn window_len(bytes: u64) -> Option<u32> {
     u32::try_from(pages(bytes)).ok()

@@ -47,24 +47,15 @@ const LOCKDOWN_CALLS: &[(&str, i64, &str)] = &[
 /// a `struct msg_msg` pointer slot and a priority tree node (48 B each on 64-bit Linux).
 const PER_MESSAGE: u64 = 96;
 
-/// A `/proc/sys/fs/mqueue/…` number.
-fn limit(name: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{name}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The largest message an unprivileged user's queue may hold here, and so the largest
 /// `slot_size` (`fs.mqueue.msgsize_max` less the frame header).
 pub fn largest_slot() -> Option<u64> {
-    limit("msgsize_max").map(|m| m.saturating_sub(HEADER_LEN as u64))
+    super::sysctl("fs.mqueue.msgsize_max").map(|m| m.saturating_sub(HEADER_LEN as u64))
 }
 
 /// The most messages a queue may hold for an unprivileged user (`fs.mqueue.msg_max`).
 pub fn largest_capacity() -> Option<u64> {
-    limit("msg_max")
+    super::sysctl("fs.mqueue.msg_max")
 }
 
 /// The bytes `RLIMIT_MSGQUEUE` is charged for one queue of `capacity` messages of `message`
@@ -87,7 +78,7 @@ impl Backend for Mq {
                                   unprivileged user would, so that a scenario runs alike for \
                                   every user";
         let message = shape.slot_size.saturating_add(HEADER_LEN as u64);
-        if let Some(max) = limit("msg_max")
+        if let Some(max) = super::sysctl("fs.mqueue.msg_max")
             && shape.capacity > max
         {
             return Some(format!(
@@ -98,7 +89,7 @@ impl Backend for Mq {
                 shape.capacity, shape.capacity
             ));
         }
-        if let Some(max) = limit("msgsize_max")
+        if let Some(max) = super::sysctl("fs.mqueue.msgsize_max")
             && message > max
         {
             return Some(format!(
@@ -112,7 +103,7 @@ impl Backend for Mq {
             ));
         }
         let links = shape.producers.saturating_mul(shape.consumers);
-        if let Some(max) = limit("queues_max")
+        if let Some(max) = super::sysctl("fs.mqueue.queues_max")
             && links > max
         {
             return Some(format!(

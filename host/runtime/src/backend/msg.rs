@@ -72,17 +72,6 @@ pub fn link_buffer(slot: u64, capacity: u64) -> u64 {
     capacity.saturating_mul(frame_charge(slot + HEADER_LEN as u64))
 }
 
-/// `net.core.wmem_max`: the most `SO_SNDBUF` may ask for (the kernel grants twice it). Root
-/// could exceed it with `SO_SNDBUFFORCE`; the backend does not, so that a scenario runs alike
-/// for every user.
-fn wmem_max() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/net/core/wmem_max")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// How long a blocked call sleeps in `poll` before it looks at the deadline again.
 pub(super) const POLL_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -137,7 +126,10 @@ impl Backend for Msg {
     /// a buffer's worth.
     fn refuse(&self, shape: &super::ChannelShape) -> Option<String> {
         let need = link_buffer(shape.slot_size, shape.capacity);
-        let max = wmem_max()?;
+        // `net.core.wmem_max`: the most `SO_SNDBUF` may ask for (the kernel grants twice it).
+        // Root could exceed it with `SO_SNDBUFFORCE`; the backend does not, so that a
+        // scenario runs alike for every user.
+        let max = super::sysctl("net.core.wmem_max")?;
         let grant = max.saturating_mul(2);
         let fit = grant / frame_charge(shape.slot_size + HEADER_LEN as u64);
         (shape.capacity > 1 && need > grant).then(|| {

@@ -56,15 +56,6 @@ pub fn data_pipe_bytes(slot: u64, capacity: u64) -> u64 {
         .saturating_mul(PAGE)
 }
 
-/// A `/proc/sys/fs/…` number.
-fn fs_limit(name: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/sys/fs/{name}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The `pipe` backend.
 #[derive(Debug)]
 pub struct Pipe;
@@ -96,7 +87,7 @@ impl Backend for Pipe {
     fn refuse(&self, shape: &super::ChannelShape) -> Option<String> {
         let frame = shape.slot_size + HEADER_LEN as u64;
         let need = data_pipe_bytes(shape.slot_size, shape.capacity);
-        if let Some(max) = fs_limit("pipe-max-size")
+        if let Some(max) = super::sysctl("fs.pipe-max-size")
             && shape.capacity > 1
             && need > max
         {
@@ -115,9 +106,9 @@ impl Backend for Pipe {
         }
         let links = shape.producers.saturating_mul(shape.consumers);
         // The data pipe as granted, plus the credit pipe at the default 16 pages.
-        let per_link = need.min(fs_limit("pipe-max-size").unwrap_or(need)) / PAGE + 16;
+        let per_link = need.min(super::sysctl("fs.pipe-max-size").unwrap_or(need)) / PAGE + 16;
         let pages = links.saturating_mul(per_link);
-        if let Some(soft) = fs_limit("pipe-user-pages-soft")
+        if let Some(soft) = super::sysctl("fs.pipe-user-pages-soft")
             && soft > 0
             && pages > soft
         {
@@ -137,7 +128,7 @@ impl Backend for Pipe {
         // Never more than an unprivileged user may have (capacity 1 with a frame larger than
         // that streams through).
         let size = data_pipe_bytes(u64::from(ch.slot_size), u64::from(ch.capacity))
-            .min(fs_limit("pipe-max-size").unwrap_or(1 << 20));
+            .min(super::sysctl("fs.pipe-max-size").unwrap_or(1 << 20));
         let size = usize::try_from(size).unwrap_or(1 << 20);
         plan_links(ch, fds, BackendKind::Pipe, |key| {
             let (data_r, data_w) = sys::pipe_pair().context("creating a link's data pipe")?;

@@ -61,16 +61,6 @@ pub fn link_buffer(slot: u64, capacity: u64) -> u64 {
         .saturating_add(datagram_charge(HEADER_LEN as u64))
 }
 
-/// `net.core.rmem_max`: the most `SO_RCVBUF` may ask for (the kernel grants twice it). Root
-/// could exceed it with `SO_RCVBUFFORCE`; the backend does not.
-fn rmem_max() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// A connected pair of UDP sockets on 127.0.0.1 (producer's, consumer's), non-blocking, the
 /// consumer's receive buffer of at least `buffer` bytes, nothing a stranger sent queued.
 pub fn loopback_pair(buffer: u64) -> anyhow::Result<(OwnedFd, OwnedFd)> {
@@ -119,7 +109,9 @@ impl Backend for Udp {
             ));
         }
         let need = link_buffer(shape.slot_size, shape.capacity);
-        let max = rmem_max()?;
+        // `net.core.rmem_max`: the most `SO_RCVBUF` may ask for (the kernel grants twice it);
+        // root could exceed it with `SO_RCVBUFFORCE`, the backend does not.
+        let max = super::sysctl("net.core.rmem_max")?;
         let grant = max.saturating_mul(2);
         (need > grant).then(|| {
             let fit = (1..=shape.capacity)
