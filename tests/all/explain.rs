@@ -99,6 +99,8 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
         "isolation: a consumer breaks the protocol",
         "a slow consumer",
         "crosses machines",
+        "kernel mechanisms side by side",
+        "limited by message size and system constraints",
     ] {
         assert!(aspects.iter().any(|x| x.starts_with(a)), "no row {a}");
     }
@@ -242,6 +244,163 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
     assert!(
         slow["verdict"].as_str().unwrap().starts_with("both hold"),
         "{slow:#}"
+    );
+
+    // The kernel's mechanisms side by side: all six ran at 64 B, three rounds each; at 64 KiB
+    // `check` refused mq and udp with their limits and the others ran; pipe's ratio against
+    // msg is the median and min–max of the per-round ratios of the runs in this JSON.
+    let kernel = row(&rep, "kernel mechanisms side by side");
+    let others: Vec<&str> = kernel["others"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(others, ["pipe", "mq", "tcp", "udp"]);
+    let figure = |b: &str| {
+        kernel["others"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["backend"] == b)
+            .unwrap()["figure"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let experiment = |id: &str| {
+        rep["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    for b in ["shm", "msg", "pipe", "mq", "tcp", "udp"] {
+        assert_eq!(runs(&rep, "kernel-64", b).len(), 3, "{b}");
+    }
+    let refused = experiment("kernel-64k")["refused"].clone();
+    let refused: Vec<(String, String)> = serde_json::from_value(refused).unwrap();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].0 == "mq" && refused[0].1.contains("fs.mqueue.msgsize_max"));
+    assert!(refused[1].0 == "udp" && refused[1].1.contains("65507"));
+    for b in ["mq", "udp"] {
+        assert!(runs(&rep, "kernel-64k", b).is_empty());
+        assert!(
+            figure(b).contains("64 KiB: refused by check"),
+            "{}",
+            figure(b)
+        );
+    }
+    for b in ["shm", "msg", "pipe", "tcp"] {
+        assert_eq!(runs(&rep, "kernel-64k", b).len(), 3, "{b}");
+    }
+    let rate = |b: &str| -> Vec<f64> {
+        let mut v: Vec<(u64, f64)> = runs(&rep, "kernel-64", b)
+            .iter()
+            .map(|r| {
+                (
+                    r["round"].as_u64().unwrap(),
+                    r["msgs_per_s"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v.into_iter().map(|x| x.1).collect()
+    };
+    let mut ratios: Vec<f64> = rate("pipe")
+        .iter()
+        .zip(rate("msg"))
+        .map(|(p, m)| p / m)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let want = format!(
+        "pipe/msg {:.2} ({:.2}–{:.2}, 3 rounds)",
+        ratios[1], ratios[0], ratios[2]
+    );
+    assert!(
+        figure("pipe").contains(&want),
+        "{} against {want}",
+        figure("pipe")
+    );
+
+    // Limited by message size: the largest message each backend carries is what this
+    // machine's settings say, read here from /proc, and one byte more is refused naming them.
+    let limits = rep["limits"].as_array().unwrap();
+    let limit = |b: &str, capacity: u64| {
+        limits
+            .iter()
+            .find(|l| l["backend"] == b && l["capacity"] == capacity)
+            .unwrap_or_else(|| panic!("no limit for {b} at {capacity}"))
+    };
+    let sysctl = |path: &str| -> u64 {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let msgsize_max = sysctl("/proc/sys/fs/mqueue/msgsize_max");
+    for capacity in [1, 8] {
+        let mq = limit("mq", capacity);
+        assert_eq!(mq["largest"], msgsize_max - 16, "{mq}");
+        assert!(
+            mq["above"]
+                .as_str()
+                .unwrap()
+                .contains("fs.mqueue.msgsize_max")
+        );
+        let udp = limit("udp", capacity);
+        assert_eq!(udp["largest"], 65507 - 16, "{udp}");
+    }
+    // One in flight, the stream mechanisms take any message the key allows; eight must fit
+    // the kernel's buffer, and shm's eight its window.
+    let key_bound = 256u64 << 20;
+    for b in ["shm", "msg", "pipe", "tcp"] {
+        assert_eq!(limit(b, 1)["largest"], key_bound, "{b}");
+        assert!(limit(b, 8)["largest"].as_u64().unwrap() < key_bound, "{b}");
+    }
+    assert!(limit("shm", 8)["above"].as_str().unwrap().contains("2 GiB"));
+    assert!(
+        limit("msg", 8)["above"]
+            .as_str()
+            .unwrap()
+            .contains("net.core.wmem_max")
+    );
+    assert!(
+        limit("pipe", 8)["above"]
+            .as_str()
+            .unwrap()
+            .contains("fs.pipe-max-size")
+    );
+    let limited = row(&rep, "limited by message size");
+    assert_eq!(limited["agrees"], true, "{limited:#}");
+    // Past the pipe's buffer a message goes in pieces: a 16 MiB message through a pipe of at
+    // most fs.pipe-max-size takes at least that many writes; a 64 KiB one, one.
+    let writes = |size: u64| -> f64 {
+        let run = runs(&rep, "across-the-buffer", "pipe")
+            .into_iter()
+            .find(|r| r["sweep"]["size"].as_str().and_then(|s| s.parse().ok()) == Some(size))
+            .unwrap_or_else(|| panic!("no pipe run at {size}"));
+        let p = run["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["plugin"] == "producer")
+            .unwrap();
+        p["counters"]["writes"].as_f64().unwrap() / p["messages_sent"].as_f64().unwrap()
+    };
+    let pieces = (16u64 << 20).div_ceil(sysctl("/proc/sys/fs/pipe-max-size")) as f64;
+    assert!(
+        writes(16 << 20) >= pieces,
+        "{} < {pieces}",
+        writes(16 << 20)
+    );
+    assert!(writes(64 << 10) < 1.5, "{}", writes(64 << 10));
+    assert!(
+        limited["verdict"].as_str().unwrap().contains("pipe "),
+        "{limited:#}"
     );
 
     // The page: the table and every run, nothing fetched from elsewhere.

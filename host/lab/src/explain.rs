@@ -21,10 +21,11 @@ use wasm_ipc_report::{
 use wasm_ipc_runtime::check::{self, Resources};
 use wasm_ipc_runtime::matrix::{Matrix, Mode, Step};
 use wasm_ipc_runtime::supervisor;
-use wasm_ipc_scenario::{BackendKind, Scenario};
+use wasm_ipc_scenario::{BackendKind, MAX_SLOT_SIZE, Scenario};
 
-/// One experiment: a scenario run on the backends it compares (`shm` and `msg`; `zenoh` and
-/// `auto` across hosts), whose runs some rows read.
+/// One experiment: a scenario run on the backends it compares (`shm` and `msg`, the kernel's
+/// other mechanisms beside them for some; `zenoh` and `auto` across hosts), whose runs some
+/// rows read.
 struct Experiment {
     /// How rows refer to it.
     id: &'static str,
@@ -39,7 +40,31 @@ struct Experiment {
     /// Whether a row compares a timed figure from it: then it runs by `compare`'s plan (a
     /// warm-up, then rounds until 5 and `min_time`); else once per backend.
     measure: bool,
+    /// The backends it runs on; one that `check` refuses on this machine is recorded with
+    /// its reason (`Ran::refused`) and not run.
+    backends: &'static [BackendKind],
 }
+
+/// What most experiments compare.
+const SHM_MSG: &[BackendKind] = &[BackendKind::Shm, BackendKind::Msg];
+
+/// The kernel's mechanisms beside shared memory (`kernel mechanisms side by side`).
+const KERNEL: &[BackendKind] = &[
+    BackendKind::Shm,
+    BackendKind::Msg,
+    BackendKind::Pipe,
+    BackendKind::Mq,
+    BackendKind::Tcp,
+    BackendKind::Udp,
+];
+
+/// The mechanisms that stream a frame and so carry one larger than their kernel buffer.
+const STREAMS: &[BackendKind] = &[
+    BackendKind::Shm,
+    BackendKind::Msg,
+    BackendKind::Pipe,
+    BackendKind::Tcp,
+];
 
 const STREAM_QUICK: &[&str] = &[
     "plugin.producer.config.count=2000",
@@ -55,6 +80,7 @@ const EXPERIMENTS: &[Experiment] = &[
         quick: STREAM_QUICK,
         must_pass: true,
         measure: true,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "small",
@@ -66,6 +92,7 @@ const EXPERIMENTS: &[Experiment] = &[
         ],
         must_pass: true,
         measure: true,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "large",
@@ -77,6 +104,7 @@ const EXPERIMENTS: &[Experiment] = &[
         ],
         must_pass: true,
         measure: true,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "ping-pong",
@@ -85,6 +113,7 @@ const EXPERIMENTS: &[Experiment] = &[
         quick: &["plugin.pinger.config.count=1000"],
         must_pass: true,
         measure: true,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "web-db",
@@ -93,6 +122,7 @@ const EXPERIMENTS: &[Experiment] = &[
         quick: &["plugin.web.config.pages=100"],
         must_pass: true,
         measure: true,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "wait-spin",
@@ -101,6 +131,7 @@ const EXPERIMENTS: &[Experiment] = &[
         quick: STREAM_QUICK,
         must_pass: true,
         measure: true,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "wait-futex",
@@ -109,6 +140,7 @@ const EXPERIMENTS: &[Experiment] = &[
         quick: STREAM_QUICK,
         must_pass: true,
         measure: true,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "scribbler",
@@ -120,6 +152,7 @@ const EXPERIMENTS: &[Experiment] = &[
         ],
         must_pass: false,
         measure: false,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "liar",
@@ -131,6 +164,7 @@ const EXPERIMENTS: &[Experiment] = &[
         ],
         must_pass: false,
         measure: false,
+        backends: SHM_MSG,
     },
     Experiment {
         id: "slow-consumer",
@@ -142,6 +176,53 @@ const EXPERIMENTS: &[Experiment] = &[
         ],
         must_pass: true,
         measure: false,
+        backends: SHM_MSG,
+    },
+    Experiment {
+        id: "kernel-64",
+        file: "kernel-mechanisms.toml",
+        sets: &[
+            "plugin.producer.config.size=64",
+            "channel.0.slot_size=64",
+            "plugin.producer.config.count=200000",
+            "plugin.consumer.config.expect=200000",
+        ],
+        quick: &[
+            "plugin.producer.config.count=5000",
+            "plugin.consumer.config.expect=5000",
+        ],
+        must_pass: true,
+        measure: true,
+        backends: KERNEL,
+    },
+    Experiment {
+        id: "kernel-64k",
+        file: "kernel-mechanisms.toml",
+        // Capacity 4: four unread 64 KiB frames fit a socket under the default
+        // net.core.wmem_max (212992) too.
+        sets: &[
+            "plugin.producer.config.size=65536",
+            "channel.0.slot_size=65536",
+            "channel.0.capacity=4",
+            "plugin.producer.config.count=20000",
+            "plugin.consumer.config.expect=20000",
+        ],
+        quick: &[
+            "plugin.producer.config.count=500",
+            "plugin.consumer.config.expect=500",
+        ],
+        must_pass: true,
+        measure: true,
+        backends: KERNEL,
+    },
+    Experiment {
+        id: "across-the-buffer",
+        file: "explain/across-the-buffer.toml",
+        sets: &[],
+        quick: &[],
+        must_pass: true,
+        measure: false,
+        backends: STREAMS,
     },
 ];
 
@@ -155,6 +236,7 @@ const ACROSS: Experiment = Experiment {
     quick: STREAM_QUICK,
     must_pass: true,
     measure: false,
+    backends: &[BackendKind::Zenoh, BackendKind::Auto],
 };
 
 fn experiment(id: &str) -> &'static Experiment {
@@ -181,9 +263,35 @@ pub struct Ran {
     pub wait_bound_ns: Option<u64>,
     /// Its runs: every backend × repeat.
     pub runs: Vec<RunReport>,
-    /// Backends that refused the scenario, with why (`shm` and `msg` across hosts).
+    /// Backends that refused the scenario on this machine, with `check`'s reason (`shm` and
+    /// `msg` across hosts; `mq` and `udp` past their message limits): not run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<(String, String)>,
+}
+
+/// A row's figure on a backend beyond `shm` and `msg` (the kernel's other mechanisms).
+#[derive(Debug, Serialize)]
+pub struct Other {
+    /// The backend.
+    pub backend: String,
+    /// Its figure, as the `shm` and `msg` cells give theirs.
+    pub figure: String,
+}
+
+/// The largest message `check` lets a backend carry on this machine at a capacity, found by
+/// bisection over `slot_size` (1 ..= the key's bound, 256 MiB), and why one byte more is
+/// refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limit {
+    /// The backend.
+    pub backend: String,
+    /// Messages in flight per link.
+    pub capacity: u32,
+    /// The largest `slot_size` admitted, bytes (0: none is).
+    pub largest: u64,
+    /// `check`'s refusal one byte above `largest` (or of the smallest message, when none is
+    /// admitted); none when `largest` is the key's own bound.
+    pub above: Option<String>,
 }
 
 /// One aspect of the textbook's comparison.
@@ -211,6 +319,10 @@ pub struct Row {
     pub outcome: Outcome,
     /// The experiments the row read (ids of `experiments`).
     pub from: Vec<&'static str>,
+    /// The same figure on the kernel's other mechanisms, for the rows that compare them
+    /// (`pipe`, `mq`, `tcp`, `udp`, `zenoh`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<Other>,
 }
 
 /// What a row concludes.
@@ -258,6 +370,9 @@ pub struct Explained {
     pub problems: Vec<String>,
     /// Every experiment with its runs.
     pub experiments: Vec<Ran>,
+    /// The largest message each backend carries here, at capacity 1 and 8 (what the row
+    /// "limited by message size and system constraints" reads).
+    pub limits: Vec<Limit>,
 }
 
 /// The scenarios folder: `./scenarios` when it has the explain fixtures, else the source
@@ -294,7 +409,6 @@ pub struct Options<'a> {
 /// run. An `Err` is a setup failure (a scenario that does not load, a module that does not
 /// compile); failed runs are in the result.
 pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Explained> {
-    let backends = [BackendKind::Shm, BackendKind::Msg];
     let mut ran = Vec::new();
     for e in EXPERIMENTS {
         let path = opts.dir.join(e.file);
@@ -323,7 +437,8 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
         } else {
             Mode::Once
         };
-        let runs = run_matrix(opts, &sc, &backends, mode, &what, progress)
+        let (admitted, refused) = admitted(&sc, e.backends);
+        let runs = run_matrix(opts, &sc, &admitted, mode, &what, progress)
             .with_context(|| format!("experiment `{}` ({})", e.id, path.display()))?;
         let digests_agree = Report::new(&sc, runs.clone()).digests_agree;
         ran.push(Ran {
@@ -333,7 +448,7 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
             digests_agree,
             wait_bound_ns: wait_bound_ns(&sc),
             runs,
-            refused: Vec::new(),
+            refused,
         });
         if supervisor::was_interrupted() {
             break;
@@ -344,7 +459,77 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
     {
         ran.push(across(opts, path, progress)?);
     }
-    Ok(fill(ran, opts.quick))
+    let path = opts.dir.join(LIMITS_FILE);
+    let sc = Scenario::load_with(&path, &[]).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let limits = limits(&sc, &BackendKind::ALL, &LIMIT_CAPACITIES);
+    Ok(fill(ran, limits, opts.quick))
+}
+
+/// The scenario whose one channel `limits` resizes.
+const LIMITS_FILE: &str = "kernel-mechanisms.toml";
+
+/// The capacities at which `limits` looks for the largest message: one in flight (a stream
+/// mechanism then carries any message, in pieces if need be), and eight (the kernel must
+/// hold eight unread).
+const LIMIT_CAPACITIES: [u32; 2] = [1, 8];
+
+/// Splits `backends` into those `check` admits `sc` on, here, and those it refuses (with why).
+fn admitted(sc: &Scenario, backends: &[BackendKind]) -> (Vec<BackendKind>, Vec<(String, String)>) {
+    let machine = Resources::this();
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    for &b in backends {
+        match check::check(sc, b, &machine) {
+            Ok(_) => ok.push(b),
+            Err(e) => refused.push((b.name().to_string(), e.message)),
+        }
+    }
+    (ok, refused)
+}
+
+/// For each backend and capacity, the largest `slot_size` of `sc`'s first channel that
+/// `check` admits on this machine, by bisection (`check` admits every size below one it
+/// admits: each limit it applies grows with the slot), and its refusal one byte above.
+pub fn limits(sc: &Scenario, backends: &[BackendKind], capacities: &[u32]) -> Vec<Limit> {
+    let machine = Resources::this();
+    let mut out = Vec::new();
+    for &b in backends {
+        for &capacity in capacities {
+            let verdict = |slot: u32| {
+                let mut s = sc.clone();
+                s.sweep.clear();
+                s.channels[0].slot_size = slot;
+                s.channels[0].capacity = capacity;
+                check::check(&s, b, &machine)
+                    .map(|_| ())
+                    .map_err(|e| e.message)
+            };
+            let (largest, above) = match verdict(1) {
+                Err(why) => (0, Some(why)),
+                Ok(()) if verdict(MAX_SLOT_SIZE).is_ok() => (MAX_SLOT_SIZE, None),
+                Ok(()) => {
+                    // `lo` is admitted, `hi` is not.
+                    let (mut lo, mut hi) = (1, MAX_SLOT_SIZE);
+                    while hi - lo > 1 {
+                        let mid = lo + (hi - lo) / 2;
+                        if verdict(mid).is_ok() {
+                            lo = mid;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    (lo, verdict(hi).err())
+                }
+            };
+            out.push(Limit {
+                backend: b.name().to_string(),
+                capacity,
+                largest: u64::from(largest),
+                above,
+            });
+        }
+    }
+    out
 }
 
 /// Every run of `sc` on `backends` by `mode`'s plan, through the runtime's one run loop,
@@ -409,13 +594,7 @@ fn across(opts: &Options, path: &Path, progress: &mut dyn FnMut(&str)) -> anyhow
          plugins are placed on [[host]]s",
         path.display()
     );
-    let machine = Resources::this();
-    let mut refused = Vec::new();
-    for b in [BackendKind::Shm, BackendKind::Msg] {
-        if let Err(e) = check::check(&sc, b, &machine) {
-            refused.push((b.name().to_string(), e.message));
-        }
-    }
+    let (_, refused) = admitted(&sc, &[BackendKind::Shm, BackendKind::Msg]);
     let what = format!("across ({})", path.display());
     let runs = run_matrix(
         opts,
@@ -450,7 +629,7 @@ fn wait_bound_ns(sc: &Scenario) -> Option<u64> {
 }
 
 /// The rows from the experiments' runs.
-pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
+pub fn fill(ran: Vec<Ran>, limits: Vec<Limit>, quick: bool) -> Explained {
     let mut problems = Vec::new();
     for r in &ran {
         let e = experiment(&r.id);
@@ -471,7 +650,10 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
             ));
         }
     }
-    let t = Table { ran: &ran };
+    let t = Table {
+        ran: &ran,
+        limits: &limits,
+    };
     let mut rows = vec![
         t.copies(),
         t.syscalls(),
@@ -487,6 +669,8 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
         t.liar(),
         t.back_pressure(),
         t.crosses_machines(),
+        t.kernel_mechanisms(),
+        t.limited(),
     ];
     for row in &mut rows {
         if row.outcome != Outcome::WithinTheNoise {
@@ -504,6 +688,7 @@ pub fn fill(ran: Vec<Ran>, quick: bool) -> Explained {
         rows,
         problems,
         experiments: ran,
+        limits,
     }
 }
 
@@ -513,12 +698,23 @@ const MEMORY: &str = "memory (peak RSS of both workers, 2 MiB frames)";
 /// Reads figures off the experiments' runs.
 struct Table<'a> {
     ran: &'a [Ran],
+    limits: &'a [Limit],
 }
 
 /// Median of `f` over `runs` (ok ones only, unless `any`).
 fn median(runs: &[&RunReport], f: impl Fn(&RunReport) -> f64) -> Option<f64> {
     let mut v: Vec<f64> = runs.iter().map(|r| f(r)).collect();
     wasm_ipc_report::median(&mut v)
+}
+
+/// The producer's write calls per message it sent (`msg`, `pipe`, `tcp`: one per piece of a
+/// frame the kernel took, or per attempt that found the buffer full).
+fn producer_writes(r: &RunReport) -> f64 {
+    r.processes
+        .iter()
+        .find(|p| p.plugin == "producer" && p.messages_sent > 0)
+        .and_then(|p| Some(*p.counters.get("writes")? as f64 / p.messages_sent as f64))
+        .unwrap_or(f64::NAN)
 }
 
 /// A figure in nanoseconds for people ("-" when it was not measured).
@@ -641,6 +837,7 @@ impl Table<'_> {
             ratio,
             outcome,
             from: vec![id],
+            others: Vec::new(),
         }
     }
 
@@ -691,6 +888,7 @@ impl Table<'_> {
             ratio: None,
             outcome: Outcome::NoClaim,
             from: vec![id],
+            others: Vec::new(),
         }
     }
 
@@ -762,6 +960,7 @@ impl Table<'_> {
             ratio: None,
             outcome: Outcome::NoClaim,
             from: vec![id],
+            others: Vec::new(),
         }
     }
 
@@ -942,6 +1141,7 @@ impl Table<'_> {
             ratio: None,
             outcome: Outcome::NoClaim,
             from: vec!["wait-spin", "wait-futex", "stream"],
+            others: Vec::new(),
         }
     }
 
@@ -1052,6 +1252,7 @@ impl Table<'_> {
                 ratio: None,
                 outcome: Outcome::NoClaim,
                 from: vec![id],
+                others: Vec::new(),
             },
             [s_ok, m_ok],
         )
@@ -1160,6 +1361,7 @@ impl Table<'_> {
             ratio: None,
             outcome: Outcome::NoClaim,
             from: vec![id],
+            others: Vec::new(),
         }
     }
 
@@ -1176,6 +1378,7 @@ impl Table<'_> {
             ratio: None,
             outcome: Outcome::NoClaim,
             from: Vec::new(),
+            others: Vec::new(),
         };
         let id = ACROSS.id;
         let Some(across) = self.ran.iter().find(|r| r.id == id) else {
@@ -1234,6 +1437,308 @@ impl Table<'_> {
     }
 }
 
+impl Table<'_> {
+    /// Why `check` refused experiment `id` on `backend`, if it did.
+    fn refusal(&self, id: &str, backend: &str) -> Option<&str> {
+        self.ran(id)?
+            .refused
+            .iter()
+            .find(|(b, _)| b == backend)
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// `backend` against `msg` on messages per second in experiment `id`: the median and
+    /// interval of the per-round ratios.
+    fn against_msg(&self, id: &str, backend: &str) -> Option<Interval> {
+        let r = self.ran(id)?;
+        median_interval(&round_ratios(&r.runs, [backend, "msg"], |x| x.msgs_per_s))
+    }
+
+    /// The kernel's mechanisms side by side: throughput and hand-off at 64 B and 64 KiB on
+    /// shm, msg, pipe, mq, tcp and udp, each against msg with its interval.
+    fn kernel_mechanisms(&self) -> Row {
+        const SIZES: [(&str, &str); 2] = [("64 B", "kernel-64"), ("64 KiB", "kernel-64k")];
+        let cell = |b: &str| {
+            let parts: Vec<String> = SIZES
+                .iter()
+                .map(|(size, id)| {
+                    if self.refusal(id, b).is_some() {
+                        return format!(
+                            "{size}: refused by check (beyond its message limit here: see \
+                             \"limited by message size\")"
+                        );
+                    }
+                    let rate = self.med(id, b, |r| r.msgs_per_s);
+                    if rate.is_nan() {
+                        return format!("{size}: -");
+                    }
+                    let bw = self.med(id, b, |r| r.bytes_per_s);
+                    let p50 = self.med(id, b, |r| r.latency_ns.p50 as f64);
+                    let p99 = self.med(id, b, |r| r.latency_ns.p99 as f64);
+                    let mut s = format!(
+                        "{size}: {rate:.0} msg/s ({}/s), hand-off p50 {}, p99 {}",
+                        human_bytes(bw),
+                        ns(p50),
+                        ns(p99)
+                    );
+                    if b != "msg"
+                        && let Some(r) = self.against_msg(id, b)
+                    {
+                        let _ = write!(
+                            s,
+                            ", {b}/msg {:.2} ({:.2}–{:.2}, {} round{})",
+                            r.median,
+                            r.lo,
+                            r.hi,
+                            r.n,
+                            if r.n == 1 { "" } else { "s" }
+                        );
+                    }
+                    s
+                })
+                .collect();
+            parts.join("; ")
+        };
+        let others = ["pipe", "mq", "tcp", "udp"];
+        let verdict = if self.med("kernel-64", "msg", |r| r.msgs_per_s).is_nan() {
+            "not measured: a run failed".to_string()
+        } else {
+            let sizes: Vec<String> = SIZES
+                .iter()
+                .map(|(size, id)| {
+                    let mut said = Vec::new();
+                    let mut refused = Vec::new();
+                    for b in ["shm"].iter().chain(&others) {
+                        if self.refusal(id, b).is_some() {
+                            refused.push(*b);
+                            continue;
+                        }
+                        let Some(r) = self.against_msg(id, b) else {
+                            said.push(format!("{b} not measured"));
+                            continue;
+                        };
+                        let how = match first_wins(&r, true) {
+                            Some(true) => "faster",
+                            Some(false) => "slower",
+                            None => "no clear difference",
+                        };
+                        said.push(format!(
+                            "{b} {:.2}× ({:.2}–{:.2}, {how})",
+                            r.median, r.lo, r.hi
+                        ));
+                    }
+                    if !refused.is_empty() {
+                        said.push(format!("{} refused", refused.join(" and ")));
+                    }
+                    format!("at {size} {}", said.join(", "))
+                })
+                .collect();
+            format!(
+                "messages per second against msg (Unix socket), median of the per-round ratios \
+                 and its interval: {}",
+                sizes.join("; ")
+            )
+        };
+        Row {
+            aspect: "kernel mechanisms side by side (64 B and 64 KiB)",
+            textbook: "message passing goes through the kernel: pipes, message queues and sockets, local or over the network stack; shared memory bypasses it",
+            shm: cell("shm"),
+            msg: cell("msg"),
+            verdict,
+            agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
+            from: vec!["kernel-64", "kernel-64k"],
+            others: others
+                .iter()
+                .map(|b| Other {
+                    backend: (*b).to_string(),
+                    figure: cell(b),
+                })
+                .collect(),
+        }
+    }
+
+    /// The largest message each backend carries here and what stops a larger one; for the
+    /// stream mechanisms, what a message larger than their buffer costs.
+    fn limited(&self) -> Row {
+        let id = "across-the-buffer";
+        let limit = |b: &str, capacity: u32| {
+            self.limits
+                .iter()
+                .find(|l| l.backend == b && l.capacity == capacity)
+        };
+        let bytes = |n: u64| {
+            if n == 0 {
+                "none".to_string()
+            } else {
+                format!("{} ({n} B)", human_bytes(n as f64))
+            }
+        };
+        // Per sweep point (smallest first): size, the producer's writes per message, bandwidth.
+        let sweep = |b: &str| -> Vec<(u64, f64, f64)> {
+            let mut sizes: Vec<u64> = self
+                .ok(id, b)
+                .iter()
+                .filter_map(|r| r.sweep.get("size")?.parse().ok())
+                .collect();
+            sizes.sort_unstable();
+            sizes.dedup();
+            sizes
+                .into_iter()
+                .map(|size| {
+                    let at: Vec<&RunReport> = self
+                        .ok(id, b)
+                        .into_iter()
+                        .filter(|r| r.sweep.get("size") == Some(&size.to_string()))
+                        .collect();
+                    let calls = median(&at, producer_writes).unwrap_or(f64::NAN);
+                    let bw = median(&at, |r| r.bytes_per_s).unwrap_or(f64::NAN);
+                    (size, calls, bw)
+                })
+                .collect()
+        };
+        let cell = |b: &str| {
+            let (Some(one), Some(eight)) = (limit(b, 1), limit(b, 8)) else {
+                return "-".to_string();
+            };
+            let mut s = format!(
+                "largest message {} with one in flight, {} with eight",
+                bytes(one.largest),
+                bytes(eight.largest)
+            );
+            let above = [(one, "one"), (eight, "eight")]
+                .into_iter()
+                .find_map(|(l, n)| Some((l.above.as_ref()?, n)));
+            match above {
+                Some((why, n)) => {
+                    let _ = write!(s, "; one byte more with {n} in flight is refused: {why}");
+                }
+                None => {
+                    s.push_str("; both the most slot_size may be: this machine sets no lower limit")
+                }
+            }
+            let points = sweep(b);
+            if !points.is_empty() {
+                let figures: Vec<String> = points
+                    .iter()
+                    .map(|(size, calls, bw)| {
+                        let writes = if calls.is_nan() {
+                            String::new()
+                        } else {
+                            format!(" {calls:.1} writes,")
+                        };
+                        format!(
+                            "{}{writes} {}/s",
+                            human_bytes(*size as f64),
+                            human_bytes(*bw)
+                        )
+                    })
+                    .collect();
+                let _ = write!(
+                    s,
+                    "; one in flight, {}bandwidth: {}",
+                    if points.iter().any(|p| !p.1.is_nan()) {
+                        "the producer's write calls per message (each carries one piece, or \
+                         finds the buffer full) and "
+                    } else {
+                        ""
+                    },
+                    figures.join(", ")
+                );
+            }
+            s
+        };
+        let others = ["pipe", "mq", "tcp", "udp", "zenoh"];
+        let shm8 = limit("shm", 8).map(|l| l.largest);
+        let below: Vec<String> = ["msg"]
+            .iter()
+            .chain(&others)
+            .filter_map(|b| {
+                let l = limit(b, 8)?;
+                (Some(l.largest) < shm8).then(|| format!("{b} {}", human_bytes(l.largest as f64)))
+            })
+            .collect();
+        // What a message larger than the buffer costs: calls per message at the sweep's
+        // largest point against its smallest, per stream mechanism.
+        let pieces: Vec<String> = ["msg", "pipe", "tcp"]
+            .iter()
+            .filter_map(|b| {
+                let points = sweep(b);
+                let (first, last) = (points.first()?, points.last()?);
+                (points.len() > 1).then(|| {
+                    format!(
+                        "{b} {:.1} writes per {} message against {:.1} per {}",
+                        last.1,
+                        human_bytes(last.0 as f64),
+                        first.1,
+                        human_bytes(first.0 as f64)
+                    )
+                })
+            })
+            .collect();
+        let (verdict, agrees) = match shm8 {
+            None => ("not measured: no limits computed".to_string(), None),
+            Some(_) if self.limits.is_empty() => ("not measured".to_string(), None),
+            Some(shm8) if !below.is_empty() => (
+                format!(
+                    "as the textbook says: with eight messages in flight the kernel's limits \
+                     cap {} per message, where shm carries {} (its own limit is the window: a \
+                     plugin's windows lie below 2 GiB); with one in flight the stream \
+                     mechanisms carry a message of any size, in pieces once it outgrows the \
+                     kernel's buffer for the link: {}",
+                    below.join(", "),
+                    human_bytes(shm8 as f64),
+                    if pieces.is_empty() {
+                        "not measured".to_string()
+                    } else {
+                        pieces.join("; ")
+                    }
+                ),
+                Some(true),
+            ),
+            Some(shm8) => (
+                format!(
+                    "against the textbook: no message-passing backend is limited below shm's \
+                     {} per message here",
+                    human_bytes(shm8 as f64)
+                ),
+                Some(false),
+            ),
+        };
+        Row {
+            aspect: "limited by message size and system constraints",
+            textbook: "message passing is limited by message size and system constraints; shared memory by the size of the shared region",
+            shm: cell("shm"),
+            msg: cell("msg"),
+            verdict,
+            agrees,
+            ratio: None,
+            outcome: Outcome::NoClaim,
+            from: vec![id],
+            others: others
+                .iter()
+                .map(|b| Other {
+                    backend: (*b).to_string(),
+                    figure: cell(b),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A row's msg cell for the page, the other mechanisms' figures under it.
+fn msg_cell(row: &Row) -> String {
+    if row.others.is_empty() {
+        return esc(&row.msg);
+    }
+    let mut out = format!("msg: {}", esc(&row.msg));
+    for o in &row.others {
+        let _ = write!(out, "<br>{}: {}", esc(&o.backend), esc(&o.figure));
+    }
+    out
+}
+
 impl Explained {
     /// Whether every experiment did what it must.
     pub fn ok(&self) -> bool {
@@ -1260,6 +1765,9 @@ impl Explained {
             let _ = writeln!(out, "  textbook: {}", row.textbook);
             let _ = writeln!(out, "  shm:      {}", row.shm);
             let _ = writeln!(out, "  msg:      {}", row.msg);
+            for o in &row.others {
+                let _ = writeln!(out, "  {:<10}{}", format!("{}:", o.backend), o.figure);
+            }
             let _ = writeln!(out, "  measured: {}{}", row.outcome.mark(), row.verdict);
             if !row.from.is_empty() {
                 let _ = writeln!(out, "  from:     {}", self.cite(&row.from));
@@ -1303,14 +1811,30 @@ impl Explained {
                             .join(", ")
                     )
                 };
-                let per = r.runs.iter().filter(|x| !x.warmup).count() / 2;
+                let mut backends: Vec<&str> = r.runs.iter().map(|x| x.backend.as_str()).collect();
+                backends.sort_unstable();
+                backends.dedup();
+                let per = r.runs.iter().filter(|x| !x.warmup).count() / backends.len().max(1);
+                let refused = if r.refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} refused by check",
+                        r.refused
+                            .iter()
+                            .map(|(b, _)| b.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 let warm = if r.runs.iter().any(|x| x.warmup) {
                     ", after a warm-up run"
                 } else {
                     ""
                 };
                 format!(
-                    "scenarios/{file}{with} ({} run{} per backend{warm})",
+                    "scenarios/{file}{with} on {} ({} run{} per backend{warm}{refused})",
+                    backends.join(", "),
                     per,
                     if per == 1 { "" } else { "s" }
                 )
@@ -1323,7 +1847,7 @@ impl Explained {
     pub fn html_table(&self) -> String {
         let mut out = String::from(
             "<table id=\"explain\" class=\"wrap\"><thead><tr><th>aspect</th><th>textbook</th>\
-             <th>shm</th><th>msg</th><th>measured</th><th>from</th></tr></thead><tbody>\n",
+             <th>shm</th><th>msg (the other mechanisms below it)</th><th>measured</th><th>from</th></tr></thead><tbody>\n",
         );
         for row in &self.rows {
             let class = match row.outcome {
@@ -1339,7 +1863,7 @@ impl Explained {
                 esc(row.aspect),
                 esc(row.textbook),
                 esc(&row.shm),
-                esc(&row.msg),
+                msg_cell(row),
                 esc(row.outcome.mark()),
                 esc(&row.verdict),
                 esc(&self.cite(&row.from))
