@@ -16,6 +16,7 @@ mod isolation;
 mod languages;
 mod limits;
 mod lockdown;
+mod loss;
 mod mq;
 mod page;
 mod requests;

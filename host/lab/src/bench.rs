@@ -46,7 +46,7 @@ use wasm_ipc_report::{RunReport, human_bytes};
 use wasm_ipc_runtime::backend::{self, ChannelDesc, EndpointDesc, FdSource, Fds, PortSpec, Stop};
 use wasm_ipc_runtime::matrix::{Matrix, Mode};
 use wasm_ipc_runtime::supervisor;
-use wasm_ipc_scenario::{BackendKind, Scenario, WaitMode};
+use wasm_ipc_scenario::{BackendKind, Overflow, Scenario, WaitMode};
 use wasm_ipc_sys::{self as sys, CopyMeter, Window};
 
 /// What `bench` is asked to do.
@@ -1180,6 +1180,7 @@ fn native(
             .collect(),
         slot_size: slot,
         capacity,
+        overflow: Overflow::Block,
         wait: WaitMode::Adaptive,
         processes: from.len() + to.len(),
         endpoints: None,
@@ -2097,6 +2098,7 @@ fn carries(kind: BackendKind, size: u64, producers: usize, consumers: usize) -> 
                 consumers: consumers as u64,
                 slot_size: size,
                 capacity: 1,
+                overflow: Overflow::Block,
             })
             .is_none()
 }
@@ -2107,6 +2109,7 @@ fn flow_capacity(size: u64, producers: usize, consumers: usize, kind: BackendKin
         consumers: consumers as u64,
         slot_size: size,
         capacity: u64::from(capacity),
+        overflow: Overflow::Block,
     };
     let local = if kind.crosses_hosts() {
         BackendKind::Msg

@@ -100,6 +100,8 @@ pub enum When {
     Requests,
     /// Some run's `requests` lost a client.
     ClientsLost,
+    /// Some run lost, dropped, duplicated or reordered a message.
+    Loss,
 }
 
 impl When {
@@ -112,6 +114,7 @@ impl When {
             When::RoundTrip => any(|r| r.round_trip_ns.is_some()),
             When::Requests => any(|r| r.requests.is_some()),
             When::ClientsLost => any(|r| r.requests.is_some_and(|q| q.clients_lost > 0)),
+            When::Loss => any(|r| r.lost + r.dropped + r.duplicated + r.reordered > 0),
         }
     }
 
@@ -123,6 +126,7 @@ impl When {
             When::RoundTrip => "when some plugin measured a round trip",
             When::Requests => "when some run made calls",
             When::ClientsLost => "when some run lost a client",
+            When::Loss => "when some run lost, dropped, duplicated or reordered a message",
         }
     }
 }
@@ -546,6 +550,54 @@ pub static COLUMNS: &[Column] = &[
         csv: csv("digest_received", |r| {
             r.digest_received.clone().unwrap_or_default()
         }),
+        summary: None,
+    },
+    Column {
+        json: &["lost", "delivered_fraction"],
+        unit: "",
+        doc: "Messages missing from the links' sequence numbers (counted by the receiving hosts), \
+              and the share of published messages that were delivered.",
+        table: row_when("lost", When::Loss, |_, r| {
+            if r.lost == 0 {
+                "0".into()
+            } else {
+                format!(
+                    "{} ({:.1}% delivered)",
+                    r.lost,
+                    100.0 * r.delivered_fraction
+                )
+            }
+        }),
+        csv: csv("lost", |r| r.lost.to_string()),
+        summary: None,
+    },
+    Column {
+        json: &["dropped"],
+        unit: "",
+        doc: "Messages the sending hosts dropped for want of room (`overflow = \"drop-newest\"`).",
+        table: row_when("dropped by sender", When::Loss, |_, r| {
+            r.dropped.to_string()
+        }),
+        csv: csv("dropped", |r| r.dropped.to_string()),
+        summary: None,
+    },
+    Column {
+        json: &["duplicated"],
+        unit: "",
+        doc: "Messages delivered twice (the table's row also shows `reordered`).",
+        table: row_when("duplicated / reordered", When::Loss, |_, r| {
+            format!("{} / {}", r.duplicated, r.reordered)
+        }),
+        csv: csv("duplicated", |r| r.duplicated.to_string()),
+        summary: None,
+    },
+    Column {
+        json: &["reordered"],
+        unit: "",
+        doc: "Messages that arrived after a later one of their link (in the table beside \
+              `duplicated`).",
+        table: None,
+        csv: csv("reordered", |r| r.reordered.to_string()),
         summary: None,
     },
 ];

@@ -226,6 +226,31 @@ pub static FIELDS: &[Field] = &[
         "Payload bytes the transports moved through a copy, summed over processes.",
     ),
     f(
+        "runs[].lost",
+        "",
+        "Messages missing from the links' sequence numbers, summed over links: counted by the receiving hosts, never as sent − received.",
+    ),
+    f(
+        "runs[].duplicated",
+        "",
+        "Messages delivered twice, summed over links.",
+    ),
+    f(
+        "runs[].reordered",
+        "",
+        "Messages that arrived after a later one of their link, summed over links.",
+    ),
+    f(
+        "runs[].dropped",
+        "",
+        "Messages the sending hosts dropped for want of room (`overflow = \"drop-newest\"`), summed over links; `publish` succeeded for them.",
+    ),
+    f(
+        "runs[].delivered_fraction",
+        "",
+        "Messages received ÷ messages published, over every link (1 when nothing was published).",
+    ),
+    f(
         "runs[].digest_sent",
         "",
         "Combined xxh3-64 digest (16 hex digits) of what producers published; null with verify = off.",
@@ -483,6 +508,26 @@ pub static FIELDS: &[Field] = &[
         "runs[].links[].longest_message_wait_ns",
         "ns",
         "The longest single `receive` of its consumer that this link's message or the end of stream ended; coarse clock, 1–4 ms resolution.",
+    ),
+    f(
+        "runs[].links[].dropped",
+        "",
+        "Messages its producer's host dropped on it for want of room.",
+    ),
+    f(
+        "runs[].links[].lost",
+        "",
+        "Messages missing from its sequence numbers, as its consumer's host counted them.",
+    ),
+    f(
+        "runs[].links[].duplicated",
+        "",
+        "Messages its consumer received twice.",
+    ),
+    f(
+        "runs[].links[].reordered",
+        "",
+        "Messages that reached its consumer after a later one.",
     ),
     f(
         "runs[].clocks",

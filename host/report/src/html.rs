@@ -113,10 +113,14 @@ fn head(report: &Report, out: &mut String) {
         } else {
             "a run FAILED"
         },
-        if report.digests_agree {
-            "agree"
-        } else {
-            "DIFFER"
+        match (
+            report.digests_agree,
+            report.measured().filter(|r| r.lost > 0).count()
+        ) {
+            (false, _) => "DIFFER".to_string(),
+            (true, 0) => "agree".to_string(),
+            (true, n) =>
+                format!("agree where nothing was lost ({n} runs lost messages: not compared)"),
         }
     );
     for r in report.runs.iter().filter(|r| r.error.is_some()) {

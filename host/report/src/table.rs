@@ -49,8 +49,24 @@ impl Report {
         out.push_str(&self.spread_warnings(&groups));
         out.push_str(&self.verdicts());
         out.push_str(&self.crossovers());
+        let lossy = self.measured().filter(|r| r.lost > 0).count();
         if !self.digests_agree {
             out.push_str("digests differ between runs: the runs did not deliver the same bytes\n");
+        } else if lossy > 0 {
+            let lossless: Vec<&RunReport> = self.measured().filter(|r| r.lost == 0).collect();
+            let _ = writeln!(
+                out,
+                "{lossy} of {} runs lost messages: a digest covers only what its run delivered, \
+                 so theirs are not compared{}",
+                lossy + lossless.len(),
+                if lossless.len() > 1
+                    && lossless.iter().all(|r| r.ok && r.digest_received.is_some())
+                {
+                    "; the runs that lost nothing delivered identical bytes (equal digests)"
+                } else {
+                    ""
+                }
+            );
         } else if self.measured().count() > 1
             && self.measured().all(|r| r.ok && r.digest_received.is_some())
         {

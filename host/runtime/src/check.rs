@@ -106,6 +106,7 @@ fn shape(lane: &Lane) -> ChannelShape {
         consumers: lane.to.len() as u64,
         slot_size: u64::from(lane.slot_size),
         capacity: u64::from(lane.capacity),
+        overflow: lane.overflow,
     }
 }
 

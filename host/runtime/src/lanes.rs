@@ -26,6 +26,8 @@ pub struct Lane {
     pub slot_size: u32,
     /// Messages in flight per link.
     pub capacity: u32,
+    /// What a publish that finds a link full does.
+    pub overflow: crate::scenario::Overflow,
 }
 
 impl Lane {
@@ -50,6 +52,7 @@ pub fn lanes(sc: &Scenario) -> Vec<Lane> {
             leg,
             slot_size: ch.slot_size,
             capacity: ch.capacity,
+            overflow: ch.overflow,
         };
         match ch.pattern {
             Pattern::Stream => out.push(lane(ch.from.clone(), ch.to.clone(), Leg::Stream)),

@@ -879,6 +879,10 @@ fn plan(
                     received: 0,
                     longest_room_wait_ns: 0,
                     longest_message_wait_ns: 0,
+                    dropped: 0,
+                    lost: 0,
+                    duplicated: 0,
+                    reordered: 0,
                 });
             }
         }
@@ -901,6 +905,7 @@ fn plan(
                 keys,
                 slot_size: lane.slot_size,
                 capacity: lane.capacity,
+                overflow: lane.overflow,
                 wait: sc.run.wait.name().into(),
             });
             for (p, e) in lane.from.iter().enumerate() {
@@ -951,6 +956,7 @@ fn plan(
             keys,
             slot_size: lane.slot_size,
             capacity: lane.capacity,
+            overflow: lane.overflow,
             wait: sc.run.wait,
             processes: n,
             clocks: endpoints.as_ref().map(|_| {

@@ -12,7 +12,7 @@ use crate::model::{
     BackendKind, DEFAULT_CAPACITY, DEFAULT_MEMORY, DEFAULT_MIN_TIME, DEFAULT_SLOT_SIZE,
     DEFAULT_STACK, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, MAX_CAPACITY, MAX_INSTANCES,
     MAX_MEMORY, MAX_MIN_TIME, MAX_REPEAT, MAX_SLOT_SIZE, MAX_STACK, MAX_TABLE_ELEMENTS,
-    MAX_TIMEOUT, Pattern, Verify, WaitMode,
+    MAX_TIMEOUT, Overflow, Pattern, Verify, WaitMode,
 };
 use crate::units::show_size;
 
@@ -244,6 +244,10 @@ fn patterns() -> Vec<&'static str> {
     Pattern::ALL.map(Pattern::name).to_vec()
 }
 
+fn overflows() -> Vec<&'static str> {
+    Overflow::ALL.map(Overflow::name).to_vec()
+}
+
 fn backends() -> Vec<&'static str> {
     BackendKind::CHOICES.map(BackendKind::name).to_vec()
 }
@@ -458,6 +462,14 @@ pub static KEYS: &[KeyDecl] = &[
         "`request-reply`: every `from` port is a client calling the one `to` port",
     )
     .default(KeyDefault::Text("\"stream\""))
+    .settable(),
+    key(
+        "channel.N.overflow",
+        KeyType::OneOf(overflows),
+        "a publish that finds a link full: wait for room, or drop the message for that link \
+         (counted; `publish` succeeds); not on a request-reply channel",
+    )
+    .default(KeyDefault::Text("\"block\""))
     .settable(),
     key(
         "sweep",
@@ -714,6 +726,7 @@ mod tests {
             };
             let named = match decl.path {
                 "channel.N.pattern" => Some(ch.pattern.name()),
+                "channel.N.overflow" => Some(ch.overflow.name()),
                 "run.wait" => Some(sc.run.wait.name()),
                 "run.verify" => Some(sc.run.verify.name()),
                 _ => None,

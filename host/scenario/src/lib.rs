@@ -64,7 +64,7 @@ pub use model::{
     BackendKind, Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_MEMORY, DEFAULT_SLOT_SIZE,
     DEFAULT_STACK, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Endpoint, Host, Instance, LOCAL_HOST,
     Limits, MAX_CAPACITY, MAX_INSTANCES, MAX_MEMORY, MAX_REPEAT, MAX_SLOT_SIZE, MAX_STACK,
-    MAX_SWEEP_POINTS, MAX_SWEEP_VALUES, MAX_TABLE_ELEMENTS, MAX_TIMEOUT, Pattern, Plugin,
+    MAX_SWEEP_POINTS, MAX_SWEEP_VALUES, MAX_TABLE_ELEMENTS, MAX_TIMEOUT, Overflow, Pattern, Plugin,
     RunConfig, Scenario, SweepAxis, SweepPoint, Verify, WaitMode, parse_endpoint,
 };
 pub use overrides::apply_overrides;

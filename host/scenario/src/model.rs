@@ -266,8 +266,38 @@ pub struct Channel {
     pub capacity: u32,
     /// A one-way stream, or request/reply (`pattern`).
     pub pattern: Pattern,
+    /// What a publish that finds its link full does (`overflow`).
+    pub overflow: Overflow,
     /// Where the channel's keys are, for messages about them.
     pub lines: ChannelLines,
+}
+
+/// What a publish does when a link has no room (`overflow`): the textbook's choice between
+/// a sender that waits and a lossy network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overflow {
+    /// `"block"` (the default): the producer waits for room; nothing is ever lost.
+    #[default]
+    Block,
+    /// `"drop-newest"`: a message that finds no room on a link (no free slot, no credit) is
+    /// dropped for that link by the sending host and counted, and `publish` still succeeds,
+    /// as a send into a lossy network does. On `udp` the sender does not wait for credits at
+    /// all, so the kernel may drop too.
+    DropNewest,
+}
+
+impl Overflow {
+    /// Every policy, in the order error messages list them.
+    pub const ALL: [Overflow; 2] = [Overflow::Block, Overflow::DropNewest];
+
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Overflow::Block => "block",
+            Overflow::DropNewest => "drop-newest",
+        }
+    }
 }
 
 /// What a channel carries (`pattern`).

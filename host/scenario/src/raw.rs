@@ -54,6 +54,7 @@ pub(crate) struct RawChannel {
     pub(crate) slot_size: Option<Spanned<toml::Value>>,
     pub(crate) capacity: Option<Spanned<toml::Value>>,
     pub(crate) pattern: Option<Spanned<String>>,
+    pub(crate) overflow: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -67,6 +67,20 @@ pub struct LinkFigures {
     /// Consumer: whether its port returned end of stream (every producer finished and
     /// everything they sent was received).
     pub ended: bool,
+    /// Producer: messages the sending host dropped on this link for want of room
+    /// (`overflow = "drop-newest"`); `publish` succeeded for them.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Consumer: messages missing from the link's sequence numbers (see
+    /// [`crate::sequence::Ledger`]).
+    #[serde(default)]
+    pub lost: u64,
+    /// Consumer: messages delivered twice.
+    #[serde(default)]
+    pub duplicated: u64,
+    /// Consumer: messages that arrived after a later one.
+    #[serde(default)]
+    pub reordered: u64,
     /// The longest single blocking call: a producer's `loan` or `publish` waiting for room, a
     /// consumer's `receive` waiting for a message (on a fan-in port, the link that delivered
     /// it), ns, timed with the coarse monotonic clock (its resolution is the kernel's tick,

@@ -1,12 +1,17 @@
 //! The `msg` wire format: a fixed 16-byte little-endian header before every payload.
 //!
 //! ```text
-//! offset 0  u32  payload length in bytes
-//! offset 4  u32  kind: 0 = data, 1 = end of stream (the producer finished; no payload)
+//! offset 0  u32  bits 0–30: payload length in bytes; bit 31: end of stream (the producer
+//!                finished; no payload)
+//! offset 4  u32  sequence number: a data frame's position on its link (the sending host's
+//!                count, from 0, of the messages offered to the link, dropped ones included;
+//!                wrapping); an end frame's is the count itself, so a receiver sees what was
+//!                dropped after the last message it got
 //! offset 8  u64  publish time, CLOCK_MONOTONIC ns
 //! ```
 //!
-//! The same header will frame TCP links. This module has no wasmtime dependency so that a fuzz
+//! Every copying backend but `zenoh` (which carries the same fields in an attachment) frames
+//! its messages with it. This module has no wasmtime dependency so that a fuzz
 //! target can drive the decoder.
 
 /// Header size in bytes.
@@ -31,15 +36,21 @@ pub struct Header {
     pub kind: FrameKind,
     /// Payload length (0 for `End`).
     pub len: u32,
+    /// Data: the message's sequence number on its link; end: how many messages the link was
+    /// offered (see the module's docs).
+    pub seq: u32,
     /// Publish time, CLOCK_MONOTONIC ns.
     pub publish_ns: u64,
 }
 
+/// Bit 31 of the first word: an end-of-stream frame.
+const END_BIT: u32 = 1 << 31;
+
 /// Why a header could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// The kind field holds an unknown value.
-    #[error("unknown frame kind {0}")]
+    /// The length word has bits set that no frame uses (29 and 30).
+    #[error("unknown frame flags {0:#x}")]
     UnknownKind(u32),
     /// The length exceeds what the receiver accepts.
     #[error("frame announces {len} bytes, more than the {max}-byte slot")]
@@ -58,25 +69,30 @@ impl Header {
     /// Encodes the header.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
-        b[0..4].copy_from_slice(&self.len.to_le_bytes());
-        let kind: u32 = match self.kind {
-            FrameKind::Data => 0,
-            FrameKind::End => 1,
+        let word = match self.kind {
+            FrameKind::Data => self.len,
+            FrameKind::End => self.len | END_BIT,
         };
-        b[4..8].copy_from_slice(&kind.to_le_bytes());
+        b[0..4].copy_from_slice(&word.to_le_bytes());
+        b[4..8].copy_from_slice(&self.seq.to_le_bytes());
         b[8..16].copy_from_slice(&self.publish_ns.to_le_bytes());
         b
     }
 
     /// Decodes and checks a header; `max_len` is the receiver's slot size.
     pub fn decode(b: &[u8; HEADER_LEN], max_len: u32) -> Result<Header, FrameError> {
-        let len = u32::from_le_bytes(b[0..4].try_into().expect("4 bytes"));
-        let kind = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes"));
+        let word = u32::from_le_bytes(b[0..4].try_into().expect("4 bytes"));
+        let seq = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes"));
         let publish_ns = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
-        let kind = match kind {
-            0 => FrameKind::Data,
-            1 => FrameKind::End,
-            k => return Err(FrameError::UnknownKind(k)),
+        // Lengths stop at MAX_PAYLOAD = 2^28: bits 29 and 30 are never set.
+        let flags = word & !(END_BIT | (END_BIT - 1) >> 2);
+        if flags != 0 {
+            return Err(FrameError::UnknownKind(flags));
+        }
+        let (kind, len) = if word & END_BIT != 0 {
+            (FrameKind::End, word & !END_BIT)
+        } else {
+            (FrameKind::Data, word)
         };
         if kind == FrameKind::End && len != 0 {
             return Err(FrameError::EndWithPayload(len));
@@ -87,6 +103,7 @@ impl Header {
         Ok(Header {
             kind,
             len,
+            seq,
             publish_ns,
         })
     }
@@ -102,16 +119,19 @@ mod tests {
             Header {
                 kind: FrameKind::Data,
                 len: 0,
+                seq: 0,
                 publish_ns: 0,
             },
             Header {
                 kind: FrameKind::Data,
-                len: 16 << 20,
+                len: MAX_PAYLOAD,
+                seq: u32::MAX,
                 publish_ns: u64::MAX,
             },
             Header {
                 kind: FrameKind::End,
                 len: 0,
+                seq: 7,
                 publish_ns: 42,
             },
         ] {
@@ -124,6 +144,7 @@ mod tests {
         let mut b = Header {
             kind: FrameKind::Data,
             len: 100,
+            seq: 3,
             publish_ns: 1,
         }
         .encode();
@@ -131,9 +152,12 @@ mod tests {
             Header::decode(&b, 99),
             Err(FrameError::TooLong { len: 100, max: 99 })
         );
-        b[4] = 7;
-        assert_eq!(Header::decode(&b, 1000), Err(FrameError::UnknownKind(7)));
-        b[4] = 1;
+        b[3] = 0x60;
+        assert_eq!(
+            Header::decode(&b, 1000),
+            Err(FrameError::UnknownKind(0x6000_0000))
+        );
+        b[3] = 0x80;
         assert_eq!(
             Header::decode(&b, 1000),
             Err(FrameError::EndWithPayload(100))

@@ -10,6 +10,7 @@ mod figures;
 pub mod frame;
 mod port;
 pub mod record;
+pub mod sequence;
 
 pub use figures::{Figures, LinkFigures};
 pub use port::{Direction, Leg, PortSpec};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use wasm_ipc_scenario::BackendKind;
+use wasm_ipc_scenario::{BackendKind, Overflow};
 
 /// Which way a port points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +51,9 @@ pub struct PortSpec {
     pub slot_size: u32,
     /// Messages in flight per link.
     pub capacity: u32,
+    /// What a publish that finds a link full does.
+    #[serde(default)]
+    pub overflow: Overflow,
     /// Window length the backend needs in the plugin's memory (a multiple of 64 KiB).
     pub window_len: u32,
     /// Link keys (`channel[i]:producer.port->consumer.port`), one per link, for digests.

@@ -134,6 +134,20 @@ pub struct LinkReport {
     /// the end of stream) ended, ns; coarse clock.
     #[serde(default)]
     pub longest_message_wait_ns: u64,
+    /// Messages its producer's host dropped on it for want of room (`overflow =
+    /// "drop-newest"`).
+    #[serde(default)]
+    pub dropped: u64,
+    /// Messages missing from its sequence numbers, as its consumer's host counted them
+    /// (dropped by the sender, by the kernel, or anywhere between).
+    #[serde(default)]
+    pub lost: u64,
+    /// Messages its consumer received twice.
+    #[serde(default)]
+    pub duplicated: u64,
+    /// Messages that reached its consumer after a later one.
+    #[serde(default)]
+    pub reordered: u64,
 }
 
 /// What the supervisor learned about one worker.

@@ -279,6 +279,8 @@ pub struct HostLane {
     pub keys: Vec<Vec<String>>,
     pub slot_size: u32,
     pub capacity: u32,
+    #[serde(default)]
+    pub overflow: crate::scenario::Overflow,
     pub wait: String,
 }
 
@@ -305,6 +307,7 @@ impl HostLane {
             keys: self.keys.clone(),
             slot_size: self.slot_size,
             capacity: self.capacity,
+            overflow: self.overflow,
             wait,
             processes,
             endpoints: None,

@@ -13,7 +13,7 @@ use super::{
     ChannelDesc, Counters, EndpointDesc, Fds, HandedFds, PeerLost, PortError, Receiver, Sender,
     Stop, StopReason, of,
 };
-use crate::scenario::{BackendKind, WaitMode};
+use crate::scenario::{BackendKind, Overflow, WaitMode};
 use crate::sys::{self, CopyMeter, Window};
 
 /// A linear memory for one endpoint, in host-owned memory like a worker's.
@@ -74,6 +74,17 @@ fn channel(
     slot: u32,
     capacity: u32,
 ) -> Channel {
+    channel_with(kind, producers, consumers, slot, capacity, Overflow::Block)
+}
+
+fn channel_with(
+    kind: BackendKind,
+    producers: usize,
+    consumers: usize,
+    slot: u32,
+    capacity: u32,
+    overflow: Overflow,
+) -> Channel {
     let backend = of(kind);
     let desc = ChannelDesc {
         index: 0,
@@ -95,6 +106,7 @@ fn channel(
             .collect(),
         slot_size: slot,
         capacity,
+        overflow,
         // Sleep at once: the wake-up paths are what the contract must see.
         wait: WaitMode::Futex,
         processes: producers + consumers,
@@ -181,6 +193,16 @@ impl Channel {
         let bytes = win.read_vec(d.off as usize, d.len as usize).unwrap();
         rx.port.release()?;
         Ok((d.link, bytes))
+    }
+
+    /// Receives on consumer `c`: the message's sequence number on its link, and its bytes.
+    fn recv_numbered(&mut self, c: usize) -> Result<(u32, Vec<u8>), PortError> {
+        let rx = &mut self.rxs[c];
+        let win = rx.side.window();
+        let d = rx.port.receive(win, &mut rx.meter, &self.stop)?;
+        let bytes = win.read_vec(d.off as usize, d.len as usize).unwrap();
+        rx.port.release()?;
+        Ok((d.seq, bytes))
     }
 
     fn recv(&mut self, c: usize) -> Result<Vec<u8>, PortError> {
@@ -348,6 +370,7 @@ fn a_full_channel_holds_the_producer_back_after_capacity_messages(kind: BackendK
                 consumers: 1,
                 slot_size: u64::from(slot),
                 capacity: u64::from(capacity),
+                overflow: Overflow::Block,
             };
             if let Some(why) = of(kind).refuse(&shape) {
                 assert!(
@@ -417,6 +440,7 @@ fn largest_admitted(kind: BackendKind, want: u32, capacity: u32) -> u32 {
                 consumers: 1,
                 slot_size: u64::from(slot),
                 capacity: u64::from(capacity),
+                overflow: Overflow::Block,
             })
             .is_none()
     };
@@ -552,6 +576,45 @@ fn forgetting_never_drops_a_message_sent_before_the_failure(kind: BackendKind) {
     assert!(matches!(ch.recv(0), Err(PortError::Closed)));
 }
 
+/// `overflow = "drop-newest"`: a publish that finds no room on its link is dropped by the
+/// sending host, counted, and reported as sent; it never waits (a stop already requested
+/// would fail any wait). Every message carries its link's sequence number, and the end of
+/// stream says how many the link was offered, so the receiving host can count what it lost
+/// after the last delivery too. `udp` takes no credits under drop-newest (the kernel may drop
+/// instead), so all ten go out there.
+fn drop_newest_never_waits_and_numbers_what_it_offers(kind: BackendKind) {
+    let capacity = 4;
+    let mut ch = channel_with(kind, 1, 1, 256, capacity, Overflow::DropNewest);
+    ch.stop.request(StopReason::Timeout);
+    for i in 0..10 {
+        ch.send(&message(i, 64))
+            .unwrap_or_else(|e| panic!("publish {i} under drop-newest: {e:?}"));
+    }
+    let sent = if kind == BackendKind::Udp { 10 } else { 4 };
+    assert_eq!(ch.txs[0].port.dropped(), vec![10 - sent as u64]);
+    ch.stop = Stop::new(sys::now_ns() + 10_000_000_000).unwrap();
+    for i in 0..sent {
+        let (seq, got) = ch.recv_numbered(0).unwrap();
+        assert_eq!(
+            seq,
+            u32::try_from(i).unwrap(),
+            "sequence number of message {i}"
+        );
+        assert!(got == message(i, 64), "message {i} differs");
+    }
+    // `udp`'s end of stream waits for the consumer's acknowledgement, which this thread gives
+    // only later: a short deadline lets the close return (the end frame is in the queue).
+    ch.stop = Stop::new(sys::now_ns() + 300_000_000).unwrap();
+    ch.txs[0].port.close(&ch.stop);
+    ch.stop = Stop::new(sys::now_ns() + 10_000_000_000).unwrap();
+    assert!(matches!(ch.recv(0), Err(PortError::Closed)));
+    assert_eq!(
+        ch.rxs[0].port.ends(),
+        vec![Some(10)],
+        "offered, as the end says"
+    );
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         suite!(@backend msg, Msg, $($test),*);
@@ -589,6 +652,7 @@ suite!(
     close_wakes_a_consumer_blocked_in_another_thread,
     a_consumer_forgets_a_failed_producer_and_serves_the_others,
     forgetting_never_drops_a_message_sent_before_the_failure,
+    drop_newest_never_waits_and_numbers_what_it_offers,
 );
 
 #[derive(Debug, Clone)]

@@ -151,6 +151,8 @@ pub struct InLink<T> {
     pub state: LinkState,
     /// Messages read and not yet returned as credits.
     pub returns: Returns,
+    /// The count its end of stream carried, once read.
+    pub end: Option<u32>,
     /// The backend's own part.
     pub io: T,
 }
@@ -162,6 +164,7 @@ impl<T> InLink<T> {
             key,
             state: LinkState::Open,
             returns: Returns::default(),
+            end: None,
             io,
         }
     }
@@ -199,6 +202,11 @@ impl<T> Inputs<T> {
     /// Link `i` delivered: the next turn starts after it.
     pub fn served(&mut self, i: usize) {
         self.next = (i + 1) % self.links.len();
+    }
+
+    /// Per link, the count its end of stream carried (see [`super::Receiver::ends`]).
+    pub fn ends(&self) -> Vec<Option<u32>> {
+        self.links.iter().map(|l| l.end).collect()
     }
 
     /// Whether a link is still open.

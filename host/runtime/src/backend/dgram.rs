@@ -34,10 +34,10 @@ use super::credit::{self, Credits, Inputs, LinkState, Spin};
 use super::frame::{FrameKind, HEADER_LEN, Header};
 use super::msg::{Calls, POLL_SLICE, plan_ports, take_links};
 use super::{
-    ChannelDesc, ChannelPlan, Counters, Delivery, FdSource, Fds, Outgoing, PortError, PortSpec,
-    Receiver, Sender, Stop,
+    ChannelDesc, ChannelPlan, Counters, Delivery, FdSource, Fds, Offered, Outgoing, PortError,
+    PortSpec, Receiver, Sender, Stop,
 };
-use crate::scenario::BackendKind;
+use crate::scenario::{BackendKind, Overflow};
 use crate::sys::{self, CopyMeter, Readiness, Whole, Window};
 
 /// The frame header's length, as a window offset.
@@ -162,6 +162,8 @@ struct OutLink {
     io: Option<Link>,
     /// `udp`: the messages this link may still take.
     credits: Option<Credits>,
+    /// Its sequence numbers and drops.
+    offered: Offered,
 }
 
 /// The sending half of an `mq` or `udp` port: one link per consumer.
@@ -170,6 +172,7 @@ pub struct DgramSender {
     slot_size: u32,
     capacity: u32,
     how: Whole,
+    overflow: Overflow,
     spin_ns: u64,
     links: Vec<OutLink>,
     credit_waits: u64,
@@ -205,6 +208,7 @@ impl DgramSender {
             slot_size: spec.slot_size,
             capacity: spec.capacity,
             how,
+            overflow: spec.overflow,
             spin_ns: params.spin_ns,
             links: links(spec, fds)?
                 .into_iter()
@@ -213,6 +217,7 @@ impl DgramSender {
                     key: key.clone(),
                     io: Some(io),
                     credits: params.credits.then(|| Credits::new(spec.capacity)),
+                    offered: Offered::default(),
                 })
                 .collect(),
             credit_waits: 0,
@@ -255,8 +260,8 @@ impl DgramSender {
         }
     }
 
-    /// Sends one whole frame (`window[.. len]`) on one link, waiting while its queue is full;
-    /// `false` when the consumer is gone.
+    /// Sends one whole frame (`window[.. len]`) on one link, waiting while its queue is full
+    /// (or, with `drop_when_full`, not sending it then); says which.
     #[allow(clippy::too_many_arguments)]
     fn send_frame(
         io: &Link,
@@ -264,17 +269,21 @@ impl DgramSender {
         meter: &mut CopyMeter,
         len: usize,
         how: Whole,
+        drop_when_full: bool,
         stop: &Stop,
         calls: &mut Calls,
         full_waits: &mut u64,
-    ) -> Result<bool, PortError> {
+    ) -> Result<Sent, PortError> {
         loop {
             calls.writes += 1;
             match win.send_whole(io.data.as_fd(), meter, len, HEADER_LEN, how) {
-                Ok(()) => return Ok(true),
+                Ok(()) => return Ok(Sent::Yes),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if peer_gone(&io.live, calls) {
-                        return Ok(false);
+                        return Ok(Sent::Gone);
+                    }
+                    if drop_when_full {
+                        return Ok(Sent::Full);
                     }
                     *full_waits += 1;
                     sleep_on(
@@ -287,12 +296,85 @@ impl DgramSender {
                 Err(e)
                     if super::msg::is_gone(&e) || e.kind() == io::ErrorKind::ConnectionRefused =>
                 {
-                    return Ok(false);
+                    return Ok(Sent::Gone);
                 }
                 Err(e) => return Err(PortError::PeerFailed(format!("send: {e}"))),
             }
         }
     }
+}
+
+impl DgramSender {
+    /// `udp` without credits (`drop-newest`): the kernel drops whatever finds the consumer's
+    /// receive buffer full, an end frame too. So the end frame is sent again every
+    /// [`RESEND`] until the consumer acknowledges it (any datagram back: without credits it
+    /// sends nothing else), the consumer is gone, or the run stops: over a lossy link the
+    /// end of a stream is made reliable by the protocol, as TCP's FIN is.
+    fn end_until_acknowledged(
+        io: &Link,
+        win: Window<'_>,
+        stop: &Stop,
+        calls: &mut Calls,
+        full_waits: &mut u64,
+    ) {
+        let mut unused = CopyMeter::default();
+        loop {
+            let sent = Self::send_frame(
+                io,
+                win,
+                &mut unused,
+                HEADER_LEN,
+                Whole::Datagram,
+                true,
+                stop,
+                calls,
+                full_waits,
+            );
+            if !matches!(sent, Ok(Sent::Yes | Sent::Full)) {
+                return;
+            }
+            if stop.interrupted() || stop.remaining().is_zero() {
+                return;
+            }
+            calls.polls += 1;
+            let ready = sys::wait_each(
+                &[(io.data.as_fd(), false), (io.live.as_fd(), false)],
+                stop.fd(),
+                stop.remaining().min(RESEND),
+            );
+            match ready {
+                Ok(Readiness::Ready) => {
+                    let mut ack = [0u8; 8];
+                    calls.reads += 1;
+                    match nix::unistd::read(&io.data, &mut ack) {
+                        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                        // An acknowledgement, or the consumer is gone: either way, done.
+                        _ => return,
+                    }
+                    if peer_gone(&io.live, calls) {
+                        return;
+                    }
+                }
+                Ok(Readiness::TimedOut) => {}
+                Ok(Readiness::Stopped) | Err(_) => return,
+            }
+        }
+    }
+}
+
+/// How long a `udp` producer without credits waits for the end frame's acknowledgement before
+/// it sends the frame again.
+const RESEND: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// What became of a frame `send_frame` was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// It is in the queue (the kernel may still drop a datagram at the receiving socket).
+    Yes,
+    /// The queue was full and the caller asked not to wait: not sent.
+    Full,
+    /// The consumer is gone.
+    Gone,
 }
 
 impl Sender for DgramSender {
@@ -352,38 +434,46 @@ impl Sender for DgramSender {
                 self.name, msg.off
             )));
         }
-        let head = Header {
-            kind: FrameKind::Data,
-            len: msg.len,
-            publish_ns: msg.publish_ns,
-        }
-        .encode();
-        if !win.write(0, &head) {
-            return Err(PortError::PeerFailed(format!(
-                "port `{}`: the window has no room for the frame header",
-                self.name
-            )));
-        }
         let len = HEADER_LEN + msg.len as usize;
+        let dropping = self.overflow == Overflow::DropNewest;
         for link in &mut self.links {
             let Some(io) = &link.io else { continue };
+            // The header goes in front of the payload in the window, numbered for this link.
+            let mut next = link.offered;
+            let head = Header {
+                kind: FrameKind::Data,
+                len: msg.len,
+                seq: next.take(),
+                publish_ns: msg.publish_ns,
+            }
+            .encode();
+            if !win.write(0, &head) {
+                return Err(PortError::PeerFailed(format!(
+                    "port `{}`: the window has no room for the frame header",
+                    self.name
+                )));
+            }
             let sent = Self::send_frame(
                 io,
                 win,
                 meter,
                 len,
                 self.how,
+                dropping,
                 stop,
                 &mut self.calls,
                 &mut self.full_waits,
             )
             .map_err(|e| credit::link_was_full(e, &link.key, self.capacity))?;
-            if sent {
-                if let Some(c) = &mut link.credits {
-                    c.spend();
+            match sent {
+                Sent::Yes => {
+                    link.offered = next;
+                    if let Some(c) = &mut link.credits {
+                        c.spend();
+                    }
                 }
-            } else {
-                link.io = None;
+                Sent::Full => link.offered.drop_one(),
+                Sent::Gone => link.io = None,
             }
         }
         if self.links.iter().all(|l| l.io.is_none()) {
@@ -393,18 +483,29 @@ impl Sender for DgramSender {
     }
 
     fn close(&mut self, stop: &Stop) {
-        let mut end = Header {
-            kind: FrameKind::End,
-            len: 0,
-            publish_ns: sys::now_ns(),
-        }
-        .encode();
-        let Some(win) = Window::in_memory(&mut end, 0, HEAD) else {
-            return;
-        };
         let mut unused = CopyMeter::default();
         for link in &mut self.links {
             if let Some(io) = link.io.take() {
+                let mut end = Header {
+                    kind: FrameKind::End,
+                    len: 0,
+                    seq: link.offered.count(),
+                    publish_ns: sys::now_ns(),
+                }
+                .encode();
+                let Some(win) = Window::in_memory(&mut end, 0, HEAD) else {
+                    return;
+                };
+                if self.how == Whole::Datagram && link.credits.is_none() {
+                    Self::end_until_acknowledged(
+                        &io,
+                        win,
+                        stop,
+                        &mut self.calls,
+                        &mut self.full_waits,
+                    );
+                    continue;
+                }
                 // The end frame needs no credit (a `udp` consumer's receive queue has room for
                 // one frame beyond the capacity); a queue that stays full until the stop just
                 // loses it, and the consumer sees a failure, which a stopped run is.
@@ -414,6 +515,7 @@ impl Sender for DgramSender {
                     &mut unused,
                     HEADER_LEN,
                     self.how,
+                    false,
                     stop,
                     &mut self.calls,
                     &mut self.full_waits,
@@ -438,6 +540,10 @@ impl Sender for DgramSender {
             ("polls", self.calls.polls),
             ("wakeups", self.calls.wakeups),
         ])
+    }
+
+    fn dropped(&self) -> Vec<u64> {
+        self.links.iter().map(|l| l.offered.dropped).collect()
     }
 }
 
@@ -562,6 +668,14 @@ impl DgramReceiver {
         match header.kind {
             FrameKind::End => {
                 link.state = LinkState::Ended;
+                link.end = Some(header.seq);
+                if self.how == Whole::Datagram && !self.credits {
+                    // Acknowledged, so the producer stops sending it again (see
+                    // `DgramSender::end_until_acknowledged`); a producer that is gone is not
+                    // an error here.
+                    self.calls.writes += 1;
+                    let _ = nix::unistd::write(&link.io.data, &[0u8; 4]);
+                }
                 Ok(None)
             }
             FrameKind::Data => {
@@ -581,6 +695,7 @@ impl DgramReceiver {
                     len: header.len,
                     publish_ns: header.publish_ns,
                     link: i,
+                    seq: header.seq,
                 }))
             }
         }
@@ -658,5 +773,9 @@ impl Receiver for DgramReceiver {
             ("polls", self.calls.polls),
             ("wakeups", self.calls.wakeups),
         ])
+    }
+
+    fn ends(&self) -> Vec<Option<u32>> {
+        self.links.ends()
     }
 }

@@ -55,7 +55,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use crate::scenario::{BackendKind, WaitMode};
+use crate::scenario::{BackendKind, Overflow, WaitMode};
 use crate::sys::{self, CopyMeter, StopFd, Window};
 
 /// The backend that implements `kind`: the one `match` that names backends.
@@ -186,6 +186,8 @@ pub struct ChannelShape {
     pub slot_size: u64,
     /// Messages in flight per link.
     pub capacity: u64,
+    /// What a publish that finds a link full does.
+    pub overflow: Overflow,
 }
 
 /// What one channel costs on a backend. All sizes are exact 64-bit byte counts: nothing here
@@ -234,6 +236,8 @@ pub struct ChannelDesc<'a> {
     pub slot_size: u32,
     /// Messages in flight per link.
     pub capacity: u32,
+    /// What a publish that finds a link full does.
+    pub overflow: Overflow,
     /// How blocked calls wait (`[run] wait`).
     pub wait: WaitMode,
     /// Worker processes in the run (for waiting policies that must not starve peers).
@@ -373,6 +377,39 @@ pub struct Delivery {
     pub publish_ns: u64,
     /// Index of the link (into [`PortSpec::links`]) that carried it.
     pub link: usize,
+    /// Its sequence number on that link, as the sending host numbered it ([`Offered`]).
+    pub seq: u32,
+}
+
+/// A producer's sequence numbers on one link: every message offered to the link takes the
+/// next, whether it is sent or dropped (`overflow = "drop-newest"`), so that the receiving
+/// host sees a drop as a gap ([`wasm_ipc_wire::sequence::Ledger`]); the end of stream carries
+/// the count.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Offered {
+    next: u32,
+    /// Messages dropped on the link for want of room.
+    pub dropped: u64,
+}
+
+impl Offered {
+    /// The number of a message that is sent.
+    pub fn take(&mut self) -> u32 {
+        let seq = self.next;
+        self.next = seq.wrapping_add(1);
+        seq
+    }
+
+    /// A message is dropped on this link: it takes its number all the same.
+    pub fn drop_one(&mut self) {
+        self.take();
+        self.dropped += 1;
+    }
+
+    /// How many messages the link was offered (wrapping): what the end of stream carries.
+    pub fn count(&self) -> u32 {
+        self.next
+    }
 }
 
 /// A backend's own named counters (`futex_waits`, `wakeups`, …), summed per process by the
@@ -406,6 +443,9 @@ pub trait Sender: Send {
     fn abort(&mut self);
     /// The backend's counters for this port.
     fn counters(&self) -> Counters;
+    /// Per link, in link order: the messages this port dropped there for want of room
+    /// (`overflow = "drop-newest"`; 0 everywhere under `block`).
+    fn dropped(&self) -> Vec<u64>;
 }
 
 /// A message a producer publishes.
@@ -444,6 +484,10 @@ pub trait Receiver: Send {
     fn detach(&mut self);
     /// The backend's counters for this port.
     fn counters(&self) -> Counters;
+    /// Per link, in link order: the count its end of stream carried (how many messages its
+    /// producer offered it, [`Offered::count`]), once that end was received; asked before
+    /// `detach`.
+    fn ends(&self) -> Vec<Option<u32>>;
     /// Whether the window is mapped read-only (a store into it faults): lets the report name
     /// the cause of such a fault.
     fn window_is_read_only(&self) -> bool {
@@ -467,6 +511,7 @@ pub fn port_spec(
         backend,
         slot_size: ch.slot_size,
         capacity: ch.capacity,
+        overflow: ch.overflow,
         window_len: 0,
         links: Vec::new(),
         fds: Vec::new(),

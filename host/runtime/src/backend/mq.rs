@@ -142,6 +142,7 @@ impl Backend for Mq {
             consumers: ch.consumers.len() as u64,
             slot_size: u64::from(ch.slot_size),
             capacity: u64::from(ch.capacity),
+            overflow: ch.overflow,
         };
         if let Some(why) = self.refuse(&shape) {
             anyhow::bail!("channel {}: {why}", ch.index);

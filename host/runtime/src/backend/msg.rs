@@ -24,9 +24,9 @@ use super::credit::{self, Credits, Inputs, LinkState, Spin};
 use super::frame::{FrameKind, HEADER_LEN, Header};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
-    Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
+    Offered, Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
 };
-use crate::scenario::{BackendKind, WaitMode};
+use crate::scenario::{BackendKind, Overflow, WaitMode};
 use crate::sys::{self, CopyMeter, Readiness, Window};
 
 /// What the kernel charges a Unix stream socket's send buffer for one queued frame of
@@ -351,6 +351,8 @@ struct OutLink {
     /// A credit count split across reads.
     partial: [u8; 4],
     partial_len: usize,
+    /// Its sequence numbers and drops.
+    offered: Offered,
 }
 
 impl OutLink {
@@ -396,6 +398,7 @@ pub struct MsgSender {
     name: String,
     slot_size: u32,
     capacity: u32,
+    overflow: Overflow,
     links: Vec<OutLink>,
     spin_ns: u64,
     credit_reads: u64,
@@ -434,6 +437,7 @@ impl MsgSender {
             name: spec.name.clone(),
             slot_size: spec.slot_size,
             capacity: spec.capacity,
+            overflow: spec.overflow,
             links: fds
                 .into_iter()
                 .zip(&spec.links)
@@ -443,6 +447,7 @@ impl MsgSender {
                     credits: Credits::new(spec.capacity),
                     partial: [0; 4],
                     partial_len: 0,
+                    offered: Offered::default(),
                 })
                 .collect(),
             credit_reads: 0,
@@ -489,6 +494,22 @@ impl Sender for MsgSender {
                 slot: self.slot_size,
             });
         }
+        if self.overflow == Overflow::DropNewest {
+            // Nobody waits: a link without credits takes what its consumer returned by now,
+            // and `publish` drops the message there if that is none.
+            for link in &mut self.links {
+                if link.fd.is_some() && !link.credits.available() {
+                    self.credit_reads += 1;
+                    if let CreditRead::Gone = link.read_credits(&self.name, &mut self.calls)? {
+                        link.fd = None;
+                    }
+                }
+            }
+            if self.links.iter().all(|l| l.fd.is_none()) {
+                return Err(PortError::Closed);
+            }
+            return Ok(0);
+        }
         // Every link needs a credit: a slow consumer holds the producer back (back-pressure).
         for link in &mut self.links {
             let mut spin = Spin::default();
@@ -527,14 +548,20 @@ impl Sender for MsgSender {
         msg: Outgoing,
         stop: &Stop,
     ) -> Result<(), PortError> {
-        let head = Header {
-            kind: FrameKind::Data,
-            len: msg.len,
-            publish_ns: msg.publish_ns,
-        }
-        .encode();
         for link in &mut self.links {
             let Some(fd) = &link.fd else { continue };
+            if !link.credits.available() {
+                // Only under `drop-newest`: `loan` waits for a credit otherwise.
+                link.offered.drop_one();
+                continue;
+            }
+            let head = Header {
+                kind: FrameKind::Data,
+                len: msg.len,
+                seq: link.offered.take(),
+                publish_ns: msg.publish_ns,
+            }
+            .encode();
             let (off, len) = (msg.off as usize, msg.len as usize);
             if Self::write_frame(fd, win, meter, &head, off, len, stop, &mut self.calls)? {
                 link.credits.spend();
@@ -549,15 +576,16 @@ impl Sender for MsgSender {
     }
 
     fn close(&mut self, stop: &Stop) {
-        let head = Header {
-            kind: FrameKind::End,
-            len: 0,
-            publish_ns: sys::now_ns(),
-        }
-        .encode();
         let mut unused = CopyMeter::default();
         for link in &mut self.links {
             if let Some(fd) = link.fd.take() {
+                let head = Header {
+                    kind: FrameKind::End,
+                    len: 0,
+                    seq: link.offered.count(),
+                    publish_ns: sys::now_ns(),
+                }
+                .encode();
                 // A consumer that is gone or a stopped run just drops the socket: the consumer
                 // then sees end-of-file without an end frame, which is what a failure is. The
                 // end frame needs no credit: it carries no payload.
@@ -584,6 +612,10 @@ impl Sender for MsgSender {
             ("polls", self.calls.polls),
             ("wakeups", self.calls.wakeups),
         ])
+    }
+
+    fn dropped(&self) -> Vec<u64> {
+        self.links.iter().map(|l| l.offered.dropped).collect()
     }
 }
 
@@ -749,6 +781,7 @@ impl MsgReceiver {
         match header.kind {
             FrameKind::End => {
                 link.state = LinkState::Ended;
+                link.end = Some(header.seq);
                 Ok(None)
             }
             FrameKind::Data => {
@@ -764,6 +797,7 @@ impl MsgReceiver {
                     len: header.len,
                     publish_ns: header.publish_ns,
                     link: i,
+                    seq: header.seq,
                 }))
             }
         }
@@ -848,5 +882,9 @@ impl Receiver for MsgReceiver {
             ("polls", self.calls.polls),
             ("wakeups", self.calls.wakeups),
         ])
+    }
+
+    fn ends(&self) -> Vec<Option<u32>> {
+        self.links.ends()
     }
 }

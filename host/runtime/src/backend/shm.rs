@@ -32,14 +32,17 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, Outgoing,
-    PeerLost, PortError, PortSpec, Receiver, Sender, Stop,
+    Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, Offered,
+    Outgoing, PeerLost, PortError, PortSpec, Receiver, Sender, Stop,
 };
-use crate::scenario::{BackendKind, WaitMode};
+use crate::scenario::{BackendKind, Overflow, WaitMode};
 use crate::sys::{self, ControlMap, CopyMeter, FutexWait, Window};
 
 const MAGIC: u64 = 0x5741_534d_4950_4331; // "WASMIPC1"
 const LINE: usize = 64;
+/// Bytes of a position's record in the control block: length, slot, publish time, sequence
+/// number (and 4 bytes of padding, so that every publish time is 8-byte aligned).
+const META: usize = 24;
 /// Longest sleep before the stop signal and deadline are checked again.
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
@@ -107,16 +110,21 @@ pub struct ShmParams {
 
 impl Backend for Shm {
     fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
-        let (stride, ring) = ring_bytes(shape.slot_size, shape.capacity);
+        let slots = slots(shape.capacity, shape.overflow);
+        let (stride, ring) = ring_bytes(shape.slot_size, slots);
         let control = control_bytes(shape.producers, shape.consumers, shape.capacity);
         let (p, c) = (shape.producers, shape.consumers);
         super::ChannelCost {
             producer_window: ring,
             consumer_window: ring.saturating_mul(p),
             windows_why: format!(
-                "a producer's window holds its whole ring, {} slots × {stride} B (the slot \
-                 on whole cache lines) = {ring} B in whole 64 KiB pages, and a consumer's {}",
-                shape.capacity,
+                "a producer's window holds its whole ring, {slots} slots{} × {stride} B (the \
+                 slot on whole cache lines) = {ring} B in whole 64 KiB pages, and a consumer's {}",
+                if slots > shape.capacity {
+                    " (`capacity` and one to write a message that will be dropped)"
+                } else {
+                    ""
+                },
                 if p == 1 {
                     "holds that one ring".to_string()
                 } else {
@@ -140,6 +148,7 @@ impl Backend for Shm {
             u32::try_from(producers)?,
             u32::try_from(consumers)?,
             ch.capacity,
+            ch.overflow,
             ch.slot_size,
         )?;
         let wait = Wait::for_run(ch.wait, ch.processes);
@@ -219,6 +228,7 @@ impl Backend for Shm {
             window,
             params.wait,
             spec.links.clone(),
+            spec.overflow,
         )?))
     }
 
@@ -276,6 +286,15 @@ impl PeerLost for Arc<Control> {
 
 /// A ring's stride (the slot on whole cache lines, plus one line when that is a multiple of
 /// 4 KiB) and its slot area in whole 64 KiB pages, in 64 bits.
+/// Slots of a ring: `capacity`, and under `drop-newest` one more, which a loan takes when
+/// every other slot holds a message in flight (the message written there is dropped).
+fn slots(capacity: u64, overflow: Overflow) -> u64 {
+    match overflow {
+        Overflow::Block => capacity,
+        Overflow::DropNewest => capacity.saturating_add(1),
+    }
+}
+
 fn ring_bytes(slot_size: u64, capacity: u64) -> (u64, u64) {
     let line = LINE as u64;
     let mut stride = slot_size.div_ceil(line) * line;
@@ -290,7 +309,7 @@ fn control_bytes(producers: u64, consumers: u64, capacity: u64) -> u64 {
     let line = LINE as u64;
     let ring_block = (2 * line)
         .saturating_add(consumers.saturating_mul(line))
-        .saturating_add(capacity.saturating_mul(16))
+        .saturating_add(capacity.saturating_mul(META as u64))
         .div_ceil(line)
         * line;
     line.saturating_add(consumers.saturating_mul(line))
@@ -306,8 +325,10 @@ pub struct Layout {
     pub producers: u32,
     /// Consumers.
     pub consumers: u32,
-    /// Slots per ring.
+    /// Messages in flight per ring (its positions).
     pub capacity: u32,
+    /// Slots per ring: `capacity`, one more under `drop-newest`.
+    pub slots: u32,
     /// Largest message.
     pub slot_size: u32,
     /// Distance between slots: the slot size on whole cache lines, plus one line when that
@@ -323,12 +344,14 @@ impl Layout {
         producers: u32,
         consumers: u32,
         capacity: u32,
+        overflow: Overflow,
         slot_size: u32,
     ) -> anyhow::Result<Layout> {
-        let (stride, ring) = ring_bytes(u64::from(slot_size), u64::from(capacity));
+        let slots = slots(u64::from(capacity), overflow);
+        let (stride, ring) = ring_bytes(u64::from(slot_size), slots);
         let ring_len = u32::try_from(ring).ok().with_context(|| {
             format!(
-                "a ring of {capacity} slots of {slot_size} bytes needs {ring} bytes, more than \
+                "a ring of {slots} slots of {slot_size} bytes needs {ring} bytes, more than \
                  a 32-bit window can hold: lower `slot_size` or `capacity`"
             )
         })?;
@@ -336,6 +359,8 @@ impl Layout {
             producers,
             consumers,
             capacity,
+            // At most capacity + 1 <= 65537 (capacity is bounded by 65536).
+            slots: u32::try_from(slots)?,
             slot_size,
             // stride <= ring (capacity >= 1) and ring fits u32 (checked above).
             stride: u32::try_from(stride)?,
@@ -357,7 +382,7 @@ impl Layout {
         LINE + c as usize * LINE
     }
     fn ring_block_len(&self) -> usize {
-        (2 * LINE + self.consumers as usize * LINE + 16 * self.capacity as usize).div_ceil(LINE)
+        (2 * LINE + self.consumers as usize * LINE + META * self.capacity as usize).div_ceil(LINE)
             * LINE
     }
     fn ring(&self, p: u32) -> usize {
@@ -372,6 +397,10 @@ impl Layout {
     fn failed(&self, p: u32) -> usize {
         self.ring(p) + 8
     }
+    /// How many messages the producer offered (sent or dropped), stored before `closed`.
+    fn offered(&self, p: u32) -> usize {
+        self.ring(p) + 12
+    }
     fn space(&self, p: u32) -> usize {
         self.ring(p) + LINE
     }
@@ -382,7 +411,7 @@ impl Layout {
         self.ring(p) + 2 * LINE + c as usize * LINE
     }
     fn meta(&self, p: u32, slot: u32) -> usize {
-        self.ring(p) + 2 * LINE + self.consumers as usize * LINE + slot as usize * 16
+        self.ring(p) + 2 * LINE + self.consumers as usize * LINE + slot as usize * META
     }
     /// Bytes of the control block.
     pub fn control_len(&self) -> usize {
@@ -575,6 +604,10 @@ pub struct ShmSender {
     stats: WaitStats,
     /// Link keys, by consumer index (for messages).
     links: Vec<String>,
+    overflow: Overflow,
+    /// The ring's sequence numbers: every consumer of a ring gets the same messages, so its
+    /// links share them (and a drop is a drop on every link).
+    offered: Offered,
 }
 
 impl ShmSender {
@@ -586,22 +619,25 @@ impl ShmSender {
         window: Window<'_>,
         wait: Wait,
         links: Vec<String>,
+        overflow: Overflow,
     ) -> std::io::Result<ShmSender> {
         sys::map_over_window(slots, ctl.layout.ring_len as usize, window, true)?;
         let head = ctl.at(ctl.layout.head(p)).load(SeqCst);
-        let capacity = ctl.layout.capacity;
+        let l = ctl.layout;
         Ok(ShmSender {
             ctl,
             p,
             head,
-            slot_of: vec![0; capacity as usize],
+            slot_of: vec![0; l.capacity as usize],
             // Slot 0 on top: a fresh ring starts where the old one did.
-            free: (0..capacity).rev().collect(),
+            free: (0..l.slots).rev().collect(),
             reclaimed: head,
             loaned: None,
             wait,
             stats: WaitStats::default(),
             links,
+            overflow,
+            offered: Offered::default(),
         })
     }
 
@@ -614,6 +650,23 @@ impl ShmSender {
             .filter(|&c| self.ctl.at(l.doorbell(c) + 8).load(SeqCst) == 0)
             .map(|c| (c, self.ctl.at(l.tail(self.p, c)).load(SeqCst)))
             .max_by_key(|&(_, t)| self.head.wrapping_sub(t))
+    }
+
+    /// Every message before `tail` (the slowest consumer's cursor) is released by all: its
+    /// slot is free again. Pushed oldest first, so the most recently released ends on top.
+    /// (A cursor never moves back; if one did, nothing is reclaimed.) Called before a loan
+    /// takes a slot and before a publish reuses a position, whose `slot_of` entry names the
+    /// slot to reclaim.
+    fn reclaim(&mut self, tail: u32) {
+        let l = self.ctl.layout;
+        let newly = tail.wrapping_sub(self.reclaimed);
+        if newly <= l.capacity {
+            for _ in 0..newly {
+                self.free
+                    .push(self.slot_of[(self.reclaimed % l.capacity) as usize]);
+                self.reclaimed = self.reclaimed.wrapping_add(1);
+            }
+        }
     }
 
     /// The slowest attached consumer's cursor, or `None` when every consumer is gone.
@@ -646,16 +699,30 @@ impl Sender for ShmSender {
                 Some(_) => None,
             }
         };
-        let mut stats = self.stats;
-        let r = wait_until(
-            self.wait,
-            stop,
-            ctl.at(l.space(p)),
-            ctl.at(l.producer_waiting(p)),
-            &mut stats,
-            || free(self),
-        );
-        self.stats = stats;
+        let r = if self.overflow == Overflow::DropNewest {
+            // Nobody waits: with every position in flight the spare slot takes the message,
+            // and `publish` drops it.
+            match self.min_tail() {
+                None => Err(PortError::Closed),
+                Some(t) if head.wrapping_sub(t) <= l.capacity => Ok(Ok(t)),
+                Some(_) => Err(PortError::PeerFailed(format!(
+                    "ring {p} is corrupt: a cursor is more than {} messages behind",
+                    l.capacity
+                ))),
+            }
+        } else {
+            let mut stats = self.stats;
+            let r = wait_until(
+                self.wait,
+                stop,
+                ctl.at(l.space(p)),
+                ctl.at(l.producer_waiting(p)),
+                &mut stats,
+                || free(self),
+            );
+            self.stats = stats;
+            r
+        };
         let tail = match r {
             Ok(r) => r?,
             // Say who held the producer back: a ring stays full while its slowest consumer
@@ -673,18 +740,9 @@ impl Sender for ShmSender {
             }
             Err(e) => return Err(e),
         };
-        // Every message before the slowest consumer's cursor is released by all: its slot is
-        // free again. Pushed oldest first, so the most recently released ends on top.
-        // (A cursor never moves back; if one did, nothing is reclaimed.)
-        let newly = tail.wrapping_sub(self.reclaimed);
-        if newly <= l.capacity {
-            for _ in 0..newly {
-                self.free
-                    .push(self.slot_of[(self.reclaimed % l.capacity) as usize]);
-                self.reclaimed = self.reclaimed.wrapping_add(1);
-            }
-        }
-        // `head - tail < capacity` messages are in flight, each holding one slot: one is free.
+        self.reclaim(tail);
+        // `head - tail < capacity` messages are in flight, each holding one slot: one is free
+        // (under `drop-newest`, `head - tail <= capacity` and one slot more).
         let slot = self.free.pop().ok_or_else(|| {
             PortError::PeerFailed("ring bookkeeping lost a slot (a cursor moved back)".into())
         })?;
@@ -716,6 +774,19 @@ impl Sender for ShmSender {
             return Err(PortError::PeerFailed("publish without a loan".into()));
         };
         debug_assert_eq!(off, slot * l.stride);
+        if self.overflow == Overflow::DropNewest
+            && let Some(t) = self.min_tail()
+        {
+            if self.head.wrapping_sub(t) >= l.capacity {
+                // No room: the message is dropped on every link, and its slot is free again.
+                self.free.push(slot);
+                self.offered.drop_one();
+                return Ok(());
+            }
+            // Room came after the loan: the position this message takes was released since,
+            // and its slot goes back on the free list before the position names another.
+            self.reclaim(t);
+        }
         let position = self.head % l.capacity;
         self.slot_of[position as usize] = slot;
         let meta = l.meta(self.p, position);
@@ -725,6 +796,7 @@ impl Sender for ShmSender {
         self.ctl.at(meta).store(len, Relaxed);
         self.ctl.at(meta + 4).store(slot, Relaxed);
         self.ctl.map.u64(meta + 8).store(publish_ns, Relaxed);
+        self.ctl.at(meta + 16).store(self.offered.take(), Relaxed);
         self.head = self.head.wrapping_add(1);
         self.ctl.at(l.head(self.p)).store(self.head, SeqCst);
         // Ring only a consumer that is about to sleep or sleeps. The head store above and the
@@ -744,7 +816,12 @@ impl Sender for ShmSender {
     }
 
     fn close(&mut self, _stop: &Stop) {
-        self.ctl.at(self.ctl.layout.closed(self.p)).store(1, SeqCst);
+        // The count before the flag: a consumer that sees the flag reads the final count.
+        let l = self.ctl.layout;
+        self.ctl
+            .at(l.offered(self.p))
+            .store(self.offered.count(), SeqCst);
+        self.ctl.at(l.closed(self.p)).store(1, SeqCst);
         self.ctl.ring_all_doorbells();
     }
 
@@ -754,6 +831,10 @@ impl Sender for ShmSender {
 
     fn counters(&self) -> Counters {
         self.stats.counters()
+    }
+
+    fn dropped(&self) -> Vec<u64> {
+        vec![self.offered.dropped; self.ctl.layout.consumers as usize]
     }
 }
 
@@ -838,16 +919,17 @@ impl Cursor {
                 let len = ctl.at(meta).load(SeqCst);
                 let slot = ctl.at(meta + 4).load(SeqCst);
                 let publish_ns = ctl.map.u64(meta + 8).load(SeqCst);
+                let seq = ctl.at(meta + 16).load(SeqCst);
                 if len > l.slot_size {
                     return Some(Err(PortError::PeerFailed(format!(
                         "ring {p} announces {len} bytes in a {}-byte slot",
                         l.slot_size
                     ))));
                 }
-                if slot >= l.capacity {
+                if slot >= l.slots {
                     return Some(Err(PortError::PeerFailed(format!(
                         "ring {p} names slot {slot} of {}",
-                        l.capacity
+                        l.slots
                     ))));
                 }
                 self.next = (p + 1) % l.producers;
@@ -857,6 +939,7 @@ impl Cursor {
                     len,
                     publish_ns,
                     link: p as usize,
+                    seq,
                 }));
             }
             if self.forgotten[p as usize] {
@@ -943,6 +1026,16 @@ impl Receiver for ShmReceiver {
 
     fn counters(&self) -> Counters {
         self.stats.counters()
+    }
+
+    fn ends(&self) -> Vec<Option<u32>> {
+        let l = self.ctl.layout;
+        (0..l.producers)
+            .map(|p| {
+                (self.ctl.at(l.closed(p)).load(SeqCst) != 0)
+                    .then(|| self.ctl.at(l.offered(p)).load(SeqCst))
+            })
+            .collect()
     }
 
     fn window_is_read_only(&self) -> bool {

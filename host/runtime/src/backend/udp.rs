@@ -13,6 +13,9 @@
 //! receive buffer is sized for `capacity` datagrams and an end frame as the kernel charges
 //! them (`SO_RCVBUF`, refused past twice `net.core.rmem_max` like `msg`'s send buffers). With
 //! both, nothing is lost on loopback: the credits keep at most what the buffer holds in flight.
+//! Under `overflow = "drop-newest"` there are no credits: the producer sends at its own pace
+//! and the kernel drops what finds the consumer's buffer full, which the consumer's host sees
+//! as gaps in the links' sequence numbers.
 //!
 //! **No outsider gets in.** Both sockets of a link are bound to ephemeral ports of 127.0.0.1
 //! and connected to each other in `plan`, before any worker starts: a connected UDP socket
@@ -29,7 +32,7 @@ use anyhow::Context;
 use super::dgram::{self, DgramReceiver, DgramSender};
 use super::frame::HEADER_LEN;
 use super::{Backend, ChannelDesc, ChannelPlan, FdSource, Fds, PortSpec, Receiver, Sender};
-use crate::scenario::BackendKind;
+use crate::scenario::{BackendKind, Overflow};
 use crate::sys::{self, Whole, Window};
 
 /// The largest UDP payload over IPv4: 65535 less the 20-byte IP and 8-byte UDP headers.
@@ -132,7 +135,9 @@ impl Backend for Udp {
 
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
         let buffer = link_buffer(u64::from(ch.slot_size), u64::from(ch.capacity));
-        dgram::plan(ch, fds, BackendKind::Udp, true, |key| {
+        // Under `drop-newest` the sender never waits, for credits or anything else: no credits.
+        let credits = ch.overflow == Overflow::Block;
+        dgram::plan(ch, fds, BackendKind::Udp, credits, |key| {
             loopback_pair(buffer).with_context(|| format!("connecting link {key}"))
         })
     }

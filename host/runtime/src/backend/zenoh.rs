@@ -56,9 +56,9 @@ use zenoh::sample::{Sample, SampleKind};
 use super::credit::{self, Credits, Inputs, LinkState, Spin};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
-    Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
+    Offered, Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
 };
-use crate::scenario::BackendKind;
+use crate::scenario::{BackendKind, Overflow};
 use crate::sys::{self, CopyMeter, Window};
 
 /// The engine's threads in a worker, set through its environment (`ZENOH_RUNTIME`, read once
@@ -101,14 +101,19 @@ pub struct ZenohParams {
     pub clock_shift_ns: Vec<i64>,
 }
 
-/// The header every data publication carries as its attachment: kind (0 data, 1 end) and the
+/// The header every publication carries as its attachment: kind (0 data, 1 end), the
+/// sequence number on its link (for an end: the count offered, as in [`super::frame`]) and the
 /// publish time, little-endian.
-fn header(kind: u8, publish_ns: u64) -> Vec<u8> {
-    let mut h = Vec::with_capacity(9);
+fn header(kind: u8, seq: u32, publish_ns: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER);
     h.push(kind);
+    h.extend_from_slice(&seq.to_le_bytes());
     h.extend_from_slice(&publish_ns.to_le_bytes());
     h
 }
+
+/// Bytes of [`header`].
+const HEADER: usize = 13;
 
 const DATA: u8 = 0;
 const END: u8 = 1;
@@ -353,10 +358,12 @@ fn open_session(listen: Option<&str>, connect: &[String]) -> anyhow::Result<zeno
 
 /// What the engine's callbacks tell a port, in the order they happened.
 enum Event {
-    /// A producer's message (`link`, its header kind, publish time and payload).
+    /// A producer's message (`link`, its header kind, sequence number, publish time and
+    /// payload).
     Data {
         link: usize,
         kind: u8,
+        seq: u32,
         publish_ns: u64,
         payload: ZBytes,
     },
@@ -459,6 +466,7 @@ struct OutLink {
     alive: bool,
     gone: bool,
     end_seen: bool,
+    offered: Offered,
 }
 
 /// The sending half of a `zenoh` port: a publisher per consumer.
@@ -466,6 +474,7 @@ pub struct ZenohSender {
     name: String,
     slot_size: u32,
     capacity: u32,
+    overflow: Overflow,
     spin_ns: u64,
     links: Vec<OutLink>,
     events: mpsc::Receiver<Event>,
@@ -533,6 +542,7 @@ impl ZenohSender {
                 alive: false,
                 gone: false,
                 end_seen: false,
+                offered: Offered::default(),
             });
         }
         let watch = watch_peers(&session, prefix, 'q', &params.peers, tx)?;
@@ -545,6 +555,7 @@ impl ZenohSender {
             name: spec.name.clone(),
             slot_size: spec.slot_size,
             capacity: spec.capacity,
+            overflow: spec.overflow,
             spin_ns: params.spin_ns,
             links,
             events,
@@ -630,7 +641,10 @@ impl Sender for ZenohSender {
         }
         self.connect(stop)?;
         self.drain()?;
-        for i in 0..self.links.len() {
+        // Under `drop-newest` nobody waits: `publish` drops the message on a link without
+        // credits.
+        let waits = self.overflow == Overflow::Block;
+        for i in (0..self.links.len()).filter(|_| waits) {
             while !self.links[i].gone && !self.links[i].credits.available() {
                 self.credit_waits += 1;
                 let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)
@@ -651,23 +665,32 @@ impl Sender for ZenohSender {
         msg: Outgoing,
         _stop: &Stop,
     ) -> Result<(), PortError> {
+        if self.links.iter().all(|l| l.gone) {
+            return Err(PortError::Closed);
+        }
+        // A message every link drops (`drop-newest`, no credit anywhere) is never copied.
+        if !self.links.iter().any(|l| !l.gone && l.credits.available()) {
+            for link in self.links.iter_mut().filter(|l| !l.gone) {
+                link.offered.drop_one();
+            }
+            return Ok(());
+        }
         let bytes: ZBytes = win
             .copy_out(meter, msg.off as usize, msg.len as usize)
             .map_err(|e| PortError::PeerFailed(format!("publish: {e}")))?
             .into();
-        let head = header(DATA, msg.publish_ns);
         for link in &mut self.links {
             if link.gone {
                 continue;
             }
+            if !link.credits.available() {
+                link.offered.drop_one();
+                continue;
+            }
+            let head = header(DATA, link.offered.take(), msg.publish_ns);
             self.calls.puts += 1;
             // The payload is reference-counted: every link shares the one copy.
-            if let Err(e) = link
-                .publisher
-                .put(bytes.clone())
-                .attachment(head.clone())
-                .wait()
-            {
+            if let Err(e) = link.publisher.put(bytes.clone()).attachment(head).wait() {
                 return Err(PortError::PeerFailed(format!("zenoh put: {e}")));
             }
             link.credits.spend();
@@ -679,14 +702,10 @@ impl Sender for ZenohSender {
     }
 
     fn close(&mut self, stop: &Stop) {
-        let head = header(END, sys::now_ns());
         for link in &self.links {
             if !link.gone {
-                let _ = link
-                    .publisher
-                    .put(Vec::<u8>::new())
-                    .attachment(head.clone())
-                    .wait();
+                let head = header(END, link.offered.count(), sys::now_ns());
+                let _ = link.publisher.put(Vec::<u8>::new()).attachment(head).wait();
             }
         }
         // The session ends with this worker, and a session that ends drops what its engine
@@ -720,6 +739,10 @@ impl Sender for ZenohSender {
             ("wakeups", self.calls.wakeups),
         ])
     }
+
+    fn dropped(&self) -> Vec<u64> {
+        self.links.iter().map(|l| l.offered.dropped).collect()
+    }
 }
 
 /// A consumer's link on `zenoh`: where its credits go, whether its producer is there yet, and
@@ -727,7 +750,8 @@ impl Sender for ZenohSender {
 struct In {
     credit: std::sync::Arc<zenoh::pubsub::Publisher<'static>>,
     alive: bool,
-    queued: VecDeque<(u8, u64, ZBytes)>,
+    /// Kind, sequence number, publish time and payload of each message.
+    queued: VecDeque<(u8, u32, u64, ZBytes)>,
 }
 
 type InLink = credit::InLink<In>;
@@ -792,12 +816,17 @@ impl ZenohReceiver {
                     .declare_subscriber(format!("{prefix}/{p}/{q}"))
                     .callback(move |sample: Sample| {
                         let head = sample.attachment().map(ZBytes::to_bytes);
-                        let (kind, publish_ns) = match head.as_deref() {
-                            Some([k, t @ ..]) if t.len() == 8 => {
-                                (*k, u64::from_le_bytes(t.try_into().unwrap_or([0; 8])))
+                        let (kind, seq, publish_ns) = match head.as_deref() {
+                            Some(&[k, ref rest @ ..]) if rest.len() == HEADER - 1 => {
+                                let (seq, t) = rest.split_at(4);
+                                (
+                                    k,
+                                    u32::from_le_bytes(seq.try_into().unwrap_or([0; 4])),
+                                    u64::from_le_bytes(t.try_into().unwrap_or([0; 8])),
+                                )
                             }
                             // A message without our header is a broken producer.
-                            _ => (u8::MAX, 0),
+                            _ => (u8::MAX, 0, 0),
                         };
                         if kind == END {
                             // Everything before the end is in this process now: the
@@ -808,6 +837,7 @@ impl ZenohReceiver {
                         let _ = tx.send(Event::Data {
                             link,
                             kind,
+                            seq,
                             publish_ns: publish_ns.saturating_add_signed(shift),
                             payload: sample.payload().clone(),
                         });
@@ -864,12 +894,13 @@ impl ZenohReceiver {
             Event::Data {
                 link,
                 kind,
+                seq,
                 publish_ns,
                 payload,
             } => self.inputs.links[link]
                 .io
                 .queued
-                .push_back((kind, publish_ns, payload)),
+                .push_back((kind, seq, publish_ns, payload)),
             Event::Alive { link } => self.inputs.links[link].io.alive = true,
             Event::Gone { link } => {
                 // Everything the producer sent arrived before its token vanished: what is
@@ -877,7 +908,7 @@ impl ZenohReceiver {
                 self.inputs.links[link]
                     .io
                     .queued
-                    .push_back((u8::MAX - 1, 0, ZBytes::default()));
+                    .push_back((u8::MAX - 1, 0, 0, ZBytes::default()));
             }
             Event::Credit { .. } | Event::EndSeen { .. } => {}
         }
@@ -913,7 +944,8 @@ impl ZenohReceiver {
         win: Window<'_>,
         meter: &mut CopyMeter,
     ) -> Result<Option<Delivery>, PortError> {
-        let Some((kind, publish_ns, payload)) = self.inputs.links[i].io.queued.pop_front() else {
+        let Some((kind, seq, publish_ns, payload)) = self.inputs.links[i].io.queued.pop_front()
+        else {
             return Ok(None);
         };
         let link = &mut self.inputs.links[i];
@@ -936,10 +968,12 @@ impl ZenohReceiver {
                     len: u32::try_from(len).unwrap_or(u32::MAX),
                     publish_ns,
                     link: i,
+                    seq,
                 }))
             }
             END => {
                 link.state = LinkState::Ended;
+                link.end = Some(seq);
                 Ok(None)
             }
             _ if link.state == LinkState::Open => {
@@ -1044,5 +1078,9 @@ impl Receiver for ZenohReceiver {
             ("sleeps", self.calls.sleeps),
             ("wakeups", self.calls.wakeups),
         ])
+    }
+
+    fn ends(&self) -> Vec<Option<u32>> {
+        self.inputs.ends()
     }
 }

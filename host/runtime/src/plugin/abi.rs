@@ -563,6 +563,8 @@ fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64,
         per_link,
         longest_wait_ns,
         ended,
+        ledgers,
+        ..
     } = side
     else {
         return Err(port_misuse(caller, call, i, |n| {
@@ -615,6 +617,7 @@ fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64,
     *held = Some(d);
     *messages += 1;
     per_link[d.link] += 1;
+    ledgers[d.link].deliver(d.seq);
     longest_wait_ns[d.link] = longest_wait_ns[d.link].max(waited);
     *bytes += u64::from(d.len);
     let _ = latency.record(now.saturating_sub(d.publish_ns).max(1));

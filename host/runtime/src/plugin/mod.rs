@@ -18,6 +18,7 @@ use crate::backend::{self, Delivery, Direction, FdSource, Leg, PortSpec, Receive
 use crate::control::LimitHit;
 use crate::scenario::Limits;
 use crate::sys::{self, CopyMeter};
+use wasm_ipc_wire::sequence::Ledger;
 pub use wasm_ipc_wire::{Figures, LinkFigures};
 
 /// Builds the engine every process of a run uses. Supervisor and workers must agree on it:
@@ -109,6 +110,11 @@ pub(crate) enum Side {
         longest_wait_ns: Vec<u64>,
         /// Whether `receive` returned end of stream.
         ended: bool,
+        /// Per link: what its sequence numbers said of loss, duplication and order.
+        ledgers: Vec<Ledger>,
+        /// Per link: the count its end of stream carried ([`Receiver::ends`]), taken when the
+        /// port detached.
+        ends: Vec<Option<u32>>,
     },
 }
 
@@ -357,6 +363,8 @@ impl Host {
                 per_link: vec![0; spec.links.len()],
                 longest_wait_ns: vec![0; spec.links.len()],
                 ended: false,
+                ledgers: vec![Ledger::default(); spec.links.len()],
+                ends: vec![None; spec.links.len()],
             },
         };
         self.ports.push(Port {
@@ -457,7 +465,8 @@ impl Host {
             }
         }
         for port in &mut self.ports {
-            if let Side::In { rx, .. } = &mut port.side {
+            if let Side::In { rx, ends, .. } = &mut port.side {
+                *ends = rx.ends();
                 rx.detach();
             }
         }
@@ -486,7 +495,8 @@ impl Host {
                     ..
                 } => {
                     f.messages_sent += messages;
-                    for key in &port.spec.links {
+                    let dropped = tx.dropped();
+                    for (k, key) in port.spec.links.iter().enumerate() {
                         f.sent
                             .insert(key.clone(), format!("{:016x}", digest.digest()));
                         f.links_out.insert(
@@ -497,6 +507,8 @@ impl Host {
                                 refused: *refused,
                                 ended: false,
                                 longest_wait_ns: *longest_wait_ns,
+                                dropped: dropped.get(k).copied().unwrap_or(0),
+                                ..LinkFigures::default()
                             },
                         );
                     }
@@ -510,6 +522,8 @@ impl Host {
                     per_link,
                     longest_wait_ns,
                     ended,
+                    ledgers,
+                    ends,
                     ..
                 } => {
                     f.messages_received += messages;
@@ -517,6 +531,10 @@ impl Host {
                     for (k, (key, d)) in port.spec.links.iter().zip(digests).enumerate() {
                         f.received
                             .insert(key.clone(), format!("{:016x}", d.digest()));
+                        let mut ledger = ledgers.get(k).cloned().unwrap_or_default();
+                        if let Some(Some(count)) = ends.get(k) {
+                            ledger.end(*count);
+                        }
                         f.links_in.insert(
                             key.clone(),
                             LinkFigures {
@@ -525,6 +543,10 @@ impl Host {
                                 refused: 0,
                                 ended: *ended,
                                 longest_wait_ns: longest_wait_ns.get(k).copied().unwrap_or(0),
+                                lost: ledger.lost,
+                                duplicated: ledger.duplicated,
+                                reordered: ledger.reordered,
+                                ..LinkFigures::default()
                             },
                         );
                     }

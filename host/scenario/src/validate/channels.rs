@@ -7,8 +7,8 @@ use toml::Spanned;
 
 use crate::keys;
 use crate::model::{
-    Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_SLOT_SIZE, Endpoint, MAX_CAPACITY, Pattern,
-    Plugin,
+    Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_SLOT_SIZE, Endpoint, MAX_CAPACITY, Overflow,
+    Pattern, Plugin,
 };
 use crate::raw::{RawChannel, RawEndpoints};
 use crate::source::{ScenarioError, Source, is_bare_key};
@@ -151,6 +151,10 @@ pub(super) fn validate_channels(
                 u32::try_from(n).unwrap_or(MAX_CAPACITY)
             }
         };
+        let overflow = match &channel.overflow {
+            None => Overflow::Block,
+            Some(o) => one_of(src, o, &key("overflow"), &Overflow::ALL, |o| o.name())?,
+        };
         let lines = channel_lines(src, &channel);
         channels.push(Channel {
             from: from.into_iter().map(|r| r.endpoint).collect(),
@@ -158,6 +162,7 @@ pub(super) fn validate_channels(
             slot_size,
             capacity,
             pattern,
+            overflow,
             lines,
         });
     }
@@ -206,6 +211,15 @@ fn check_request_reply(
             key("capacity"),
             "capacity does not apply to a request-reply channel: each client has one \
              call in flight, so every link holds one message"
+                .to_string(),
+        ));
+    }
+    if let Some(overflow) = &channel.overflow {
+        return Err(src.at(
+            overflow.span(),
+            key("overflow"),
+            "overflow does not apply to a request-reply channel: a client waits for the \
+             answer to its one call, so no link is ever full"
                 .to_string(),
         ));
     }

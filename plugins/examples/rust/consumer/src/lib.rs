@@ -12,6 +12,9 @@
 //! - `strict` (true): the first mismatch fails the run (code 2); false: mismatches are counted;
 //! - `expect` (absent): the number of messages that must arrive (else code 3);
 //! - `delay_ns` (0): busy-waits this long per message while holding it, to simulate work;
+//! - `stall_ns` (0) and `stall_after` (0): once, after `stall_after` messages (0: before the
+//!   first), busy-waits `stall_ns` holding nothing: the stalled consumer a lossy channel
+//!   (`overflow = "drop-newest"`) loses messages to;
 //! - `leak` (0): keeps this many bytes per message for good: the leak the soak test's check
 //!   must catch;
 //! - `take` (absent): returns 0 after this many messages, leaving the rest unread (the early
@@ -47,6 +50,8 @@ struct Config {
     strict: bool,
     expect: Option<u64>,
     delay_ns: u64,
+    stall_ns: u64,
+    stall_after: u64,
     leak: usize,
     take: Option<u64>,
 }
@@ -72,6 +77,8 @@ fn consume() -> Result<(), Error> {
         strict: config_or("strict", true),
         expect: config_u64("expect"),
         delay_ns: config_or("delay_ns", 0),
+        stall_ns: config_or("stall_ns", 0),
+        stall_after: config_or("stall_after", 0),
         leak: config_or("leak", 0),
         take: config_u64("take"),
     };
@@ -101,6 +108,12 @@ fn receive_all(input: &mut Input, config: &Config, stats: &mut Stats) -> Result<
     // The index the next message should carry when `ordered`.
     let mut next = 0u64;
     while config.take.is_none_or(|n| stats.received < n) {
+        if config.stall_ns > 0 && stats.received == config.stall_after {
+            let until = now().saturating_add(config.stall_ns);
+            while now() < until {
+                std::hint::spin_loop();
+            }
+        }
         let Some(msg) = input.receive()? else { break };
         let arrival = stats.received;
         let len = msg.len();
