@@ -1,6 +1,6 @@
 //! `compare --explain`: the textbook's table, filled from runs it made.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::util::{self, assert_no_leftovers, heavy, report, wasm_ipc};
 
@@ -101,6 +101,7 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
         "crosses machines",
         "kernel mechanisms side by side",
         "limited by message size and system constraints",
+        "message loss or duplication",
     ] {
         assert!(aspects.iter().any(|x| x.starts_with(a)), "no row {a}");
     }
@@ -244,6 +245,52 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
     assert!(
         slow["verdict"].as_str().unwrap().starts_with("both hold"),
         "{slow:#}"
+    );
+
+    // Message loss: under drop-newest every backend lost messages to the stalled consumer,
+    // and each link's loss (from sequence numbers) is exactly what did not arrive; under block
+    // nothing was lost; nothing was duplicated or reordered; the row shows every backend.
+    let loss = row(&rep, "message loss or duplication");
+    let shown: Vec<&str> = loss["others"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, ["pipe", "mq", "tcp", "udp", "zenoh"]);
+    for b in ["shm", "msg", "pipe", "mq", "tcp", "udp", "zenoh"] {
+        let dropping = runs(&rep, "loss-drop", b);
+        let blocking = runs(&rep, "loss-block", b);
+        assert!(
+            !dropping.is_empty() && dropping.len() == blocking.len(),
+            "{b}"
+        );
+        for d in &dropping {
+            assert!(d["lost"].as_u64().unwrap() > 0, "{b}: {d:#}");
+            for l in d["links"].as_array().unwrap() {
+                let (p, r) = (
+                    l["published"].as_u64().unwrap(),
+                    l["received"].as_u64().unwrap(),
+                );
+                assert_eq!(l["lost"].as_u64().unwrap(), p - r, "{b}: {l:#}");
+            }
+        }
+        for k in &blocking {
+            assert_eq!(k["lost"], 0, "{b}");
+        }
+        for r in dropping.iter().chain(&blocking) {
+            assert_eq!(
+                (&r["duplicated"], &r["reordered"]),
+                (&json!(0), &json!(0)),
+                "{b}"
+            );
+        }
+    }
+    let verdict = loss["verdict"].as_str().unwrap();
+    assert!(
+        verdict.contains("nothing was lost on any backend")
+            && verdict.contains("Duplicated 0 and reordered 0"),
+        "{verdict}"
     );
 
     // The kernel's mechanisms side by side: all six ran at 64 B, three rounds each; at 64 KiB

@@ -58,6 +58,11 @@ const KERNEL: &[BackendKind] = &[
     BackendKind::Udp,
 ];
 
+const LOSSY_QUICK: &[&str] = &[
+    "plugin.producer.config.count=4000",
+    "plugin.consumer.config.stall_after=1000",
+];
+
 /// The mechanisms that stream a frame and so carry one larger than their kernel buffer.
 const STREAMS: &[BackendKind] = &[
     BackendKind::Shm,
@@ -214,6 +219,24 @@ const EXPERIMENTS: &[Experiment] = &[
         must_pass: true,
         measure: true,
         backends: KERNEL,
+    },
+    Experiment {
+        id: "loss-drop",
+        file: "lossy.toml",
+        sets: &[],
+        quick: LOSSY_QUICK,
+        must_pass: true,
+        measure: false,
+        backends: &BackendKind::ALL,
+    },
+    Experiment {
+        id: "loss-block",
+        file: "lossy.toml",
+        sets: &["channel.0.overflow=block"],
+        quick: LOSSY_QUICK,
+        must_pass: true,
+        measure: false,
+        backends: &BackendKind::ALL,
     },
     Experiment {
         id: "across-the-buffer",
@@ -671,6 +694,7 @@ pub fn fill(ran: Vec<Ran>, limits: Vec<Limit>, quick: bool) -> Explained {
         t.crosses_machines(),
         t.kernel_mechanisms(),
         t.limited(),
+        t.loss(),
     ];
     for row in &mut rows {
         if row.outcome != Outcome::WithinTheNoise {
@@ -1550,6 +1574,122 @@ impl Table<'_> {
             outcome: Outcome::NoClaim,
             from: vec!["kernel-64", "kernel-64k"],
             others: others
+                .iter()
+                .map(|b| Other {
+                    backend: (*b).to_string(),
+                    figure: cell(b),
+                })
+                .collect(),
+        }
+    }
+
+    /// What each backend loses when a stalled consumer meets a channel that drops
+    /// (`overflow = "drop-newest"`), and what blocking costs instead.
+    fn loss(&self) -> Row {
+        let (drop, block) = ("loss-drop", "loss-block");
+        let published = |r: &RunReport| -> u64 { r.links.iter().map(|l| l.published).sum() };
+        let cell = |b: &str| {
+            let (Some(d), Some(k)) = (
+                self.ok(drop, b).first().copied(),
+                self.ok(block, b).first().copied(),
+            ) else {
+                return "-".to_string();
+            };
+            let by_kernel = d.lost.saturating_sub(d.dropped);
+            format!(
+                "drop-newest: lost {} of {} ({:.1}% delivered; {} dropped by the sender{}), \
+                 duplicated {}, reordered {}, {:.3} s; block: lost {}, the producer held up to {} \
+                 at once, {:.3} s",
+                d.lost,
+                published(d),
+                100.0 * d.delivered_fraction,
+                d.dropped,
+                if by_kernel > 0 {
+                    format!(", {by_kernel} by the kernel")
+                } else {
+                    String::new()
+                },
+                d.duplicated,
+                d.reordered,
+                d.elapsed_s,
+                k.lost,
+                ns(k.links
+                    .iter()
+                    .map(|l| l.longest_room_wait_ns)
+                    .max()
+                    .unwrap_or(0) as f64),
+                k.elapsed_s
+            )
+        };
+        let backends: Vec<&str> = BackendKind::ALL.iter().map(|b| b.name()).collect();
+        let runs = |id: &str| -> Vec<&RunReport> {
+            backends
+                .iter()
+                .filter_map(|b| self.ok(id, b).first().copied())
+                .collect()
+        };
+        let (dropping, blocking) = (runs(drop), runs(block));
+        let verdict = if dropping.len() < backends.len() || blocking.len() < backends.len() {
+            "not measured: a run failed".to_string()
+        } else {
+            let lossless: Vec<&str> = dropping
+                .iter()
+                .filter(|r| r.lost == 0)
+                .map(|r| r.backend.as_str())
+                .collect();
+            let kernel: Vec<String> = dropping
+                .iter()
+                .filter(|r| r.lost > r.dropped)
+                .map(|r| format!("{} ({})", r.backend, r.lost - r.dropped))
+                .collect();
+            let block_lost: Vec<&str> = blocking
+                .iter()
+                .filter(|r| r.lost > 0)
+                .map(|r| r.backend.as_str())
+                .collect();
+            let twice: u64 = dropping.iter().chain(&blocking).map(|r| r.duplicated).sum();
+            let late: u64 = dropping.iter().chain(&blocking).map(|r| r.reordered).sum();
+            format!(
+                "with a consumer stalled mid-stream, drop-newest lost messages on {}; the \
+                 kernel itself dropped {}; with block nothing was lost on {} and the producer \
+                 waited out the stall instead. Duplicated {twice} and reordered {late} on every \
+                 backend: each link here is one ordered stream or queue (or UDP on loopback, \
+                 which neither retransmits nor reorders), and no sender retransmits, so a \
+                 duplicate or a late message could only come from a network path this run did \
+                 not have",
+                if lossless.is_empty() {
+                    "every backend, shared memory too (loss is the bounded buffer's policy, \
+                     not the mechanism's)"
+                        .to_string()
+                } else {
+                    format!("all but {}", lossless.join(", "))
+                },
+                if kernel.is_empty() {
+                    "none (every loss was the sender's choice)".to_string()
+                } else {
+                    format!(
+                        "on {}, where the sender does not wait for credits",
+                        kernel.join(", ")
+                    )
+                },
+                if block_lost.is_empty() {
+                    "any backend".to_string()
+                } else {
+                    format!("all but {} (a defect)", block_lost.join(", "))
+                },
+            )
+        };
+        Row {
+            aspect: "message loss or duplication (a fast producer, a stalled consumer)",
+            textbook: "message passing requires handling of message loss or duplication in networks",
+            shm: cell("shm"),
+            msg: cell("msg"),
+            verdict,
+            agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
+            from: vec![drop, block],
+            others: ["pipe", "mq", "tcp", "udp", "zenoh"]
                 .iter()
                 .map(|b| Other {
                     backend: (*b).to_string(),
