@@ -12,7 +12,12 @@ const COUNT: u64 = 4000;
 
 /// One producer, a consumer that never stalls and one that stalls for 30 ms once after
 /// `stall_after` messages (0: before its first), over a channel with `overflow`.
-fn lossy(dir: &std::path::Path, overflow: &str, stall_after: u64) -> std::path::PathBuf {
+fn lossy(
+    dir: &std::path::Path,
+    overflow: &str,
+    stall_after: u64,
+    backends: &[&str],
+) -> std::path::PathBuf {
     util::scenario(
         dir,
         &format!("lossy-{overflow}-{stall_after}.toml"),
@@ -37,7 +42,7 @@ slot_size = 64
 capacity = 8
 overflow = "{overflow}"
 [run]
-backends = {BACKENDS:?}
+backends = {backends:?}
 timeout = "60s"
 "#,
             producer = util::wasm("producer").display(),
@@ -53,7 +58,7 @@ fn int(v: &serde_json::Value, key: &str) -> u64 {
 }
 
 /// The measured runs of `compare --repeat 1` on every backend, each checked to be ok.
-fn runs(file: &std::path::Path) -> Vec<serde_json::Value> {
+fn runs(file: &std::path::Path, backends: &[&str]) -> Vec<serde_json::Value> {
     let out = util::wasm_ipc(&["compare", "--repeat", "1", "--json", file.to_str().unwrap()]);
     let report = util::report(&out);
     let runs: Vec<serde_json::Value> = report["runs"]
@@ -67,7 +72,7 @@ fn runs(file: &std::path::Path) -> Vec<serde_json::Value> {
         .iter()
         .map(|r| r["backend"].as_str().unwrap())
         .collect();
-    assert_eq!(seen, BACKENDS, "{}", util::stderr(&out));
+    assert_eq!(seen, backends, "{}", util::stderr(&out));
     for r in &runs {
         assert_eq!(r["ok"], true, "{}: {}", r["backend"], r["error"]);
     }
@@ -85,50 +90,16 @@ fn a_stalled_consumer_loses_messages_on_every_backend_under_drop_newest_and_none
         } else {
             "mid-stream"
         };
-        for r in runs(&lossy(dir.path(), "drop-newest", stall_after)) {
-            let b = r["backend"].as_str().unwrap().to_string();
-            let links = r["links"].as_array().unwrap();
-            assert_eq!(links.len(), 2, "{b}");
-            let (mut published, mut received) = (0, 0);
-            for l in links {
-                let key = l["link"].as_str().unwrap();
-                // Exactly: every message published and not delivered is one the sequence
-                // numbers say is missing, no more, no less.
-                assert_eq!(
-                    int(l, "lost"),
-                    int(l, "published") - int(l, "received"),
-                    "{b}, stall {when}, {key}: {l}"
-                );
-                assert_eq!(int(l, "published"), COUNT, "{b}: {l}");
-                assert_eq!(
-                    (int(l, "duplicated"), int(l, "reordered")),
-                    (0, 0),
-                    "{b}: {l}"
-                );
-                // Only udp's kernel drops without the sender knowing.
-                if b != "udp" {
-                    assert_eq!(int(l, "dropped"), int(l, "lost"), "{b}: {l}");
-                }
-                published += int(l, "published");
-                received += int(l, "received");
-            }
-            let slow = links
-                .iter()
-                .find(|l| l["to"] == "slow.in")
-                .expect("the slow consumer's link");
-            assert!(
-                int(slow, "lost") > 0,
-                "{b}: the consumer that stalled {when} lost nothing: {slow}"
-            );
-            assert_eq!(int(&r, "lost"), published - received, "{b}");
-            let fraction = r["delivered_fraction"].as_f64().unwrap();
-            assert!(
-                (fraction - received as f64 / published as f64).abs() < 1e-9,
-                "{b}: delivered_fraction {fraction}"
-            );
-            assert!(fraction < 1.0, "{b}: {fraction}");
+        for r in runs(
+            &lossy(dir.path(), "drop-newest", stall_after, &BACKENDS),
+            &BACKENDS,
+        ) {
+            check_lossy_run(&r, when);
         }
-        for r in runs(&lossy(dir.path(), "block", stall_after)) {
+        for r in runs(
+            &lossy(dir.path(), "block", stall_after, &BACKENDS),
+            &BACKENDS,
+        ) {
             let b = r["backend"].as_str().unwrap();
             for key in ["lost", "dropped", "duplicated", "reordered"] {
                 assert_eq!(int(&r, key), 0, "{b}, block, stall {when}: {key}");
@@ -142,17 +113,97 @@ fn a_stalled_consumer_loses_messages_on_every_backend_under_drop_newest_and_none
     }
 }
 
+/// One run of a dropping channel: per link, what the sequence numbers say is lost is exactly
+/// what was published and not delivered, the sender's count of drops agrees (except on
+/// udp, whose kernel drops too), nothing is duplicated or reordered, and the consumer that
+/// stalled lost something.
+fn check_lossy_run(r: &serde_json::Value, when: &str) {
+    let b = r["backend"].as_str().unwrap().to_string();
+    let links = r["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "{b}");
+    let (mut published, mut received) = (0, 0);
+    for l in links {
+        let key = l["link"].as_str().unwrap();
+        // Exactly: every message published and not delivered is one the sequence
+        // numbers say is missing, no more, no less.
+        assert_eq!(
+            int(l, "lost"),
+            int(l, "published") - int(l, "received"),
+            "{b}, stall {when}, {key}: {l}"
+        );
+        assert_eq!(int(l, "published"), COUNT, "{b}: {l}");
+        assert_eq!(
+            (int(l, "duplicated"), int(l, "reordered")),
+            (0, 0),
+            "{b}: {l}"
+        );
+        // Only udp's kernel drops without the sender knowing.
+        if b != "udp" {
+            assert_eq!(int(l, "dropped"), int(l, "lost"), "{b}: {l}");
+        }
+        published += int(l, "published");
+        received += int(l, "received");
+    }
+    let slow = links
+        .iter()
+        .find(|l| l["to"] == "slow.in")
+        .expect("the slow consumer's link");
+    assert!(
+        int(slow, "lost") > 0,
+        "{b}: the consumer that stalled {when} lost nothing: {slow}"
+    );
+    assert_eq!(int(r, "lost"), published - received, "{b}");
+    let fraction = r["delivered_fraction"].as_f64().unwrap();
+    assert!(
+        (fraction - received as f64 / published as f64).abs() < 1e-9,
+        "{b}: delivered_fraction {fraction}"
+    );
+    assert!(fraction < 1.0, "{b}: {fraction}");
+}
+
+/// `overflow = "drop-oldest"` on shm: the stalled consumer loses its oldest unread messages
+/// (the producer never waits), counted exactly as under drop-newest; every other backend is
+/// refused by `check`, naming the key and the reason.
+#[test]
+fn drop_oldest_loses_the_oldest_on_shm_and_is_refused_elsewhere() {
+    let _g = heavy();
+    util::plugins();
+    let dir = tempfile::tempdir().unwrap();
+    for (stall_after, when) in [(0, "at the start"), (COUNT / 2, "mid-stream")] {
+        for r in runs(
+            &lossy(dir.path(), "drop-oldest", stall_after, &["shm"]),
+            &["shm"],
+        ) {
+            check_lossy_run(&r, when);
+        }
+    }
+    let file = lossy(dir.path(), "drop-oldest", 0, &BACKENDS);
+    for b in &BACKENDS[1..] {
+        let out = util::wasm_ipc(&["check", "--backend", b, file.to_str().unwrap()]);
+        let err = util::stderr(&out);
+        assert!(!out.status.success(), "{b}: {err}");
+        assert!(
+            err.contains("channel[0].overflow")
+                && err.contains("drop-oldest")
+                && err.contains("only shm"),
+            "{b}: {err}"
+        );
+    }
+    let out = util::wasm_ipc(&["check", "--backend", "shm", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+}
+
 #[test]
 fn overflow_names_its_choices_and_does_not_apply_to_request_reply() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = lossy(dir.path(), "drop-oldest-maybe", 0);
+    let bad = lossy(dir.path(), "drop-oldest-maybe", 0, &BACKENDS);
     let out = util::wasm_ipc(&["check", bad.to_str().unwrap()]);
     let err = util::stderr(&out);
     assert!(!out.status.success());
     assert!(
         err.contains("channel[0].overflow")
             && err.contains("\"drop-oldest-maybe\"")
-            && err.contains("block, drop-newest"),
+            && err.contains("block, drop-newest, drop-oldest"),
         "{err}"
     );
     let rr = util::scenario(

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::backend::{self, ChannelCost, ChannelShape};
 use crate::lanes::Lane;
 use crate::scenario::human_bytes;
-use crate::scenario::{BackendKind, Channel, Scenario, ScenarioError};
+use crate::scenario::{BackendKind, Channel, Overflow, Scenario, ScenarioError};
 
 /// The most a plugin's windows may take, summed: they must all lie below 2 GiB (a 32-bit
 /// plugin's allocator hands out addresses the ABI carries as `i32`), beside the plugin's own
@@ -182,6 +182,26 @@ pub fn check(
         let ch = &sc.channels[c];
         let (line, key) = channel_key(ch, c);
         let b = crate::backend::resolve(backend, lane.on_one_host(sc));
+        if lane.overflow == Overflow::DropOldest && b != BackendKind::Shm {
+            return Err(error(
+                sc,
+                ch.lines.overflow.unwrap_or(ch.lines.from),
+                format!("channel[{c}].overflow"),
+                format!(
+                    "on {}, overflow = \"drop-oldest\" cannot be honoured: it replaces the \
+                     oldest unread message, which only shm can reach (its unread messages are \
+                     still in the producer's ring); on {} they are already in the {}'s \
+                     buffers; use \"drop-newest\" or \"block\", or run on shm",
+                    b.name(),
+                    b.name(),
+                    if b == BackendKind::Zenoh {
+                        "engine"
+                    } else {
+                        "kernel"
+                    }
+                ),
+            ));
+        }
         if let Some(why) = backend::of(b).refuse(&shape(lane)) {
             return Err(error(sc, line, key, format!("on {}, {why}", b.name())));
         }

@@ -466,8 +466,10 @@ pub static KEYS: &[KeyDecl] = &[
     key(
         "channel.N.overflow",
         KeyType::OneOf(overflows),
-        "a publish that finds a link full: wait for room, or drop the message for that link \
-         (counted; `publish` succeeds); not on a request-reply channel",
+        "a publish that finds a link full: wait for room (`block`), drop the new message for \
+         that link (`drop-newest`, every backend), or replace the oldest unread one \
+         (`drop-oldest`, `shm` only); a drop is counted and `publish` succeeds; not on a \
+         request-reply channel",
     )
     .default(KeyDefault::Text("\"block\""))
     .settable(),

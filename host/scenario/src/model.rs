@@ -285,17 +285,24 @@ pub enum Overflow {
     /// as a send into a lossy network does. On `udp` the sender does not wait for credits at
     /// all, so the kernel may drop too.
     DropNewest,
+    /// `"drop-oldest"` (`shm` only): a publish that finds a link full replaces the oldest
+    /// message its consumer has not started to read (iceoryx2's safe overflow), so the
+    /// consumer always gets the newest; that message is counted as dropped for that link.
+    /// Other backends refuse it: their unread messages are in the kernel's or the engine's
+    /// buffers, out of the sender's reach.
+    DropOldest,
 }
 
 impl Overflow {
     /// Every policy, in the order error messages list them.
-    pub const ALL: [Overflow; 2] = [Overflow::Block, Overflow::DropNewest];
+    pub const ALL: [Overflow; 3] = [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest];
 
     /// The name used in scenario files.
     pub fn name(self) -> &'static str {
         match self {
             Overflow::Block => "block",
             Overflow::DropNewest => "drop-newest",
+            Overflow::DropOldest => "drop-oldest",
         }
     }
 }
@@ -333,6 +340,8 @@ pub struct ChannelLines {
     pub slot_size: Option<usize>,
     /// The `capacity` key, when given.
     pub capacity: Option<usize>,
+    /// The `overflow` key, when given.
+    pub overflow: Option<usize>,
     /// The `to` key.
     pub to: usize,
 }

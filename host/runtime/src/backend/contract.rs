@@ -767,3 +767,69 @@ fn pipe_fan_in_keeps_large_frames_whole() {
     }
     assert_eq!(next, [4, 4, 4]);
 }
+
+/// `shm` under `overflow = "drop-oldest"`: a publish that finds a link full replaces the
+/// oldest message its consumer has not claimed, and never waits (a stop is already
+/// requested); each consumer then gets the newest `capacity` messages, numbered, and the
+/// producer counts what each link lost.
+#[test]
+fn shm_drop_oldest_keeps_the_newest_messages() {
+    let mut ch = channel_with(BackendKind::Shm, 1, 2, 256, 4, Overflow::DropOldest);
+    ch.stop.request(StopReason::Timeout);
+    for i in 0..10 {
+        ch.send(&message(i, 64))
+            .unwrap_or_else(|e| panic!("publish {i} under drop-oldest: {e:?}"));
+    }
+    assert_eq!(ch.txs[0].port.dropped(), vec![6, 6]);
+    ch.txs[0].port.close(&ch.stop);
+    ch.stop = Stop::new(sys::now_ns() + 10_000_000_000).unwrap();
+    for c in 0..2 {
+        for i in 6..10 {
+            let (seq, got) = ch.recv_numbered(c).unwrap();
+            assert_eq!(seq, u32::try_from(i).unwrap(), "consumer {c}");
+            assert!(got == message(i, 64), "consumer {c}: message {i} differs");
+        }
+        assert!(matches!(ch.recv(c), Err(PortError::Closed)));
+        assert_eq!(ch.rxs[c].port.ends(), vec![Some(10)]);
+    }
+}
+
+/// `shm` under `overflow = "drop-oldest"`: a message a consumer holds (received, not yet
+/// released) is never overwritten, however many newer ones replace the unread ones around
+/// it; one consumer holding keeps the other consumer's messages flowing.
+#[test]
+fn shm_drop_oldest_never_overwrites_a_message_being_read() {
+    let mut ch = channel_with(BackendKind::Shm, 1, 2, 256, 2, Overflow::DropOldest);
+    ch.stop.request(StopReason::Timeout);
+    ch.send(&message(0, 200)).unwrap();
+    let rx = &mut ch.rxs[0];
+    let held = rx
+        .port
+        .receive(rx.side.window(), &mut rx.meter, &ch.stop)
+        .unwrap();
+    assert_eq!(held.seq, 0);
+    assert!(ch.recv(1).unwrap() == message(0, 200));
+    for i in 1..=50 {
+        ch.send(&message(i, 200)).unwrap();
+        // Consumer 1 keeps up.
+        assert!(
+            ch.recv(1).unwrap() == message(i, 200),
+            "consumer 1, message {i}"
+        );
+    }
+    let rx = &mut ch.rxs[0];
+    let bytes = rx
+        .side
+        .window()
+        .read_vec(held.off as usize, held.len as usize)
+        .unwrap();
+    assert!(bytes == message(0, 200), "the held message was overwritten");
+    rx.port.release().unwrap();
+    // Consumer 0 missed 1..=48: it gets the newest two.
+    for i in 49..=50 {
+        let (seq, got) = ch.recv_numbered(0).unwrap();
+        assert_eq!(seq, u32::try_from(i).unwrap());
+        assert!(got == message(i, 200), "message {i} differs");
+    }
+    assert_eq!(ch.txs[0].port.dropped(), vec![48, 0]);
+}

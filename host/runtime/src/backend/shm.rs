@@ -110,7 +110,7 @@ pub struct ShmParams {
 
 impl Backend for Shm {
     fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
-        let slots = slots(shape.capacity, shape.overflow);
+        let slots = slots(shape.capacity, shape.consumers, shape.overflow);
         let (stride, ring) = ring_bytes(shape.slot_size, slots);
         let control = control_bytes(shape.producers, shape.consumers, shape.capacity);
         let (p, c) = (shape.producers, shape.consumers);
@@ -120,10 +120,15 @@ impl Backend for Shm {
             windows_why: format!(
                 "a producer's window holds its whole ring, {slots} slots{} × {stride} B (the \
                  slot on whole cache lines) = {ring} B in whole 64 KiB pages, and a consumer's {}",
-                if slots > shape.capacity {
-                    " (`capacity` and one to write a message that will be dropped)"
-                } else {
-                    ""
+                match shape.overflow {
+                    Overflow::Block => "",
+                    Overflow::DropNewest => {
+                        " (`capacity` and one to write a message that will be dropped)"
+                    }
+                    Overflow::DropOldest => {
+                        " (`capacity`, one per consumer for a message it holds while newer \
+                         ones replace it, and one to write the next)"
+                    }
                 },
                 if p == 1 {
                     "holds that one ring".to_string()
@@ -267,6 +272,7 @@ impl Backend for Shm {
             &borrowed,
             window,
             params.wait,
+            spec.overflow,
         )?))
     }
 }
@@ -286,12 +292,15 @@ impl PeerLost for Arc<Control> {
 
 /// A ring's stride (the slot on whole cache lines, plus one line when that is a multiple of
 /// 4 KiB) and its slot area in whole 64 KiB pages, in 64 bits.
-/// Slots of a ring: `capacity`, and under `drop-newest` one more, which a loan takes when
-/// every other slot holds a message in flight (the message written there is dropped).
-fn slots(capacity: u64, overflow: Overflow) -> u64 {
+/// Slots of a ring: `capacity`; under `drop-newest` one more, which a loan takes when every
+/// other slot holds a message in flight (the message written there is dropped); under
+/// `drop-oldest` also one per consumer, for a message a consumer still reads after newer
+/// ones pushed it out of the ring's positions.
+fn slots(capacity: u64, consumers: u64, overflow: Overflow) -> u64 {
     match overflow {
         Overflow::Block => capacity,
         Overflow::DropNewest => capacity.saturating_add(1),
+        Overflow::DropOldest => capacity.saturating_add(consumers).saturating_add(1),
     }
 }
 
@@ -327,7 +336,8 @@ pub struct Layout {
     pub consumers: u32,
     /// Messages in flight per ring (its positions).
     pub capacity: u32,
-    /// Slots per ring: `capacity`, one more under `drop-newest`.
+    /// Slots per ring: `capacity`, one more under `drop-newest`, and one per consumer more
+    /// under `drop-oldest`.
     pub slots: u32,
     /// Largest message.
     pub slot_size: u32,
@@ -347,7 +357,7 @@ impl Layout {
         overflow: Overflow,
         slot_size: u32,
     ) -> anyhow::Result<Layout> {
-        let slots = slots(u64::from(capacity), overflow);
+        let slots = slots(u64::from(capacity), u64::from(consumers), overflow);
         let (stride, ring) = ring_bytes(u64::from(slot_size), slots);
         let ring_len = u32::try_from(ring).ok().with_context(|| {
             format!(
@@ -359,7 +369,8 @@ impl Layout {
             producers,
             consumers,
             capacity,
-            // At most capacity + 1 <= 65537 (capacity is bounded by 65536).
+            // At most capacity + consumers + 1: capacity is bounded by 65536, consumers by
+            // the plugins a scenario may have.
             slots: u32::try_from(slots)?,
             slot_size,
             // stride <= ring (capacity >= 1) and ring fits u32 (checked above).
@@ -409,6 +420,11 @@ impl Layout {
     }
     fn tail(&self, p: u32, c: u32) -> usize {
         self.ring(p) + 2 * LINE + c as usize * LINE
+    }
+    /// Under `drop-oldest`: the slot (+ 1; 0 for none) consumer `c` reads from ring `p`,
+    /// claimed before its tail moves past it, so that the producer never reuses it meanwhile.
+    fn held(&self, p: u32, c: u32) -> usize {
+        self.tail(p, c) + 4
     }
     fn meta(&self, p: u32, slot: u32) -> usize {
         self.ring(p) + 2 * LINE + self.consumers as usize * LINE + slot as usize * META
@@ -606,8 +622,13 @@ pub struct ShmSender {
     links: Vec<String>,
     overflow: Overflow,
     /// The ring's sequence numbers: every consumer of a ring gets the same messages, so its
-    /// links share them (and a drop is a drop on every link).
+    /// links share them (and a drop-newest is a drop on every link).
     offered: Offered,
+    /// Under `drop-oldest`: messages replaced before each consumer read them.
+    replaced: Vec<u64>,
+    /// Under `drop-oldest`: slots of messages no consumer can claim any more that one still
+    /// reads (its `held` word names them); free once it releases them.
+    deferred: Vec<u32>,
 }
 
 impl ShmSender {
@@ -638,6 +659,8 @@ impl ShmSender {
             links,
             overflow,
             offered: Offered::default(),
+            replaced: vec![0; l.consumers as usize],
+            deferred: Vec::new(),
         })
     }
 
@@ -673,6 +696,70 @@ impl ShmSender {
     fn min_tail(&self) -> Option<u32> {
         self.lagging().map(|(_, t)| t)
     }
+
+    /// Whether some consumer has claimed `slot` (its `held` word), attached or not: a
+    /// consumer's process may read its window until it exits.
+    fn held_by_someone(&self, slot: u32) -> bool {
+        let l = self.ctl.layout;
+        (0..l.consumers).any(|c| self.ctl.at(l.held(self.p, c)).load(SeqCst) == slot + 1)
+    }
+
+    /// `drop-oldest`'s reclaim: every message before `tail` (the slowest attached consumer's
+    /// cursor, loaded before this looks at any `held` word) can no longer be claimed; its slot
+    /// is free unless a consumer claimed it and still reads it, then it waits in `deferred`.
+    /// Slots in `deferred` whose reader let go are free again.
+    fn reclaim_unheld(&mut self, tail: u32) {
+        let l = self.ctl.layout;
+        let mut i = 0;
+        while i < self.deferred.len() {
+            if self.held_by_someone(self.deferred[i]) {
+                i += 1;
+            } else {
+                let slot = self.deferred.swap_remove(i);
+                self.free.push(slot);
+            }
+        }
+        let newly = tail.wrapping_sub(self.reclaimed);
+        if newly <= l.capacity {
+            for _ in 0..newly {
+                let slot = self.slot_of[(self.reclaimed % l.capacity) as usize];
+                if self.held_by_someone(slot) {
+                    self.deferred.push(slot);
+                } else {
+                    self.free.push(slot);
+                }
+                self.reclaimed = self.reclaimed.wrapping_add(1);
+            }
+        }
+    }
+
+    /// `drop-oldest`: before position `head` is written, every attached consumer with
+    /// `capacity` messages unread loses its oldest one that it has not claimed (its cursor is
+    /// moved past it, by compare-and-swap: a consumer claims a message the same way, so the
+    /// message is either claimed or replaced, never both).
+    fn replace_oldest(&mut self) {
+        let l = self.ctl.layout;
+        for c in 0..l.consumers {
+            if self.ctl.at(l.doorbell(c) + 8).load(SeqCst) != 0 {
+                continue;
+            }
+            let tail = self.ctl.at(l.tail(self.p, c));
+            // Each failed exchange means the consumer claimed a message, which made room;
+            // bounded all the same.
+            for _ in 0..=l.capacity {
+                let t = tail.load(SeqCst);
+                if self.head.wrapping_sub(t) < l.capacity {
+                    break;
+                }
+                if tail
+                    .compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst)
+                    .is_ok()
+                {
+                    self.replaced[c as usize] += 1;
+                }
+            }
+        }
+    }
 }
 
 impl Sender for ShmSender {
@@ -699,7 +786,18 @@ impl Sender for ShmSender {
                 Some(_) => None,
             }
         };
-        let r = if self.overflow == Overflow::DropNewest {
+        let r = if self.overflow == Overflow::DropOldest {
+            // Nobody waits: `publish` makes room by replacing the oldest unread message, and
+            // the ring has a slot for the loan whatever the consumers hold.
+            match self.min_tail() {
+                None => Err(PortError::Closed),
+                Some(t) if head.wrapping_sub(t) <= l.capacity => Ok(Ok(t)),
+                Some(_) => Err(PortError::PeerFailed(format!(
+                    "ring {p} is corrupt: a cursor is more than {} messages behind",
+                    l.capacity
+                ))),
+            }
+        } else if self.overflow == Overflow::DropNewest {
             // Nobody waits: with every position in flight the spare slot takes the message,
             // and `publish` drops it.
             match self.min_tail() {
@@ -740,9 +838,14 @@ impl Sender for ShmSender {
             }
             Err(e) => return Err(e),
         };
-        self.reclaim(tail);
+        if self.overflow == Overflow::DropOldest {
+            self.reclaim_unheld(tail);
+        } else {
+            self.reclaim(tail);
+        }
         // `head - tail < capacity` messages are in flight, each holding one slot: one is free
-        // (under `drop-newest`, `head - tail <= capacity` and one slot more).
+        // (under `drop-newest`, `head - tail <= capacity` and one slot more; under
+        // `drop-oldest` also one per consumer for the message it may hold).
         let slot = self.free.pop().ok_or_else(|| {
             PortError::PeerFailed("ring bookkeeping lost a slot (a cursor moved back)".into())
         })?;
@@ -786,6 +889,14 @@ impl Sender for ShmSender {
             // Room came after the loan: the position this message takes was released since,
             // and its slot goes back on the free list before the position names another.
             self.reclaim(t);
+        }
+        if self.overflow == Overflow::DropOldest {
+            self.replace_oldest();
+            // The position this message takes is past every cursor now: its old slot is
+            // reclaimed (or deferred) before the position names another.
+            if let Some(t) = self.min_tail() {
+                self.reclaim_unheld(t);
+            }
         }
         let position = self.head % l.capacity;
         self.slot_of[position as usize] = slot;
@@ -834,6 +945,9 @@ impl Sender for ShmSender {
     }
 
     fn dropped(&self) -> Vec<u64> {
+        if self.overflow == Overflow::DropOldest {
+            return self.replaced.clone();
+        }
         vec![self.offered.dropped; self.ctl.layout.consumers as usize]
     }
 }
@@ -844,6 +958,9 @@ pub struct ShmReceiver {
     ctl: Arc<Control>,
     c: u32,
     cursor: Cursor,
+    /// Under `drop-oldest` a message is claimed (the cursor moves past it, by
+    /// compare-and-swap, since the producer may move it too) when received, not released.
+    overflow: Overflow,
     wait: Wait,
     stats: WaitStats,
 }
@@ -856,6 +973,12 @@ struct Cursor {
     held: Option<u32>,
     /// Rings of failed producers this consumer no longer waits for (`forget_failed`).
     forgotten: Vec<bool>,
+    /// `drop-oldest`: claim each message by moving the shared cursor past it.
+    claim: bool,
+    /// The consumer's index (its `held` words).
+    c: u32,
+    /// Claims lost in a row to the producer (bounds `poll`'s retries).
+    lost_claims: u32,
 }
 
 impl ShmReceiver {
@@ -867,6 +990,7 @@ impl ShmReceiver {
         slots: &[std::os::fd::BorrowedFd<'_>],
         window: Window<'_>,
         wait: Wait,
+        overflow: Overflow,
     ) -> std::io::Result<ShmReceiver> {
         let l = ctl.layout;
         for (p, fd) in slots.iter().enumerate() {
@@ -886,7 +1010,11 @@ impl ShmReceiver {
                 next: 0,
                 held: None,
                 forgotten: vec![false; l.producers as usize],
+                claim: overflow == Overflow::DropOldest,
+                c,
+                lost_claims: 0,
             },
+            overflow,
             wait,
             stats: WaitStats::default(),
         })
@@ -906,6 +1034,10 @@ impl Cursor {
             let closed = ctl.at(l.closed(p)).load(SeqCst) != 0;
             let failed_flag = ctl.at(l.failed(p)).load(SeqCst) != 0;
             let head = ctl.at(l.head(p)).load(SeqCst);
+            if self.claim {
+                // The producer moves this cursor too (past messages it replaced).
+                self.tails[p as usize] = ctl.at(l.tail(p, self.c)).load(SeqCst);
+            }
             let tail = self.tails[p as usize];
             let avail = head.wrapping_sub(tail);
             if avail > l.capacity {
@@ -931,6 +1063,31 @@ impl Cursor {
                         "ring {p} names slot {slot} of {}",
                         l.slots
                     ))));
+                }
+                if self.claim {
+                    // Claim the slot, then the position: the producer reads the cursor
+                    // before the `held` words, so once the cursor is past this message the
+                    // slot is known held. Losing the exchange means the producer replaced
+                    // the message meanwhile (what was read above may be torn): look again.
+                    let held = ctl.at(l.held(p, self.c));
+                    held.store(slot + 1, SeqCst);
+                    let cursor = ctl.at(l.tail(p, self.c));
+                    if cursor
+                        .compare_exchange(tail, tail.wrapping_add(1), SeqCst, SeqCst)
+                        .is_err()
+                    {
+                        held.store(0, SeqCst);
+                        // Each loss means the producer published meanwhile: a few retries
+                        // find the next message; past them, the caller polls again.
+                        self.lost_claims += 1;
+                        if self.lost_claims > 64 {
+                            self.lost_claims = 0;
+                            return None;
+                        }
+                        return self.poll(ctl);
+                    }
+                    self.lost_claims = 0;
+                    self.tails[p as usize] = tail.wrapping_add(1);
                 }
                 self.next = (p + 1) % l.producers;
                 self.held = Some(p);
@@ -990,6 +1147,11 @@ impl Receiver for ShmReceiver {
         let Some(p) = self.cursor.held.take() else {
             return Ok(());
         };
+        if self.overflow == Overflow::DropOldest {
+            // The cursor moved when the message was claimed; the slot is free to reuse now.
+            self.ctl.at(l.held(p, self.c)).store(0, SeqCst);
+            return Ok(());
+        }
         let t = &mut self.cursor.tails[p as usize];
         *t = t.wrapping_add(1);
         self.ctl.at(l.tail(p, self.c)).store(*t, SeqCst);
@@ -1012,7 +1174,13 @@ impl Receiver for ShmReceiver {
             let i = p as usize;
             let failed = self.ctl.at(l.failed(p)).load(SeqCst) != 0;
             let head = self.ctl.at(l.head(p)).load(SeqCst);
-            if failed && !self.cursor.forgotten[i] && head == self.cursor.tails[i] {
+            // Under `drop-oldest` the producer moved the cursor too; it has stopped by now.
+            let tail = if self.overflow == Overflow::DropOldest {
+                self.ctl.at(l.tail(p, self.c)).load(SeqCst)
+            } else {
+                self.cursor.tails[i]
+            };
+            if failed && !self.cursor.forgotten[i] && head == tail {
                 self.cursor.forgotten[i] = true;
                 gone.push(i);
             }

@@ -238,6 +238,10 @@ fn channel_lines(src: &Source<'_>, channel: &RawChannel) -> ChannelLines {
             .capacity
             .as_ref()
             .map(|v| src.line_of(v.span().start)),
+        overflow: channel
+            .overflow
+            .as_ref()
+            .map(|v| src.line_of(v.span().start)),
         to: src.line_of(channel.to.span().start),
     }
 }
