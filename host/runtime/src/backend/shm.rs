@@ -786,20 +786,11 @@ impl Sender for ShmSender {
                 Some(_) => None,
             }
         };
-        let r = if self.overflow == Overflow::DropOldest {
-            // Nobody waits: `publish` makes room by replacing the oldest unread message, and
-            // the ring has a slot for the loan whatever the consumers hold.
-            match self.min_tail() {
-                None => Err(PortError::Closed),
-                Some(t) if head.wrapping_sub(t) <= l.capacity => Ok(Ok(t)),
-                Some(_) => Err(PortError::PeerFailed(format!(
-                    "ring {p} is corrupt: a cursor is more than {} messages behind",
-                    l.capacity
-                ))),
-            }
-        } else if self.overflow == Overflow::DropNewest {
-            // Nobody waits: with every position in flight the spare slot takes the message,
-            // and `publish` drops it.
+        let r = if self.overflow != Overflow::Block {
+            // Nobody waits. Under drop-newest, with every position in flight the spare slot
+            // takes the message and `publish` drops it; under drop-oldest `publish` makes room
+            // by replacing the oldest unread message, and the ring has a slot for the loan
+            // whatever the consumers hold.
             match self.min_tail() {
                 None => Err(PortError::Closed),
                 Some(t) if head.wrapping_sub(t) <= l.capacity => Ok(Ok(t)),
