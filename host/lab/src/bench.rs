@@ -46,7 +46,7 @@ use wasm_ipc_report::{RunReport, human_bytes};
 use wasm_ipc_runtime::backend::{self, ChannelDesc, EndpointDesc, FdSource, Fds, PortSpec, Stop};
 use wasm_ipc_runtime::matrix::{Matrix, Mode};
 use wasm_ipc_runtime::supervisor;
-use wasm_ipc_scenario::{BackendKind, Overflow, Scenario, WaitMode};
+use wasm_ipc_scenario::{BackendKind, Overflow, Scenario, SyncMode, WaitMode};
 use wasm_ipc_sys::{self as sys, CopyMeter, Window};
 
 /// What `bench` is asked to do.
@@ -1181,6 +1181,7 @@ fn native(
         slot_size: slot,
         capacity,
         overflow: Overflow::Block,
+        sync: SyncMode::LockFree,
         wait: WaitMode::Adaptive,
         processes: from.len() + to.len(),
         endpoints: None,
@@ -2099,6 +2100,7 @@ fn carries(kind: BackendKind, size: u64, producers: usize, consumers: usize) -> 
                 slot_size: size,
                 capacity: 1,
                 overflow: Overflow::Block,
+                sync: SyncMode::LockFree,
             })
             .is_none()
 }
@@ -2110,6 +2112,7 @@ fn flow_capacity(size: u64, producers: usize, consumers: usize, kind: BackendKin
         slot_size: size,
         capacity: u64::from(capacity),
         overflow: Overflow::Block,
+        sync: SyncMode::LockFree,
     };
     let local = if kind.crosses_hosts() {
         BackendKind::Msg

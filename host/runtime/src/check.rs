@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::backend::{self, ChannelCost, ChannelShape};
 use crate::lanes::Lane;
 use crate::scenario::human_bytes;
-use crate::scenario::{BackendKind, Channel, Overflow, Scenario, ScenarioError};
+use crate::scenario::{BackendKind, Channel, Overflow, Scenario, ScenarioError, SyncMode};
 
 /// The most a plugin's windows may take, summed: they must all lie below 2 GiB (a 32-bit
 /// plugin's allocator hands out addresses the ABI carries as `i32`), beside the plugin's own
@@ -107,6 +107,7 @@ fn shape(lane: &Lane) -> ChannelShape {
         slot_size: u64::from(lane.slot_size),
         capacity: u64::from(lane.capacity),
         overflow: lane.overflow,
+        sync: lane.sync,
     }
 }
 
@@ -193,6 +194,27 @@ pub fn check(
                      still in the producer's ring); on {} they are already in the {}'s \
                      buffers; use \"drop-newest\" or \"block\", or run on shm",
                     b.name(),
+                    b.name(),
+                    if b == BackendKind::Zenoh {
+                        "engine"
+                    } else {
+                        "kernel"
+                    }
+                ),
+            ));
+        }
+        if lane.sync != SyncMode::LockFree && b != BackendKind::Shm {
+            return Err(error(
+                sc,
+                ch.lines.sync.unwrap_or(ch.lines.from),
+                format!("channel[{c}].sync"),
+                format!(
+                    "on {}, sync = \"{}\" cannot be honoured: it guards a buffer in shared \
+                     memory with a lock, and only shm shares a buffer between processes (on {} \
+                     the {} synchronises the two sides itself); run on shm, or leave sync at \
+                     \"lock-free\"",
+                    b.name(),
+                    lane.sync.name(),
                     b.name(),
                     if b == BackendKind::Zenoh {
                         "engine"

@@ -28,6 +28,8 @@ pub struct Lane {
     pub capacity: u32,
     /// What a publish that finds a link full does.
     pub overflow: crate::scenario::Overflow,
+    /// How an `shm` lane synchronises (`sync`); `lock-free` on every other backend.
+    pub sync: crate::scenario::SyncMode,
 }
 
 impl Lane {
@@ -53,6 +55,7 @@ pub fn lanes(sc: &Scenario) -> Vec<Lane> {
             slot_size: ch.slot_size,
             capacity: ch.capacity,
             overflow: ch.overflow,
+            sync: ch.sync,
         };
         match ch.pattern {
             Pattern::Stream => out.push(lane(ch.from.clone(), ch.to.clone(), Leg::Stream)),

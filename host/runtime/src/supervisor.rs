@@ -363,7 +363,12 @@ pub(crate) fn spawn_worker(
         // The worker's environment is the supervisor's making, not the user's: only what
         // a worker reads (ARCHITECTURE.md, "The locked-down worker").
         .env_clear();
-    for var in ["WASM_IPC_LOG", "WASM_IPC_BASELINE_CPU", "WASM_IPC_UNLOCKED"] {
+    for var in [
+        "WASM_IPC_LOG",
+        "WASM_IPC_BASELINE_CPU",
+        "WASM_IPC_UNLOCKED",
+        backend::bounded::HOLD_LOCK_VAR,
+    ] {
         if let Some(value) = std::env::var_os(var) {
             cmd.env(var, value);
         }
@@ -906,6 +911,7 @@ fn plan(
                 slot_size: lane.slot_size,
                 capacity: lane.capacity,
                 overflow: lane.overflow,
+                sync: lane.sync,
                 wait: sc.run.wait.name().into(),
             });
             for (p, e) in lane.from.iter().enumerate() {
@@ -957,6 +963,7 @@ fn plan(
             slot_size: lane.slot_size,
             capacity: lane.capacity,
             overflow: lane.overflow,
+            sync: lane.sync,
             wait: sc.run.wait,
             processes: n,
             clocks: endpoints.as_ref().map(|_| {

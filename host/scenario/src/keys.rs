@@ -12,7 +12,7 @@ use crate::model::{
     BackendKind, DEFAULT_CAPACITY, DEFAULT_MEMORY, DEFAULT_MIN_TIME, DEFAULT_SLOT_SIZE,
     DEFAULT_STACK, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, MAX_CAPACITY, MAX_INSTANCES,
     MAX_MEMORY, MAX_MIN_TIME, MAX_REPEAT, MAX_SLOT_SIZE, MAX_STACK, MAX_TABLE_ELEMENTS,
-    MAX_TIMEOUT, Overflow, Pattern, Verify, WaitMode,
+    MAX_TIMEOUT, Overflow, Pattern, SyncMode, Verify, WaitMode,
 };
 use crate::units::show_size;
 
@@ -248,6 +248,10 @@ fn overflows() -> Vec<&'static str> {
     Overflow::ALL.map(Overflow::name).to_vec()
 }
 
+fn syncs() -> Vec<&'static str> {
+    SyncMode::ALL.map(SyncMode::name).to_vec()
+}
+
 fn backends() -> Vec<&'static str> {
     BackendKind::CHOICES.map(BackendKind::name).to_vec()
 }
@@ -472,6 +476,17 @@ pub static KEYS: &[KeyDecl] = &[
          request-reply channel",
     )
     .default(KeyDefault::Text("\"block\""))
+    .settable(),
+    key(
+        "channel.N.sync",
+        KeyType::OneOf(syncs),
+        "how an `shm` channel synchronises: its lock-free rings (`lock-free`), or the \
+         textbook's bounded buffer, one per channel shared by all its producers, guarded by \
+         counting semaphores and a mutex (`semaphores`) or by a mutex and two condition \
+         variables (`mutex`); other backends refuse anything but `lock-free`; not with \
+         `overflow` other than `block`, nor on a request-reply channel",
+    )
+    .default(KeyDefault::Text("\"lock-free\""))
     .settable(),
     key(
         "sweep",
@@ -729,6 +744,7 @@ mod tests {
             let named = match decl.path {
                 "channel.N.pattern" => Some(ch.pattern.name()),
                 "channel.N.overflow" => Some(ch.overflow.name()),
+                "channel.N.sync" => Some(ch.sync.name()),
                 "run.wait" => Some(sc.run.wait.name()),
                 "run.verify" => Some(sc.run.verify.name()),
                 _ => None,

@@ -65,7 +65,7 @@ pub use model::{
     DEFAULT_STACK, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, Endpoint, Host, Instance, LOCAL_HOST,
     Limits, MAX_CAPACITY, MAX_INSTANCES, MAX_MEMORY, MAX_REPEAT, MAX_SLOT_SIZE, MAX_STACK,
     MAX_SWEEP_POINTS, MAX_SWEEP_VALUES, MAX_TABLE_ELEMENTS, MAX_TIMEOUT, Overflow, Pattern, Plugin,
-    RunConfig, Scenario, SweepAxis, SweepPoint, Verify, WaitMode, parse_endpoint,
+    RunConfig, Scenario, SweepAxis, SweepPoint, SyncMode, Verify, WaitMode, parse_endpoint,
 };
 pub use overrides::apply_overrides;
 pub use source::ScenarioError;

@@ -268,6 +268,8 @@ pub struct Channel {
     pub pattern: Pattern,
     /// What a publish that finds its link full does (`overflow`).
     pub overflow: Overflow,
+    /// How an `shm` channel synchronises its producers and consumers (`sync`).
+    pub sync: SyncMode,
     /// Where the channel's keys are, for messages about them.
     pub lines: ChannelLines,
 }
@@ -307,6 +309,38 @@ impl Overflow {
     }
 }
 
+/// How an `shm` channel synchronises its producers and consumers (`sync`): the lock-free
+/// rings, or the textbook's bounded buffer guarded by a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// `"lock-free"` (the default): one single-producer ring per producer, cursors moved by
+    /// atomic stores, a futex only for a side that sleeps.
+    #[default]
+    LockFree,
+    /// `"semaphores"`: the textbook's bounded buffer, one per channel shared by all its
+    /// producers: counting semaphores `empty` and `full` and a mutex over the buffer's
+    /// indices, in the shared region, built on futexes.
+    Semaphores,
+    /// `"mutex"`: the same buffer guarded by one mutex and two condition variables
+    /// (`not-full`, `not-empty`).
+    Mutex,
+}
+
+impl SyncMode {
+    /// Every variant, in the order error messages list them.
+    pub const ALL: [SyncMode; 3] = [SyncMode::LockFree, SyncMode::Semaphores, SyncMode::Mutex];
+
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::LockFree => "lock-free",
+            SyncMode::Semaphores => "semaphores",
+            SyncMode::Mutex => "mutex",
+        }
+    }
+}
+
 /// What a channel carries (`pattern`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pattern {
@@ -342,6 +376,8 @@ pub struct ChannelLines {
     pub capacity: Option<usize>,
     /// The `overflow` key, when given.
     pub overflow: Option<usize>,
+    /// The `sync` key, when given.
+    pub sync: Option<usize>,
     /// The `to` key.
     pub to: usize,
 }

@@ -55,6 +55,7 @@ pub(crate) struct RawChannel {
     pub(crate) capacity: Option<Spanned<toml::Value>>,
     pub(crate) pattern: Option<Spanned<String>>,
     pub(crate) overflow: Option<Spanned<String>>,
+    pub(crate) sync: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -281,6 +281,8 @@ pub struct HostLane {
     pub capacity: u32,
     #[serde(default)]
     pub overflow: crate::scenario::Overflow,
+    #[serde(default)]
+    pub sync: crate::scenario::SyncMode,
     pub wait: String,
 }
 
@@ -308,6 +310,7 @@ impl HostLane {
             slot_size: self.slot_size,
             capacity: self.capacity,
             overflow: self.overflow,
+            sync: self.sync,
             wait,
             processes,
             endpoints: None,

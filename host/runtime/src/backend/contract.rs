@@ -13,8 +13,14 @@ use super::{
     ChannelDesc, Counters, EndpointDesc, Fds, HandedFds, PeerLost, PortError, Receiver, Sender,
     Stop, StopReason, of,
 };
-use crate::scenario::{BackendKind, Overflow, WaitMode};
+use crate::scenario::{BackendKind, Overflow, SyncMode, WaitMode};
 use crate::sys::{self, CopyMeter, Window};
+
+std::thread_local! {
+    /// The `sync` of the channels this test thread plans: the suite runs the `shm` tests once
+    /// per variant (`contract::shm_semaphores::…`, `contract::shm_mutex::…`).
+    static SYNC: std::cell::Cell<SyncMode> = const { std::cell::Cell::new(SyncMode::LockFree) };
+}
 
 /// A linear memory for one endpoint, in host-owned memory like a worker's.
 struct Side {
@@ -107,6 +113,7 @@ fn channel_with(
         slot_size: slot,
         capacity,
         overflow,
+        sync: SYNC.with(std::cell::Cell::get),
         // Sleep at once: the wake-up paths are what the contract must see.
         wait: WaitMode::Futex,
         processes: producers + consumers,
@@ -371,6 +378,7 @@ fn a_full_channel_holds_the_producer_back_after_capacity_messages(kind: BackendK
                 slot_size: u64::from(slot),
                 capacity: u64::from(capacity),
                 overflow: Overflow::Block,
+                sync: SyncMode::LockFree,
             };
             if let Some(why) = of(kind).refuse(&shape) {
                 assert!(
@@ -441,6 +449,7 @@ fn largest_admitted(kind: BackendKind, want: u32, capacity: u32) -> u32 {
                 slot_size: u64::from(slot),
                 capacity: u64::from(capacity),
                 overflow: Overflow::Block,
+                sync: SyncMode::LockFree,
             })
             .is_none()
     };
@@ -625,6 +634,17 @@ macro_rules! suite {
         suite!(@backend shm, Shm, $($test),*);
         suite!(@backend zenoh, Zenoh, $($test),*);
     };
+    (@sync $module:ident, $sync:ident, $($test:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    super::SYNC.with(|s| s.set(crate::scenario::SyncMode::$sync));
+                    super::$test(crate::scenario::BackendKind::Shm)
+                }
+            )*
+        }
+    };
     (@backend $module:ident, $kind:ident, $($test:ident),*) => {
         mod $module {
             $(
@@ -653,6 +673,32 @@ suite!(
     a_consumer_forgets_a_failed_producer_and_serves_the_others,
     forgetting_never_drops_a_message_sent_before_the_failure,
     drop_newest_never_waits_and_numbers_what_it_offers,
+);
+
+/// The textbook's bounded buffer (`sync = "semaphores"` and `"mutex"`) keeps the same
+/// contract, but for `overflow`: its producers wait, they never drop.
+macro_rules! bounded_suite {
+    ($($test:ident),* $(,)?) => {
+        suite!(@sync shm_semaphores, Semaphores, $($test),*);
+        suite!(@sync shm_mutex, Mutex, $($test),*);
+    };
+}
+
+bounded_suite!(
+    fifo_and_integrity_for_every_consumer,
+    fan_in_serves_every_producer_in_order,
+    loans_above_the_slot_size_are_refused,
+    close_delivers_everything_then_says_closed,
+    an_aborted_producer_is_a_peer_failure_after_the_drain,
+    a_producer_lost_without_a_word_is_a_peer_failure,
+    a_consumer_lost_without_a_word_releases_its_producer,
+    publishing_to_consumers_that_all_left_says_closed,
+    a_full_channel_holds_the_producer_back_after_capacity_messages,
+    large_messages_arrive_whole,
+    a_blocked_receive_returns_when_stopped,
+    close_wakes_a_consumer_blocked_in_another_thread,
+    a_consumer_forgets_a_failed_producer_and_serves_the_others,
+    forgetting_never_drops_a_message_sent_before_the_failure,
 );
 
 #[derive(Debug, Clone)]

@@ -38,6 +38,7 @@
 //!   a copy, at the place where it copied them.
 
 pub use wasm_ipc_wire::frame;
+pub mod bounded;
 mod credit;
 pub mod dgram;
 pub mod mq;
@@ -55,7 +56,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use crate::scenario::{BackendKind, Overflow, WaitMode};
+use crate::scenario::{BackendKind, Overflow, SyncMode, WaitMode};
 use crate::sys::{self, CopyMeter, StopFd, Window};
 
 /// The backend that implements `kind`: the one `match` that names backends.
@@ -188,6 +189,8 @@ pub struct ChannelShape {
     pub capacity: u64,
     /// What a publish that finds a link full does.
     pub overflow: Overflow,
+    /// How the channel synchronises (`shm`'s `sync`).
+    pub sync: SyncMode,
 }
 
 /// What one channel costs on a backend. All sizes are exact 64-bit byte counts: nothing here
@@ -238,6 +241,8 @@ pub struct ChannelDesc<'a> {
     pub capacity: u32,
     /// What a publish that finds a link full does.
     pub overflow: Overflow,
+    /// How the channel synchronises (`shm`'s `sync`).
+    pub sync: SyncMode,
     /// How blocked calls wait (`[run] wait`).
     pub wait: WaitMode,
     /// Worker processes in the run (for waiting policies that must not starve peers).

@@ -143,6 +143,7 @@ impl Backend for Mq {
             slot_size: u64::from(ch.slot_size),
             capacity: u64::from(ch.capacity),
             overflow: ch.overflow,
+            sync: ch.sync,
         };
         if let Some(why) = self.refuse(&shape) {
             anyhow::bail!("channel {}: {why}", ch.index);

@@ -35,7 +35,7 @@ use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, Offered,
     Outgoing, PeerLost, PortError, PortSpec, Receiver, Sender, Stop,
 };
-use crate::scenario::{BackendKind, Overflow, WaitMode};
+use crate::scenario::{BackendKind, Overflow, SyncMode, WaitMode};
 use crate::sys::{self, ControlMap, CopyMeter, FutexWait, Window};
 
 const MAGIC: u64 = 0x5741_534d_4950_4331; // "WASMIPC1"
@@ -110,6 +110,9 @@ pub struct ShmParams {
 
 impl Backend for Shm {
     fn cost(&self, shape: &super::ChannelShape) -> super::ChannelCost {
+        if shape.sync != SyncMode::LockFree {
+            return super::bounded::cost(shape);
+        }
         let slots = slots(shape.capacity, shape.consumers, shape.overflow);
         let (stride, ring) = ring_bytes(shape.slot_size, slots);
         let control = control_bytes(shape.producers, shape.consumers, shape.capacity);
@@ -148,6 +151,9 @@ impl Backend for Shm {
     }
 
     fn plan(&self, ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
+        if ch.sync != SyncMode::LockFree {
+            return super::bounded::plan(ch, fds);
+        }
         let (producers, consumers) = (ch.producers.len(), ch.consumers.len());
         let layout = Layout::new(
             u32::try_from(producers)?,
@@ -217,6 +223,9 @@ impl Backend for Shm {
         window: Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<Box<dyn Sender>> {
+        if super::bounded::is_bounded(spec) {
+            return super::bounded::open_sender(spec, window, fds);
+        }
         let params: ShmParams = spec.params()?;
         let [ctl, slots] = spec.fds[..] else {
             anyhow::bail!("port `{}`: an shm output takes 2 fds", spec.name);
@@ -243,6 +252,9 @@ impl Backend for Shm {
         window: Window<'_>,
         fds: &mut dyn FdSource,
     ) -> anyhow::Result<Box<dyn Receiver>> {
+        if super::bounded::is_bounded(spec) {
+            return super::bounded::open_receiver(spec, window, fds);
+        }
         let params: ShmParams = spec.params()?;
         let Some((&ctl, slots)) = spec.fds.split_first() else {
             anyhow::bail!(
@@ -304,7 +316,7 @@ fn slots(capacity: u64, consumers: u64, overflow: Overflow) -> u64 {
     }
 }
 
-fn ring_bytes(slot_size: u64, capacity: u64) -> (u64, u64) {
+pub(super) fn ring_bytes(slot_size: u64, capacity: u64) -> (u64, u64) {
     let line = LINE as u64;
     let mut stride = slot_size.div_ceil(line) * line;
     if stride.is_multiple_of(4096) {
@@ -492,9 +504,10 @@ impl Control {
     }
 }
 
-/// Waits until `ready()` gives a result, per `wait`, on futex `word` with its waiting flag.
-/// Returns the stop's error when stopped or past the deadline.
-fn wait_until<T>(
+/// Waits until `ready()` gives a result, per `wait`, on futex `word` with its count of
+/// sleepers `waiting` (a waker calls `FUTEX_WAKE` only when it is not 0, after changing
+/// `word`). Returns the stop's error when stopped or past the deadline.
+pub(super) fn wait_until<T>(
     wait: Wait,
     stop: &Stop,
     word: &std::sync::atomic::AtomicU32,
@@ -544,9 +557,11 @@ fn wait_until<T>(
             return Err(stop.error());
         }
         let seen = word.load(SeqCst);
-        waiting.store(1, SeqCst);
+        // A count, not a flag: several may sleep on one word (the bounded buffer's
+        // semaphores and lock); a waker wakes when it is not 0.
+        waiting.fetch_add(1, SeqCst);
         if let Some(v) = ready() {
-            waiting.store(0, SeqCst);
+            waiting.fetch_sub(1, SeqCst);
             return Ok(v);
         }
         let slice = SLEEP_SLICE.min(stop.remaining());
@@ -555,7 +570,7 @@ fn wait_until<T>(
         if sys::futex_wait(word, seen, slice) == FutexWait::Woken {
             stats.wakeups += 1;
         }
-        waiting.store(0, SeqCst);
+        waiting.fetch_sub(1, SeqCst);
         if let Some(v) = ready() {
             if slept.elapsed() >= slice {
                 // Data was there but nobody woke us: a lost wake-up.
@@ -569,11 +584,11 @@ fn wait_until<T>(
 /// How often a worker slept, how often a `FUTEX_WAKE` ended the sleep, and how often a sleep
 /// timed out although data had arrived.
 #[derive(Debug, Clone, Copy, Default)]
-struct WaitStats {
+pub(super) struct WaitStats {
     /// `FUTEX_WAIT` calls.
     futex_waits: u64,
     /// `FUTEX_WAKE` calls made for a peer on the hot path (publish, release).
-    futex_wakes: u64,
+    pub(super) futex_wakes: u64,
     /// `sched_yield` calls while spinning (more processes than CPUs).
     sched_yields: u64,
     /// Sleeps ended by a peer's `FUTEX_WAKE`.
@@ -588,7 +603,7 @@ struct WaitStats {
 }
 
 impl WaitStats {
-    fn counters(&self) -> Counters {
+    pub(super) fn counters(&self) -> Counters {
         Counters::from([
             ("futex_waits", self.futex_waits),
             ("futex_wakes", self.futex_wakes),

@@ -8,7 +8,7 @@ use toml::Spanned;
 use crate::keys;
 use crate::model::{
     Channel, ChannelLines, DEFAULT_CAPACITY, DEFAULT_SLOT_SIZE, Endpoint, MAX_CAPACITY, Overflow,
-    Pattern, Plugin,
+    Pattern, Plugin, SyncMode,
 };
 use crate::raw::{RawChannel, RawEndpoints};
 use crate::source::{ScenarioError, Source, is_bare_key};
@@ -155,6 +155,26 @@ pub(super) fn validate_channels(
             None => Overflow::Block,
             Some(o) => one_of(src, o, &key("overflow"), &Overflow::ALL, |o| o.name())?,
         };
+        let sync = match &channel.sync {
+            None => SyncMode::LockFree,
+            Some(v) => one_of(src, v, &key("sync"), &SyncMode::ALL, |v| v.name())?,
+        };
+        if sync != SyncMode::LockFree
+            && overflow != Overflow::Block
+            && let Some(o) = &channel.overflow
+        {
+            return Err(src.at(
+                o.span(),
+                key("overflow"),
+                format!(
+                    "overflow = \"{}\" needs sync = \"lock-free\": the textbook's bounded \
+                     buffer (sync = \"{}\") makes a producer wait on its `empty` count, it \
+                     never drops",
+                    overflow.name(),
+                    sync.name()
+                ),
+            ));
+        }
         let lines = channel_lines(src, &channel);
         channels.push(Channel {
             from: from.into_iter().map(|r| r.endpoint).collect(),
@@ -163,6 +183,7 @@ pub(super) fn validate_channels(
             capacity,
             pattern,
             overflow,
+            sync,
             lines,
         });
     }
@@ -214,6 +235,15 @@ fn check_request_reply(
                 .to_string(),
         ));
     }
+    if let Some(sync) = &channel.sync {
+        return Err(src.at(
+            sync.span(),
+            key("sync"),
+            "sync does not apply to a request-reply channel: each client has one call in \
+             flight on its own link, so there is no shared buffer to guard"
+                .to_string(),
+        ));
+    }
     if let Some(overflow) = &channel.overflow {
         return Err(src.at(
             overflow.span(),
@@ -242,6 +272,7 @@ fn channel_lines(src: &Source<'_>, channel: &RawChannel) -> ChannelLines {
             .overflow
             .as_ref()
             .map(|v| src.line_of(v.span().start)),
+        sync: channel.sync.as_ref().map(|v| src.line_of(v.span().start)),
         to: src.line_of(channel.to.span().start),
     }
 }
