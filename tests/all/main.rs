@@ -24,6 +24,7 @@ mod scenario;
 mod scenarios;
 mod shm;
 mod soak;
+mod sync;
 mod tcp;
 mod udp;
 mod util;

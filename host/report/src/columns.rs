@@ -102,6 +102,8 @@ pub enum When {
     ClientsLost,
     /// Some run lost, dropped, duplicated or reordered a message.
     Loss,
+    /// Some run has `locks` (a bounded buffer on `shm`).
+    Locks,
 }
 
 impl When {
@@ -115,6 +117,7 @@ impl When {
             When::Requests => any(|r| r.requests.is_some()),
             When::ClientsLost => any(|r| r.requests.is_some_and(|q| q.clients_lost > 0)),
             When::Loss => any(|r| r.lost + r.dropped + r.duplicated + r.reordered > 0),
+            When::Locks => any(|r| r.locks.is_some()),
         }
     }
 
@@ -127,6 +130,7 @@ impl When {
             When::Requests => "when some run made calls",
             When::ClientsLost => "when some run lost a client",
             When::Loss => "when some run lost, dropped, duplicated or reordered a message",
+            When::Locks => "when some channel has `sync` other than `lock-free`",
         }
     }
 }
@@ -599,5 +603,77 @@ pub static COLUMNS: &[Column] = &[
         table: None,
         csv: csv("reordered", |r| r.reordered.to_string()),
         summary: None,
+    },
+    Column {
+        json: &["locks.sync"],
+        unit: "",
+        doc: "The bounded buffer's `sync` (`semaphores`, `mutex`); empty when every channel is \
+              lock-free.",
+        table: row_when("sync", When::Locks, |_, r| {
+            r.locks
+                .as_ref()
+                .map_or("lock-free".into(), |l| l.sync.clone())
+        }),
+        csv: csv("sync", |r| {
+            r.locks.as_ref().map(|l| l.sync.clone()).unwrap_or_default()
+        }),
+        summary: None,
+    },
+    Column {
+        json: &["locks.acquisitions_per_message"],
+        unit: "",
+        doc: "Times a port took a bounded buffer's mutex, per delivered message.",
+        table: row_when("lock acquisitions/message", When::Locks, |_, r| {
+            r.locks
+                .as_ref()
+                .map_or("-".into(), |l| format!("{:.2}", l.acquisitions_per_message))
+        }),
+        csv: csv("lock_acquisitions_per_message", |r| {
+            r.locks
+                .as_ref()
+                .map(|l| format!("{:.4}", l.acquisitions_per_message))
+                .unwrap_or_default()
+        }),
+        summary: sum(
+            |r| r.locks.as_ref().map(|l| l.acquisitions_per_message),
+            |x| format!("{x:.2}"),
+        ),
+    },
+    Column {
+        json: &["locks.contended_per_message"],
+        unit: "",
+        doc: "Of those, the times the mutex was held by another port, per delivered message.",
+        table: row_when("  contended/message", When::Locks, |_, r| {
+            r.locks
+                .as_ref()
+                .map_or("-".into(), |l| format!("{:.3}", l.contended_per_message))
+        }),
+        csv: csv("lock_contended_per_message", |r| {
+            r.locks
+                .as_ref()
+                .map(|l| format!("{:.4}", l.contended_per_message))
+                .unwrap_or_default()
+        }),
+        summary: sum(
+            |r| r.locks.as_ref().map(|l| l.contended_per_message),
+            |x| format!("{x:.3}"),
+        ),
+    },
+    Column {
+        json: &["locks.wait_ns_per_message"],
+        unit: "ns",
+        doc: "Time ports waited for the mutex, per delivered message.",
+        table: row_when("  lock wait/message", When::Locks, |_, r| {
+            r.locks
+                .as_ref()
+                .map_or("-".into(), |l| ns(l.wait_ns_per_message))
+        }),
+        csv: csv("lock_wait_ns_per_message", |r| {
+            r.locks
+                .as_ref()
+                .map(|l| format!("{:.1}", l.wait_ns_per_message))
+                .unwrap_or_default()
+        }),
+        summary: sum(|r| r.locks.as_ref().map(|l| l.wait_ns_per_message), ns),
     },
 ];

@@ -155,6 +155,46 @@ pub static FIELDS: &[Field] = &[
         "`avg / 2`: the figure to compare with other systems' RTT/2.",
     ),
     f(
+        "runs[].locks",
+        "",
+        "Null, or the bounded buffer's lock when a channel has `sync` other than `lock-free` (`shm`), summed over every port.",
+    ),
+    f(
+        "runs[].locks.sync",
+        "",
+        "The channels' `sync`: `semaphores` or `mutex` (several joined by `+`).",
+    ),
+    f(
+        "runs[].locks.acquisitions",
+        "",
+        "Times a port took a channel's mutex, including each re-take after a condition wait.",
+    ),
+    f(
+        "runs[].locks.contended",
+        "",
+        "Of those, the times another port held the mutex and this one had to wait.",
+    ),
+    f(
+        "runs[].locks.wait_ns",
+        "ns",
+        "Time ports waited for the mutex.",
+    ),
+    f(
+        "runs[].locks.acquisitions_per_message",
+        "",
+        "`acquisitions` per delivered message.",
+    ),
+    f(
+        "runs[].locks.contended_per_message",
+        "",
+        "`contended` per delivered message.",
+    ),
+    f(
+        "runs[].locks.wait_ns_per_message",
+        "ns",
+        "`wait_ns` per delivered message.",
+    ),
+    f(
         "runs[].requests",
         "",
         "Null, or the request/reply figures when plugins made calls.",

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::model::{Latency, ProcessReport, Requests, RoundTrip, RunReport};
+use crate::model::{Latency, Locks, ProcessReport, Requests, RoundTrip, RunReport};
 use wasm_ipc_scenario::{Scenario, Verify};
 use wasm_ipc_wire::control::Status;
 use wasm_ipc_wire::record::{EXIT_BOUND, LinkReport, RunRecord};
@@ -345,6 +345,7 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         server_cpu_ns_per_request: per(server_cpu, requests.served),
         ..requests
     });
+    let locks = locks(sc, &processes, messages);
     let rates = counts
         .into_iter()
         .map(|(k, v)| (k, per_s(u64::try_from(v).unwrap_or(0))))
@@ -352,6 +353,7 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
     RunReport {
         round_trip_ns,
         requests,
+        locks,
         rates,
         scenario: sc.name.clone(),
         backend: backend.name().to_string(),
@@ -388,6 +390,44 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         wall_s: run.end_ns.saturating_sub(run.start_ns) as f64 / 1e9,
         clocks: run.clocks.clone(),
     }
+}
+
+/// The bounded buffer's lock figures, summed over the processes' counters, when some channel
+/// of the scenario is not lock-free.
+fn locks(sc: &Scenario, processes: &[ProcessReport], messages: u64) -> Option<Locks> {
+    let mut syncs: Vec<&str> = sc
+        .channels
+        .iter()
+        .map(|c| c.sync)
+        .filter(|&s| s != wasm_ipc_scenario::SyncMode::LockFree)
+        .map(wasm_ipc_scenario::SyncMode::name)
+        .collect();
+    syncs.dedup();
+    if syncs.is_empty() {
+        return None;
+    }
+    let total = |name: &str| -> u64 { processes.iter().filter_map(|p| p.counters.get(name)).sum() };
+    let (acquisitions, contended, wait_ns) = (
+        total("lock_acquisitions"),
+        total("lock_contended"),
+        total("lock_wait_ns"),
+    );
+    let per = |x: u64| {
+        if messages > 0 {
+            x as f64 / messages as f64
+        } else {
+            0.0
+        }
+    };
+    Some(Locks {
+        sync: syncs.join("+"),
+        acquisitions,
+        contended,
+        wait_ns,
+        acquisitions_per_message: per(acquisitions),
+        contended_per_message: per(contended),
+        wait_ns_per_message: per(wait_ns),
+    })
 }
 
 /// A duration for a verdict: seconds with two decimals.

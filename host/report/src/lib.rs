@@ -32,7 +32,9 @@ mod verdicts;
 pub use columns::{COLUMNS, Column, CsvColumn, TableRow, When};
 pub use fields::{FIELDS, Field, field, field_reference};
 pub use from_record::{SYSCALL_COUNTERS, combine};
-pub use model::{FigureSummary, Latency, ProcessReport, Report, Requests, RoundTrip, RunReport};
+pub use model::{
+    FigureSummary, Latency, Locks, ProcessReport, Report, Requests, RoundTrip, RunReport,
+};
 pub use stats::{Interval, cpu_per_message_ns, median, median_interval, outliers};
 pub use verdicts::{MIN_ROUNDS_TO_CALL, NOISE_FLOOR, Verdict, first_wins, round_ratios};
 pub use wasm_ipc_scenario::{human_bytes, human_ns};

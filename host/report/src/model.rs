@@ -90,6 +90,26 @@ pub struct RoundTrip {
     pub one_way_avg: u64,
 }
 
+/// The lock of the textbook's bounded buffer (`sync = "semaphores"` or `"mutex"` on `shm`),
+/// summed over every port of the run: what the classic solution costs per message.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Locks {
+    /// The channels' `sync` (`semaphores`, `mutex`; several joined by `+`).
+    pub sync: String,
+    /// Times a port took a channel's mutex (including each re-take after a condition wait).
+    pub acquisitions: u64,
+    /// Of those, the times the mutex was held by another and the port had to wait.
+    pub contended: u64,
+    /// Time ports waited for the mutex, ns.
+    pub wait_ns: u64,
+    /// `acquisitions` per delivered message.
+    pub acquisitions_per_message: f64,
+    /// `contended` per delivered message.
+    pub contended_per_message: f64,
+    /// `wait_ns` per delivered message, ns.
+    pub wait_ns_per_message: f64,
+}
+
 /// Request/reply (ABI 0.2.0 `call`s), from the host's timing of each call in the clients.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Requests {
@@ -225,6 +245,9 @@ pub struct RunReport {
     /// Request/reply figures, when plugins made calls (added in schema 1).
     #[serde(default)]
     pub requests: Option<Requests>,
+    /// The bounded buffer's lock, when a channel has `sync` other than `lock-free`.
+    #[serde(default)]
+    pub locks: Option<Locks>,
     /// Per second, for every plugin report `count.<what>` (summed over processes): `<what>` →
     /// rate, e.g. `pages` for the web workers' `count.pages` (added in schema 1).
     #[serde(default)]

@@ -193,8 +193,16 @@ fn consumer_id(q: u32) -> u32 {
     0x1_0000 + q + 1
 }
 
-/// What an endpoint id names, for messages.
-fn who(id: u32) -> String {
+/// What an endpoint id names, for messages: by its link when `names` has it.
+fn who(id: u32, names: &[(u32, String)]) -> String {
+    let side = if id > 0x1_0000 {
+        "consumer"
+    } else {
+        "producer"
+    };
+    if let Some((_, link)) = names.iter().find(|(n, _)| *n == id) {
+        return format!("the {side} on link {link}");
+    }
     match id {
         0x1_0001.. => format!("consumer {}", id - 0x1_0001),
         1.. => format!("producer {}", id - 1),
@@ -219,6 +227,8 @@ pub struct BoundedParams {
 pub struct Control {
     map: ControlMap,
     layout: Layout,
+    /// Endpoint ids this process can name by a link (for messages).
+    names: Vec<(u32, String)>,
 }
 
 /// A port's lock figures.
@@ -230,10 +240,14 @@ struct LockStats {
 }
 
 impl Control {
-    fn create(name: &str, layout: Layout) -> std::io::Result<(std::fs::File, Control)> {
+    fn create(
+        name: &str,
+        layout: Layout,
+        names: Vec<(u32, String)>,
+    ) -> std::io::Result<(std::fs::File, Control)> {
         let file = sys::sized_memfd(name, layout.control_len())?;
         let map = ControlMap::map(file.as_fd(), layout.control_len())?;
-        let c = Control { map, layout };
+        let c = Control { map, layout, names };
         for k in 0..layout.slots {
             // Slot 0 on top.
             c.at(layout.free(k)).store(layout.slots - 1 - k, SeqCst);
@@ -244,9 +258,13 @@ impl Control {
         Ok((file, c))
     }
 
-    fn map(fd: std::os::fd::BorrowedFd<'_>, layout: Layout) -> std::io::Result<Control> {
+    fn map(
+        fd: std::os::fd::BorrowedFd<'_>,
+        layout: Layout,
+        names: Vec<(u32, String)>,
+    ) -> std::io::Result<Control> {
         let map = ControlMap::map(fd, layout.control_len())?;
-        let c = Control { map, layout };
+        let c = Control { map, layout, names };
         if c.map.u64(0).load(SeqCst) != MAGIC {
             return Err(std::io::Error::other(
                 "control block has no bounded-buffer header",
@@ -266,7 +284,7 @@ impl Control {
             PortError::PeerFailed(format!(
                 "{} died holding the channel's lock (sync = \"{}\"): what it guarded may be \
                  half-changed, so the channel failed",
-                who(by),
+                who(by, &self.names),
                 self.layout.sync.name()
             ))
         })
@@ -576,9 +594,23 @@ impl PeerLost for Arc<Control> {
 pub fn plan(ch: &ChannelDesc<'_>, fds: &mut Fds) -> anyhow::Result<ChannelPlan> {
     let layout = Layout::new(ch)?;
     let wait = Wait::for_run(ch.wait, ch.processes);
+    let mut names = Vec::new();
+    for (p, links) in ch.keys.iter().enumerate() {
+        if let (Ok(p), Some(link)) = (u32::try_from(p), links.first()) {
+            names.push((producer_id(p), link.clone()));
+        }
+    }
+    if let Some(links) = ch.keys.first() {
+        for (q, link) in links.iter().enumerate() {
+            if let Ok(q) = u32::try_from(q) {
+                names.push((consumer_id(q), link.clone()));
+            }
+        }
+    }
     let (ctl_file, ctl) = Control::create(
         &format!("wasm-ipc:{}:control:{}", ch.run_id, ch.index),
         layout,
+        names,
     )
     .context("creating a control block")?;
     let ctl_fd = OwnedFd::from(ctl_file);
@@ -641,9 +673,25 @@ fn open(
     let [ctl, area] = spec.fds[..] else {
         anyhow::bail!("port `{}`: a bounded-buffer port takes 2 fds", spec.name);
     };
+    // A producer's links go to every consumer, a consumer's come from every producer.
+    let names = spec
+        .links
+        .iter()
+        .enumerate()
+        .filter_map(|(k, link)| {
+            let k = u32::try_from(k).ok()?;
+            let id = if writable {
+                consumer_id(k)
+            } else {
+                producer_id(k)
+            };
+            Some((id, link.clone()))
+        })
+        .collect();
     let ctl = Control::map(
         fds.take(ctl).context("control block")?.as_fd(),
         params.bounded,
+        names,
     )?;
     let area = fds.take(area).context("slot area")?;
     sys::map_over_window(
