@@ -102,13 +102,18 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
         "kernel mechanisms side by side",
         "limited by message size and system constraints",
         "message loss or duplication",
+        "synchronisation: the textbook's semaphores against a lock-free ring",
     ] {
         assert!(aspects.iter().any(|x| x.starts_with(a)), "no row {a}");
     }
 
-    // Every experiment ran on both backends, with digests that agree.
+    // Every experiment ran on both backends (the synchronisation ones on shm alone: `sync` is
+    // shm's key), with digests that agree.
     for e in rep["experiments"].as_array().unwrap() {
         assert_eq!(e["digests_agree"], true, "{}", e["id"]);
+        if e["id"].as_str().unwrap().starts_with("sync-") {
+            continue;
+        }
         for b in ["shm", "msg"] {
             assert!(!runs(&rep, e["id"].as_str().unwrap(), b).is_empty());
         }
@@ -246,6 +251,81 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
         slow["verdict"].as_str().unwrap().starts_with("both hold"),
         "{slow:#}"
     );
+
+    // The bounded buffer against the lock-free rings: every shape ran each `sync` in three
+    // interleaved rounds (lock-free, semaphores, mutex per round), every run ok; the lock is
+    // counted under semaphores and mutex and absent under lock-free; and the verdict's ratio
+    // for four producers, idle, is the median of the per-round ratios of the runs here.
+    let bounded = row(&rep, "synchronisation: the textbook's semaphores");
+    for id in [
+        "sync-1p-idle",
+        "sync-4p-idle",
+        "sync-1p-loaded",
+        "sync-4p-loaded",
+    ] {
+        let all = runs(&rep, id, "shm");
+        let measured: Vec<&&Value> = all.iter().filter(|r| r["warmup"] != true).collect();
+        assert_eq!(measured.len(), 9, "{id}");
+        let order: Vec<&str> = measured
+            .iter()
+            .map(|r| r["locks"]["sync"].as_str().unwrap_or("lock-free"))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "lock-free",
+                "semaphores",
+                "mutex",
+                "lock-free",
+                "semaphores",
+                "mutex",
+                "lock-free",
+                "semaphores",
+                "mutex"
+            ],
+            "{id}: rounds interleave the three"
+        );
+        for r in &measured {
+            assert_eq!(r["ok"], true, "{id}: {}", r["error"]);
+            if r["locks"].is_null() {
+                continue;
+            }
+            assert!(r["locks"]["acquisitions"].as_u64().unwrap() > 0, "{id}");
+        }
+    }
+    let ratios: Vec<f64> = (0..3)
+        .map(|round| {
+            let rate = |sync: &str| {
+                runs(&rep, "sync-4p-idle", "shm")
+                    .into_iter()
+                    .find(|r| {
+                        r["warmup"] != true
+                            && r["round"] == round
+                            && r["locks"]["sync"].as_str().unwrap_or("lock-free") == sync
+                    })
+                    .unwrap()["msgs_per_s"]
+                    .as_f64()
+                    .unwrap()
+            };
+            rate("semaphores") / rate("lock-free")
+        })
+        .collect();
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    let verdict = bounded["verdict"].as_str().unwrap();
+    assert!(
+        verdict.contains(&format!(
+            "4 producers, idle: semaphores {:.2}× ({:.2}–{:.2}, 3 rounds",
+            sorted[1], sorted[0], sorted[2]
+        )),
+        "{verdict} against {ratios:?}"
+    );
+    for shape in ["1 producer, idle", "4 producers, loaded"] {
+        for sync in ["lock-free", "semaphores", "mutex"] {
+            let shm = bounded["shm"].as_str().unwrap();
+            assert!(shm.contains(shape) && shm.contains(sync), "{shm}");
+        }
+    }
 
     // Message loss: under drop-newest every backend lost messages to the stalled consumer,
     // and each link's loss (from sequence numbers) is exactly what did not arrive; under block

@@ -1744,11 +1744,13 @@ impl Drop for TempDir {
     }
 }
 
-/// Background processes that spin on the CPU while they live (`--load N`).
-struct Load(Vec<Child>);
+/// Background processes that spin on the CPU while they live (`--load N`; `--explain`'s
+/// loaded synchronisation runs).
+pub(crate) struct Load(Vec<Child>);
 
 impl Load {
-    fn start(exe: &Path, n: u32) -> anyhow::Result<Load> {
+    /// Starts `n` spinners from `exe` (`wasm-ipc bench-peer`).
+    pub(crate) fn start(exe: &Path, n: u32) -> anyhow::Result<Load> {
         let mut spinners = Vec::new();
         for _ in 0..n {
             let spec = PeerSpec {

@@ -262,7 +262,48 @@ const ACROSS: Experiment = Experiment {
     backends: &[BackendKind::Zenoh, BackendKind::Auto],
 };
 
+/// The synchronisation experiments (`sync-…`): `fan-in.toml` on shm under each `sync`, their
+/// rounds interleaved (lock-free, semaphores, mutex, lock-free, …) by [`sync_experiments`].
+const SYNC: Experiment = Experiment {
+    id: "sync",
+    file: SYNC_FILE,
+    sets: &[],
+    quick: &[],
+    must_pass: true,
+    measure: true,
+    backends: &[BackendKind::Shm],
+};
+
+/// The scenario of the synchronisation experiments.
+const SYNC_FILE: &str = "fan-in.toml";
+
+/// The `sync` values the synchronisation row compares, the lock-free rings first.
+const SYNCS: [&str; 3] = ["lock-free", "semaphores", "mutex"];
+
+/// The synchronisation row's shapes: producers (one, and four contending for the buffer's
+/// lock) and whether every CPU has a spinning process beside the run (`--load` as in
+/// `bench`).
+const SYNC_SHAPES: [(u32, bool); 4] = [(1, false), (4, false), (1, true), (4, true)];
+
+/// An experiment's id for a shape of the synchronisation row.
+fn sync_id(producers: u32, loaded: bool) -> &'static str {
+    match (producers, loaded) {
+        (1, false) => "sync-1p-idle",
+        (1, true) => "sync-1p-loaded",
+        (_, false) => "sync-4p-idle",
+        (_, true) => "sync-4p-loaded",
+    }
+}
+
+/// The `sync` a run of a synchronisation experiment had.
+fn sync_of(r: &RunReport) -> &str {
+    r.locks.as_ref().map_or("lock-free", |l| l.sync.as_str())
+}
+
 fn experiment(id: &str) -> &'static Experiment {
+    if id.starts_with("sync-") {
+        return &SYNC;
+    }
     EXPERIMENTS
         .iter()
         .chain([&ACROSS])
@@ -477,6 +518,9 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
             break;
         }
     }
+    if !supervisor::was_interrupted() {
+        ran.extend(sync_experiments(opts, progress)?);
+    }
     if let Some(path) = &opts.hosts
         && !supervisor::was_interrupted()
     {
@@ -600,6 +644,95 @@ fn run_matrix(
     Ok(runs)
 }
 
+/// The synchronisation experiments: per shape of [`SYNC_SHAPES`], `fan-in.toml` on shm with
+/// `producers` producers under each of [`SYNCS`], a warm-up run each, then rounds that
+/// interleave them (lock-free, semaphores, mutex, lock-free, …) so that drift on a shared
+/// machine hits them alike; five rounds (`--repeat` says otherwise, `--quick` one). A loaded
+/// shape runs beside one spinning process per CPU. Each run carries its `sync` in its
+/// report's `locks` (none: lock-free).
+fn sync_experiments(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Vec<Ran>> {
+    let path = opts.dir.join(SYNC_FILE);
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let rounds = opts.repeat.unwrap_or(if opts.quick { 1 } else { 5 });
+    let mut out = Vec::new();
+    for (producers, loaded) in SYNC_SHAPES {
+        let id = sync_id(producers, loaded);
+        let total: u32 = if opts.quick { 8_000 } else { 400_000 };
+        let count = total / producers;
+        let sets = vec![
+            "run.backends=[\"shm\"]".to_string(),
+            format!("plugin.sensor.instances={producers}"),
+            format!("plugin.sensor.config.count={count}"),
+            format!("plugin.collector.config.expect={}", count * producers),
+        ];
+        let mut matrices = Vec::new();
+        for sync in SYNCS {
+            let mut with = sets.clone();
+            with.push(format!("channel.0.sync=\"{sync}\""));
+            let sc = Scenario::load_with(&path, &with).map_err(|err| anyhow::anyhow!("{err}"))?;
+            matrices.push(Matrix::new(
+                &sc,
+                &[BackendKind::Shm],
+                &[],
+                opts.session.clone(),
+                Mode::Once,
+            )?);
+        }
+        let _load = if loaded {
+            Some(crate::bench::Load::start(
+                &opts.session.exe,
+                u32::try_from(cpus).unwrap_or(1),
+            )?)
+        } else {
+            None
+        };
+        let mut runs = Vec::new();
+        let warmups = u32::from(opts.warmup && !opts.quick);
+        for round in 0..warmups + rounds {
+            let warmup = round < warmups;
+            for (m, sync) in matrices.iter_mut().zip(SYNCS) {
+                progress(&format!(
+                    "explain: {id} ({SYNC_FILE}, sync = {sync}) on shm ({})",
+                    if warmup {
+                        "warm-up".to_string()
+                    } else {
+                        format!("round {}", round - warmups + 1)
+                    }
+                ));
+                let (point, record) = m.run_one(0, BackendKind::Shm, round)?;
+                let mut r = RunReport::of_plan(&point.scenario, &record, &point.values, warmup);
+                r.round = round.saturating_sub(warmups);
+                r.repeat = r.round;
+                runs.push(r);
+                if supervisor::was_interrupted() {
+                    break;
+                }
+            }
+            if supervisor::was_interrupted() {
+                break;
+            }
+        }
+        let digests: Vec<&Option<String>> = runs
+            .iter()
+            .filter(|r| r.ok)
+            .map(|r| &r.digest_received)
+            .collect();
+        out.push(Ran {
+            id: id.to_string(),
+            scenario: path.display().to_string(),
+            sets,
+            digests_agree: digests.windows(2).all(|w| w[0] == w[1]),
+            wait_bound_ns: None,
+            runs,
+            refused: Vec::new(),
+        });
+        if supervisor::was_interrupted() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Runs the scenario with hosts on `zenoh` and `auto`, and records why `shm` and `msg` refuse
 /// it.
 fn across(opts: &Options, path: &Path, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Ran> {
@@ -695,6 +828,7 @@ pub fn fill(ran: Vec<Ran>, limits: Vec<Limit>, quick: bool) -> Explained {
         t.kernel_mechanisms(),
         t.limited(),
         t.loss(),
+        t.bounded_buffer(),
     ];
     for row in &mut rows {
         if row.outcome != Outcome::WithinTheNoise {
@@ -1583,6 +1717,132 @@ impl Table<'_> {
         }
     }
 
+    /// The ok measured runs of synchronisation experiment `id` under `sync`.
+    fn sync_runs(&self, id: &str, sync: &str) -> Vec<&RunReport> {
+        self.ran(id)
+            .map(|r| {
+                r.runs
+                    .iter()
+                    .filter(|x| x.ok && !x.warmup && sync_of(x) == sync)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `sync`'s messages per second over lock-free's in experiment `id`: the median and
+    /// interval of the per-round ratios (runs of one round ran one after the other).
+    fn sync_ratio(&self, id: &str, sync: &str) -> Option<Interval> {
+        let per_round = |s: &str| -> BTreeMap<u32, f64> {
+            self.sync_runs(id, s)
+                .into_iter()
+                .map(|r| (r.round, r.msgs_per_s))
+                .collect()
+        };
+        let (a, b) = (per_round(sync), per_round("lock-free"));
+        let ratios: Vec<f64> = a
+            .iter()
+            .filter_map(|(round, x)| b.get(round).map(|y| x / y))
+            .collect();
+        median_interval(&ratios)
+    }
+
+    /// The textbook's bounded buffer (semaphores, or a mutex and condition variables) against
+    /// the lock-free rings on shm: one producer and four, idle and loaded.
+    fn bounded_buffer(&self) -> Row {
+        let shape_name = |producers: u32, loaded: bool| {
+            format!(
+                "{producers} producer{}{}",
+                if producers == 1 { "" } else { "s" },
+                if loaded { ", loaded" } else { ", idle" }
+            )
+        };
+        let mut cells = Vec::new();
+        let mut said = Vec::new();
+        let mut measured = true;
+        for (producers, loaded) in SYNC_SHAPES {
+            let id = sync_id(producers, loaded);
+            let figures: Vec<String> = SYNCS
+                .iter()
+                .map(|sync| {
+                    let runs = self.sync_runs(id, sync);
+                    let rate = median(&runs, |r| r.msgs_per_s).unwrap_or(f64::NAN);
+                    let cpu = median(&runs, |r| per_msg(r, cpu_ns(r))).unwrap_or(f64::NAN);
+                    let p99 = median(&runs, |r| r.latency_ns.p99 as f64).unwrap_or(f64::NAN);
+                    let lock = median(&runs, |r| {
+                        r.locks
+                            .as_ref()
+                            .map_or(f64::NAN, |l| l.contended_per_message)
+                    })
+                    .filter(|x| !x.is_nan());
+                    if rate.is_nan() {
+                        measured = false;
+                        return format!("{sync}: -");
+                    }
+                    format!(
+                        "{sync} {rate:.0} msg/s, CPU {}/msg, p99 {}{}",
+                        ns(cpu),
+                        ns(p99),
+                        lock.map_or(String::new(), |c| format!(", {c:.2} contended/msg"))
+                    )
+                })
+                .collect();
+            cells.push(format!(
+                "{}: {}",
+                shape_name(producers, loaded),
+                figures.join(", ")
+            ));
+            let against: Vec<String> = SYNCS[1..]
+                .iter()
+                .map(|sync| match self.sync_ratio(id, sync) {
+                    None => format!("{sync} not measured"),
+                    Some(r) => {
+                        let how = match first_wins(&r, true) {
+                            Some(true) => "faster",
+                            Some(false) => "slower",
+                            None => "no clear difference",
+                        };
+                        format!(
+                            "{sync} {:.2}× ({:.2}–{:.2}, {} round{}, {how})",
+                            r.median,
+                            r.lo,
+                            r.hi,
+                            r.n,
+                            if r.n == 1 { "" } else { "s" }
+                        )
+                    }
+                })
+                .collect();
+            said.push(format!(
+                "{}: {}",
+                shape_name(producers, loaded),
+                against.join(", ")
+            ));
+        }
+        let verdict = if measured {
+            format!(
+                "messages per second against the lock-free rings, median of the per-round \
+                 ratios and its interval: {}",
+                said.join("; ")
+            )
+        } else {
+            "not measured: a run failed".to_string()
+        };
+        let from: Vec<&'static str> = SYNC_SHAPES.iter().map(|&(p, l)| sync_id(p, l)).collect();
+        Row {
+            aspect: "synchronisation: the textbook's semaphores against a lock-free ring",
+            textbook: "shared memory requires synchronisation (semaphores or mutexes), which can be complex",
+            shm: cells.join("; "),
+            msg: "- (the kernel synchronises a socket's two sides: there is nothing to choose)"
+                .to_string(),
+            verdict,
+            agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
+            from,
+            others: Vec::new(),
+        }
+    }
+
     /// What each backend loses when a stalled consumer meets a channel that drops
     /// (`overflow = "drop-newest"`), and what blocking costs instead.
     fn loss(&self) -> Row {
@@ -1954,7 +2214,21 @@ impl Explained {
                 let mut backends: Vec<&str> = r.runs.iter().map(|x| x.backend.as_str()).collect();
                 backends.sort_unstable();
                 backends.dedup();
-                let per = r.runs.iter().filter(|x| !x.warmup).count() / backends.len().max(1);
+                // Runs per backend and `sync` (the synchronisation experiments run three).
+                let mut kinds: Vec<(&str, &str)> = r
+                    .runs
+                    .iter()
+                    .map(|x| (x.backend.as_str(), sync_of(x)))
+                    .collect();
+                kinds.sort_unstable();
+                kinds.dedup();
+                let per = r.runs.iter().filter(|x| !x.warmup).count() / kinds.len().max(1);
+                let syncs: Vec<&str> = kinds.iter().map(|k| k.1).collect();
+                let backends: Vec<String> = if syncs.len() > 1 {
+                    vec![format!("shm under sync = {}", syncs.join(", "))]
+                } else {
+                    backends.iter().map(|b| b.to_string()).collect()
+                };
                 let refused = if r.refused.is_empty() {
                     String::new()
                 } else {
