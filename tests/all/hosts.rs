@@ -835,6 +835,65 @@ fn explain_measures_the_crosses_machines_row_from_a_run_across_two_namespaces() 
         .map(|p| p["host"].as_str().unwrap())
         .collect();
     assert_eq!(hosts_of.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+
+    // Message loss across the two hosts: lossy.toml's producer on a and its consumer on b,
+    // on zenoh. Under drop-newest the stalled consumer lost messages, each link's loss (from
+    // sequence numbers) is exactly what did not arrive; under block nothing was lost; and the
+    // loss row says so beside the one-host figures.
+    let experiment = |id: &str| {
+        r["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap_or_else(|| panic!("no experiment {id}"))
+            .clone()
+    };
+    let dropping = &experiment("loss-across-drop")["runs"][0];
+    assert_eq!(dropping["ok"], true, "{dropping}");
+    assert!(dropping["lost"].as_u64().unwrap() > 0, "{dropping}");
+    for l in dropping["links"].as_array().unwrap() {
+        assert_eq!(
+            (l["from_host"].as_str(), l["to_host"].as_str()),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(
+            l["lost"].as_u64().unwrap(),
+            l["published"].as_u64().unwrap() - l["received"].as_u64().unwrap(),
+            "{l}"
+        );
+    }
+    let blocking = &experiment("loss-across-block")["runs"][0];
+    assert_eq!(blocking["ok"], true, "{blocking}");
+    assert_eq!(blocking["lost"], 0, "{blocking}");
+    let loss = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| {
+            x["aspect"]
+                .as_str()
+                .unwrap()
+                .starts_with("message loss or duplication")
+        })
+        .unwrap();
+    let verdict = loss["verdict"].as_str().unwrap();
+    // Shown with --nocapture: the row as measured across the namespaces.
+    println!("{verdict}");
+    assert!(
+        verdict.contains(&format!(
+            "across hosts a → b on zenoh: drop-newest lost {} of",
+            dropping["lost"]
+        )) && verdict.ends_with("; block: lost 0"),
+        "{verdict}"
+    );
+    assert!(
+        loss["from"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("loss-across-drop")),
+        "{loss}"
+    );
 }
 
 #[test]

@@ -300,9 +300,24 @@ fn sync_of(r: &RunReport) -> &str {
     r.locks.as_ref().map_or("lock-free", |l| l.sync.as_str())
 }
 
+/// The message-loss experiments across hosts (`loss-across-drop`, `loss-across-block`):
+/// `lossy.toml`'s producer and consumer placed on the first two hosts of `--hosts`, on zenoh.
+const LOSS_ACROSS: Experiment = Experiment {
+    id: "loss-across",
+    file: "lossy.toml",
+    sets: &[],
+    quick: LOSSY_QUICK,
+    must_pass: true,
+    measure: false,
+    backends: &[BackendKind::Zenoh],
+};
+
 fn experiment(id: &str) -> &'static Experiment {
     if id.starts_with("sync-") {
         return &SYNC;
+    }
+    if id.starts_with("loss-across") {
+        return &LOSS_ACROSS;
     }
     EXPERIMENTS
         .iter()
@@ -525,6 +540,7 @@ pub fn explain(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::Result
         && !supervisor::was_interrupted()
     {
         ran.push(across(opts, path, progress)?);
+        ran.extend(loss_across(opts, path, progress)?);
     }
     let path = opts.dir.join(LIMITS_FILE);
     let sc = Scenario::load_with(&path, &[]).map_err(|err| anyhow::anyhow!("{err}"))?;
@@ -712,6 +728,13 @@ fn sync_experiments(opts: &Options, progress: &mut dyn FnMut(&str)) -> anyhow::R
                 break;
             }
         }
+        let mut sets = sets;
+        if loaded {
+            sets.push(format!(
+                "beside {cpus} spinning process{} (one per CPU)",
+                if cpus == 1 { "" } else { "es" }
+            ));
+        }
         let digests: Vec<&Option<String>> = runs
             .iter()
             .filter(|r| r.ok)
@@ -770,6 +793,119 @@ fn across(opts: &Options, path: &Path, progress: &mut dyn FnMut(&str)) -> anyhow
         runs,
         refused,
     })
+}
+
+/// `lossy.toml` across two hosts: its producer on the first `[[host]]` of the `--hosts`
+/// scenario and its consumer on the second, on zenoh, under drop-newest and under block (one
+/// run each; `--quick` makes it smaller). The scenario is written to a temporary file next to
+/// nothing of the user's (its module paths made absolute) and removed when done. None when the
+/// `--hosts` scenario names fewer than two hosts.
+fn loss_across(
+    opts: &Options,
+    hosts: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<Ran>> {
+    let placed = Scenario::load_with(hosts, &[]).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let [a, b, ..] = &placed.hosts[..] else {
+        return Ok(Vec::new());
+    };
+    let lossy = opts.dir.join(LOSS_ACROSS.file);
+    let text =
+        std::fs::read_to_string(&lossy).with_context(|| format!("reading {}", lossy.display()))?;
+    let mut doc: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", lossy.display()))?;
+    let base = lossy
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .canonicalize()?;
+    let host_table = |h: &wasm_ipc_scenario::Host| {
+        let mut t = toml::Table::new();
+        t.insert("name".into(), h.name.clone().into());
+        t.insert("address".into(), h.address.clone().into());
+        toml::Value::Table(t)
+    };
+    doc.insert(
+        "host".into(),
+        toml::Value::Array(vec![host_table(a), host_table(b)]),
+    );
+    doc.insert("name".into(), "lossy-across".into());
+    if let Some(toml::Value::Table(run)) = doc.get_mut("run") {
+        run.insert("backends".into(), toml::Value::Array(vec!["zenoh".into()]));
+    }
+    if let Some(toml::Value::Array(plugins)) = doc.get_mut("plugin") {
+        for (k, plugin) in plugins.iter_mut().enumerate() {
+            let Some(t) = plugin.as_table_mut() else {
+                continue;
+            };
+            t.remove("build");
+            t.remove("source");
+            if let Some(toml::Value::String(w)) = t.get("wasm") {
+                let abs = base.join(w);
+                t.insert("wasm".into(), abs.display().to_string().into());
+            }
+            // The producer on the first host, the consumer on the second.
+            let host = if k == 0 { &a.name } else { &b.name };
+            t.insert("host".into(), host.clone().into());
+        }
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "wasm-ipc-{}-loss-across-{}",
+        opts.session.run_id,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    // Removed whatever happens below.
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    let file = dir.join("lossy-across.toml");
+    std::fs::write(&file, toml::to_string(&doc)?)?;
+    let mut out = Vec::new();
+    for (id, overflow) in [
+        ("loss-across-drop", "drop-newest"),
+        ("loss-across-block", "block"),
+    ] {
+        let mut sets = vec![format!("channel.0.overflow=\"{overflow}\"")];
+        if opts.quick {
+            sets.extend(LOSS_ACROSS.quick.iter().map(|s| s.to_string()));
+        }
+        let sc = Scenario::load_with(&file, &sets).map_err(|err| anyhow::anyhow!("{err}"))?;
+        let what = format!(
+            "{id} (lossy.toml, producer on host {}, consumer on host {})",
+            a.name, b.name
+        );
+        let runs = run_matrix(
+            opts,
+            &sc,
+            &[BackendKind::Zenoh],
+            Mode::Once,
+            &what,
+            progress,
+        )
+        .with_context(|| format!("experiment `{id}`"))?;
+        sets.insert(
+            0,
+            format!(
+                "the producer on host {}, the consumer on host {}",
+                a.name, b.name
+            ),
+        );
+        out.push(Ran {
+            id: id.to_string(),
+            scenario: lossy.display().to_string(),
+            sets,
+            digests_agree: true,
+            wait_bound_ns: None,
+            runs,
+            refused: Vec::new(),
+        });
+    }
+    Ok(out)
 }
 
 /// Capacity × the consumer's `delay_ns`, when a plugin of `sc` has one.
@@ -1939,6 +2075,43 @@ impl Table<'_> {
                 },
             )
         };
+        // Across hosts, when `--hosts` was given: the same on zenoh between two machines.
+        let across = match (
+            self.ok("loss-across-drop", "zenoh").first().copied(),
+            self.ok("loss-across-block", "zenoh").first().copied(),
+        ) {
+            (Some(d), Some(k)) => {
+                let hosts: Vec<&str> = d
+                    .links
+                    .first()
+                    .map(|l| vec![l.from_host.as_str(), l.to_host.as_str()])
+                    .unwrap_or_default();
+                Some(format!(
+                    "across hosts {} on zenoh: drop-newest lost {} of {} ({:.1}% delivered; {} \
+                     dropped by the sender), duplicated {}, reordered {}; block: lost {}",
+                    hosts.join(" → "),
+                    d.lost,
+                    published(d),
+                    100.0 * d.delivered_fraction,
+                    d.dropped,
+                    d.duplicated,
+                    d.reordered,
+                    k.lost
+                ))
+            }
+            _ if self.ran("loss-across-drop").is_some() => {
+                Some("across hosts: not measured (a run failed)".to_string())
+            }
+            _ => None,
+        };
+        let verdict = match &across {
+            Some(a) => format!("{verdict}; {a}"),
+            None => verdict,
+        };
+        let mut from = vec![drop, block];
+        if across.is_some() {
+            from.extend(["loss-across-drop", "loss-across-block"]);
+        }
         Row {
             aspect: "message loss or duplication (a fast producer, a stalled consumer)",
             textbook: "message passing requires handling of message loss or duplication in networks",
@@ -1948,7 +2121,7 @@ impl Table<'_> {
             agrees: None,
             ratio: None,
             outcome: Outcome::NoClaim,
-            from: vec![drop, block],
+            from,
             others: ["pipe", "mq", "tcp", "udp", "zenoh"]
                 .iter()
                 .map(|b| Other {

@@ -18,7 +18,10 @@
 //! - **Fan-out**: every consumer of a channel receives every message; a slow consumer holds
 //!   its producer back (back-pressure), it never loses messages.
 //! - **Capacity**: at most `capacity` messages are in flight per link; `loan` blocks when a
-//!   link is full.
+//!   link is full. (`shm`'s bounded buffer, `sync` other than lock-free, shares
+//!   `capacity × producers` slots among its producers, as the textbook's buffer is shared:
+//!   one producer alone has `capacity` in flight, as the contract's tests check, and in a
+//!   fan-in an idle producer's share goes to the others.)
 //! - **Bounds**: `loan` refuses lengths above the slot size (`TooLarge`); a receiver checks
 //!   every length it did not produce itself before it touches the window.
 //! - **End of stream**: `close` tells every consumer that this producer finished; a receiver
