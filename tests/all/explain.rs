@@ -589,4 +589,15 @@ fn one_round_puts_every_timed_row_within_the_noise() {
         text.contains("measured: within the noise: no clear winner in "),
         "{text}"
     );
+    // Each row cites its runs: per backend, and for the synchronisation experiments per `sync`.
+    assert!(
+        text.contains(
+            "stall_after=1000 on mq, msg, pipe, shm, tcp, udp, zenoh (1 run per backend)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("on shm under sync = lock-free, mutex, semaphores (1 run per backend)"),
+        "{text}"
+    );
 }

@@ -2396,7 +2396,8 @@ impl Explained {
                 kinds.sort_unstable();
                 kinds.dedup();
                 let per = r.runs.iter().filter(|x| !x.warmup).count() / kinds.len().max(1);
-                let syncs: Vec<&str> = kinds.iter().map(|k| k.1).collect();
+                let mut syncs: Vec<&str> = kinds.iter().map(|k| k.1).collect();
+                syncs.dedup();
                 let backends: Vec<String> = if syncs.len() > 1 {
                     vec![format!("shm under sync = {}", syncs.join(", "))]
                 } else {
