@@ -29,3 +29,4 @@ mod tcp;
 mod udp;
 mod util;
 mod verdicts;
+mod window;

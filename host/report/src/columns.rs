@@ -170,6 +170,31 @@ fn ns(x: f64) -> String {
     human_ns(x.round() as u64)
 }
 
+/// The largest share of the run a link's producer was held back; `None` without links.
+fn held_back(r: &RunReport) -> Option<f64> {
+    r.links
+        .iter()
+        .map(|l| l.blocked_share)
+        .max_by(f64::total_cmp)
+}
+
+/// The longest window round trip of the run's links, ns; `None` where none was measured.
+fn window_round_trip(r: &RunReport) -> Option<f64> {
+    r.links
+        .iter()
+        .filter_map(|l| l.round_trip_ns)
+        .max()
+        .map(|x| x as f64)
+}
+
+/// The tightest window bound of the run's links, messages per second.
+fn window_bound(r: &RunReport) -> Option<f64> {
+    r.links
+        .iter()
+        .filter_map(|l| l.window_bound_per_s)
+        .min_by(f64::total_cmp)
+}
+
 /// A figure of the round trip, `-` for a run without one.
 fn round_trip(r: &RunReport, f: fn(&crate::RoundTrip) -> u64) -> String {
     r.round_trip_ns
@@ -603,6 +628,79 @@ pub static COLUMNS: &[Column] = &[
         table: None,
         csv: csv("reordered", |r| r.reordered.to_string()),
         summary: None,
+    },
+    Column {
+        json: &["links[].window"],
+        unit: "",
+        doc: "Each link's window, messages in flight at most (`capacity`); several values when \
+              the links differ.",
+        table: row("window", |_, r| {
+            let mut w: Vec<u32> = r
+                .links
+                .iter()
+                .map(|l| l.window)
+                .filter(|&w| w > 0)
+                .collect();
+            w.sort_unstable();
+            w.dedup();
+            if w.is_empty() {
+                "-".into()
+            } else {
+                w.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            }
+        }),
+        csv: csv("window", |r| {
+            r.links
+                .iter()
+                .map(|l| l.window)
+                .max()
+                .map(|w| w.to_string())
+                .unwrap_or_default()
+        }),
+        summary: None,
+    },
+    Column {
+        json: &["links[].blocked_share", "links[].room_wait_ns"],
+        unit: "",
+        doc: "The share of the run the most held-back link's producer waited for room (its \
+              window full).",
+        table: row("  producer held back", |_, r| {
+            held_back(r).map_or("-".into(), |x| format!("{:.0}%", 100.0 * x))
+        }),
+        csv: csv("blocked_share", |r| {
+            held_back(r).map(|x| format!("{x:.4}")).unwrap_or_default()
+        }),
+        summary: sum(held_back, |x| format!("{:.0}%", 100.0 * x)),
+    },
+    Column {
+        json: &["links[].round_trip_ns"],
+        unit: "ns",
+        doc: "The longest of the links' window round trips (a message's send to its credit \
+              back, median per link); `-` where the window is not kept by credits (`shm`, `mq`).",
+        table: row("  window round trip", |_, r| {
+            window_round_trip(r).map_or("-".into(), ns)
+        }),
+        csv: csv("round_trip_ns", |r| {
+            window_round_trip(r)
+                .map(|x| format!("{x:.0}"))
+                .unwrap_or_default()
+        }),
+        summary: sum(window_round_trip, ns),
+    },
+    Column {
+        json: &["links[].window_bound_per_s"],
+        unit: "1/s",
+        doc: "The tightest link's window ÷ its round trip: the most messages per second its \
+              window lets through.",
+        table: row("  window bound", |_, r| {
+            window_bound(r).map_or("-".into(), |x| format!("{x:.0} msg/s"))
+        }),
+        csv: csv("window_bound_per_s", |r| {
+            window_bound(r)
+                .map(|x| format!("{x:.1}"))
+                .unwrap_or_default()
+        }),
+        summary: sum(window_bound, |x| format!("{x:.0} msg/s")),
     },
     Column {
         json: &["locks.sync"],

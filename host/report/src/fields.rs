@@ -570,6 +570,46 @@ pub static FIELDS: &[Field] = &[
         "Messages that reached its consumer after a later one.",
     ),
     f(
+        "runs[].links[].window",
+        "",
+        "Its window: messages in flight at most (`capacity`).",
+    ),
+    f(
+        "runs[].links[].room_wait_ns",
+        "ns",
+        "Time its producer spent held back in `loan` and `publish` (a full window), summed; on a fan-out, the producer's port's.",
+    ),
+    f(
+        "runs[].links[].message_wait_ns",
+        "ns",
+        "Time its consumer spent in `receive` waits that this link's message ended, summed.",
+    ),
+    f(
+        "runs[].links[].round_trip_ns",
+        "ns",
+        "Median round trip of its window: a message's send to its credit back; null where the window is not kept by credits (`shm`, `mq`).",
+    ),
+    f(
+        "runs[].links[].blocked_share",
+        "",
+        "`room_wait_ns` over the run's measured time.",
+    ),
+    f(
+        "runs[].links[].waiting_share",
+        "",
+        "`message_wait_ns` over the run's measured time.",
+    ),
+    f(
+        "runs[].links[].window_bound_per_s",
+        "1/s",
+        "`window` ÷ `round_trip_ns`: the most messages per second the window lets through (null without a round trip).",
+    ),
+    f(
+        "runs[].links[].window_bound",
+        "",
+        "Whether the window bound the link: its producer held back at least half the run while its consumer waited at least a quarter of it; the table then says so under the verdicts.",
+    ),
+    f(
         "runs[].clocks",
         "",
         "Each `[[host]]` with plugins: its clock against the supervisor's; empty on one machine.",

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use crate::model::{Latency, Locks, ProcessReport, Requests, RoundTrip, RunReport};
 use wasm_ipc_scenario::{Scenario, Verify};
 use wasm_ipc_wire::control::Status;
-use wasm_ipc_wire::record::{EXIT_BOUND, LinkReport, RunRecord};
+use wasm_ipc_wire::record::{EXIT_BOUND, LinkReport, RunRecord, WINDOW_BLOCKED, WINDOW_WAITING};
 
 /// Combines link digests: xxh3-64 over `key=digest\n` lines in key order (a sorted list, not
 /// XOR, so equal fan-out links do not cancel).
@@ -231,6 +231,12 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         }
         if let Some(o) = links_out.get(&l.link) {
             l.dropped = o.dropped;
+            l.window = o.window;
+            l.room_wait_ns = o.wait_ns;
+            l.round_trip_ns = o.round_trip_ns;
+        }
+        if let Some(i) = links_in.get(&l.link) {
+            l.message_wait_ns = i.wait_ns;
         }
         if let Some(i) = links_in.get(&l.link) {
             l.lost = i.lost;
@@ -312,6 +318,19 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
         Some(r) if end_ns > r => (end_ns - r) as f64 / 1e9,
         _ => 0.0,
     };
+    // Each link's window: how much of the run its ends waited, and what it lets through.
+    for l in &mut links {
+        if elapsed_s > 0.0 {
+            l.blocked_share = (l.room_wait_ns as f64 / 1e9 / elapsed_s).min(1.0);
+            l.waiting_share = (l.message_wait_ns as f64 / 1e9 / elapsed_s).min(1.0);
+        }
+        l.window_bound_per_s = l
+            .round_trip_ns
+            .filter(|&t| t > 0)
+            .map(|t| f64::from(l.window) / (t as f64 / 1e9));
+        l.window_bound =
+            l.window > 0 && l.blocked_share >= WINDOW_BLOCKED && l.waiting_share >= WINDOW_WAITING;
+    }
     let per_s = |x: u64| {
         if elapsed_s > 0.0 {
             x as f64 / elapsed_s
@@ -556,6 +575,7 @@ mod tests {
                 lost: 0,
                 duplicated: 0,
                 reordered: 0,
+                ..LinkReport::default()
             }],
             clocks: Vec::new(),
         }

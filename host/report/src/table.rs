@@ -48,6 +48,7 @@ impl Report {
         }
         out.push_str(&self.spread_warnings(&groups));
         out.push_str(&self.verdicts());
+        out.push_str(&self.window_verdicts(&groups));
         out.push_str(&self.crossovers());
         let lossy = self.measured().filter(|r| r.lost > 0).count();
         if !self.digests_agree {
@@ -115,6 +116,66 @@ impl Report {
         } else {
             (self.run_rows(), self.measured().collect())
         }
+    }
+
+    /// A line per sweep point and backend whose window bound a link in most of its ok rounds
+    /// ([`wasm_ipc_wire::record::LinkReport::window_bound`]): the window, and what it lets
+    /// through — the bandwidth–delay product, read the other way — with the advice to raise
+    /// `capacity`. Figures are medians over those rounds.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    pub(crate) fn window_verdicts(&self, groups: &[Vec<&RunReport>]) -> String {
+        let mut out = String::new();
+        for g in groups {
+            let ok: Vec<&RunReport> = g.iter().copied().filter(|r| r.ok).collect();
+            let Some(first) = ok.first() else {
+                continue;
+            };
+            for (k, link) in first.links.iter().enumerate() {
+                let bound: Vec<&crate::LinkReport> = ok
+                    .iter()
+                    .filter_map(|r| r.links.get(k))
+                    .filter(|l| l.link == link.link && l.window_bound)
+                    .collect();
+                if bound.len() * 2 <= ok.len() {
+                    continue;
+                }
+                let med = |f: &dyn Fn(&crate::LinkReport) -> Option<f64>| {
+                    median_interval(&bound.iter().filter_map(|l| f(l)).collect::<Vec<_>>())
+                        .map(|i| i.median)
+                };
+                let blocked = med(&|l| Some(l.blocked_share)).unwrap_or(0.0);
+                let waiting = med(&|l| Some(l.waiting_share)).unwrap_or(0.0);
+                let point = if g[0].sweep.is_empty() {
+                    String::new()
+                } else {
+                    let p: Vec<String> =
+                        g[0].sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!(" at {}", p.join(", "))
+                };
+                let how = match (
+                    med(&|l| l.round_trip_ns.map(|x| x as f64)),
+                    med(&|l| l.window_bound_per_s),
+                ) {
+                    (Some(rtt), Some(per_s)) => format!(
+                        "{} messages per {} round trip (at most {per_s:.0} msg/s)",
+                        link.window,
+                        human_ns(rtt.round() as u64)
+                    ),
+                    _ => format!("{} messages in flight", link.window),
+                };
+                let _ = writeln!(
+                    out,
+                    "{}{point} bound by its window on {}: {how}; its producer was held back {:.0}% \
+                     of the run while its consumer waited {:.0}% for messages on their way; \
+                     raise capacity",
+                    g[0].backend,
+                    link.link,
+                    100.0 * blocked,
+                    100.0 * waiting
+                );
+            }
+        }
+        out
     }
 
     /// The measured runs grouped by sweep point and backend, in the order they first ran.

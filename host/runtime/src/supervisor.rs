@@ -880,14 +880,8 @@ fn plan(
                     backend: b.name().into(),
                     from_host: sc.host_name(f.plugin).into(),
                     to_host: sc.host_name(t.plugin).into(),
-                    published: 0,
-                    received: 0,
-                    longest_room_wait_ns: 0,
-                    longest_message_wait_ns: 0,
-                    dropped: 0,
-                    lost: 0,
-                    duplicated: 0,
-                    reordered: 0,
+                    window: lane.capacity,
+                    ..LinkReport::default()
                 });
             }
         }

@@ -86,4 +86,16 @@ pub struct LinkFigures {
     /// it), ns, timed with the coarse monotonic clock (its resolution is the kernel's tick,
     /// 1–4 ms: a shorter wait may show 0).
     pub longest_wait_ns: u64,
+    /// Every such blocking call together, ns: the producer's time held back by a full window,
+    /// the consumer's time waiting for a message. Coarse clock too; summed over many calls
+    /// the tick's error averages out (a wait starts at any phase of the tick).
+    #[serde(default)]
+    pub wait_ns: u64,
+    /// Producer: the link's window, messages in flight (`capacity`).
+    #[serde(default)]
+    pub window: u32,
+    /// Producer: the median round trip of the link's credits (a message's send to its credit
+    /// back), ns; `None` where the window is not kept by credits (`shm`, `mq`).
+    #[serde(default)]
+    pub round_trip_ns: Option<u64>,
 }

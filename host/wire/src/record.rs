@@ -103,7 +103,7 @@ pub struct ClockReport {
 }
 
 /// One producer → consumer link of a run and what carried it (added in schema 1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LinkReport {
     /// The link key: `channel[c]:producer.port->consumer.port`.
     pub link: String,
@@ -148,7 +148,44 @@ pub struct LinkReport {
     /// Messages that reached its consumer after a later one.
     #[serde(default)]
     pub reordered: u64,
+    /// Its window: messages in flight at most (`capacity`).
+    #[serde(default)]
+    pub window: u32,
+    /// Time its producer spent held back in `loan` and `publish` (a full window), ns; on a
+    /// fan-out, the producer's port's, whichever consumer held it. Coarse clock, summed.
+    #[serde(default)]
+    pub room_wait_ns: u64,
+    /// Time its consumer spent in `receive` waits that this link's message (or end) ended, ns.
+    #[serde(default)]
+    pub message_wait_ns: u64,
+    /// The median round trip of its window (a message's send to its credit back), ns; null
+    /// where the window is not kept by credits (`shm`'s ring, `mq`'s queue).
+    #[serde(default)]
+    pub round_trip_ns: Option<u64>,
+    /// `room_wait_ns` over the run's measured time: the share of the run its producer was
+    /// held back.
+    #[serde(default)]
+    pub blocked_share: f64,
+    /// `message_wait_ns` over the run's measured time: the share its consumer waited.
+    #[serde(default)]
+    pub waiting_share: f64,
+    /// `window` ÷ `round_trip_ns`: the most messages per second the window lets through, null
+    /// without a round trip (the bandwidth–delay product, read the other way).
+    #[serde(default)]
+    pub window_bound_per_s: Option<f64>,
+    /// Whether the window bound the link: its producer was held back for at least half the
+    /// run while its consumer waited for at least a quarter of it — messages and credits
+    /// were on their way, not waiting to be read. Raising `capacity` lets more through.
+    #[serde(default)]
+    pub window_bound: bool,
 }
+
+/// A link's producer held back at least this share of the run counts towards
+/// [`LinkReport::window_bound`].
+pub const WINDOW_BLOCKED: f64 = 0.5;
+/// A link's consumer waiting at least this share of the run counts towards
+/// [`LinkReport::window_bound`].
+pub const WINDOW_WAITING: f64 = 0.25;
 
 /// What the supervisor learned about one worker.
 #[derive(Debug)]

@@ -933,6 +933,10 @@ impl Sender for BoundedSender {
         lock_counters(&self.stats, &self.locks)
     }
 
+    fn waited_ns(&self) -> u64 {
+        self.stats.waited_ns
+    }
+
     fn dropped(&self) -> Vec<u64> {
         // A bounded buffer's producer waits; it never drops.
         vec![0; self.ctl.layout.consumers as usize]
@@ -1119,6 +1123,10 @@ impl Receiver for BoundedReceiver {
 
     fn counters(&self) -> Counters {
         lock_counters(&self.stats, &self.locks)
+    }
+
+    fn waited_ns(&self) -> u64 {
+        self.stats.waited_ns
     }
 
     fn ends(&self) -> Vec<Option<u32>> {

@@ -59,12 +59,28 @@ impl Spin {
 }
 
 /// A producer's credits on one link: the messages it may still send before its consumer
-/// returns some.
-#[derive(Debug, Clone, Copy)]
+/// returns some, and the link's round trip as the credits measure it.
+///
+/// The round trip: each message sent is timed (`spend`); when `n` credits come back, they
+/// are for the `n` oldest messages in flight, and the newest of those gives one sample — the
+/// time from its send to its credit's return: the way there, the consumer reading it, the
+/// way back (the oldest of a batch also waited for the batch to fill, so it is not sampled).
+/// With the window's size this bounds the link: at most `capacity` messages per round trip.
+#[derive(Debug, Clone)]
 pub struct Credits {
     left: u32,
     capacity: u32,
+    /// Send times (CLOCK_MONOTONIC ns) of the messages in flight, oldest first.
+    sent: std::collections::VecDeque<u64>,
+    /// The latest round trips, ns (at most [`ROUND_TRIPS`]; a ring once full).
+    round_trips: Vec<u64>,
+    /// Where the next sample goes once `round_trips` is full.
+    next: usize,
 }
+
+/// Round-trip samples a link keeps: the latest, so that the median is the run's steady state
+/// rather than its start.
+const ROUND_TRIPS: usize = 1024;
 
 impl Credits {
     /// A full window: `capacity` messages.
@@ -72,7 +88,21 @@ impl Credits {
         Credits {
             left: capacity,
             capacity,
+            sent: std::collections::VecDeque::with_capacity(capacity.min(65536) as usize),
+            round_trips: Vec::new(),
+            next: 0,
         }
+    }
+
+    /// The median of the link's round trips (send → its credit back), ns; `None` before a
+    /// credit came back.
+    pub fn round_trip_ns(&self) -> Option<u64> {
+        let mut v = self.round_trips.clone();
+        if v.is_empty() {
+            return None;
+        }
+        let mid = v.len() / 2;
+        Some(*v.select_nth_unstable(mid).1)
     }
 
     /// Whether the link takes another message now.
@@ -83,11 +113,30 @@ impl Credits {
     /// One message sent.
     pub fn spend(&mut self) {
         self.left = self.left.saturating_sub(1);
+        if self.sent.len() < self.capacity as usize {
+            self.sent.push_back(crate::sys::now_ns());
+        }
     }
 
     /// `n` credits came back from the consumer of port `port`'s link; more than the capacity
     /// in hand is a lie, and an error.
     pub fn grant(&mut self, n: u32, port: &str) -> Result<(), PortError> {
+        let mut newest = None;
+        for _ in 0..n {
+            match self.sent.pop_front() {
+                Some(t) => newest = Some(t),
+                None => break,
+            }
+        }
+        if let Some(t) = newest {
+            let sample = crate::sys::now_ns().saturating_sub(t);
+            if self.round_trips.len() < ROUND_TRIPS {
+                self.round_trips.push(sample);
+            } else {
+                self.round_trips[self.next] = sample;
+                self.next = (self.next + 1) % ROUND_TRIPS;
+            }
+        }
         self.left = self.left.saturating_add(n);
         if self.left > self.capacity {
             return Err(PortError::PeerFailed(format!(

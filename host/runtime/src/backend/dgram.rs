@@ -35,7 +35,7 @@ use super::frame::{FrameKind, HEADER_LEN, Header};
 use super::msg::{Calls, POLL_SLICE, plan_ports, take_links};
 use super::{
     ChannelDesc, ChannelPlan, Counters, Delivery, FdSource, Fds, Offered, Outgoing, PortError,
-    PortSpec, Receiver, Sender, Stop,
+    PortSpec, Receiver, Sender, Stop, Waited,
 };
 use crate::scenario::{BackendKind, Overflow};
 use crate::sys::{self, CopyMeter, Readiness, Whole, Window};
@@ -178,6 +178,7 @@ pub struct DgramSender {
     credit_waits: u64,
     full_waits: u64,
     calls: Calls,
+    waited: Waited,
 }
 
 impl std::fmt::Debug for DgramSender {
@@ -221,6 +222,7 @@ impl DgramSender {
                 })
                 .collect(),
             credit_waits: 0,
+            waited: Waited::default(),
             full_waits: 0,
             calls: Calls::default(),
         })
@@ -377,8 +379,9 @@ enum Sent {
     Gone,
 }
 
-impl Sender for DgramSender {
-    fn loan(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
+impl DgramSender {
+    /// `loan`, less the count of its wait (`Waited::end`), which the caller makes on every return.
+    fn loan_waiting(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
         if len > self.slot_size {
             return Err(PortError::TooLarge {
                 len,
@@ -388,7 +391,9 @@ impl Sender for DgramSender {
         // `udp`: every link needs a credit (a queue holds the producer back by itself).
         for link in &mut self.links {
             let mut spin = Spin::default();
-            while link.io.is_some() && link.credits.is_some_and(|c| !c.available()) {
+            while link.io.is_some() && link.credits.as_ref().is_some_and(|c| !c.available()) {
+                // The window is full: the wait for a credit starts.
+                self.waited.start();
                 match Self::read_credits(link, &self.name, &mut self.calls)? {
                     CreditRead::Got => {}
                     CreditRead::Gone => link.io = None,
@@ -419,6 +424,14 @@ impl Sender for DgramSender {
         }
         // The plugin writes after the header's room.
         Ok(HEAD)
+    }
+}
+
+impl Sender for DgramSender {
+    fn loan(&mut self, win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
+        let r = self.loan_waiting(win, len, stop);
+        self.waited.end();
+        r
     }
 
     fn publish(
@@ -453,6 +466,9 @@ impl Sender for DgramSender {
                     self.name
                 )));
             }
+            // A full queue (`mq`: the kernel's object is the window) makes the send wait: timed
+            // when it did.
+            let (waits, since) = (self.full_waits, sys::now_ns());
             let sent = Self::send_frame(
                 io,
                 win,
@@ -465,6 +481,9 @@ impl Sender for DgramSender {
                 &mut self.full_waits,
             )
             .map_err(|e| credit::link_was_full(e, &link.key, self.capacity))?;
+            if self.full_waits > waits {
+                self.waited.ns += sys::now_ns().saturating_sub(since);
+            }
             match sent {
                 Sent::Yes => {
                     link.offered = next;
@@ -545,6 +564,17 @@ impl Sender for DgramSender {
     fn dropped(&self) -> Vec<u64> {
         self.links.iter().map(|l| l.offered.dropped).collect()
     }
+
+    fn waited_ns(&self) -> u64 {
+        self.waited.ns
+    }
+
+    fn round_trips(&self) -> Vec<Option<u64>> {
+        self.links
+            .iter()
+            .map(|l| l.credits.as_ref().and_then(Credits::round_trip_ns))
+            .collect()
+    }
 }
 
 /// A consumer's link on `mq` or `udp`.
@@ -565,6 +595,7 @@ pub struct DgramReceiver {
     empty_passes: u64,
     credit_writes: u64,
     calls: Calls,
+    waited: Waited,
 }
 
 impl std::fmt::Debug for DgramReceiver {
@@ -606,6 +637,7 @@ impl DgramReceiver {
             suspect: false,
             empty_passes: 0,
             credit_writes: 0,
+            waited: Waited::default(),
             calls: Calls::default(),
         })
     }
@@ -702,8 +734,9 @@ impl DgramReceiver {
     }
 }
 
-impl Receiver for DgramReceiver {
-    fn receive(
+impl DgramReceiver {
+    /// `receive`, less the count of its wait (`Waited::end`), which the caller makes on every return.
+    fn receive_waiting(
         &mut self,
         win: Window<'_>,
         meter: &mut CopyMeter,
@@ -730,6 +763,7 @@ impl Receiver for DgramReceiver {
                 }
                 return Err(PortError::Closed);
             }
+            self.waited.start();
             if stop.interrupted() || stop.remaining().is_zero() {
                 return Err(stop.error());
             }
@@ -750,10 +784,27 @@ impl Receiver for DgramReceiver {
             self.suspect = true;
         }
     }
+}
+
+impl Receiver for DgramReceiver {
+    fn receive(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        stop: &Stop,
+    ) -> Result<Delivery, PortError> {
+        let r = self.receive_waiting(win, meter, stop);
+        self.waited.end();
+        r
+    }
 
     fn release(&mut self) -> Result<(), PortError> {
         // The window is private to this consumer; the next receive overwrites it.
         Ok(())
+    }
+
+    fn waited_ns(&self) -> u64 {
+        self.waited.ns
     }
 
     fn forget_failed(&mut self) -> Vec<usize> {

@@ -420,6 +420,32 @@ impl Offered {
     }
 }
 
+/// Time a port spent waiting ([`Sender::waited_ns`], [`Receiver::waited_ns`]): a call notes
+/// when it first finds nothing to do (`start`), and the time from there is added when the call
+/// ends (`end`); a call that never waits reads no clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Waited {
+    since: Option<u64>,
+    /// Time waited so far, ns.
+    pub ns: u64,
+}
+
+impl Waited {
+    /// The call found nothing to do: the wait starts now, unless it started already.
+    pub fn start(&mut self) {
+        if self.since.is_none() {
+            self.since = Some(sys::now_ns());
+        }
+    }
+
+    /// The call ends: a wait it started is counted.
+    pub fn end(&mut self) {
+        if let Some(t) = self.since.take() {
+            self.ns += sys::now_ns().saturating_sub(t);
+        }
+    }
+}
+
 /// A backend's own named counters (`futex_waits`, `wakeups`, …), summed per process by the
 /// report without knowing what they mean.
 pub type Counters = BTreeMap<&'static str, u64>;
@@ -454,6 +480,17 @@ pub trait Sender: Send {
     /// Per link, in link order: the messages this port dropped there for want of room
     /// (`overflow = "drop-newest"`; 0 everywhere under `block`).
     fn dropped(&self) -> Vec<u64>;
+    /// Per link, in link order: the median round trip of its window, ns — a message's send to
+    /// the return of its credit (`credit::Credits`); `None` where it was not measured. Empty
+    /// for a backend whose window is not kept by credits (`shm`'s ring, `mq`'s queue).
+    fn round_trips(&self) -> Vec<Option<u64>> {
+        Vec::new()
+    }
+    /// Time this port waited for room in its window (no credit, no free slot), ns: from the
+    /// first look that found none to the end of that call, timed only on that slow path.
+    fn waited_ns(&self) -> u64 {
+        0
+    }
 }
 
 /// A message a producer publishes.
@@ -496,6 +533,11 @@ pub trait Receiver: Send {
     /// producer offered it, [`Offered::count`]), once that end was received; asked before
     /// `detach`.
     fn ends(&self) -> Vec<Option<u32>>;
+    /// Time this port waited for a message, ns: from the first look that found none to the
+    /// end of that `receive`, timed only on that slow path.
+    fn waited_ns(&self) -> u64 {
+        0
+    }
     /// Whether the window is mapped read-only (a store into it faults): lets the report name
     /// the cause of such a fault.
     fn window_is_read_only(&self) -> bool {

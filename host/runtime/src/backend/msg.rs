@@ -24,7 +24,7 @@ use super::credit::{self, Credits, Inputs, LinkState, Spin};
 use super::frame::{FrameKind, HEADER_LEN, Header};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
-    Offered, Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
+    Offered, Outgoing, PortError, PortSpec, Receiver, Sender, Stop, Waited,
 };
 use crate::scenario::{BackendKind, Overflow, WaitMode};
 use crate::sys::{self, CopyMeter, Readiness, Window};
@@ -404,6 +404,7 @@ pub struct MsgSender {
     credit_reads: u64,
     credit_waits: u64,
     calls: Calls,
+    waited: Waited,
 }
 
 impl std::fmt::Debug for MsgSender {
@@ -452,6 +453,7 @@ impl MsgSender {
                 .collect(),
             credit_reads: 0,
             credit_waits: 0,
+            waited: Waited::default(),
             calls: Calls::default(),
         })
     }
@@ -486,8 +488,9 @@ impl MsgSender {
     }
 }
 
-impl Sender for MsgSender {
-    fn loan(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
+impl MsgSender {
+    /// `loan`, less the count of its wait (`Waited::end`), which the caller makes on every return.
+    fn loan_waiting(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
         if len > self.slot_size {
             return Err(PortError::TooLarge {
                 len,
@@ -514,6 +517,8 @@ impl Sender for MsgSender {
         for link in &mut self.links {
             let mut spin = Spin::default();
             while link.fd.is_some() && !link.credits.available() {
+                // The window is full: the wait for a credit starts.
+                self.waited.start();
                 self.credit_reads += 1;
                 match link.read_credits(&self.name, &mut self.calls)? {
                     CreditRead::Got => {}
@@ -539,6 +544,14 @@ impl Sender for MsgSender {
         }
         // The socket buffers are the ring: the plugin always writes at the window's start.
         Ok(0)
+    }
+}
+
+impl Sender for MsgSender {
+    fn loan(&mut self, win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
+        let r = self.loan_waiting(win, len, stop);
+        self.waited.end();
+        r
     }
 
     fn publish(
@@ -617,6 +630,17 @@ impl Sender for MsgSender {
     fn dropped(&self) -> Vec<u64> {
         self.links.iter().map(|l| l.offered.dropped).collect()
     }
+
+    fn round_trips(&self) -> Vec<Option<u64>> {
+        self.links
+            .iter()
+            .map(|l| l.credits.round_trip_ns())
+            .collect()
+    }
+
+    fn waited_ns(&self) -> u64 {
+        self.waited.ns
+    }
 }
 
 /// What a header read found.
@@ -638,6 +662,7 @@ pub struct MsgReceiver {
     links: Inputs<Duplex>,
     credit_writes: u64,
     calls: Calls,
+    waited: Waited,
 }
 
 impl std::fmt::Debug for MsgReceiver {
@@ -671,6 +696,7 @@ impl MsgReceiver {
                     .collect(),
             ),
             credit_writes: 0,
+            waited: Waited::default(),
             calls: Calls::default(),
         })
     }
@@ -804,8 +830,9 @@ impl MsgReceiver {
     }
 }
 
-impl Receiver for MsgReceiver {
-    fn receive(
+impl MsgReceiver {
+    /// `receive`, less the count of its wait (`Waited::end`), which the caller makes on every return.
+    fn receive_waiting(
         &mut self,
         win: Window<'_>,
         meter: &mut CopyMeter,
@@ -838,6 +865,7 @@ impl Receiver for MsgReceiver {
             // Nothing there: retry for the spin budget (a sleep and a wake-up cost more than a
             // few failed reads while the producer is running), then sleep in poll until a link
             // has data (or the stop or deadline).
+            self.waited.start();
             if spin.again(self.spin_ns) {
                 continue;
             }
@@ -857,6 +885,19 @@ impl Receiver for MsgReceiver {
                 Err(e) => return Err(PortError::PeerFailed(format!("poll: {e}"))),
             }
         }
+    }
+}
+
+impl Receiver for MsgReceiver {
+    fn receive(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        stop: &Stop,
+    ) -> Result<Delivery, PortError> {
+        let r = self.receive_waiting(win, meter, stop);
+        self.waited.end();
+        r
     }
 
     fn release(&mut self) -> Result<(), PortError> {
@@ -882,6 +923,10 @@ impl Receiver for MsgReceiver {
             ("polls", self.calls.polls),
             ("wakeups", self.calls.wakeups),
         ])
+    }
+
+    fn waited_ns(&self) -> u64 {
+        self.waited.ns
     }
 
     fn ends(&self) -> Vec<Option<u32>> {

@@ -518,6 +518,22 @@ pub(super) fn wait_until<T>(
     if let Some(v) = ready() {
         return Ok(v);
     }
+    // Not ready: the wait is timed from here (a call that finds its way clear reads no clock).
+    let since = sys::now_ns();
+    let r = wait_for(wait, stop, word, waiting, stats, ready);
+    stats.waited_ns += sys::now_ns().saturating_sub(since);
+    r
+}
+
+/// [`wait_until`] once the first look found nothing.
+fn wait_for<T>(
+    wait: Wait,
+    stop: &Stop,
+    word: &std::sync::atomic::AtomicU32,
+    waiting: &std::sync::atomic::AtomicU32,
+    stats: &mut WaitStats,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Result<T, PortError> {
     let (mut spin_for, yield_) = match wait {
         Wait::Adaptive { spin_ns, yield_ } => (Duration::from_nanos(spin_ns), yield_),
         Wait::Spin => (Duration::MAX, false),
@@ -600,6 +616,8 @@ pub(super) struct WaitStats {
     yields_lost: u64,
     /// Waits left that sleep at once, after a lost yield.
     spin_backoff: u32,
+    /// Time spent in waits, ns (from the first look that found nothing).
+    pub(super) waited_ns: u64,
 }
 
 impl WaitStats {
@@ -950,6 +968,10 @@ impl Sender for ShmSender {
         self.stats.counters()
     }
 
+    fn waited_ns(&self) -> u64 {
+        self.stats.waited_ns
+    }
+
     fn dropped(&self) -> Vec<u64> {
         if self.overflow == Overflow::DropOldest {
             return self.replaced.clone();
@@ -1200,6 +1222,10 @@ impl Receiver for ShmReceiver {
 
     fn counters(&self) -> Counters {
         self.stats.counters()
+    }
+
+    fn waited_ns(&self) -> u64 {
+        self.stats.waited_ns
     }
 
     fn ends(&self) -> Vec<Option<u32>> {

@@ -56,7 +56,7 @@ use zenoh::sample::{Sample, SampleKind};
 use super::credit::{self, Credits, Inputs, LinkState, Spin};
 use super::{
     Backend, ChannelDesc, ChannelPlan, Counters, Delivery, Direction, FdSource, Fds, NothingToDo,
-    Offered, Outgoing, PortError, PortSpec, Receiver, Sender, Stop,
+    Offered, Outgoing, PortError, PortSpec, Receiver, Sender, Stop, Waited,
 };
 use crate::scenario::{BackendKind, Overflow};
 use crate::sys::{self, CopyMeter, Window};
@@ -481,6 +481,7 @@ pub struct ZenohSender {
     connected: bool,
     calls: Calls,
     credit_waits: u64,
+    waited: Waited,
     // Dropped last: the declarations above belong to the session.
     _credits: Vec<zenoh::pubsub::Subscriber<()>>,
     _watch: zenoh::pubsub::Subscriber<()>,
@@ -562,6 +563,7 @@ impl ZenohSender {
             connected: false,
             calls: Calls::default(),
             credit_waits: 0,
+            waited: Waited::default(),
             _credits: credits,
             _watch: watch,
             token: Some(token),
@@ -600,6 +602,37 @@ impl ZenohSender {
     }
 }
 
+impl ZenohSender {
+    /// `loan`, less the count of its wait (`Waited::end`), which the caller makes on every return.
+    fn loan_waiting(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
+        if len > self.slot_size {
+            return Err(PortError::TooLarge {
+                len,
+                slot: self.slot_size,
+            });
+        }
+        self.connect(stop)?;
+        self.drain()?;
+        // Under `drop-newest` nobody waits: `publish` drops the message on a link without
+        // credits.
+        let waits = self.overflow == Overflow::Block;
+        for i in (0..self.links.len()).filter(|_| waits) {
+            while !self.links[i].gone && !self.links[i].credits.available() {
+                // The window is full: the wait for a credit starts.
+                self.waited.start();
+                self.credit_waits += 1;
+                let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)
+                    .map_err(|e| credit::link_was_full(e, &self.links[i].key, self.capacity))?;
+                self.apply(e)?;
+            }
+        }
+        if self.links.iter().all(|l| l.gone) {
+            return Err(PortError::Closed);
+        }
+        Ok(0)
+    }
+}
+
 impl Sender for ZenohSender {
     fn connect(&mut self, stop: &Stop) -> Result<(), PortError> {
         while !self.connected {
@@ -632,30 +665,10 @@ impl Sender for ZenohSender {
         Ok(())
     }
 
-    fn loan(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
-        if len > self.slot_size {
-            return Err(PortError::TooLarge {
-                len,
-                slot: self.slot_size,
-            });
-        }
-        self.connect(stop)?;
-        self.drain()?;
-        // Under `drop-newest` nobody waits: `publish` drops the message on a link without
-        // credits.
-        let waits = self.overflow == Overflow::Block;
-        for i in (0..self.links.len()).filter(|_| waits) {
-            while !self.links[i].gone && !self.links[i].credits.available() {
-                self.credit_waits += 1;
-                let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)
-                    .map_err(|e| credit::link_was_full(e, &self.links[i].key, self.capacity))?;
-                self.apply(e)?;
-            }
-        }
-        if self.links.iter().all(|l| l.gone) {
-            return Err(PortError::Closed);
-        }
-        Ok(0)
+    fn loan(&mut self, win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
+        let r = self.loan_waiting(win, len, stop);
+        self.waited.end();
+        r
     }
 
     fn publish(
@@ -743,6 +756,17 @@ impl Sender for ZenohSender {
     fn dropped(&self) -> Vec<u64> {
         self.links.iter().map(|l| l.offered.dropped).collect()
     }
+
+    fn waited_ns(&self) -> u64 {
+        self.waited.ns
+    }
+
+    fn round_trips(&self) -> Vec<Option<u64>> {
+        self.links
+            .iter()
+            .map(|l| l.credits.round_trip_ns())
+            .collect()
+    }
 }
 
 /// A consumer's link on `zenoh`: where its credits go, whether its producer is there yet, and
@@ -767,6 +791,7 @@ pub struct ZenohReceiver {
     connected: bool,
     credit_puts: u64,
     calls: Calls,
+    waited: Waited,
     _subs: Vec<zenoh::pubsub::Subscriber<()>>,
     _watch: zenoh::pubsub::Subscriber<()>,
     token: Option<zenoh::liveliness::LivelinessToken>,
@@ -880,6 +905,7 @@ impl ZenohReceiver {
             events,
             connected: false,
             credit_puts: 0,
+            waited: Waited::default(),
             calls: Calls::default(),
             _subs: subs,
             _watch: watch,
@@ -993,6 +1019,44 @@ impl ZenohReceiver {
     }
 }
 
+impl ZenohReceiver {
+    /// `receive`, less the count of its wait (`Waited::end`), which the caller makes on every return.
+    fn receive_waiting(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        stop: &Stop,
+    ) -> Result<Delivery, PortError> {
+        self.connect(stop)?;
+        loop {
+            while let Ok(e) = self.events.try_recv() {
+                self.apply(e);
+            }
+            if let Some(e) = self.inputs.failure() {
+                return Err(e);
+            }
+            for i in self.inputs.turns() {
+                if self.inputs.links[i].state != LinkState::Open {
+                    continue;
+                }
+                if let Some(d) = self.take(i, win, meter)? {
+                    self.inputs.served(i);
+                    return Ok(d);
+                }
+            }
+            if !self.inputs.any_open() {
+                return Err(PortError::Closed);
+            }
+            if self.inputs.links.iter().any(|l| !l.io.queued.is_empty()) {
+                continue;
+            }
+            self.waited.start();
+            let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)?;
+            self.apply(e);
+        }
+    }
+}
+
 impl Receiver for ZenohReceiver {
     fn connect(&mut self, stop: &Stop) -> Result<(), PortError> {
         while !self.connected {
@@ -1025,37 +1089,18 @@ impl Receiver for ZenohReceiver {
         meter: &mut CopyMeter,
         stop: &Stop,
     ) -> Result<Delivery, PortError> {
-        self.connect(stop)?;
-        loop {
-            while let Ok(e) = self.events.try_recv() {
-                self.apply(e);
-            }
-            if let Some(e) = self.inputs.failure() {
-                return Err(e);
-            }
-            for i in self.inputs.turns() {
-                if self.inputs.links[i].state != LinkState::Open {
-                    continue;
-                }
-                if let Some(d) = self.take(i, win, meter)? {
-                    self.inputs.served(i);
-                    return Ok(d);
-                }
-            }
-            if !self.inputs.any_open() {
-                return Err(PortError::Closed);
-            }
-            if self.inputs.links.iter().any(|l| !l.io.queued.is_empty()) {
-                continue;
-            }
-            let e = next_event(&self.events, self.spin_ns, stop, &mut self.calls)?;
-            self.apply(e);
-        }
+        let r = self.receive_waiting(win, meter, stop);
+        self.waited.end();
+        r
     }
 
     fn release(&mut self) -> Result<(), PortError> {
         // The window is private to this consumer; the next receive overwrites it.
         Ok(())
+    }
+
+    fn waited_ns(&self) -> u64 {
+        self.waited.ns
     }
 
     fn forget_failed(&mut self) -> Vec<usize> {

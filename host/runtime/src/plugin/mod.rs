@@ -496,6 +496,7 @@ impl Host {
                 } => {
                     f.messages_sent += messages;
                     let dropped = tx.dropped();
+                    let round_trips = tx.round_trips();
                     for (k, key) in port.spec.links.iter().enumerate() {
                         f.sent
                             .insert(key.clone(), format!("{:016x}", digest.digest()));
@@ -507,6 +508,9 @@ impl Host {
                                 refused: *refused,
                                 ended: false,
                                 longest_wait_ns: *longest_wait_ns,
+                                wait_ns: tx.waited_ns(),
+                                window: port.spec.capacity,
+                                round_trip_ns: round_trips.get(k).copied().flatten(),
                                 dropped: dropped.get(k).copied().unwrap_or(0),
                                 ..LinkFigures::default()
                             },
@@ -543,6 +547,8 @@ impl Host {
                                 refused: 0,
                                 ended: *ended,
                                 longest_wait_ns: longest_wait_ns.get(k).copied().unwrap_or(0),
+                                // The port's: a wait ends with whichever link delivers.
+                                wait_ns: rx.waited_ns(),
                                 lost: ledger.lost,
                                 duplicated: ledger.duplicated,
                                 reordered: ledger.reordered,
