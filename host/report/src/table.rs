@@ -157,11 +157,11 @@ impl Report {
                     med(&|l| l.window_bound_per_s),
                 ) {
                     (Some(rtt), Some(per_s)) => format!(
-                        "{} messages per {} round trip (at most {per_s:.0} msg/s)",
-                        link.window,
+                        "{} per {} round trip (at most {per_s:.0} msg/s)",
+                        messages(link.window),
                         human_ns(rtt.round() as u64)
                     ),
-                    _ => format!("{} messages in flight", link.window),
+                    _ => format!("{} in flight", messages(link.window)),
                 };
                 let _ = writeln!(
                     out,
@@ -534,5 +534,14 @@ mod tests {
             wide.contains("warning: shm: the slowest round took 2.5× the fastest"),
             "{wide}"
         );
+    }
+}
+
+/// `1 message`, `16 messages`.
+fn messages(n: u32) -> String {
+    if n == 1 {
+        "1 message".into()
+    } else {
+        format!("{n} messages")
     }
 }
