@@ -468,6 +468,15 @@ fn counted(cells: Vec<String>) -> String {
     }
 }
 
+/// `1 message`, `16 messages`.
+fn messages(n: u32) -> String {
+    if n == 1 {
+        "1 message".into()
+    } else {
+        format!("{n} messages")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::model::Report;
@@ -534,14 +543,5 @@ mod tests {
             wide.contains("warning: shm: the slowest round took 2.5× the fastest"),
             "{wide}"
         );
-    }
-}
-
-/// `1 message`, `16 messages`.
-fn messages(n: u32) -> String {
-    if n == 1 {
-        "1 message".into()
-    } else {
-        format!("{n} messages")
     }
 }
