@@ -103,6 +103,7 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
         "limited by message size and system constraints",
         "message loss or duplication",
         "synchronisation: the textbook's semaphores against a lock-free ring",
+        "the window: bandwidth × delay",
     ] {
         assert!(aspects.iter().any(|x| x.starts_with(a)), "no row {a}");
     }
@@ -111,7 +112,8 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
     // shm's key), with digests that agree.
     for e in rep["experiments"].as_array().unwrap() {
         assert_eq!(e["digests_agree"], true, "{}", e["id"]);
-        if e["id"].as_str().unwrap().starts_with("sync-") {
+        let id = e["id"].as_str().unwrap();
+        if id.starts_with("sync-") || id == "window" {
             continue;
         }
         for b in ["shm", "msg"] {
@@ -325,6 +327,52 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
             let shm = bounded["shm"].as_str().unwrap();
             assert!(shm.contains(shape) && shm.contains(sync), "{shm}");
         }
+    }
+
+    // The window: window-sweep.toml ran on tcp and zenoh at every capacity; zenoh's link with
+    // one message in flight was bound by its window (the report's rule, in the run), and the
+    // row names exactly the capacities whose runs say so.
+    let window = row(&rep, "the window: bandwidth × delay");
+    let shown: Vec<&str> = window["others"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, ["tcp", "zenoh"]);
+    for b in ["tcp", "zenoh"] {
+        let runs = runs(&rep, "window", b);
+        let mut bound: Vec<u64> = Vec::new();
+        for r in &runs {
+            assert_eq!(r["ok"], true, "{b}: {}", r["error"]);
+            let l = &r["links"][0];
+            assert!(l["round_trip_ns"].as_u64().unwrap() > 0, "{b}: {l}");
+            if l["window_bound"] == true {
+                bound.push(r["sweep"]["capacity"].as_str().unwrap().parse().unwrap());
+            }
+        }
+        assert_eq!(runs.len(), 6, "{b}: one run per capacity");
+        if b == "zenoh" {
+            assert!(
+                bound.contains(&1),
+                "zenoh at capacity 1 is bound by its window"
+            );
+        }
+        bound.sort_unstable();
+        let said = if bound.is_empty() {
+            format!("{b} at no capacity")
+        } else {
+            format!(
+                "{b} at capacity {}",
+                bound
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let verdict = window["verdict"].as_str().unwrap();
+        assert!(verdict.contains(&said), "{said}: {verdict}");
     }
 
     // Message loss: under drop-newest every backend lost messages to the stalled consumer,

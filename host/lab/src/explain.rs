@@ -239,6 +239,15 @@ const EXPERIMENTS: &[Experiment] = &[
         backends: &BackendKind::ALL,
     },
     Experiment {
+        id: "window",
+        file: "window-sweep.toml",
+        sets: &[],
+        quick: &[],
+        must_pass: true,
+        measure: false,
+        backends: &[BackendKind::Tcp, BackendKind::Zenoh],
+    },
+    Experiment {
         id: "across-the-buffer",
         file: "explain/across-the-buffer.toml",
         sets: &[],
@@ -965,6 +974,7 @@ pub fn fill(ran: Vec<Ran>, limits: Vec<Limit>, quick: bool) -> Explained {
         t.limited(),
         t.loss(),
         t.bounded_buffer(),
+        t.window(),
     ];
     for row in &mut rows {
         if row.outcome != Outcome::WithinTheNoise {
@@ -1844,6 +1854,109 @@ impl Table<'_> {
             outcome: Outcome::NoClaim,
             from: vec!["kernel-64", "kernel-64k"],
             others: others
+                .iter()
+                .map(|b| Other {
+                    backend: (*b).to_string(),
+                    figure: cell(b),
+                })
+                .collect(),
+        }
+    }
+
+    /// The bandwidth–delay product: `window-sweep.toml` on tcp and zenoh, capacity 1 … 1024;
+    /// per capacity the rate, the window's round trip and bound, and whether the window bound
+    /// the link (the report's own rule, `LinkReport::window_bound`).
+    fn window(&self) -> Row {
+        let id = "window";
+        let points = |b: &str| -> Vec<(u32, &RunReport)> {
+            let mut v: Vec<(u32, &RunReport)> = self
+                .ok(id, b)
+                .into_iter()
+                .filter_map(|r| Some((r.sweep.get("capacity")?.parse().ok()?, r)))
+                .collect();
+            v.sort_by_key(|(c, _)| *c);
+            v
+        };
+        let cell = |b: &str| {
+            let v = points(b);
+            if v.is_empty() {
+                return "-".to_string();
+            }
+            v.iter()
+                .map(|(c, r)| {
+                    let l = r.links.first();
+                    format!(
+                        "{c}: {:.0} msg/s, round trip {}, bound {}{}",
+                        r.msgs_per_s,
+                        l.and_then(|l| l.round_trip_ns)
+                            .map_or("-".into(), |x| ns(x as f64)),
+                        l.and_then(|l| l.window_bound_per_s)
+                            .map_or("-".into(), |x| format!("{x:.0}/s")),
+                        if l.is_some_and(|l| l.window_bound) {
+                            " (the window bound it)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let bound_at = |b: &str| -> Vec<String> {
+            points(b)
+                .iter()
+                .filter(|(_, r)| r.links.first().is_some_and(|l| l.window_bound))
+                .map(|(c, _)| c.to_string())
+                .collect()
+        };
+        let rtt_at_one = |b: &str| {
+            points(b)
+                .first()
+                .and_then(|(_, r)| r.links.first()?.round_trip_ns)
+        };
+        let show = |x: Option<u64>| x.map_or("-".into(), |x| ns(x as f64));
+        let verdict = if points("tcp").is_empty() || points("zenoh").is_empty() {
+            "not measured: a run failed".to_string()
+        } else {
+            let say = |b: &str| {
+                let at = bound_at(b);
+                if at.is_empty() {
+                    format!("{b} at no capacity")
+                } else {
+                    format!("{b} at capacity {}", at.join(", "))
+                }
+            };
+            format!(
+                "a link moves at most its window per round trip: the window bound {} and {} (its \
+                 producer held back while its consumer waited); the round trip with one message \
+                 in flight is {} on tcp and {} on zenoh{}; past the window that keeps a link \
+                 busy, the sender or the engine sets the pace",
+                say("tcp"),
+                say("zenoh"),
+                show(rtt_at_one("tcp")),
+                show(rtt_at_one("zenoh")),
+                match (rtt_at_one("tcp"), rtt_at_one("zenoh")) {
+                    (Some(t), Some(z)) if t > 0 => format!(
+                        ", so zenoh needs a window {:.0}× larger than tcp's for the same rate",
+                        z as f64 / t as f64
+                    ),
+                    _ => String::new(),
+                }
+            )
+        };
+        Row {
+            aspect: "the window: bandwidth × delay (capacity 1 … 1024 over tcp and zenoh)",
+            textbook: "message passing across a network pays its latency on every message unless the sender keeps enough messages in flight",
+            shm: "- (a ring in shared memory: no credit travels back, so no round trip bounds it)"
+                .to_string(),
+            msg: "- (measured on tcp and zenoh, below: the mechanisms whose links cross machines)"
+                .to_string(),
+            verdict,
+            agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
+            from: vec![id],
+            others: ["tcp", "zenoh"]
                 .iter()
                 .map(|b| Other {
                     backend: (*b).to_string(),
