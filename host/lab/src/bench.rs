@@ -359,6 +359,10 @@ impl Rig<'_> {
             self.samples
                 .push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
         }
+        for one_thread in [false, true] {
+            self.samples
+                .push(zenoh_native(self.exe, true, 64, pings, round, one_thread)?);
+        }
         if let Some(ice) = &self.iceoryx2 {
             self.samples
                 .push(iceoryx2_run(ice, "ping-pong", 64, pings, round)?);
@@ -428,6 +432,28 @@ impl Rig<'_> {
                 "capacity".into(),
                 flow_capacity(size, producers, consumers, BackendKind::Zenoh).to_string(),
             );
+            self.samples.push(sample);
+        }
+        if one_to_one {
+            // The engine's own shape, beside the product on zenoh with a window that does not
+            // bind and no bytes touched, as the engine's examples touch none.
+            for one_thread in [false, true] {
+                self.samples.push(zenoh_native(
+                    self.exe, false, size, count, round, one_thread,
+                )?);
+            }
+            let m = wasm_zenoh_open(
+                &self.plugins,
+                &mut self.matrices,
+                &self.session,
+                size,
+                count,
+            )?;
+            let mut sample = wasm(m, BackendKind::Zenoh, "throughput", size, count, round)?;
+            sample.contender = "wasm-zenoh-open".into();
+            sample
+                .notes
+                .insert("capacity".into(), OPEN_WINDOW.to_string());
             self.samples.push(sample);
         }
         if let Some(ice) = self.iceoryx2.as_ref().filter(|_| one_to_one) {
@@ -688,6 +714,12 @@ fn contenders(s: &[Sample], pattern: &str) -> Vec<String> {
             list.push(across);
         }
     }
+    // The engine's own shapes, and the product on zenoh with a window that does not bind.
+    for c in ["wasm-zenoh-open", "zenoh-native", "zenoh-native-1t"] {
+        if s.iter().any(|x| x.contender == c && x.pattern == pattern) {
+            list.push(c.into());
+        }
+    }
     list.push("iceoryx2".into());
     if pattern == "ping-pong" {
         list.push("iceoryx2-threads".into());
@@ -745,6 +777,34 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             "wasm-pipe / native-pipe, messages/s",
             "wasm-pipe",
             "native-pipe",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-zenoh / zenoh-native, one-way mean",
+            "wasm-zenoh",
+            "zenoh-native",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh / zenoh-native-1t, one-way mean",
+            "wasm-zenoh",
+            "zenoh-native-1t",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh-open / zenoh-native, messages/s",
+            "wasm-zenoh-open",
+            "zenoh-native",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-zenoh-open / zenoh-native-1t, messages/s",
+            "wasm-zenoh-open",
+            "zenoh-native-1t",
             "throughput",
             |x| x.msgs_per_s,
         ),
@@ -928,6 +988,46 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
             " ×",
         );
     }
+    // zenoh against the engine's own shapes under its best runtime configuration (the
+    // faster of the default and the one handed over to one thread, by median).
+    let best = |pattern: &str, size: u64, f: Pick, lower: bool| {
+        ["zenoh-native", "zenoh-native-1t"]
+            .into_iter()
+            .filter_map(|c| stat(s, c, pattern, size, f).map(|(m, _, _)| (c, m)))
+            .min_by(|a, b| {
+                if lower {
+                    a.1.total_cmp(&b.1)
+                } else {
+                    b.1.total_cmp(&a.1)
+                }
+            })
+            .map(|(c, _)| c)
+    };
+    let mean: Pick = |x| x.one_way_mean_ns;
+    let native = best("ping-pong", 64, mean, true);
+    add(
+        format!(
+            "zenoh round trip (mean) at 64 B ≤ 1.25 × the engine's own ({})",
+            native.unwrap_or("zenoh-native")
+        ),
+        native.and_then(|n| ratio(s, "wasm-zenoh", n, "ping-pong", 64, mean)),
+        |m| m <= 1.25,
+        " ×",
+    );
+    for size in [64, 4096] {
+        let native = best("throughput", size, rate, false);
+        add(
+            format!(
+                "zenoh throughput, window {OPEN_WINDOW}, nothing touched, ≥ 0.7 × the engine's own \
+                 ({}) at {}",
+                native.unwrap_or("zenoh-native"),
+                human_bytes(size as f64)
+            ),
+            native.and_then(|n| ratio(s, "wasm-zenoh-open", n, "throughput", size, rate)),
+            |m| m >= 0.7,
+            " ×",
+        );
+    }
     for size in SIZES {
         add(
             format!(
@@ -1053,6 +1153,9 @@ pub struct PeerSpec {
     count: u64,
     out: Option<PortSpec>,
     input: Option<PortSpec>,
+    /// The Zenoh endpoint a `zenoh-*` role listens on or connects to.
+    #[serde(default)]
+    endpoint: Option<String>,
 }
 
 /// What a `bench-peer` process does.
@@ -1066,6 +1169,10 @@ enum Role {
     LinePing,
     LinePong,
     Spin,
+    ZenohPing,
+    ZenohPong,
+    ZenohPub,
+    ZenohSub,
 }
 
 /// What a `bench-peer` process measured.
@@ -1206,6 +1313,7 @@ fn native(
                     count,
                     out: a_out.next(),
                     input: b_in.next(),
+                    endpoint: None,
                 },
                 PeerSpec {
                     role: Role::Pong,
@@ -1213,6 +1321,7 @@ fn native(
                     count,
                     out: b_out.next(),
                     input: a_in.next(),
+                    endpoint: None,
                 },
             ]
         }
@@ -1227,6 +1336,7 @@ fn native(
                 count,
                 out: Some(out),
                 input: None,
+                endpoint: None,
             });
             let receivers = a.consumers.into_iter().map(|input| PeerSpec {
                 role: Role::Receive,
@@ -1234,6 +1344,7 @@ fn native(
                 count: count * producers as u64,
                 out: None,
                 input: Some(input),
+                endpoint: None,
             });
             senders.chain(receivers).collect()
         }
@@ -1529,6 +1640,128 @@ fn iceoryx2_run(
     Ok(sample)
 }
 
+/// The window of `wasm-zenoh-open`: far beyond zenoh's bandwidth–delay product here, so that
+/// the window does not bind (`scenarios/window-sweep.toml`).
+const OPEN_WINDOW: u32 = 4096;
+
+/// `wasm-zenoh-open`: the bundled producer and consumer on zenoh, 1→1, with a window of
+/// [`OPEN_WINDOW`], `verify = "off"` and the consumer's `check = "none"`: no byte is touched
+/// after the producer wrote it, as in the engine's throughput example.
+fn wasm_zenoh_open<'a>(
+    plugins: &Path,
+    cache: &'a mut BTreeMap<String, Matrix>,
+    session: &supervisor::Options,
+    size: u64,
+    count: u64,
+) -> anyhow::Result<&'a mut Matrix> {
+    let key = format!("open-{size}-{count}");
+    if !cache.contains_key(&key) {
+        let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
+        let text = format!(
+            r#"name = "bench-zenoh-open"
+[[plugin]]
+name = "producer"
+wasm = "{}"
+config = {{ count = {count}, size = {size}, seed = 1 }}
+[[plugin]]
+name = "consumer"
+wasm = "{}"
+config = {{ seed = 1, expect = {count}, check = "none" }}
+[[channel]]
+from = "producer.out"
+to = "consumer.in"
+slot_size = {size}
+capacity = {OPEN_WINDOW}
+[run]
+verify = "off"
+timeout = "300s"
+"#,
+            p("producer"),
+            p("consumer"),
+        );
+        let sc = Scenario::parse(Path::new("bench-zenoh-open.toml"), &text)?;
+        let matrix = Matrix::new(&sc, &[BackendKind::Zenoh], &[], session.clone(), Mode::Once)?;
+        cache.insert(key.clone(), matrix);
+    }
+    Ok(cache.get_mut(&key).expect("inserted above"))
+}
+
+/// `zenoh-native` (`one_thread`: `zenoh-native-1t`): the engine's own ping-pong
+/// (`ping_pong`) or throughput shape in two `bench-peer` processes (`zenoh_native`), on a
+/// free port of 127.0.0.1; `-1t` hands the engine's runtimes over to one thread, as the
+/// product's workers do (`ZENOH_RUNTIME`).
+fn zenoh_native(
+    exe: &Path,
+    ping_pong: bool,
+    size: u64,
+    count: u64,
+    round: u32,
+    one_thread: bool,
+) -> anyhow::Result<Sample> {
+    let (port, probe) = backend::free_port(std::net::Ipv4Addr::LOCALHOST.into())?;
+    // Released for the listener, which binds it next.
+    drop(probe);
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let roles = if ping_pong {
+        [Role::ZenohPong, Role::ZenohPing]
+    } else {
+        [Role::ZenohSub, Role::ZenohPub]
+    };
+    let mut peers = Vec::new();
+    for role in roles {
+        let spec = PeerSpec {
+            role,
+            size: u32::try_from(size)?,
+            count,
+            out: None,
+            input: None,
+            endpoint: Some(endpoint.clone()),
+        };
+        let mut cmd = Command::new(exe);
+        cmd.arg("bench-peer")
+            .arg(serde_json::to_string(&spec)?)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if one_thread {
+            cmd.env("ZENOH_RUNTIME", backend::zenoh::RUNTIME);
+        }
+        peers.push(cmd.spawn().context("starting a zenoh bench peer")?);
+    }
+    let results = drive(peers)?;
+    let [listener, dialer] = &results[..] else {
+        bail!("zenoh bench: two results expected");
+    };
+    let contender = if one_thread {
+        "zenoh-native-1t"
+    } else {
+        "zenoh-native"
+    };
+    let pattern = if ping_pong { "ping-pong" } else { "throughput" };
+    let mut sample = Sample::new(contender, pattern, size, round, count);
+    let cpu = (listener.cpu_ns + dialer.cpu_ns) as f64;
+    sample.cpu_ns_per_msg = Some(cpu / count.max(1) as f64);
+    if ping_pong {
+        sample.one_way_p50_ns = Some(dialer.rtt_p50_ns as f64 / 2.0);
+        sample.one_way_p99_ns = Some(dialer.rtt_p99_ns as f64 / 2.0);
+        sample.one_way_mean_ns = Some(dialer.rtt_mean_ns / 2.0);
+    } else if listener.elapsed_ns > 0 {
+        let secs = listener.elapsed_ns as f64 / 1e9;
+        sample.msgs_per_s = Some(count as f64 / secs);
+        sample.bytes_per_s = Some((count * size) as f64 / secs);
+    }
+    sample.notes.insert(
+        "runtime".into(),
+        if one_thread {
+            "handed over to one thread (as wasm-ipc's workers)".into()
+        } else {
+            "the engine's default".into()
+        },
+    );
+    Ok(sample)
+}
+
 /// Single-thread memcpy bandwidth: `bytes` copied 1 MiB at a time, four passes.
 fn memcpy(round: u32, bytes: usize) -> Sample {
     let src = vec![0x5au8; bytes];
@@ -1562,6 +1795,7 @@ fn cache_line(exe: &Path, round: u32, count: u64) -> anyhow::Result<Sample> {
             count,
             out: None,
             input: None,
+            endpoint: None,
         };
         peers.push(spawn_peer(exe, &spec, &[line.try_clone()?])?);
     }
@@ -1759,6 +1993,7 @@ impl Load {
                 count: 0,
                 out: None,
                 input: None,
+                endpoint: None,
             };
             spinners.push(spawn_peer(exe, &spec, &[])?);
         }
@@ -1798,6 +2033,32 @@ pub fn peer_main(spec: &str) -> anyhow::Result<()> {
             std::hint::spin_loop();
         }
         return Ok(());
+    }
+    if let Some(side) = match spec.role {
+        Role::ZenohPing => Some(crate::zenoh_native::Side::Ping),
+        Role::ZenohPong => Some(crate::zenoh_native::Side::Pong),
+        Role::ZenohPub => Some(crate::zenoh_native::Side::Pub),
+        Role::ZenohSub => Some(crate::zenoh_native::Side::Sub),
+        _ => None,
+    } {
+        let endpoint = spec
+            .endpoint
+            .as_deref()
+            .context("a zenoh peer needs an endpoint")?;
+        let m = crate::zenoh_native::run(side, endpoint, spec.size as usize, spec.count, ready)?;
+        let mean = if m.rtts.is_empty() {
+            0.0
+        } else {
+            m.rtts.iter().sum::<u64>() as f64 / m.rtts.len() as f64
+        };
+        return finish(PeerResult {
+            rtt_p50_ns: percentile(&m.rtts, 500),
+            rtt_p99_ns: percentile(&m.rtts, 990),
+            rtt_mean_ns: mean,
+            messages: m.messages,
+            elapsed_ns: m.elapsed_ns,
+            cpu_ns: 0,
+        });
     }
     if matches!(spec.role, Role::LinePing | Role::LinePong) {
         let fd = fds.take(3)?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 pub mod bench;
 pub mod explain;
+mod zenoh_native;
 
 /// The repository root: `$WASM_IPC_ROOT`, else the source tree this binary was built from.
 pub fn repo_root() -> PathBuf {
