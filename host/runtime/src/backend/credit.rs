@@ -61,7 +61,7 @@ impl Spin {
 /// A producer's credits on one link: the messages it may still send before its consumer
 /// returns some, and the link's round trip as the credits measure it.
 ///
-/// The round trip: each message sent is timed (`spend`); when `n` credits come back, they
+/// The round trip: each message's publish time is noted (`spend`); when `n` credits come back, they
 /// are for the `n` oldest messages in flight, and the newest of those gives one sample — the
 /// time from its send to its credit's return: the way there, the consumer reading it, the
 /// way back (the oldest of a batch also waited for the batch to fill, so it is not sampled).
@@ -110,11 +110,12 @@ impl Credits {
         self.left > 0
     }
 
-    /// One message sent.
-    pub fn spend(&mut self) {
+    /// One message sent, published at `publish_ns` (CLOCK_MONOTONIC: the time the message
+    /// carries anyway, so that timing the round trip reads no clock per message).
+    pub fn spend(&mut self, publish_ns: u64) {
         self.left = self.left.saturating_sub(1);
         if self.sent.len() < self.capacity as usize {
-            self.sent.push_back(crate::sys::now_ns());
+            self.sent.push_back(publish_ns);
         }
     }
 
@@ -292,7 +293,7 @@ mod tests {
         let mut c = Credits::new(4);
         for _ in 0..4 {
             assert!(c.available());
-            c.spend();
+            c.spend(0);
         }
         assert!(!c.available());
         c.grant(3, "out").unwrap();

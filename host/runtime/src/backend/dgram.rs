@@ -488,7 +488,7 @@ impl Sender for DgramSender {
                 Sent::Yes => {
                     link.offered = next;
                     if let Some(c) = &mut link.credits {
-                        c.spend();
+                        c.spend(msg.publish_ns);
                     }
                 }
                 Sent::Full => link.offered.drop_one(),

@@ -577,7 +577,7 @@ impl Sender for MsgSender {
             .encode();
             let (off, len) = (msg.off as usize, msg.len as usize);
             if Self::write_frame(fd, win, meter, &head, off, len, stop, &mut self.calls)? {
-                link.credits.spend();
+                link.credits.spend(msg.publish_ns);
             } else {
                 link.fd = None;
             }

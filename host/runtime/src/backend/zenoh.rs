@@ -706,7 +706,7 @@ impl Sender for ZenohSender {
             if let Err(e) = link.publisher.put(bytes.clone()).attachment(head).wait() {
                 return Err(PortError::PeerFailed(format!("zenoh put: {e}")));
             }
-            link.credits.spend();
+            link.credits.spend(msg.publish_ns);
         }
         if self.links.iter().all(|l| l.gone) {
             return Err(PortError::Closed);
