@@ -876,8 +876,10 @@ impl Sender for BoundedSender {
         debug_assert_eq!(msg.off, slot * l.stride);
         ctl.lock(self.me, self.wait, stop, &mut self.stats, &mut self.locks)?;
         self.hold(stop);
-        let readers: Vec<u32> = (0..l.consumers).filter(|&q| !ctl.detached(q)).collect();
-        if readers.is_empty() {
+        // Counted under the lock; nothing is collected per message. A consumer that leaves
+        // after this lets go of the message in `detach_locked`, as of every unread one.
+        let readers = ctl.attached();
+        if readers == 0 {
             // Nobody to read it: the slot is free again.
             let top = ctl.at(Layout::INDICES + 4);
             let h = top.load(SeqCst);
@@ -890,7 +892,7 @@ impl Sender for BoundedSender {
             return Err(PortError::Closed);
         }
         // At most `consumers`, a u32.
-        let refs = u32::try_from(readers.len()).unwrap_or(u32::MAX);
+        let refs = u32::try_from(readers).unwrap_or(u32::MAX);
         ctl.at(l.refs(slot)).store(refs, SeqCst);
         let written = ctl.at(Layout::INDICES);
         let i = written.load(SeqCst);
@@ -904,12 +906,12 @@ impl Sender for BoundedSender {
         match l.sync {
             SyncMode::Semaphores => {
                 ctl.unlock(self.me, &mut self.stats);
-                for q in readers {
+                for q in (0..l.consumers).filter(|&q| !ctl.detached(q)) {
                     ctl.sem_post(l.consumer(q), &mut self.stats);
                 }
             }
             _ => {
-                for q in readers {
+                for q in (0..l.consumers).filter(|&q| !ctl.detached(q)) {
                     ctl.signal(l.consumer(q), &mut self.stats);
                 }
                 ctl.unlock(self.me, &mut self.stats);
