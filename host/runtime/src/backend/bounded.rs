@@ -817,7 +817,7 @@ impl Sender for BoundedSender {
         if let Some(slot) = self.loaned {
             return Ok(slot * l.stride);
         }
-        let ctl = Arc::clone(&self.ctl);
+        let ctl: &Control = &self.ctl;
         let gone = || (ctl.attached() == 0).then_some(PortError::Closed);
         if let Some(e) = gone() {
             return Err(e);
@@ -868,7 +868,7 @@ impl Sender for BoundedSender {
         msg: Outgoing,
         stop: &Stop,
     ) -> Result<(), PortError> {
-        let ctl = Arc::clone(&self.ctl);
+        let ctl: &Control = &self.ctl;
         let l = ctl.layout;
         let Some(slot) = self.loaned.take() else {
             return Err(PortError::PeerFailed("publish without a loan".into()));
@@ -988,10 +988,9 @@ impl BoundedReceiver {
     }
 
     /// With the mutex held and a message queued for this consumer: takes it.
-    fn take(&mut self) -> Result<Delivery, PortError> {
-        let ctl = &self.ctl;
+    fn take(ctl: &Control, q: u32, held: &mut Option<u32>) -> Result<Delivery, PortError> {
         let l = ctl.layout;
-        let at = l.consumer(self.q);
+        let at = l.consumer(q);
         let read = ctl.at(at + 12).load(SeqCst);
         let e = l.entry(read);
         let slot = ctl.at(e).load(SeqCst);
@@ -1008,7 +1007,7 @@ impl BoundedReceiver {
                 l.slots, l.slot_size, l.producers
             )));
         }
-        self.held = Some(slot);
+        *held = Some(slot);
         Ok(Delivery {
             off: slot * l.stride,
             len,
@@ -1027,18 +1026,18 @@ impl Receiver for BoundedReceiver {
         _meter: &mut CopyMeter,
         stop: &Stop,
     ) -> Result<Delivery, PortError> {
-        let ctl = Arc::clone(&self.ctl);
+        let ctl: &Control = &self.ctl;
         let l = ctl.layout;
         let at = l.consumer(self.q);
         let queued = || ctl.at(Layout::INDICES).load(SeqCst) != ctl.at(at + 12).load(SeqCst);
         match l.sync {
             SyncMode::Semaphores => {
-                let forgotten = self.forgotten.clone();
+                let forgotten = &self.forgotten;
                 ctl.sem_wait(at, self.wait, stop, &mut self.stats, || {
-                    Self::ended(&ctl, &forgotten)
+                    Self::ended(ctl, forgotten)
                 })?;
                 ctl.lock(self.me, self.wait, stop, &mut self.stats, &mut self.locks)?;
-                let r = self.take();
+                let r = Self::take(ctl, self.q, &mut self.held);
                 ctl.unlock(self.me, &mut self.stats);
                 r
             }
@@ -1049,7 +1048,7 @@ impl Receiver for BoundedReceiver {
                     if queued() {
                         break;
                     }
-                    if let Some(e) = Self::ended(&ctl, &self.forgotten) {
+                    if let Some(e) = Self::ended(ctl, &self.forgotten) {
                         ctl.unlock(self.me, &mut self.stats);
                         return Err(e);
                     }
@@ -1063,7 +1062,7 @@ impl Receiver for BoundedReceiver {
                         &mut self.locks,
                     )?;
                 }
-                let r = self.take();
+                let r = Self::take(ctl, self.q, &mut self.held);
                 ctl.unlock(self.me, &mut self.stats);
                 r
             }
@@ -1074,7 +1073,7 @@ impl Receiver for BoundedReceiver {
         let Some(slot) = self.held.take() else {
             return Ok(());
         };
-        let ctl = Arc::clone(&self.ctl);
+        let ctl: &Control = &self.ctl;
         ctl.lock(
             self.me,
             self.wait,

@@ -275,6 +275,7 @@ impl DgramSender {
         stop: &Stop,
         calls: &mut Calls,
         full_waits: &mut u64,
+        waited: &mut Waited,
     ) -> Result<Sent, PortError> {
         loop {
             calls.writes += 1;
@@ -288,6 +289,8 @@ impl DgramSender {
                         return Ok(Sent::Full);
                     }
                     *full_waits += 1;
+                    // The queue is the window (`mq`): the wait for room starts.
+                    waited.start();
                     sleep_on(
                         &[(io.data.as_fd(), true), (io.live.as_fd(), false)],
                         stop,
@@ -331,6 +334,7 @@ impl DgramSender {
                 stop,
                 calls,
                 full_waits,
+                &mut Waited::default(),
             );
             if !matches!(sent, Ok(Sent::Yes | Sent::Full)) {
                 return;
@@ -466,9 +470,6 @@ impl Sender for DgramSender {
                     self.name
                 )));
             }
-            // A full queue (`mq`: the kernel's object is the window) makes the send wait: timed
-            // when it did.
-            let (waits, since) = (self.full_waits, sys::now_ns());
             let sent = Self::send_frame(
                 io,
                 win,
@@ -479,11 +480,12 @@ impl Sender for DgramSender {
                 stop,
                 &mut self.calls,
                 &mut self.full_waits,
-            )
-            .map_err(|e| credit::link_was_full(e, &link.key, self.capacity))?;
-            if self.full_waits > waits {
-                self.waited.ns += sys::now_ns().saturating_sub(since);
-            }
+                &mut self.waited,
+            );
+            // A full queue made the send wait: counted (a send that did not wait read no
+            // clock).
+            self.waited.end();
+            let sent = sent.map_err(|e| credit::link_was_full(e, &link.key, self.capacity))?;
             match sent {
                 Sent::Yes => {
                     link.offered = next;
@@ -538,6 +540,7 @@ impl Sender for DgramSender {
                     stop,
                     &mut self.calls,
                     &mut self.full_waits,
+                    &mut Waited::default(),
                 );
             }
         }
