@@ -22,6 +22,7 @@ mod page;
 mod requests;
 mod scenario;
 mod scenarios;
+mod seal;
 mod shm;
 mod soak;
 mod sync;

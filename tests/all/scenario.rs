@@ -987,6 +987,28 @@ fn host_errors_name_the_key_and_what_would_do() {
 }
 
 #[test]
+fn seal_is_on_by_default_and_off_only_without_hosts() {
+    let (_d, sc) = load_ok(PLUGINS);
+    assert!(sc.run.seal);
+    let (_d, sc) = load_ok(&format!("{PLUGINS}[run]\nseal = false\n"));
+    assert!(!sc.run.seal);
+    let unsealed = with_hosts("[run]\nseal = false\n");
+    assert_error(
+        &unsealed,
+        15,
+        "run.seal",
+        "only for measuring what TLS costs",
+    );
+    let text = format!("{PLUGINS}[run]\nseal = \"no\"\n");
+    assert_error(
+        &text,
+        9,
+        "run.seal",
+        "expected true or false, found a string",
+    );
+}
+
+#[test]
 fn a_link_from_this_machine_to_a_host_needs_listen_and_shm_is_refused_across() {
     let placed = with_hosts("[[channel]]\nfrom = \"producer.out\"\nto = \"consumer.in\"\n")
         .replace(

@@ -1293,6 +1293,7 @@ fn native(
         processes: from.len() + to.len(),
         endpoints: None,
         clocks: None,
+        seal: false,
     };
     let pattern = match shape {
         Shape::PingPong => "ping-pong",

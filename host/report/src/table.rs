@@ -49,6 +49,7 @@ impl Report {
         out.push_str(&self.spread_warnings(&groups));
         out.push_str(&self.verdicts());
         out.push_str(&self.window_verdicts(&groups));
+        out.push_str(&self.refusals());
         out.push_str(&self.crossovers());
         let lossy = self.measured().filter(|r| r.lost > 0).count();
         if !self.digests_agree {
@@ -116,6 +117,33 @@ impl Report {
         } else {
             (self.run_rows(), self.measured().collect())
         }
+    }
+
+    /// One line per run whose workers refused connections from outside the run (sealed
+    /// `zenoh` listeners: the `refused_connections` counter).
+    pub(crate) fn refusals(&self) -> String {
+        let mut out = String::new();
+        for r in &self.runs {
+            for p in &r.processes {
+                let n = p.counters.get("refused_connections").copied().unwrap_or(0);
+                if n == 0 {
+                    continue;
+                }
+                let run = if r.warmup {
+                    format!("{} warm-up", r.backend)
+                } else {
+                    format!("{}#{}", r.backend, r.round)
+                };
+                let _ = writeln!(
+                    out,
+                    "{run}: plugin `{}` refused {n} connection attempt{} from outside the run \
+                     (a client without a certificate of the run, or after its lock-down)",
+                    p.plugin,
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+        }
+        out
     }
 
     /// A line per sweep point and backend whose window bound a link in most of its ok rounds
@@ -542,6 +570,23 @@ mod tests {
         assert!(
             wide.contains("warning: shm: the slowest round took 2.5× the fastest"),
             "{wide}"
+        );
+    }
+
+    #[test]
+    fn refused_connections_are_named_per_run_and_plugin() {
+        let mut report = rounds(&[1.0, 1.0, 1.0, 1.0, 1.0]);
+        assert!(!report.table().contains("refused"));
+        report.runs[2].processes[0]
+            .counters
+            .insert("refused_connections".into(), 3);
+        let text = report.table();
+        let plugin = &report.runs[2].processes[0].plugin;
+        assert!(
+            text.contains(&format!(
+                "shm#2: plugin `{plugin}` refused 3 connection attempts from outside the run"
+            )),
+            "{text}"
         );
     }
 }

@@ -5,7 +5,7 @@
 //! the ABI in `plugin/abi.rs`) and moves messages through a [`backend`]; channels are planned
 //! as one-way [`lanes`]; plugins placed on other hosts run under that host's agent ([`agent`]:
 //! the protocol; `agent::server` is `wasm-ipc agent`, `agent::client` the supervisor's side).
-//! [`check`] says what a
+//! [`seal`] makes the certificates that seal a run's `zenoh` links. [`check`] says what a
 //! scenario needs before anything starts, and [`build`] runs the plugins' `build` commands.
 //!
 //! ```no_run
@@ -33,6 +33,7 @@ pub mod lanes;
 pub mod lockdown;
 pub mod matrix;
 pub mod plugin;
+pub mod seal;
 pub mod supervisor;
 pub mod worker;
 

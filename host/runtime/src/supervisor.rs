@@ -223,6 +223,15 @@ impl Session {
         run.channels = channels;
         run.roles = roles;
         run.links = links;
+        let sealed = specs.iter().flatten().any(|s| s.seal)
+            || jobs.values().any(|j| j.workers.iter().any(|w| w.spec.seal));
+        if sealed {
+            let ca = crate::seal::RunCa::new(&self.run_id)?;
+            run.seal = Some((
+                ca,
+                (0..sc.plugins.len()).map(|i| addresses(sc, i)).collect(),
+            ));
+        }
         let (tx, rx) = mpsc::channel::<Event>();
         let mut started: Vec<Option<Worker>> = (0..sc.plugins.len()).map(|_| None).collect();
         let mut result = Ok(());
@@ -368,6 +377,7 @@ pub(crate) fn spawn_worker(
         "WASM_IPC_BASELINE_CPU",
         "WASM_IPC_UNLOCKED",
         backend::bounded::HOLD_LOCK_VAR,
+        crate::seal::HOLD_START_VAR,
     ] {
         if let Some(value) = std::env::var_os(var) {
             cmd.env(var, value);
@@ -566,6 +576,8 @@ struct RunState {
     roles: Vec<Vec<(usize, Role)>>,
     /// Every link and its backend, for the report.
     links: Vec<LinkReport>,
+    /// A sealed run's authority, and per worker the addresses its certificate names.
+    seal: Option<(crate::seal::RunCa, Vec<Vec<std::net::IpAddr>>)>,
 }
 
 impl RunState {
@@ -626,6 +638,22 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
     // its last report may arrive after the exit.
     while !run.workers.iter().all(Worker::finished) {
         match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Event::Msg(i, FromWorker::Csr { pem })) => {
+                let w = &run.workers[i];
+                let answer = match &run.seal {
+                    Some((ca, ips)) => ca
+                        .sign(&format!("plugin `{}`", w.record.name), &pem, &ips[i])
+                        .map(|cert| ToWorker::Cert {
+                            cert,
+                            ca: ca.pem().to_string(),
+                        }),
+                    None => Err(anyhow::anyhow!("the run is not sealed")),
+                };
+                let msg = answer.unwrap_or_else(|e| ToWorker::Stop {
+                    reason: format!("its certificate was refused: {e:#}"),
+                });
+                broadcast(&mut run.workers, &msg, |j, _| j == i);
+            }
             Ok(Event::Msg(i, FromWorker::Ready { ready_ns })) => {
                 run.workers[i].record.ready_ns = Some(ready_ns)
             }
@@ -741,6 +769,19 @@ fn supervise(run: &mut RunState, rx: &mpsc::Receiver<Event>, deadline_ns: u64) {
                     w.kill();
                 }
             }
+        }
+    }
+}
+
+/// The addresses plugin `i`'s certificate names: those its host's producers listen on (here:
+/// loopback and `[run] listen`'s; on a host: the agent's address).
+fn addresses(sc: &Scenario, i: usize) -> Vec<std::net::IpAddr> {
+    match sc.plugins[i].host {
+        Some(h) => vec![sc.hosts[h].addr.ip()],
+        None => {
+            let mut ips = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+            ips.extend(sc.run.listen.map(|a| a.ip()));
+            ips
         }
     }
 }
@@ -972,6 +1013,7 @@ fn plan(
                 )
             }),
             endpoints,
+            seal: sc.run.seal,
         };
         let planned = backend::of(b)
             .plan(&desc, &mut fds)
@@ -1009,6 +1051,11 @@ fn plan(
             seed: sc.run.seed,
             deadline_ns,
             timeout: format!("{:?}", sc.run.timeout),
+            // A worker with a `zenoh` port asks for its certificate before it opens them.
+            seal: sc.run.seal
+                && slots
+                    .iter()
+                    .any(|s| matches!(s, Slot::Given(p) if p.backend == BackendKind::Zenoh)),
         };
         match p.host {
             None => {

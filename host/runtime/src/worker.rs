@@ -101,10 +101,38 @@ fn run_worker() -> anyhow::Result<()> {
     let mut handover = sys::Handover::claim()?;
     let mut ctrl = UnixStream::from(handover.take(3)?);
     let mut reader = control::Reader::new(BufReader::new(ctrl.try_clone()?));
-    let Some(spec): Option<WorkerSpec> = reader.read()? else {
+    let Some(mut spec): Option<WorkerSpec> = reader.read()? else {
         bail!("control socket closed before the spec arrived");
     };
     let stop = Arc::new(Stop::new(spec.deadline_ns)?);
+    let zenoh_ports = spec
+        .ports
+        .iter()
+        .any(|p| p.backend == crate::scenario::BackendKind::Zenoh);
+    if zenoh_ports {
+        crate::seal::watch_refusals(&spec.plugin)?;
+    }
+    if spec.seal {
+        let early = match certify(&mut ctrl, &mut reader, &mut spec) {
+            Ok(Certified::Yes) => None,
+            Ok(Certified::Gone) => return Ok(()),
+            Ok(Certified::Stopped(reason)) => Some((
+                Status::Interrupted,
+                format!(
+                    "plugin `{}` was stopped before the start: {reason}",
+                    spec.plugin
+                ),
+            )),
+            Err(e) => Some((
+                Status::Failed,
+                format!("plugin `{}` could not start: {e:#}", spec.plugin),
+            )),
+        };
+        if let Some((status, error)) = early {
+            send_early((&mut ctrl, &teardown), status, error, 0, sys::self_io())?;
+            return Ok(());
+        }
+    }
 
     let setup = (|| -> anyhow::Result<_> {
         let engine = plugin::engine_with_stack(spec.limits.stack)?;
@@ -226,6 +254,14 @@ fn run_worker() -> anyhow::Result<()> {
         send_early((&mut ctrl, &teardown), status, error, 0, io)?;
         return Ok(());
     }
+    // The test-only hook that widens the start-up window (ports open, not yet locked down)
+    // for the tests that dial a sealed run's listeners in it.
+    if let Some(ms) = std::env::var(crate::seal::HOLD_START_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(10_000)));
+    }
     // `WASM_IPC_UNLOCKED=1` is for counting instructions under valgrind, which cannot run a
     // seccomp filter: the plugin then runs without the lock-down, and says so.
     let unlocked = std::env::var_os("WASM_IPC_UNLOCKED").is_some_and(|v| v == "1");
@@ -256,6 +292,8 @@ fn run_worker() -> anyhow::Result<()> {
     // The barrier.
     match barrier.recv() {
         Ok(ToWorker::Go { .. }) => {}
+        // Only ever the answer to a request, made and answered before `Ready`.
+        Ok(ToWorker::Cert { .. }) => bail!("a certificate came after the worker was ready"),
         Ok(ToWorker::Stop { reason }) => {
             send_early(
                 (&mut ctrl, &teardown),
@@ -280,7 +318,12 @@ fn run_worker() -> anyhow::Result<()> {
     host.output.flush();
     let (status, error) = classify(host, &spec, result);
     host.close_ports(status == Status::Ok);
-    let figures = host.figures();
+    let mut figures = host.figures();
+    if zenoh_ports {
+        figures
+            .counters
+            .insert("refused_connections".into(), crate::seal::refused());
+    }
     let limit = host
         .limiter
         .hit
@@ -308,6 +351,47 @@ fn run_worker() -> anyhow::Result<()> {
 
 /// Turns `run`'s result into a status and a message naming the plugin.
 /// Tells the supervisor that the worker ends before or at the barrier, without running.
+/// How asking for a certificate ended.
+enum Certified {
+    /// The `zenoh` ports of the spec carry the worker's identity.
+    Yes,
+    /// The supervisor said stop instead (a failure elsewhere, Ctrl-C).
+    Stopped(String),
+    /// The supervisor went away.
+    Gone,
+}
+
+/// A sealed run: makes this worker's own key, sends only a signing request for it, and gives
+/// the certificate the supervisor answers (with the run's authority) to every `zenoh` port.
+fn certify(
+    ctrl: &mut UnixStream,
+    reader: &mut control::Reader<BufReader<UnixStream>>,
+    spec: &mut WorkerSpec,
+) -> anyhow::Result<Certified> {
+    let request = crate::seal::Request::new(&spec.plugin)?;
+    control::send(
+        ctrl,
+        &FromWorker::Csr {
+            pem: request.csr.clone(),
+        },
+    )?;
+    let (cert, ca) = match reader.read::<ToWorker>()? {
+        Some(ToWorker::Cert { cert, ca }) => (cert, ca),
+        Some(ToWorker::Stop { reason }) => return Ok(Certified::Stopped(reason)),
+        Some(ToWorker::Go { .. }) => bail!("the barrier opened before the certificate came"),
+        None => return Ok(Certified::Gone),
+    };
+    let identity = serde_json::to_value(request.identity(cert, ca))?;
+    for port in &mut spec.ports {
+        if port.backend == crate::scenario::BackendKind::Zenoh
+            && let Some(params) = port.params.as_object_mut()
+        {
+            params.insert("identity".into(), identity.clone());
+        }
+    }
+    Ok(Certified::Yes)
+}
+
 fn send_early(
     (ctrl, teardown): (&mut UnixStream, &Teardown),
     status: Status,

@@ -53,6 +53,8 @@ pub enum KeyType {
     Duration,
     /// An integer.
     Integer,
+    /// `true` or `false`.
+    Bool,
     /// One of these names.
     OneOf(fn() -> Vec<&'static str>),
     /// An array of these names.
@@ -127,6 +129,7 @@ impl KeyDecl {
             KeyType::Size => "size".into(),
             KeyType::Duration => "duration".into(),
             KeyType::Integer => "integer".into(),
+            KeyType::Bool => "boolean".into(),
             KeyType::OneOf(names) => quoted(names()),
             KeyType::ListOf(names) => format!("array of {}", quoted(names())),
             KeyType::Endpoints => "`\"plugin.port\"` or array of them".into(),
@@ -510,6 +513,15 @@ pub static KEYS: &[KeyDecl] = &[
         "this machine's endpoint as the hosts reach it; only with `[[host]]` tables",
     )
     .default(KeyDefault::Note("none"))
+    .settable(),
+    key(
+        "run.seal",
+        KeyType::Bool,
+        "every `zenoh` link is TLS with mutual authentication under a certificate authority \
+         made for the run, so nobody outside the run can read or inject its messages; `false` \
+         only without `[[host]]` tables (to measure what TLS costs)",
+    )
+    .default(KeyDefault::Text("true"))
     .settable(),
     REPEAT,
     MIN_TIME,

@@ -536,6 +536,10 @@ pub struct RunConfig {
     /// for links from other hosts on IP, and the supervisor's control sessions on IP:PORT
     /// (0: any free port). `--listen` overrides it.
     pub listen: Option<std::net::SocketAddr>,
+    /// Default true: every `zenoh` link (data and credits) is TLS with mutual authentication
+    /// under a certificate authority made for the run. False only when every plugin runs on
+    /// this machine (to measure what TLS costs).
+    pub seal: bool,
 }
 
 impl Default for RunConfig {
@@ -549,6 +553,7 @@ impl Default for RunConfig {
             verify: Verify::Full,
             seed: 0,
             listen: None,
+            seal: true,
         }
     }
 }

@@ -69,6 +69,7 @@ pub(crate) struct RawRun {
     pub(crate) verify: Option<Spanned<String>>,
     pub(crate) seed: Option<Spanned<toml::Value>>,
     pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) seal: Option<Spanned<toml::Value>>,
 }
 
 /// `"a.out"` or `["a.out", "b.out"]`, keeping each array element's span.

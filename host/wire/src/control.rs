@@ -5,6 +5,8 @@
 //! | direction | line | meaning |
 //! |---|---|---|
 //! | S→W | [`WorkerSpec`] (first line) | plugin, config, ports, deadline |
+//! | W→S | [`FromWorker::Csr`] | a sealed run's worker: its certificate signing request |
+//! | S→W | [`ToWorker::Cert`] | the certificate for it, and the run's authority |
 //! | W→S | [`FromWorker::Ready`] | instantiated, windows allocated, transports open |
 //! | S→W | [`ToWorker::Go`] | the barrier opens: call `run` |
 //! | S→W | [`ToWorker::Stop`] | stop now (Ctrl-C, or a failure before the barrier) |
@@ -47,6 +49,9 @@ pub struct WorkerSpec {
     pub deadline_ns: u64,
     /// The run's timeout as the scenario wrote it, for messages.
     pub timeout: String,
+    /// Its `zenoh` links are sealed (`[run] seal`): before it opens its ports it sends
+    /// [`FromWorker::Csr`] and waits for [`ToWorker::Cert`].
+    pub seal: bool,
 }
 
 /// Supervisor → worker.
@@ -57,6 +62,14 @@ pub enum ToWorker {
     Go {
         /// When the supervisor released the barrier (CLOCK_MONOTONIC ns).
         release_ns: u64,
+    },
+    /// The answer to [`FromWorker::Csr`]: the worker's certificate and the run's authority's
+    /// (PEM).
+    Cert {
+        /// Signed by the run's authority for the addresses the worker's host listens on.
+        cert: String,
+        /// The run's authority: the only root a sealed session trusts.
+        ca: String,
     },
     /// Stop now (Ctrl-C, set-up failure elsewhere).
     Stop {
@@ -117,6 +130,12 @@ pub struct LimitHit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum FromWorker {
+    /// A certificate signing request for the key the worker made itself (PEM): the key stays
+    /// in the worker.
+    Csr {
+        /// The request.
+        pem: String,
+    },
     /// Instantiated, windows allocated, ports open.
     Ready {
         /// CLOCK_MONOTONIC ns.

@@ -315,6 +315,8 @@ impl HostLane {
             processes,
             endpoints: None,
             clocks: None,
+            // The agent plans only lanes inside its host on `shm` or `msg`.
+            seal: false,
         })
     }
 }

@@ -605,6 +605,8 @@ fn forward(
                     },
                 )
             }
+            // No time in it: as it came.
+            Event::Msg(i, msg @ FromWorker::Csr { .. }) => (i, HostEvent::Msg { worker: i, msg }),
             Event::CtrlClosed(i) => {
                 state.entry(i).or_default().2 = true;
                 (i, HostEvent::CtrlClosed { worker: i })

@@ -119,6 +119,7 @@ fn channel_with(
         processes: producers + consumers,
         endpoints: None,
         clocks: None,
+        seal: false,
     };
     let mut fds = Fds::new(producers + consumers);
     let plan = backend.plan(&desc, &mut fds).unwrap();

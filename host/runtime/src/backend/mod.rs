@@ -256,6 +256,9 @@ pub struct ChannelDesc<'a> {
     /// Each producer's and each consumer's host clock minus the supervisor's, ns, when the
     /// run spans hosts (`zenoh` corrects its publish stamps with them); `None`: one clock.
     pub clocks: Option<(Vec<i64>, Vec<i64>)>,
+    /// The run's links are sealed (`[run] seal`): `zenoh` listens and dials on `tls/`
+    /// endpoints with each worker's certificate of the run ([`crate::seal`]).
+    pub seal: bool,
 }
 
 /// A planned channel: one spec per endpoint, and what to do when a worker dies.

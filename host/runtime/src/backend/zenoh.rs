@@ -99,6 +99,13 @@ pub struct ZenohParams {
     /// supervisor measured them). Empty: one clock.
     #[serde(default)]
     pub clock_shift_ns: Vec<i64>,
+    /// The endpoints are `tls/`: the session needs [`ZenohParams::identity`].
+    #[serde(default)]
+    pub seal: bool,
+    /// The worker's key and certificate of the run, which the worker adds itself once the
+    /// supervisor signed its request: it never travels in a spec.
+    #[serde(default)]
+    pub identity: Option<crate::seal::Identity>,
 }
 
 /// The header every publication carries as its attachment: kind (0 data, 1 end), the
@@ -209,6 +216,7 @@ impl Backend for Zenoh {
         let spin_ns = credit::spin_ns(ch.wait, ch.processes);
         let mut held = Vec::new();
         let mut listen = Vec::new();
+        let scheme = if ch.seal { "tls" } else { "tcp" };
         match &ch.endpoints {
             // Placed by the supervisor across hosts: each on its own host's address.
             Some(given) => {
@@ -218,13 +226,13 @@ impl Backend for Zenoh {
                     given.len(),
                     ch.producers.len()
                 );
-                listen.extend(given.iter().map(|a| format!("tcp/{a}")));
+                listen.extend(given.iter().map(|a| format!("{scheme}/{a}")));
             }
             None => {
                 for _ in &ch.producers {
                     let (port, probe) = super::free_port(std::net::Ipv4Addr::LOCALHOST.into())?;
                     held.push(probe);
-                    listen.push(format!("tcp/127.0.0.1:{port}"));
+                    listen.push(format!("{scheme}/127.0.0.1:{port}"));
                 }
             }
         }
@@ -250,6 +258,8 @@ impl Backend for Zenoh {
                     credit_batch,
                     spin_ns,
                     clock_shift_ns: Vec::new(),
+                    seal: ch.seal,
+                    identity: None,
                 },
             )?;
             s.links = ch.keys[p].clone();
@@ -272,6 +282,8 @@ impl Backend for Zenoh {
                         Some((from, to)) => from.iter().map(|p| to[q] - p).collect(),
                         None => Vec::new(),
                     },
+                    seal: ch.seal,
+                    identity: None,
                 },
             )?;
             s.links = ch.keys.iter().map(|row| row[q].clone()).collect();
@@ -327,8 +339,19 @@ pub(crate) fn base_config() -> anyhow::Result<zenoh::Config> {
     Ok(c)
 }
 
-fn open_session(listen: Option<&str>, connect: &[String]) -> anyhow::Result<zenoh::Session> {
+fn open_session(
+    params: &ZenohParams,
+    listen: Option<&str>,
+    connect: &[String],
+) -> anyhow::Result<zenoh::Session> {
     let mut c = base_config()?;
+    if params.seal {
+        params
+            .identity
+            .as_ref()
+            .context("a sealed port without its certificate of the run")?
+            .configure(&mut c)?;
+    }
     let set = |c: &mut zenoh::Config, k: &str, v: String| {
         c.insert_json5(k, &v)
             .map_err(|e| anyhow::anyhow!("zenoh config {k}: {e}"))
@@ -505,7 +528,7 @@ impl ZenohSender {
     fn new(spec: &PortSpec) -> anyhow::Result<ZenohSender> {
         anyhow::ensure!(spec.capacity > 0, "capacity 0");
         let params: ZenohParams = spec.params()?;
-        let session = open_session(params.listen.as_deref(), &[])?;
+        let session = open_session(&params, params.listen.as_deref(), &[])?;
         let prefix = &params.prefix;
         let p = params.index;
         let (tx, events) = mpsc::channel();
@@ -815,7 +838,7 @@ impl ZenohReceiver {
             params.credit_batch,
             spec.capacity
         );
-        let session = open_session(None, &params.connect)?;
+        let session = open_session(&params, None, &params.connect)?;
         let prefix = &params.prefix;
         let q = params.index;
         let (tx, events) = mpsc::channel();

@@ -42,6 +42,18 @@ pub(super) fn validate_run(src: &Source<'_>, raw: &RawRun) -> Result<RunConfig, 
             parse_endpoint(listen.get_ref()).map_err(|m| src.at(listen.span(), "run.listen", m))?,
         );
     }
+    if let Some(value) = &raw.seal {
+        run.seal = match value.get_ref() {
+            toml::Value::Boolean(b) => *b,
+            other => {
+                return Err(src.at(
+                    value.span(),
+                    "run.seal",
+                    format!("expected true or false, found {}", a_type(other)),
+                ));
+            }
+        };
+    }
     Ok(run)
 }
 
@@ -168,6 +180,18 @@ pub(super) fn host_defaults(
             "run.listen",
             "`listen` is this machine's endpoint for a scenario with [[host]] tables, and \
              this one has none; remove it or add the hosts",
+        ));
+    }
+    if let Some(seal) = raw.and_then(|r| r.seal.as_ref())
+        && !run.seal
+        && !hosts.is_empty()
+    {
+        return Err(src.at(
+            seal.span(),
+            "run.seal",
+            "`seal = false` leaves the links between plugins unencrypted and open to anyone \
+             who can reach their ports; it is only for measuring what TLS costs on this \
+             machine, and this scenario has [[host]] tables: remove it, or the hosts",
         ));
     }
     Ok(run)

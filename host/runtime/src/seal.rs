@@ -1,0 +1,330 @@
+//! Sealed links (`[run] seal`, default on): every `zenoh` link of a run is TLS 1.3 with mutual
+//! authentication under a certificate authority made for that run alone.
+//!
+//! **Who holds which key.** The supervisor makes the run's authority ([`RunCa`]: a fresh
+//! ECDSA P-256 key that lives in its memory for the run and is never written anywhere). Each
+//! worker with `zenoh` ports makes its own key ([`Request::new`]) and sends only a signing
+//! request (`FromWorker::Csr`) over its control socket (a worker on another host: through its
+//! agent, over the agent's token-authenticated control session). The supervisor signs it for
+//! the addresses that worker's host listens on ([`RunCa::sign`]) and answers with the
+//! certificate and the authority's certificate (`ToWorker::Cert`). No private key crosses a
+//! socket.
+//!
+//! **What the engine checks.** Every `zenoh` session of a sealed run listens and connects on
+//! `tls/` endpoints with `enable_mtls`: the listening side asks for a client certificate and
+//! refuses a handshake without one the run's authority signed, before any Zenoh message (so
+//! before anything can be subscribed or published); the connecting side checks the listener's
+//! certificate and that it names the IP address it dialled (`verify_name_on_connect`).
+//!
+//! **Validity.** The authority and its certificates are valid from a day before the run
+//! (clocks of other hosts may be behind) to [`VALIDITY_DAYS`] after; the authority's key dies
+//! with the supervisor's process, so nothing it signed can be extended.
+
+use std::net::IpAddr;
+
+use anyhow::Context;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use serde::{Deserialize, Serialize};
+
+/// The test-only hook (`WASM_IPC_TEST_HOLD_START=MS`, at most 10 s): every worker waits this
+/// long between connecting its ports and its lock-down, so a test can dial its listeners in
+/// the start-up window.
+pub const HOLD_START_VAR: &str = "WASM_IPC_TEST_HOLD_START";
+
+/// How long a run's certificates stay valid, in days (a run's timeout is at most an hour).
+pub const VALIDITY_DAYS: i64 = 2;
+
+/// The validity window every certificate of a run gets: a day back, [`VALIDITY_DAYS`] on.
+fn validity(params: &mut CertificateParams) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(VALIDITY_DAYS);
+}
+
+/// A run's certificate authority: its key and its self-signed certificate.
+pub struct RunCa {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl std::fmt::Debug for RunCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunCa").finish_non_exhaustive()
+    }
+}
+
+impl RunCa {
+    /// A fresh authority for run `run_id`.
+    pub fn new(run_id: &str) -> anyhow::Result<RunCa> {
+        let key = KeyPair::generate().context("making the run's authority key")?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, format!("wasm-ipc run {run_id}"));
+        params.distinguished_name = name;
+        // It signs leaves only: no intermediate authority below it.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        validity(&mut params);
+        let cert = params
+            .self_signed(&key)
+            .context("signing the run's authority certificate")?;
+        Ok(RunCa {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// The authority's certificate (PEM): what every session of the run trusts, and only that.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// Signs `who`'s request (PEM) for `ips`: the certificate (PEM). The request's own
+    /// signature is checked (its sender holds the key); what it asks for beyond its public key
+    /// is ignored: the names, usages and validity are the supervisor's.
+    pub fn sign(&self, who: &str, csr_pem: &str, ips: &[IpAddr]) -> anyhow::Result<String> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .with_context(|| format!("{who}: its certificate signing request"))?;
+        let mut params =
+            CertificateParams::new(ips.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, who);
+        params.distinguished_name = name;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // A session both listens (a producer's) and dials (a consumer's).
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        validity(&mut params);
+        let cert = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .with_context(|| format!("{who}: signing its certificate"))?;
+        Ok(cert.pem())
+    }
+}
+
+/// A worker's own key and the signing request it sends.
+pub struct Request {
+    key: KeyPair,
+    /// The request (PEM).
+    pub csr: String,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").finish_non_exhaustive()
+    }
+}
+
+impl Request {
+    /// A fresh key for `who` and a request signed with it.
+    pub fn new(who: &str) -> anyhow::Result<Request> {
+        let key = KeyPair::generate().context("making the worker's key")?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, who);
+        params.distinguished_name = name;
+        let csr = params
+            .serialize_request(&key)
+            .context("making the certificate signing request")?
+            .pem()
+            .context("encoding the certificate signing request")?;
+        Ok(Request { key, csr })
+    }
+
+    /// The identity a `zenoh` session presents, with the certificate and authority the
+    /// supervisor answered.
+    pub fn identity(self, cert: String, ca: String) -> Identity {
+        Identity {
+            key: self.key.serialize_pem(),
+            cert,
+            ca,
+        }
+    }
+}
+
+/// What a sealed `zenoh` session needs: its own key and certificate, and the one authority it
+/// trusts (all PEM). It stays inside the worker: the key is never serialised onto a socket.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    key: String,
+    cert: String,
+    ca: String,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Sets a session's TLS to this identity: mutual authentication, the run's authority the
+    /// only root, the dialled address checked against the listener's certificate.
+    pub fn configure(&self, c: &mut zenoh::Config) -> anyhow::Result<()> {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let set = |c: &mut zenoh::Config, k: &str, v: String| {
+            c.insert_json5(&format!("transport/link/tls/{k}"), &v)
+                .map_err(|e| anyhow::anyhow!("zenoh config transport/link/tls/{k}: {e}"))
+        };
+        let text = |v: String| serde_json::to_string(&v).expect("a string serialises");
+        set(c, "root_ca_certificate_base64", text(b64(&self.ca)))?;
+        set(c, "listen_private_key_base64", text(b64(&self.key)))?;
+        set(c, "listen_certificate_base64", text(b64(&self.cert)))?;
+        set(c, "connect_private_key_base64", text(b64(&self.key)))?;
+        set(c, "connect_certificate_base64", text(b64(&self.cert)))?;
+        set(c, "enable_mtls", "true".into())?;
+        set(c, "verify_name_on_connect", "true".into())?;
+        Ok(())
+    }
+}
+
+/// Connections the engine's listeners refused in this process: its TLS and TCP transports
+/// log every failed accept (a handshake without a certificate of the run, a client that
+/// speaks no TLS, an accept the lock-down forbids) as a warning, and [`watch_refusals`]
+/// counts those.
+static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many refused connections a worker names on its stderr; the rest are only counted.
+const REFUSALS_SHOWN: u64 = 3;
+
+/// The engine's modules whose warnings are a listener's failed accepts.
+const LISTENERS: [&str; 2] = ["zenoh_link_tls", "zenoh_link_tcp"];
+
+/// Connections refused so far in this process ([`watch_refusals`]).
+pub fn refused() -> u64 {
+    REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Installs the process's `tracing` subscriber: it takes only the engine's listeners'
+/// warnings (every other event of the engine is never even built: its call sites are
+/// disabled), counts each as a refused connection, and names the first few on stderr, which
+/// is the supervisor's. Called once, by a worker with `zenoh` ports, before it opens them.
+pub fn watch_refusals(plugin: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let subscriber = tracing_subscriber::registry().with(Refusals {
+        plugin: plugin.to_string(),
+    });
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|e| anyhow::anyhow!("installing the refusal counter: {e}"))
+}
+
+struct Refusals {
+    plugin: String,
+}
+
+impl Refusals {
+    fn wanted(m: &tracing::Metadata<'_>) -> bool {
+        // `tracing` orders levels by verbosity: ERROR < WARN < INFO.
+        *m.level() <= tracing::Level::WARN
+            && LISTENERS.iter().any(|l| {
+                m.target()
+                    .strip_prefix(l)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Refusals {
+    fn register_callsite(
+        &self,
+        m: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if Refusals::wanted(m) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(
+        &self,
+        m: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        Refusals::wanted(m)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::WARN)
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if !Refusals::wanted(event.metadata()) {
+            return;
+        }
+        let n = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n < REFUSALS_SHOWN {
+            let mut text = String::new();
+            event.record(&mut Message(&mut text));
+            eprintln!(
+                "wasm-ipc worker {}: refused a connection from outside the run: {text}",
+                self.plugin
+            );
+        }
+    }
+}
+
+/// An event's `message` field as text.
+struct Message<'a>(&'a mut String);
+
+impl tracing::field::Visit for Message<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            use std::fmt::Write as _;
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_signed_by_the_run_carries_the_given_addresses_not_the_requested_ones() {
+        let ca = RunCa::new("t1").unwrap();
+        let req = Request::new("producer").unwrap();
+        let ip: IpAddr = "198.18.0.1".parse().unwrap();
+        let cert = ca.sign("producer", &req.csr, &[ip]).unwrap();
+        let der = pem_body(&cert);
+        let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let sans = x.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(
+            format!("{:?}", sans.value.general_names),
+            "[IPAddress([198, 18, 0, 1])]"
+        );
+        let ca_der = pem_body(ca.pem());
+        let (_, ca_x) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert_eq!(x.issuer(), ca_x.subject());
+        x.verify_signature(Some(ca_x.public_key())).unwrap();
+        // Another run's authority did not sign it.
+        let other = RunCa::new("t2").unwrap();
+        let other_der = pem_body(other.pem());
+        let (_, other_x) = x509_parser::parse_x509_certificate(&other_der).unwrap();
+        assert!(x.verify_signature(Some(other_x.public_key())).is_err());
+    }
+
+    #[test]
+    fn a_tampered_request_is_refused() {
+        let ca = RunCa::new("t").unwrap();
+        let req = Request::new("consumer").unwrap();
+        let mut der = pem_body(&req.csr);
+        let n = der.len();
+        der[n - 10] ^= 1;
+        let bad = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
+        let e = ca.sign("consumer", &bad, &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("consumer: its certificate signing request"));
+    }
+
+    fn pem_body(text: &str) -> Vec<u8> {
+        pem::parse(text).unwrap().into_contents()
+    }
+}
