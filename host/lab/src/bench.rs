@@ -1647,7 +1647,8 @@ const OPEN_WINDOW: u32 = 4096;
 
 /// `wasm-zenoh-open`: the bundled producer and consumer on zenoh, 1→1, with a window of
 /// [`OPEN_WINDOW`], `verify = "off"` and the consumer's `check = "none"`: no byte is touched
-/// after the producer wrote it, as in the engine's throughput example.
+/// after the producer wrote it, as in the engine's throughput example; and plain TCP
+/// (`seal = false`), as the engine's example runs.
 fn wasm_zenoh_open<'a>(
     plugins: &Path,
     cache: &'a mut BTreeMap<String, Matrix>,
@@ -1675,6 +1676,7 @@ slot_size = {size}
 capacity = {OPEN_WINDOW}
 [run]
 verify = "off"
+seal = false
 timeout = "300s"
 "#,
             p("producer"),
