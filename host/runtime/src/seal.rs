@@ -264,6 +264,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Refusals {
         if n < REFUSALS_SHOWN {
             let mut text = String::new();
             event.record(&mut Message(&mut text));
+            // The engine adds a hint about the open-file limit to every failed accept; here
+            // the cause is the connection itself, or the lock-down.
+            if let Some(at) = text.find(". Hint: increase the system open file limit") {
+                text.truncate(at);
+            }
             eprintln!(
                 "wasm-ipc worker {}: refused a connection from outside the run: {text}",
                 self.plugin
