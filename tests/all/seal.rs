@@ -135,7 +135,7 @@ impl Outsider {
             c.insert_json5(k, &v).unwrap();
         }
         if let Some(id) = identity {
-            id.configure(&mut c).unwrap();
+            id.configure(&mut c, true).unwrap();
         }
         let session = zenoh::open(c).wait().unwrap();
         let heard = Arc::new(AtomicU64::new(0));

@@ -165,9 +165,10 @@ impl std::fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// Sets a session's TLS to this identity: mutual authentication, the run's authority the
-    /// only root, the dialled address checked against the listener's certificate.
-    pub fn configure(&self, c: &mut zenoh::Config) -> anyhow::Result<()> {
+    /// Sets a session's TLS to this identity: mutual authentication, its authority the only
+    /// root, and (`verify_name`) the dialled address checked against the listener's
+    /// certificate.
+    pub fn configure(&self, c: &mut zenoh::Config, verify_name: bool) -> anyhow::Result<()> {
         use base64::Engine as _;
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let set = |c: &mut zenoh::Config, k: &str, v: String| {
@@ -181,9 +182,63 @@ impl Identity {
         set(c, "connect_private_key_base64", text(b64(&self.key)))?;
         set(c, "connect_certificate_base64", text(b64(&self.cert)))?;
         set(c, "enable_mtls", "true".into())?;
-        set(c, "verify_name_on_connect", "true".into())?;
+        set(c, "verify_name_on_connect", verify_name.to_string())?;
         Ok(())
     }
+}
+
+/// The control link's identity for a process that holds `token` (an agent, or the supervisor
+/// reaching one): a leaf key of its own, signed by the authority every holder of the token
+/// derives alike. That authority's Ed25519 key comes from the token
+/// (`HMAC-SHA256(token, "wasm-ipc control authority")` as its seed), so it is never sent
+/// anywhere; nobody without the token can make a certificate the other side accepts, and the
+/// TLS handshake refuses them before any Zenoh message. Names are not checked on this link
+/// (every holder of the token could sign any name): the authority is the check. The token
+/// proofs of the control protocol then run inside the encrypted session, as before.
+pub fn token_identity(token: &[u8], who: &str) -> anyhow::Result<Identity> {
+    let seed = crate::agent::mac(token, &[b"wasm-ipc control authority"]);
+    // PKCS#8 v1 for an Ed25519 key (RFC 8410): the fixed prefix, then the 32-byte seed.
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    let ca_key = KeyPair::try_from(der.as_slice()).context("deriving the control authority")?;
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, "wasm-ipc control authority");
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // As long-lived as the token: an agent serves for days.
+    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    params.not_after = rcgen::date_time_ymd(9999, 12, 31);
+    let ca_pem = params
+        .self_signed(&ca_key)
+        .context("signing the control authority")?
+        .pem();
+    let issuer = Issuer::new(params, ca_key);
+    let key = KeyPair::generate().context("making the control link's key")?;
+    let mut leaf = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, who);
+    leaf.distinguished_name = name;
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    leaf.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(9999, 12, 31);
+    let cert = leaf
+        .signed_by(&key, &issuer)
+        .context("signing the control link's certificate")?;
+    Ok(Identity {
+        key: key.serialize_pem(),
+        cert: cert.pem(),
+        ca: ca_pem,
+    })
 }
 
 /// Connections the engine's listeners refused in this process: its TLS and TCP transports
@@ -206,18 +261,19 @@ pub fn refused() -> u64 {
 /// Installs the process's `tracing` subscriber: it takes only the engine's listeners'
 /// warnings (every other event of the engine is never even built: its call sites are
 /// disabled), counts each as a refused connection, and names the first few on stderr, which
-/// is the supervisor's. Called once, by a worker with `zenoh` ports, before it opens them.
-pub fn watch_refusals(plugin: &str) -> anyhow::Result<()> {
+/// is the supervisor's (an agent's: its log). Called once, by a worker with `zenoh` ports before
+/// it opens them, and by an agent before it listens.
+/// `said` starts each line (e.g. "wasm-ipc worker producer: refused a connection from outside
+/// the run").
+pub fn watch_refusals(said: String) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt as _;
-    let subscriber = tracing_subscriber::registry().with(Refusals {
-        plugin: plugin.to_string(),
-    });
+    let subscriber = tracing_subscriber::registry().with(Refusals { said });
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| anyhow::anyhow!("installing the refusal counter: {e}"))
 }
 
 struct Refusals {
-    plugin: String,
+    said: String,
 }
 
 impl Refusals {
@@ -269,10 +325,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Refusals {
             if let Some(at) = text.find(". Hint: increase the system open file limit") {
                 text.truncate(at);
             }
-            eprintln!(
-                "wasm-ipc worker {}: refused a connection from outside the run: {text}",
-                self.plugin
-            );
+            eprintln!("{}: {text}", self.said);
         }
     }
 }
@@ -327,6 +380,22 @@ mod tests {
         let bad = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
         let e = ca.sign("consumer", &bad, &[]).unwrap_err();
         assert!(format!("{e:#}").contains("consumer: its certificate signing request"));
+    }
+
+    #[test]
+    fn holders_of_one_token_derive_one_control_authority_and_another_token_does_not_sign() {
+        let a = token_identity(b"0123456789abcdef", "agent").unwrap();
+        let s = token_identity(b"0123456789abcdef", "supervisor").unwrap();
+        let other = token_identity(b"0123456789abcdeF", "supervisor").unwrap();
+        assert_eq!(a.ca, s.ca, "the authority is derived alike on both sides");
+        assert_ne!(a.key, s.key, "each side's key is its own");
+        let ca_der = pem_body(&a.ca);
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        for (leaf, signed) in [(&a, true), (&s, true), (&other, false)] {
+            let der = pem_body(&leaf.cert);
+            let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+            assert_eq!(x.verify_signature(Some(ca.public_key())).is_ok(), signed);
+        }
     }
 
     fn pem_body(text: &str) -> Vec<u8> {

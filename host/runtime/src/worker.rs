@@ -110,7 +110,10 @@ fn run_worker() -> anyhow::Result<()> {
         .iter()
         .any(|p| p.backend == crate::scenario::BackendKind::Zenoh);
     if zenoh_ports {
-        crate::seal::watch_refusals(&spec.plugin)?;
+        crate::seal::watch_refusals(format!(
+            "wasm-ipc worker {}: refused a connection from outside the run",
+            spec.plugin
+        ))?;
     }
     if spec.seal {
         let early = match certify(&mut ctrl, &mut reader, &mut spec) {

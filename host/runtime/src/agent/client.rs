@@ -85,11 +85,13 @@ impl AgentLink {
         token: &[u8],
     ) -> anyhow::Result<AgentLink> {
         let who = format!("host `{}` (agent at {})", host.name, host.address);
-        let config = control_config(listen, Some(host.addr))?;
+        let config = control_config(listen, Some(host.addr), token, "wasm-ipc supervisor")?;
         let session = zenoh::open(config).wait().map_err(|e| {
             anyhow::anyhow!(
                 "{who}: cannot reach the agent: {e} (is `wasm-ipc agent --listen {}` running \
-                 there, and is the port open?)",
+                 there, is the port open, and was it started with our token? The control \
+                 link's TLS certificates come from the token, so an agent with another token \
+                 refuses the handshake)",
                 host.address
             )
         })?;

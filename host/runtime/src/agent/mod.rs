@@ -20,7 +20,10 @@
 //! answer and event carries an HMAC under a key derived from the token and both nonces, and
 //! requests carry a sequence number the agent checks, so nobody without the token can start
 //! or stop anything, forge a message or replay one (events carry the agent's sequence
-//! number, which the supervisor checks). The traffic is authenticated, not encrypted.
+//! number, which the supervisor checks). All of it runs inside TLS: the control session
+//! listens and dials on `tls/` with mutual authentication under an authority both sides
+//! derive from the token ([`crate::seal::token_identity`]), so the traffic is encrypted, and
+//! a process without the token is refused in the handshake, before it can say anything.
 //!
 //! **Modules** travel as `.wasm` bytes named by their xxh3-128 hash, only when the agent does
 //! not hold them yet; the agent compiles them with its own engine (and its own compile
@@ -355,18 +358,21 @@ pub struct Envelope {
 }
 
 /// A Zenoh configuration for a control session: peer mode, no scouting, one lane, the
-/// control lease.
+/// control lease, and TLS under the authority `token` derives ([`crate::seal::token_identity`]).
 pub(crate) fn control_config(
     listen: Option<std::net::SocketAddr>,
     connect: Option<std::net::SocketAddr>,
+    token: &[u8],
+    who: &str,
 ) -> anyhow::Result<zenoh::Config> {
     let mut c = crate::backend::zenoh::base_config()?;
+    crate::seal::token_identity(token, who)?.configure(&mut c, false)?;
     let set = |c: &mut zenoh::Config, k: &str, v: String| {
         c.insert_json5(k, &v)
             .map_err(|e| anyhow::anyhow!("zenoh config {k}: {e}"))
     };
     let list = |a: Option<std::net::SocketAddr>| {
-        serde_json::to_string(&a.iter().map(|a| format!("tcp/{a}")).collect::<Vec<_>>())
+        serde_json::to_string(&a.iter().map(|a| format!("tls/{a}")).collect::<Vec<_>>())
     };
     set(&mut c, "listen/endpoints", list(listen)?)?;
     set(&mut c, "connect/endpoints", list(connect)?)?;

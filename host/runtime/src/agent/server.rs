@@ -40,10 +40,13 @@ macro_rules! say {
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn main(listen: std::net::SocketAddr, token: Vec<u8>, exe: PathBuf) -> anyhow::Result<()> {
     let _ = supervisor::was_interrupted();
-    let config = agent::control_config(Some(listen), None)?;
+    crate::seal::watch_refusals(
+        "wasm-ipc agent: refused a connection without a certificate of our token".into(),
+    )?;
+    let config = agent::control_config(Some(listen), None, &token, "wasm-ipc agent")?;
     let session = zenoh::open(config)
         .wait()
-        .map_err(|e| anyhow::anyhow!("listening on tcp/{listen}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("listening on tls/{listen}: {e}"))?;
     let _alive = session
         .liveliness()
         .declare_token(AGENT_ALIVE)
@@ -64,7 +67,10 @@ pub fn main(listen: std::net::SocketAddr, token: Vec<u8>, exe: PathBuf) -> anyho
         pending: Vec::new(),
         serving: None,
     };
-    say!("listening on tcp/{listen} (pid {})", std::process::id());
+    say!(
+        "listening on tls/{listen}, its certificates from the token (pid {})",
+        std::process::id()
+    );
     while !supervisor::was_interrupted() {
         match queryable.recv_timeout(Duration::from_millis(20)) {
             Ok(Some(query)) => agent.handle(&query),

@@ -350,7 +350,7 @@ fn open_session(
             .identity
             .as_ref()
             .context("a sealed port without its certificate of the run")?
-            .configure(&mut c)?;
+            .configure(&mut c, true)?;
     }
     let set = |c: &mut zenoh::Config, k: &str, v: String| {
         c.insert_json5(k, &v)
