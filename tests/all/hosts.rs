@@ -17,6 +17,8 @@ struct Hosts {
     veth: [String; 2],
     agents: Vec<(Child, PathBuf)>,
     dir: tempfile::TempDir,
+    /// Set in every agent's environment (which its workers get what they read of).
+    agent_env: Vec<(&'static str, String)>,
 }
 
 fn ip(args: &[&str]) -> Output {
@@ -46,6 +48,7 @@ impl Hosts {
             veth: [format!("wv{tag}a"), format!("wv{tag}b")],
             agents: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
+            agent_env: Vec::new(),
         };
         // From here on, Drop removes whatever was made.
         for ns in &hosts.ns {
@@ -109,6 +112,7 @@ impl Hosts {
                 cmd
             }
         };
+        cmd.envs(self.agent_env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .env("WASM_IPC_TOKEN", token)
             .stderr(file)
@@ -1007,5 +1011,99 @@ fn a_worker_killed_on_a_host_frees_its_shared_memory_peers_there_through_the_age
     assert_ne!(producer["status"], "interrupted", "{producer}");
     assert_ne!(producer["status"], "killed", "{producer}");
     assert_eq!(process(run, "consumer")["status"], "peer-failed", "{run}");
+    util::assert_no_leftovers(&id);
+}
+
+/// An outsider on host b's network dials, during the start-up window and again mid-run, every
+/// address the run listens on across the two namespaces: the agents' control endpoints and
+/// the workers' data listeners on host a. It hears nothing and changes nothing, and both
+/// agents' logs say what they refused.
+#[test]
+fn an_outsider_on_a_hosts_network_hears_nothing_and_injects_nothing_and_is_refused() {
+    let _g = util::heavy();
+    let mut hosts = Hosts::new();
+    hosts
+        .agent_env
+        .push(("WASM_IPC_TEST_HOLD_START", "2000".into()));
+    hosts.agent(0, TOKEN);
+    hosts.agent(1, TOKEN);
+    let count = 300_000;
+    let path = hosts.scenario(&pipeline(count, "60s"));
+    let id = util::run_id("outsider-hosts");
+    let child = hosts
+        .command(
+            0,
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--backend",
+                "zenoh",
+                "--json",
+                "--run-id",
+                &id,
+            ],
+        )
+        .env("WASM_IPC_TOKEN", TOKEN)
+        .spawn()
+        .unwrap();
+    // The data listeners on host a, while its workers hold the start-up window open.
+    let t = Instant::now();
+    let data = loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the workers on a never listened"
+        );
+        let found: Vec<std::net::SocketAddr> = ["producer", "relay"]
+            .iter()
+            .filter_map(|p| util::worker_pid(&id, p))
+            .flat_map(crate::seal::listening)
+            .filter(|a| !a.ip().is_loopback())
+            .map(std::net::SocketAddr::V4)
+            .collect();
+        if found.len() == 2 {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut targets = data.clone();
+    targets.push("198.18.0.1:7447".parse().unwrap());
+    targets.push("198.18.0.2:7447".parse().unwrap());
+    let prefix = ["ip", "netns", "exec", hosts.ns[1].as_str()];
+    let window = crate::seal::spawn_outsider(&prefix, &id, 1500, &targets);
+    let window = util::wait_with_watchdog(window, Duration::from_secs(60));
+    // Mid-run: the window has closed (2 s) and the messages flow.
+    std::thread::sleep(Duration::from_millis(1000));
+    let mid = crate::seal::spawn_outsider(&prefix, &id, 1500, &targets);
+    let mid = util::wait_with_watchdog(mid, Duration::from_secs(60));
+    let out = wait(child, Duration::from_secs(120));
+    let report = util::report(&out);
+    let run = &report["runs"][0];
+    assert_eq!(run["ok"], true, "{}", util::stderr(&out));
+    assert_eq!(crate::seal::outsider_heard(&window), 0);
+    assert_eq!(crate::seal::outsider_heard(&mid), 0);
+    assert_eq!(process(run, "consumer")["messages_received"], count);
+    assert_eq!(run["lost"], 0, "{run}");
+    assert_eq!(run["digest_sent"], run["digest_received"], "{run}");
+    let (a, b) = (hosts.agent_log(0), hosts.agent_log(1));
+    for (name, log) in [("a", &a), ("b", &b)] {
+        assert!(
+            log.contains("wasm-ipc agent: refused a connection without a certificate of our token"),
+            "agent {name}'s log:\n{log}"
+        );
+    }
+    assert!(
+        a.contains("wasm-ipc worker producer: refused a connection from outside the run")
+            && a.contains("wasm-ipc worker relay: refused a connection from outside the run"),
+        "agent a's log:\n{a}"
+    );
+    let refused: u64 = ["producer", "relay"]
+        .iter()
+        .map(|p| {
+            process(run, p)["counters"]["refused_connections"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(refused >= 4, "refused {refused}");
     util::assert_no_leftovers(&id);
 }

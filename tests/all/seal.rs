@@ -13,6 +13,16 @@ use crate::util;
 
 /// The listening TCP ports of process `pid` on 127.0.0.1 (`/proc/net/tcp`, state 0A).
 fn listening_ports(pid: i32) -> Vec<u16> {
+    listening(pid)
+        .into_iter()
+        .filter(|a| a.ip().is_loopback())
+        .map(|a| a.port())
+        .collect()
+}
+
+/// The IPv4 addresses process `pid` listens on (its network namespace's `/proc/PID/net/tcp`,
+/// state 0A, sockets it holds).
+pub fn listening(pid: i32) -> Vec<std::net::SocketAddrV4> {
     let inodes = util::socket_inodes(pid);
     let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
     table
@@ -23,9 +33,11 @@ fn listening_ports(pid: i32) -> Vec<u16> {
             let (addr, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
             let inode: u64 = inode.parse().ok()?;
             let (ip, port) = addr.split_once(':')?;
-            (*state == "0A" && ip == "0100007F" && inodes.contains(&inode))
-                .then(|| u16::from_str_radix(port, 16).ok())
-                .flatten()
+            // The kernel prints the address as a little-endian word in hex.
+            let ip = std::net::Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.swap_bytes());
+            let port = u16::from_str_radix(port, 16).ok()?;
+            (*state == "0A" && inodes.contains(&inode))
+                .then(|| std::net::SocketAddrV4::new(ip, port))
         })
         .collect()
 }
@@ -156,10 +168,16 @@ impl Outsider {
         }
     }
 
-    /// Publishes on the run's data and credit keys of channel 0's link: 4-byte credits (what a
-    /// consumer returns) and a data message with a well-formed header.
+    /// Publishes on the run's data and credit keys of lane `lane`'s first link: 4-byte credits
+    /// (what a consumer returns) and a data message with a well-formed header.
     fn inject(&self, run_id: &str) {
-        let prefix = format!("wasm-ipc/{run_id}/0");
+        for lane in 0..3 {
+            self.inject_lane(run_id, lane);
+        }
+    }
+
+    fn inject_lane(&self, run_id: &str, lane: usize) {
+        let prefix = format!("wasm-ipc/{run_id}/{lane}");
         for _ in 0..50 {
             let _ = self
                 .session
@@ -178,6 +196,87 @@ impl Outsider {
                 .wait();
         }
     }
+}
+
+/// A certificate of another run's authority for 127.0.0.1 and `ips`: signed, but not by the
+/// run's authority.
+fn foreign_identity(ips: &[std::net::IpAddr]) -> wasm_ipc_runtime::seal::Identity {
+    let other = wasm_ipc_runtime::seal::RunCa::new("outsider").unwrap();
+    let req = wasm_ipc_runtime::seal::Request::new("outsider").unwrap();
+    let mut all = vec!["127.0.0.1".parse().unwrap()];
+    all.extend_from_slice(ips);
+    let cert = other.sign("outsider", &req.csr, &all).unwrap();
+    req.identity(cert, other.pem().to_string())
+}
+
+/// What [`outsider`] reads: `RUN_ID;MS;IP:PORT,IP:PORT,…`.
+pub const OUTSIDER_VAR: &str = "WASM_IPC_TEST_OUTSIDER";
+
+/// The outsider as a process of its own, started by a test in another network namespace
+/// (`ip netns exec NS <this test binary> seal::outsider --exact --ignored`): it dials every
+/// address of [`OUTSIDER_VAR`] over `tcp/` and over `tls/` with a foreign certificate,
+/// subscribes to `**`, publishes on the run's keys, waits `MS`, and prints what it heard.
+#[test]
+#[ignore = "an attack tests' helper, started by them inside a network namespace"]
+fn outsider() {
+    let spec = std::env::var(OUTSIDER_VAR).expect("WASM_IPC_TEST_OUTSIDER says what to dial");
+    let mut parts = spec.split(';');
+    let (run_id, ms, addrs) = (
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<u64>().unwrap(),
+        parts.next().unwrap(),
+    );
+    let addrs: Vec<std::net::SocketAddr> = addrs.split(',').map(|a| a.parse().unwrap()).collect();
+    let ips: Vec<std::net::IpAddr> = addrs.iter().map(std::net::SocketAddr::ip).collect();
+    let identity = foreign_identity(&ips);
+    let mut outsiders = Vec::new();
+    for a in &addrs {
+        outsiders.push(Outsider::dial(&format!("tcp/{a}"), None));
+        outsiders.push(Outsider::dial(&format!("tls/{a}"), Some(&identity)));
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(ms) {
+        for o in &outsiders {
+            o.inject(run_id);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let heard: u64 = outsiders
+        .iter()
+        .map(|o| o.heard.load(Ordering::Relaxed))
+        .sum();
+    println!("outsider heard {heard}");
+}
+
+/// Runs [`outsider`] through `prefix` (e.g. `ip netns exec NS`) against `addrs` of run
+/// `run_id` for `ms`, in the background.
+pub fn spawn_outsider(
+    prefix: &[&str],
+    run_id: &str,
+    ms: u64,
+    addrs: &[std::net::SocketAddr],
+) -> std::process::Child {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    Command::new(prefix[0])
+        .args(&prefix[1..])
+        .arg(std::env::current_exe().unwrap())
+        .args(["seal::outsider", "--exact", "--ignored", "--nocapture"])
+        .env(OUTSIDER_VAR, format!("{run_id};{ms};{}", list.join(",")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What an outsider process heard, from its output.
+pub fn outsider_heard(out: &std::process::Output) -> u64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("outsider heard "))
+        .unwrap_or_else(|| panic!("the outsider said nothing: {text}\n{}", util::stderr(out)))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// A producer-consumer run on zenoh (sealed unless `extra` says otherwise) whose workers hold
@@ -239,13 +338,7 @@ timeout = "60s"
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    // A certificate of another run: signed, but not by this run's authority.
-    let other = wasm_ipc_runtime::seal::RunCa::new("outsider").unwrap();
-    let req = wasm_ipc_runtime::seal::Request::new("outsider").unwrap();
-    let cert = other
-        .sign("outsider", &req.csr, &["127.0.0.1".parse().unwrap()])
-        .unwrap();
-    let identity = req.identity(cert, other.pem().to_string());
+    let identity = foreign_identity(&[]);
     // No certificate at all, the listener's taken on trust.
     let bare = bare_tls(port);
     let mut outsiders = vec![
