@@ -355,14 +355,34 @@ impl Rig<'_> {
                 pings,
                 across,
                 kind,
+                true,
             )?;
             self.samples
                 .push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
         }
-        for one_thread in [false, true] {
-            self.samples
-                .push(zenoh_native(self.exe, true, 64, pings, round, one_thread)?);
+        for tls in [false, true] {
+            for one_thread in [false, true] {
+                self.samples.push(zenoh_native(
+                    self.exe, true, 64, pings, round, one_thread, tls,
+                )?);
+            }
         }
+        // The product on plain links, against the engine on plain TCP (`wasm-zenoh` is
+        // sealed, the default).
+        let sc = wasm_scenario(
+            &self.plugins,
+            &mut self.matrices,
+            &self.session,
+            Shape::PingPong,
+            64,
+            pings,
+            None,
+            BackendKind::Zenoh,
+            false,
+        )?;
+        let mut sample = wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?;
+        sample.contender = "wasm-zenoh-plain".into();
+        self.samples.push(sample);
         if let Some(ice) = &self.iceoryx2 {
             self.samples
                 .push(iceoryx2_run(ice, "ping-pong", 64, pings, round)?);
@@ -405,6 +425,7 @@ impl Rig<'_> {
                 count,
                 None,
                 kind,
+                true,
             )?;
             let mut sample = wasm(sc, kind, pattern, size, count, round)?;
             sample.notes.insert(
@@ -426,6 +447,7 @@ impl Rig<'_> {
                 count,
                 across,
                 BackendKind::Zenoh,
+                true,
             )?;
             let mut sample = wasm(sc, BackendKind::Zenoh, pattern, size, count, round)?;
             sample.notes.insert(
@@ -437,24 +459,32 @@ impl Rig<'_> {
         if one_to_one {
             // The engine's own shape, beside the product on zenoh with a window that does not
             // bind and no bytes touched, as the engine's examples touch none.
-            for one_thread in [false, true] {
-                self.samples.push(zenoh_native(
-                    self.exe, false, size, count, round, one_thread,
-                )?);
+            for tls in [false, true] {
+                for one_thread in [false, true] {
+                    self.samples.push(zenoh_native(
+                        self.exe, false, size, count, round, one_thread, tls,
+                    )?);
+                }
+                let m = wasm_zenoh_open(
+                    &self.plugins,
+                    &mut self.matrices,
+                    &self.session,
+                    size,
+                    count,
+                    tls,
+                )?;
+                let mut sample = wasm(m, BackendKind::Zenoh, "throughput", size, count, round)?;
+                sample.contender = if tls {
+                    "wasm-zenoh-open-sealed"
+                } else {
+                    "wasm-zenoh-open"
+                }
+                .into();
+                sample
+                    .notes
+                    .insert("capacity".into(), OPEN_WINDOW.to_string());
+                self.samples.push(sample);
             }
-            let m = wasm_zenoh_open(
-                &self.plugins,
-                &mut self.matrices,
-                &self.session,
-                size,
-                count,
-            )?;
-            let mut sample = wasm(m, BackendKind::Zenoh, "throughput", size, count, round)?;
-            sample.contender = "wasm-zenoh-open".into();
-            sample
-                .notes
-                .insert("capacity".into(), OPEN_WINDOW.to_string());
-            self.samples.push(sample);
         }
         if let Some(ice) = self.iceoryx2.as_ref().filter(|_| one_to_one) {
             self.samples
@@ -715,7 +745,15 @@ fn contenders(s: &[Sample], pattern: &str) -> Vec<String> {
         }
     }
     // The engine's own shapes, and the product on zenoh with a window that does not bind.
-    for c in ["wasm-zenoh-open", "zenoh-native", "zenoh-native-1t"] {
+    for c in [
+        "wasm-zenoh-plain",
+        "wasm-zenoh-open",
+        "wasm-zenoh-open-sealed",
+        "zenoh-native",
+        "zenoh-native-1t",
+        "zenoh-native-tls",
+        "zenoh-native-1t-tls",
+    ] {
         if s.iter().any(|x| x.contender == c && x.pattern == pattern) {
             list.push(c.into());
         }
@@ -805,6 +843,48 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             "wasm-zenoh-open / zenoh-native-1t, messages/s",
             "wasm-zenoh-open",
             "zenoh-native-1t",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-zenoh-plain / zenoh-native-1t, one-way mean",
+            "wasm-zenoh-plain",
+            "zenoh-native-1t",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh / zenoh-native-1t-tls, one-way mean",
+            "wasm-zenoh",
+            "zenoh-native-1t-tls",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh / wasm-zenoh-plain, one-way mean (what sealing costs)",
+            "wasm-zenoh",
+            "wasm-zenoh-plain",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh-open-sealed / zenoh-native-tls, messages/s",
+            "wasm-zenoh-open-sealed",
+            "zenoh-native-tls",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "wasm-zenoh-open-sealed / wasm-zenoh-open, messages/s (what sealing costs)",
+            "wasm-zenoh-open-sealed",
+            "wasm-zenoh-open",
+            "throughput",
+            |x| x.msgs_per_s,
+        ),
+        (
+            "zenoh-native-tls / zenoh-native, messages/s (what TLS costs the engine)",
+            "zenoh-native-tls",
+            "zenoh-native",
             "throughput",
             |x| x.msgs_per_s,
         ),
@@ -990,8 +1070,8 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
     }
     // zenoh against the engine's own shapes under its best runtime configuration (the
     // faster of the default and the one handed over to one thread, by median).
-    let best = |pattern: &str, size: u64, f: Pick, lower: bool| {
-        ["zenoh-native", "zenoh-native-1t"]
+    let best = |runtimes: [&'static str; 2], pattern: &str, size: u64, f: Pick, lower: bool| {
+        runtimes
             .into_iter()
             .filter_map(|c| stat(s, c, pattern, size, f).map(|(m, _, _)| (c, m)))
             .min_by(|a, b| {
@@ -1004,29 +1084,45 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
             .map(|(c, _)| c)
     };
     let mean: Pick = |x| x.one_way_mean_ns;
-    let native = best("ping-pong", 64, mean, true);
-    add(
-        format!(
-            "zenoh round trip (mean) at 64 B ≤ 1.25 × the engine's own ({})",
-            native.unwrap_or("zenoh-native")
+    // Plain links on both sides, then sealed against the engine over TLS.
+    for (links, product, open, runtimes) in [
+        (
+            "plain",
+            "wasm-zenoh-plain",
+            "wasm-zenoh-open",
+            ["zenoh-native", "zenoh-native-1t"],
         ),
-        native.and_then(|n| ratio(s, "wasm-zenoh", n, "ping-pong", 64, mean)),
-        |m| m <= 1.25,
-        " ×",
-    );
-    for size in [64, 4096] {
-        let native = best("throughput", size, rate, false);
+        (
+            "sealed",
+            "wasm-zenoh",
+            "wasm-zenoh-open-sealed",
+            ["zenoh-native-tls", "zenoh-native-1t-tls"],
+        ),
+    ] {
+        let native = best(runtimes, "ping-pong", 64, mean, true);
         add(
             format!(
-                "zenoh throughput, window {OPEN_WINDOW}, nothing touched, ≥ 0.7 × the engine's own \
-                 ({}) at {}",
-                native.unwrap_or("zenoh-native"),
-                human_bytes(size as f64)
+                "zenoh round trip (mean), {links}, at 64 B ≤ 1.25 × the engine's own ({})",
+                native.unwrap_or(runtimes[0])
             ),
-            native.and_then(|n| ratio(s, "wasm-zenoh-open", n, "throughput", size, rate)),
-            |m| m >= 0.7,
+            native.and_then(|n| ratio(s, product, n, "ping-pong", 64, mean)),
+            |m| m <= 1.25,
             " ×",
         );
+        for size in [64, 4096] {
+            let native = best(runtimes, "throughput", size, rate, false);
+            add(
+                format!(
+                    "zenoh throughput, {links}, window {OPEN_WINDOW}, nothing touched, ≥ 0.7 × \
+                     the engine's own ({}) at {}",
+                    native.unwrap_or(runtimes[0]),
+                    human_bytes(size as f64)
+                ),
+                native.and_then(|n| ratio(s, open, n, "throughput", size, rate)),
+                |m| m >= 0.7,
+                " ×",
+            );
+        }
     }
     for size in SIZES {
         add(
@@ -1423,6 +1519,7 @@ fn wasm_scenario<'a>(
     count: u64,
     across: Option<&[String; 2]>,
     kind: BackendKind,
+    seal: bool,
 ) -> anyhow::Result<&'a mut Matrix> {
     let capacity = match shape {
         Shape::PingPong => 4,
@@ -1431,7 +1528,7 @@ fn wasm_scenario<'a>(
             consumers,
         } => flow_capacity(size, producers, consumers, kind),
     };
-    let key = format!("{shape:?}-{size}-{capacity}-{}", across.is_some());
+    let key = format!("{shape:?}-{size}-{capacity}-{}-{seal}", across.is_some());
     if !cache.contains_key(&key) {
         let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
         let mut text = match shape {
@@ -1526,6 +1623,10 @@ timeout = "300s"
                 "{head}\n[[host]]\nname = \"a\"\naddress = \"{a}\"\n[[host]]\nname = \"b\"\n\
                  address = \"{b}\"\n{rest}"
             );
+        }
+        if !seal {
+            // Plain links (`zenoh` only; the other backends have none to seal).
+            text = text.replacen("[run]\n", "[run]\nseal = false\n", 1);
         }
         let sc = Scenario::parse(Path::new("bench.toml"), &text)?;
         // The backends that admit this capacity (all but `pipe` where its pipes cannot
@@ -1647,16 +1748,18 @@ const OPEN_WINDOW: u32 = 4096;
 
 /// `wasm-zenoh-open`: the bundled producer and consumer on zenoh, 1→1, with a window of
 /// [`OPEN_WINDOW`], `verify = "off"` and the consumer's `check = "none"`: no byte is touched
-/// after the producer wrote it, as in the engine's throughput example; and plain TCP
-/// (`seal = false`), as the engine's example runs.
+/// after the producer wrote it, as in the engine's throughput example; on plain TCP (`seal =
+/// false`, as the engine's example runs) or sealed (`wasm-zenoh-open-sealed`, against the
+/// engine over TLS).
 fn wasm_zenoh_open<'a>(
     plugins: &Path,
     cache: &'a mut BTreeMap<String, Matrix>,
     session: &supervisor::Options,
     size: u64,
     count: u64,
+    seal: bool,
 ) -> anyhow::Result<&'a mut Matrix> {
-    let key = format!("open-{size}-{count}");
+    let key = format!("open-{size}-{count}-{seal}");
     if !cache.contains_key(&key) {
         let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
         let text = format!(
@@ -1676,7 +1779,7 @@ slot_size = {size}
 capacity = {OPEN_WINDOW}
 [run]
 verify = "off"
-seal = false
+seal = {seal}
 timeout = "300s"
 "#,
             p("producer"),
@@ -1700,11 +1803,18 @@ fn zenoh_native(
     count: u64,
     round: u32,
     one_thread: bool,
+    tls: bool,
 ) -> anyhow::Result<Sample> {
     let (port, probe) = backend::free_port(std::net::Ipv4Addr::LOCALHOST.into())?;
     // Released for the listener, which binds it next.
     drop(probe);
-    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let endpoint = format!("{}/127.0.0.1:{port}", if tls { "tls" } else { "tcp" });
+    // A fresh token per pair: the two peers derive their TLS authority from it.
+    let token = {
+        let mut b = [0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
     let roles = if ping_pong {
         [Role::ZenohPong, Role::ZenohPing]
     } else {
@@ -1730,16 +1840,20 @@ fn zenoh_native(
         if one_thread {
             cmd.env("ZENOH_RUNTIME", backend::zenoh::RUNTIME);
         }
+        if tls {
+            cmd.env(crate::zenoh_native::TLS_TOKEN_VAR, &token);
+        }
         peers.push(cmd.spawn().context("starting a zenoh bench peer")?);
     }
     let results = drive(peers)?;
     let [listener, dialer] = &results[..] else {
         bail!("zenoh bench: two results expected");
     };
-    let contender = if one_thread {
-        "zenoh-native-1t"
-    } else {
-        "zenoh-native"
+    let contender = match (one_thread, tls) {
+        (false, false) => "zenoh-native",
+        (true, false) => "zenoh-native-1t",
+        (false, true) => "zenoh-native-tls",
+        (true, true) => "zenoh-native-1t-tls",
     };
     let pattern = if ping_pong { "ping-pong" } else { "throughput" };
     let mut sample = Sample::new(contender, pattern, size, round, count);

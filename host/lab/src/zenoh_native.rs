@@ -54,8 +54,20 @@ pub struct Measured {
     pub elapsed_ns: u64,
 }
 
+/// The environment variable a `tls/` peer reads its token from: both peers of a pair derive
+/// the same certificate authority from it and sign a key of their own, as the product's
+/// agents do (`seal::token_identity`), so the engine runs TLS 1.3 with mutual authentication
+/// and P-256 leaves, as the product's sealed links.
+pub const TLS_TOKEN_VAR: &str = "WASM_IPC_BENCH_TLS_TOKEN";
+
 fn session(listen: bool, endpoint: &str) -> anyhow::Result<zenoh::Session> {
     let mut c = zenoh::Config::default();
+    if endpoint.starts_with("tls/") {
+        let token = std::env::var(TLS_TOKEN_VAR)
+            .map_err(|_| anyhow::anyhow!("a tls/ bench peer needs {TLS_TOKEN_VAR}"))?;
+        wasm_ipc_runtime::seal::token_identity(token.as_bytes(), "bench peer")?
+            .configure(&mut c, false)?;
+    }
     let mut set = |k: &str, v: String| {
         c.insert_json5(k, &v)
             .map_err(|e| anyhow::anyhow!("zenoh config {k}: {e}"))
