@@ -5,7 +5,8 @@
 //! ECDSA P-256 key that lives in its memory for the run and is never written anywhere). Each
 //! worker with `zenoh` ports makes its own key ([`Request::new`]) and sends only a signing
 //! request (`FromWorker::Csr`) over its control socket (a worker on another host: through its
-//! agent, over the agent's token-authenticated control session). The supervisor signs it for
+//! agent, over the agent's control session, itself TLS under an authority derived from the
+//! token: [`token_identity`]). The supervisor signs it for
 //! the addresses that worker's host listens on ([`RunCa::sign`]) and answers with the
 //! certificate and the authority's certificate (`ToWorker::Cert`). No private key crosses a
 //! socket.
@@ -34,8 +35,10 @@ use serde::{Deserialize, Serialize};
 /// the start-up window.
 pub const HOLD_START_VAR: &str = "WASM_IPC_TEST_HOLD_START";
 
-/// How long a run's certificates stay valid, in days (a run's timeout is at most an hour).
-pub const VALIDITY_DAYS: i64 = 2;
+/// How long a run's certificates stay valid, in days: beyond the longest run
+/// (`scenario::MAX_TIMEOUT`, 7 days), so that a link the engine dials again late in a run still
+/// passes its handshake.
+pub const VALIDITY_DAYS: i64 = 8;
 
 /// The validity window every certificate of a run gets: a day back, [`VALIDITY_DAYS`] on.
 fn validity(params: &mut CertificateParams) {
