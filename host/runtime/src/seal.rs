@@ -40,11 +40,64 @@ pub const HOLD_START_VAR: &str = "WASM_IPC_TEST_HOLD_START";
 /// passes its handshake.
 pub const VALIDITY_DAYS: i64 = 8;
 
-/// The validity window every certificate of a run gets: a day back, [`VALIDITY_DAYS`] on.
-fn validity(params: &mut CertificateParams) {
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(VALIDITY_DAYS);
+/// How long a certificate is valid.
+#[derive(Clone, Copy)]
+enum Validity {
+    /// A run's: a day back (other hosts' clocks may be behind), [`VALIDITY_DAYS`] on.
+    Run,
+    /// The control link's: as long-lived as the token (an agent serves for days).
+    Token,
+}
+
+impl Validity {
+    fn set(self, params: &mut CertificateParams) {
+        let (from, to) = match self {
+            Validity::Run => {
+                let now = time::OffsetDateTime::now_utc();
+                (
+                    now - time::Duration::days(1),
+                    now + time::Duration::days(VALIDITY_DAYS),
+                )
+            }
+            Validity::Token => (
+                rcgen::date_time_ymd(2000, 1, 1),
+                rcgen::date_time_ymd(9999, 12, 31),
+            ),
+        };
+        params.not_before = from;
+        params.not_after = to;
+    }
+}
+
+/// An authority's parameters: named `name`, signing leaves only (no intermediate authority
+/// below it).
+fn authority(name: &str, validity: Validity) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity.set(&mut params);
+    params
+}
+
+/// A leaf's parameters: `who`, for `ips`, no authority rights, for a session that both
+/// listens (a producer's, an agent's) and dials (a consumer's, a supervisor's).
+fn leaf(who: &str, ips: &[IpAddr], validity: Validity) -> anyhow::Result<CertificateParams> {
+    let mut params =
+        CertificateParams::new(ips.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, who);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    validity.set(&mut params);
+    Ok(params)
 }
 
 /// A run's certificate authority: its key and its self-signed certificate.
@@ -63,14 +116,7 @@ impl RunCa {
     /// A fresh authority for run `run_id`.
     pub fn new(run_id: &str) -> anyhow::Result<RunCa> {
         let key = KeyPair::generate().context("making the run's authority key")?;
-        let mut params = CertificateParams::default();
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, format!("wasm-ipc run {run_id}"));
-        params.distinguished_name = name;
-        // It signs leaves only: no intermediate authority below it.
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        validity(&mut params);
+        let params = authority(&format!("wasm-ipc run {run_id}"), Validity::Run);
         let cert = params
             .self_signed(&key)
             .context("signing the run's authority certificate")?;
@@ -91,20 +137,7 @@ impl RunCa {
     pub fn sign(&self, who: &str, csr_pem: &str, ips: &[IpAddr]) -> anyhow::Result<String> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .with_context(|| format!("{who}: its certificate signing request"))?;
-        let mut params =
-            CertificateParams::new(ips.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, who);
-        params.distinguished_name = name;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        // A session both listens (a producer's) and dials (a consumer's).
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        validity(&mut params);
-        let cert = params
+        let cert = leaf(who, ips, Validity::Run)?
             .signed_by(&csr.public_key, &self.issuer)
             .with_context(|| format!("{who}: signing its certificate"))?;
         Ok(cert.pem())
@@ -207,34 +240,14 @@ pub fn token_identity(token: &[u8], who: &str) -> anyhow::Result<Identity> {
     ];
     der.extend_from_slice(&seed);
     let ca_key = KeyPair::try_from(der.as_slice()).context("deriving the control authority")?;
-    let mut params = CertificateParams::default();
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, "wasm-ipc control authority");
-    params.distinguished_name = name;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    // As long-lived as the token: an agent serves for days.
-    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
-    params.not_after = rcgen::date_time_ymd(9999, 12, 31);
+    let params = authority("wasm-ipc control authority", Validity::Token);
     let ca_pem = params
         .self_signed(&ca_key)
         .context("signing the control authority")?
         .pem();
     let issuer = Issuer::new(params, ca_key);
     let key = KeyPair::generate().context("making the control link's key")?;
-    let mut leaf = CertificateParams::default();
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, who);
-    leaf.distinguished_name = name;
-    leaf.is_ca = IsCa::ExplicitNoCa;
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    leaf.not_before = rcgen::date_time_ymd(2000, 1, 1);
-    leaf.not_after = rcgen::date_time_ymd(9999, 12, 31);
-    let cert = leaf
+    let cert = leaf(who, &[], Validity::Token)?
         .signed_by(&key, &issuer)
         .context("signing the control link's certificate")?;
     Ok(Identity {
