@@ -210,10 +210,41 @@ pub enum HostTrap {
     Limit(String),
 }
 
-fn misuse(caller: &Caller<'_, Host>, call: &str, what: impl std::fmt::Display) -> wasmtime::Error {
+/// What the host functions work on: a plugin's host state and its ports' windows. A core
+/// module's windows are in its linear memory (`Caller`); a component's are in host memory of
+/// their own (`super::component`), which the component never sees.
+pub(crate) trait Ctx {
+    /// The host state.
+    fn host(&self) -> &Host;
+    /// The host state, to change.
+    fn host_mut(&mut self) -> &mut Host;
+    /// The window of port `i` and the host state beside it.
+    fn window_of(&mut self, i: usize) -> (Window<'_>, &mut Host);
+}
+
+impl Ctx for Caller<'_, Host> {
+    fn host(&self) -> &Host {
+        self.data()
+    }
+
+    fn host_mut(&mut self) -> &mut Host {
+        self.data_mut()
+    }
+
+    fn window_of(&mut self, i: usize) -> (Window<'_>, &mut Host) {
+        let memory = self.data().memory.expect("memory is set before any call");
+        let (bytes, host) = memory.data_and_store_mut(self);
+        let port = &host.ports[i];
+        let win = Window::in_memory(bytes, port.window, port.spec.window_len)
+            .expect("windows were checked against memory at set-up and memory never shrinks");
+        (win, host)
+    }
+}
+
+fn misuse(caller: &impl Ctx, call: &str, what: impl std::fmt::Display) -> wasmtime::Error {
     wasmtime::Error::new(HostTrap::Misuse(format!(
         "plugin `{}` misused `{call}`: {what}",
-        caller.data().name
+        caller.host().name
     )))
 }
 
@@ -224,7 +255,7 @@ pub(crate) fn guest_bytes<'a>(
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<Window<'a>> {
-    let memory = caller.data().memory.expect("memory is set before any call");
+    let memory = caller.host().memory.expect("memory is set before any call");
     Window::of(&memory, caller, ptr.cast_unsigned(), len.cast_unsigned()).ok_or_else(|| {
         misuse(
             caller,
@@ -251,7 +282,7 @@ fn guest_str(
 
 /// Maps a transport error to the ABI's code, or to a trap for interruptions.
 fn port_result(
-    caller: &mut Caller<'_, Host>,
+    caller: &mut impl Ctx,
     call: &str,
     port: &str,
     e: PortError,
@@ -260,7 +291,7 @@ fn port_result(
         PortError::Closed => Ok(code::CLOSED),
         PortError::TooLarge { .. } => Ok(code::TOO_LARGE),
         PortError::PeerFailed(why) => {
-            caller.data_mut().saw_peer_failure.get_or_insert(why);
+            caller.host_mut().saw_peer_failure.get_or_insert(why);
             Ok(code::PEER_FAILED)
         }
         PortError::Interrupted(why) => Err(wasmtime::Error::new(HostTrap::Interrupted(format!(
@@ -279,10 +310,10 @@ enum Use {
 }
 
 /// The handle `h`, or a misuse trap.
-fn handle_of<'a>(caller: &'a Caller<'_, Host>, call: &str, h: i32) -> wasmtime::Result<&'a Handle> {
+fn handle_of<'a>(caller: &'a impl Ctx, call: &str, h: i32) -> wasmtime::Result<&'a Handle> {
     usize::try_from(h)
         .ok()
-        .and_then(|i| caller.data().handles.get(i))
+        .and_then(|i| caller.host().handles.get(i))
         .ok_or_else(|| {
             misuse(
                 caller,
@@ -293,7 +324,7 @@ fn handle_of<'a>(caller: &'a Caller<'_, Host>, call: &str, h: i32) -> wasmtime::
 }
 
 /// The leg of handle `h` that `call` works on, or a misuse trap.
-fn leg_of(caller: &Caller<'_, Host>, call: &str, h: i32, want: Use) -> wasmtime::Result<usize> {
+fn leg_of(caller: &impl Ctx, call: &str, h: i32, want: Use) -> wasmtime::Result<usize> {
     match (handle_of(caller, call, h)?, want) {
         (Handle::Stream(i), _) => Ok(*i),
         (Handle::Client(c), Use::Loan) => Ok(c.request),
@@ -319,19 +350,9 @@ fn leg_of(caller: &Caller<'_, Host>, call: &str, h: i32, want: Use) -> wasmtime:
     }
 }
 
-/// The window of port `i` and the host state beside it, both borrowed from `caller`.
-fn window_of<'a>(caller: &'a mut Caller<'_, Host>, i: usize) -> (Window<'a>, &'a mut Host) {
-    let memory = caller.data().memory.expect("memory is set before any call");
-    let (bytes, host) = memory.data_and_store_mut(caller);
-    let port = &host.ports[i];
-    let win = Window::in_memory(bytes, port.window, port.spec.window_len)
-        .expect("windows were checked against memory at set-up and memory never shrinks");
-    (win, host)
-}
-
 fn port(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
     let name = guest_str(&caller, "port", ptr, len)?;
-    let host = caller.data_mut();
+    let host = caller.host_mut();
     let found = host
         .handles
         .iter()
@@ -343,13 +364,13 @@ fn port(mut caller: Caller<'_, Host>, ptr: i32, len: i32) -> wasmtime::Result<i3
 }
 
 /// The name of port `i`, for messages (only on error paths: no allocation per message).
-fn name_of(caller: &Caller<'_, Host>, i: usize) -> String {
-    caller.data().ports[i].spec.name.clone()
+fn name_of(caller: &impl Ctx, i: usize) -> String {
+    caller.host().ports[i].spec.name.clone()
 }
 
 /// A misuse trap about port `i`: `what` gets the port's name.
 fn port_misuse(
-    caller: &Caller<'_, Host>,
+    caller: &impl Ctx,
     call: &str,
     i: usize,
     what: impl Fn(&str) -> String,
@@ -362,27 +383,32 @@ fn port_misuse(
 type Leg<T> = wasmtime::Result<Result<T, PortError>>;
 
 fn loan(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
-    let i = leg_of(&caller, "loan", h, Use::Loan)?;
-    match loan_leg(&mut caller, "loan", i, len)? {
+    loan_in(&mut caller, h, len)
+}
+
+/// `loan` on whatever holds the plugin's state.
+pub(crate) fn loan_in(caller: &mut impl Ctx, h: i32, len: i32) -> wasmtime::Result<i32> {
+    let i = leg_of(caller, "loan", h, Use::Loan)?;
+    match loan_leg(caller, "loan", i, len)? {
         Ok(ptr) => Ok(ptr),
         // A client's server no longer takes requests: its answers say how it ended.
-        Err(PortError::Closed) if matches!(handle_of(&caller, "loan", h)?, Handle::Client(_)) => {
-            let Handle::Client(c) = handle_of(&caller, "loan", h)? else {
+        Err(PortError::Closed) if matches!(handle_of(caller, "loan", h)?, Handle::Client(_)) => {
+            let Handle::Client(c) = handle_of(caller, "loan", h)? else {
                 unreachable!("matched above");
             };
             let reply = c.reply;
-            server_end(&mut caller, "loan", reply)
+            server_end(caller, "loan", reply)
         }
         Err(e) => {
-            let name = name_of(&caller, i);
-            port_result(&mut caller, "loan", &name, e)
+            let name = name_of(caller, i);
+            port_result(caller, "loan", &name, e)
         }
     }
 }
 
 /// `loan` on leg `i`: the pointer of the loan.
-fn loan_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) -> Leg<i32> {
-    let (win, host) = window_of(caller, i);
+fn loan_leg(caller: &mut impl Ctx, call: &str, i: usize, len: i32) -> Leg<i32> {
+    let (win, host) = caller.window_of(i);
     let Host { ports, stop, .. } = host;
     let port = &mut ports[i];
     let window = port.window;
@@ -413,19 +439,24 @@ fn loan_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) -> Le
 }
 
 fn publish(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
-    let i = leg_of(&caller, "publish", h, Use::Publish)?;
-    match publish_leg(&mut caller, "publish", i, len)? {
+    publish_in(&mut caller, h, len)
+}
+
+/// `publish` on whatever holds the plugin's state.
+pub(crate) fn publish_in(caller: &mut impl Ctx, h: i32, len: i32) -> wasmtime::Result<i32> {
+    let i = leg_of(caller, "publish", h, Use::Publish)?;
+    match publish_leg(caller, "publish", i, len)? {
         Ok(()) => Ok(0),
         Err(e) => {
-            let name = name_of(&caller, i);
-            port_result(&mut caller, "publish", &name, e)
+            let name = name_of(caller, i);
+            port_result(caller, "publish", &name, e)
         }
     }
 }
 
 /// `publish` on leg `i`.
-fn publish_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) -> Leg<()> {
-    let (win, host) = window_of(caller, i);
+fn publish_leg(caller: &mut impl Ctx, call: &str, i: usize, len: i32) -> Leg<()> {
+    let (win, host) = caller.window_of(i);
     let Host {
         ports,
         stop,
@@ -482,13 +513,18 @@ fn publish_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize, len: i32) ->
 }
 
 fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
-    let i = leg_of(&caller, "receive", h, Use::Receive)?;
-    let serving = matches!(handle_of(&caller, "receive", h)?, Handle::Server(_));
+    receive_in(&mut caller, h)
+}
+
+/// `receive` on whatever holds the plugin's state.
+pub(crate) fn receive_in(caller: &mut impl Ctx, h: i32) -> wasmtime::Result<i64> {
+    let i = leg_of(caller, "receive", h, Use::Receive)?;
+    let serving = matches!(handle_of(caller, "receive", h)?, Handle::Server(_));
     loop {
-        match receive_leg(&mut caller, "receive", i)? {
+        match receive_leg(caller, "receive", i)? {
             Ok((value, link)) => {
                 if serving {
-                    let host = caller.data_mut();
+                    let host = caller.host_mut();
                     host.served += 1;
                     let Some(Handle::Server(s)) = host.handles.get_mut(h.unsigned_abs() as usize)
                     else {
@@ -501,14 +537,14 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
             }
             // A client that failed does not stop its server: forget it and serve the others.
             Err(PortError::PeerFailed(why)) if serving => {
-                let host = caller.data_mut();
+                let host = caller.host_mut();
                 let Side::In { rx, .. } = &mut host.ports[i].side else {
                     unreachable!("a server's request leg is an input");
                 };
                 let gone = rx.forget_failed();
                 if gone.is_empty() {
-                    let name = name_of(&caller, i);
-                    return port_result(&mut caller, "receive", &name, PortError::PeerFailed(why))
+                    let name = name_of(caller, i);
+                    return port_result(caller, "receive", &name, PortError::PeerFailed(why))
                         .map(i64::from);
                 }
                 host.clients_lost += gone.len() as u64;
@@ -530,16 +566,16 @@ fn receive(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i64> {
                 host.output.log(1, &msg);
             }
             Err(e) => {
-                let name = name_of(&caller, i);
-                return port_result(&mut caller, "receive", &name, e).map(i64::from);
+                let name = name_of(caller, i);
+                return port_result(caller, "receive", &name, e).map(i64::from);
             }
         }
     }
 }
 
 /// `receive` on leg `i`: the ABI's `ptr << 32 | len`, and the link it came on.
-fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64, usize)> {
-    let (win, host) = window_of(caller, i);
+fn receive_leg(caller: &mut impl Ctx, call: &str, i: usize) -> Leg<(i64, usize)> {
+    let (win, host) = caller.window_of(i);
     let Host {
         ports,
         stop,
@@ -628,40 +664,41 @@ fn receive_leg(caller: &mut Caller<'_, Host>, call: &str, i: usize) -> Leg<(i64,
 }
 
 /// Whether leg `i` (an input) holds a message.
-fn holds(caller: &Caller<'_, Host>, i: usize) -> bool {
-    matches!(&caller.data().ports[i].side, Side::In { held: Some(_), .. })
+fn holds(caller: &impl Ctx, i: usize) -> bool {
+    matches!(&caller.host().ports[i].side, Side::In { held: Some(_), .. })
 }
 
 fn release(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
-    let i = leg_of(&caller, "release", h, Use::Release)?;
-    let Side::In { rx, held, .. } = &mut caller.data_mut().ports[i].side else {
-        return Err(port_misuse(&caller, "release", i, |n| {
+    release_in(&mut caller, h)
+}
+
+/// `release` on whatever holds the plugin's state.
+pub(crate) fn release_in(caller: &mut impl Ctx, h: i32) -> wasmtime::Result<i32> {
+    let i = leg_of(caller, "release", h, Use::Release)?;
+    let Side::In { rx, held, .. } = &mut caller.host_mut().ports[i].side else {
+        return Err(port_misuse(caller, "release", i, |n| {
             format!("port `{n}` is an output")
         }));
     };
     if held.take().is_none() {
-        return Err(port_misuse(&caller, "release", i, |n| {
+        return Err(port_misuse(caller, "release", i, |n| {
             format!("nothing received on port `{n}`")
         }));
     }
     match rx.release() {
         Ok(()) => Ok(0),
         Err(e) => {
-            let name = name_of(&caller, i);
-            port_result(&mut caller, "release", &name, e)
+            let name = name_of(caller, i);
+            port_result(caller, "release", &name, e)
         }
     }
 }
 
 /// The server port behind handle `h`, or a misuse trap.
-fn serving<'a>(
-    caller: &'a mut Caller<'_, Host>,
-    call: &str,
-    h: i32,
-) -> wasmtime::Result<&'a mut Serving> {
+fn serving<'a>(caller: &'a mut impl Ctx, call: &str, h: i32) -> wasmtime::Result<&'a mut Serving> {
     if !matches!(handle_of(caller, call, h)?, Handle::Server(_)) {
         let name = handle_of(caller, call, h)?
-            .name(&caller.data().ports)
+            .name(&caller.host().ports)
             .to_string();
         return Err(misuse(
             caller,
@@ -669,21 +706,26 @@ fn serving<'a>(
             format_args!("port `{name}` is not a server port"),
         ));
     }
-    match caller.data_mut().handles.get_mut(h.unsigned_abs() as usize) {
+    match caller.host_mut().handles.get_mut(h.unsigned_abs() as usize) {
         Some(Handle::Server(s)) => Ok(s),
         _ => unreachable!("checked above"),
     }
 }
 
 fn client(mut caller: Caller<'_, Host>, h: i32) -> wasmtime::Result<i32> {
-    let s = serving(&mut caller, "client", h)?;
+    client_in(&mut caller, h)
+}
+
+/// `client` on whatever holds the plugin's state.
+pub(crate) fn client_in(caller: &mut impl Ctx, h: i32) -> wasmtime::Result<i32> {
+    let s = serving(caller, "client", h)?;
     match s.current {
         // Clients are bounded by the instance limit, far below 2^31.
         Some(k) => Ok(k.cast_signed()),
         None => {
             let name = s.name.clone();
             Err(misuse(
-                &caller,
+                caller,
                 "client",
                 format_args!("no request was received on port `{name}` yet"),
             ))
@@ -697,14 +739,24 @@ fn reply_loan(
     client: i32,
     len: i32,
 ) -> wasmtime::Result<i32> {
-    let s = serving(&mut caller, "reply-loan", h)?;
+    reply_loan_in(&mut caller, h, client, len)
+}
+
+/// `reply-loan` on whatever holds the plugin's state.
+pub(crate) fn reply_loan_in(
+    caller: &mut impl Ctx,
+    h: i32,
+    client: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    let s = serving(caller, "reply-loan", h)?;
     let Some(k) = usize::try_from(client)
         .ok()
         .filter(|&k| s.pending.get(k) == Some(&true))
     else {
         let (name, n) = (s.name.clone(), s.pending.len());
         return Err(misuse(
-            &caller,
+            caller,
             "reply-loan",
             format_args!(
                 "client {client} of port `{name}` has no outstanding call (its clients are \
@@ -719,43 +771,48 @@ fn reply_loan(
         s.pending[k] = false;
         return Ok(code::CLOSED);
     }
-    match loan_leg(&mut caller, "reply-loan", leg, len)? {
+    match loan_leg(caller, "reply-loan", leg, len)? {
         Ok(ptr) => {
-            serving(&mut caller, "reply-loan", h)?.answering = u32::try_from(k).ok();
+            serving(caller, "reply-loan", h)?.answering = u32::try_from(k).ok();
             Ok(ptr)
         }
         // That client is gone: its call ends with it; the server goes on.
         Err(PortError::Closed | PortError::PeerFailed(_)) => {
-            serving(&mut caller, "reply-loan", h)?.pending[k] = false;
+            serving(caller, "reply-loan", h)?.pending[k] = false;
             Ok(code::CLOSED)
         }
         Err(e) => {
-            let name = name_of(&caller, leg);
-            port_result(&mut caller, "reply-loan", &name, e)
+            let name = name_of(caller, leg);
+            port_result(caller, "reply-loan", &name, e)
         }
     }
 }
 
 fn reply(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32> {
-    let s = serving(&mut caller, "reply", h)?;
+    reply_in(&mut caller, h, len)
+}
+
+/// `reply` on whatever holds the plugin's state.
+pub(crate) fn reply_in(caller: &mut impl Ctx, h: i32, len: i32) -> wasmtime::Result<i32> {
+    let s = serving(caller, "reply", h)?;
     let Some(k) = s.answering.take() else {
         let name = s.name.clone();
         return Err(misuse(
-            &caller,
+            caller,
             "reply",
             format_args!("no `reply-loan` on port `{name}`"),
         ));
     };
     let k = k as usize;
     let leg = s.replies[k];
-    let sent = publish_leg(&mut caller, "reply", leg, len)?;
-    serving(&mut caller, "reply", h)?.pending[k] = false;
+    let sent = publish_leg(caller, "reply", leg, len)?;
+    serving(caller, "reply", h)?.pending[k] = false;
     match sent {
         Ok(()) => Ok(0),
         Err(PortError::Closed | PortError::PeerFailed(_)) => Ok(code::CLOSED),
         Err(e) => {
-            let name = name_of(&caller, leg);
-            port_result(&mut caller, "reply", &name, e)
+            let name = name_of(caller, leg);
+            port_result(caller, "reply", &name, e)
         }
     }
 }
@@ -763,7 +820,7 @@ fn reply(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i32
 /// A client whose server no longer takes requests: how the server's answers to it end says
 /// whether it finished (closed) or failed (peer-failed). It closes or aborts its outputs
 /// before it stops taking requests, so this wait is short.
-fn server_end(caller: &mut Caller<'_, Host>, call: &str, reply: usize) -> wasmtime::Result<i32> {
+fn server_end(caller: &mut impl Ctx, call: &str, reply: usize) -> wasmtime::Result<i32> {
     let name = name_of(caller, reply);
     match receive_leg(caller, call, reply)? {
         Ok(_) => Err(wasmtime::format_err!(
@@ -774,35 +831,40 @@ fn server_end(caller: &mut Caller<'_, Host>, call: &str, reply: usize) -> wasmti
 }
 
 fn call(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i64> {
-    let Handle::Client(c) = handle_of(&caller, "call", h)? else {
-        let name = handle_of(&caller, "call", h)?
-            .name(&caller.data().ports)
+    call_in(&mut caller, h, len)
+}
+
+/// `call` on whatever holds the plugin's state.
+pub(crate) fn call_in(caller: &mut impl Ctx, h: i32, len: i32) -> wasmtime::Result<i64> {
+    let Handle::Client(c) = handle_of(caller, "call", h)? else {
+        let name = handle_of(caller, "call", h)?
+            .name(&caller.host().ports)
             .to_string();
         return Err(misuse(
-            &caller,
+            caller,
             "call",
             format_args!("port `{name}` is not a client port"),
         ));
     };
     let (request, reply) = (c.request, c.reply);
-    if holds(&caller, reply) {
-        return Err(port_misuse(&caller, "call", reply, |n| {
+    if holds(caller, reply) {
+        return Err(port_misuse(caller, "call", reply, |n| {
             format!("a `call` on port `{n}` while the previous answer is held: `release` it first")
         }));
     }
     let start = sys::now_ns();
-    match publish_leg(&mut caller, "call", request, len)? {
+    match publish_leg(caller, "call", request, len)? {
         Ok(()) => {}
         // The server no longer takes requests: its answers say how it ended.
-        Err(PortError::Closed) => return server_end(&mut caller, "call", reply).map(i64::from),
+        Err(PortError::Closed) => return server_end(caller, "call", reply).map(i64::from),
         Err(e) => {
-            let name = name_of(&caller, request);
-            return port_result(&mut caller, "call", &name, e).map(i64::from);
+            let name = name_of(caller, request);
+            return port_result(caller, "call", &name, e).map(i64::from);
         }
     }
-    match receive_leg(&mut caller, "call", reply)? {
+    match receive_leg(caller, "call", reply)? {
         Ok((value, _)) => {
-            let host = caller.data_mut();
+            let host = caller.host_mut();
             host.calls += 1;
             let _ = host
                 .call_latency
@@ -810,8 +872,8 @@ fn call(mut caller: Caller<'_, Host>, h: i32, len: i32) -> wasmtime::Result<i64>
             Ok(value)
         }
         Err(e) => {
-            let name = name_of(&caller, reply);
-            port_result(&mut caller, "call", &name, e).map(i64::from)
+            let name = name_of(caller, reply);
+            port_result(caller, "call", &name, e).map(i64::from)
         }
     }
 }
@@ -824,7 +886,7 @@ fn config(
     cap: i32,
 ) -> wasmtime::Result<i32> {
     let key = guest_str(&caller, "config", kp, kl)?;
-    let Some(value) = caller.data_mut().config.get(&key).cloned() else {
+    let Some(value) = caller.host_mut().config.get(&key).cloned() else {
         return Ok(code::NOT_FOUND);
     };
     let Ok(full) = i32::try_from(value.len()) else {
@@ -843,13 +905,13 @@ fn config(
 
 fn report(mut caller: Caller<'_, Host>, kp: i32, kl: i32, value: i64) -> wasmtime::Result<()> {
     let key = guest_str(&caller, "report", kp, kl)?;
-    caller.data_mut().reports.insert(key, value);
+    caller.host_mut().reports.insert(key, value);
     Ok(())
 }
 
 fn log(mut caller: Caller<'_, Host>, level: i32, ptr: i32, len: i32) -> wasmtime::Result<()> {
     let msg = guest_str(&caller, "log", ptr, len)?;
-    caller.data_mut().output.log(level.cast_unsigned(), &msg);
+    caller.host_mut().output.log(level.cast_unsigned(), &msg);
     Ok(())
 }
 
