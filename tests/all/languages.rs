@@ -171,7 +171,9 @@ fn templates_from_new_build_and_pass_in_every_language() {
     let _g = heavy();
     let _ = lang_wasm("rust", "producer"); // toolchains and SDK dependencies are in place
     let dir = tempfile::tempdir().unwrap();
-    for lang in LANGS {
+    // Python's and JavaScript's templates are components (tests/all/components.rs has the
+    // rest of them).
+    for lang in LANGS.into_iter().chain(["python", "javascript"]) {
         let name = format!("demo-{lang}");
         let out = wasm_ipc(&[
             "new",

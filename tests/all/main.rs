@@ -4,6 +4,7 @@
 mod abi;
 mod bench;
 mod cli;
+mod components;
 mod digests;
 mod docs;
 mod edges;

@@ -126,7 +126,7 @@ impl Session {
             let compiled = cache::load_or_compile(&engine, &bytes, &tag, dir.as_deref())
                 .with_context(|| format!("plugin `{}`: compiling {}", p.name, p.wasm.display()))?;
             let has_ports = !sc.inputs_of(i).is_empty() || !sc.outputs_of(i).is_empty();
-            plugin::check_module(&compiled.module, has_ports)
+            plugin::check_code(&engine, &compiled.code, has_ports)
                 .with_context(|| format!("plugin `{}` ({})", p.name, p.wasm.display()))?;
             modules_compiled += usize::from(compiled.compiled_now);
             modules.insert(p.wasm.clone(), compiled);

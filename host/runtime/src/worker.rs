@@ -139,8 +139,8 @@ fn run_worker() -> anyhow::Result<()> {
 
     let setup = (|| -> anyhow::Result<_> {
         let engine = plugin::engine_with_stack(spec.limits.stack)?;
-        let module = handover
-            .module(&engine, 4)
+        let code = handover
+            .code(&engine, 4)
             .context("loading the compiled module")?;
         let windows = spec.ports.iter().map(|p| u64::from(p.window_len)).sum();
         let host = Host::new(
@@ -155,11 +155,10 @@ fn run_worker() -> anyhow::Result<()> {
             handover: &mut handover,
             count: i32::try_from(spec.port_fds)?,
         };
-        let (store, run) =
-            plugin::instantiate(&engine, &module, host, spec.ports.clone(), &mut fds)?;
-        Ok((engine, store, run))
+        let running = plugin::Running::new(&engine, &code, host, spec.ports.clone(), &mut fds)?;
+        Ok((engine, running))
     })();
-    let (engine, mut store, run) = match setup {
+    let (engine, mut running) = match setup {
         Ok(x) => x,
         Err(e) => {
             // A limit says everything itself; wasmtime's backtrace around it adds lines only.
@@ -239,7 +238,7 @@ fn run_worker() -> anyhow::Result<()> {
     // Every transport connected before the lock-down (a zenoh consumer's session is still
     // dialling its producers) and before `Ready`: nothing published is lost for want of a
     // peer. A stop from the supervisor meanwhile ends the wait.
-    if let Err(e) = store.data_mut().connect_ports() {
+    if let Err(e) = running.host_mut().connect_ports() {
         let (status, error) = match stop.reason() {
             Some(StopReason::Stopped(reason)) => (
                 Status::Interrupted,
@@ -275,7 +274,10 @@ fn run_worker() -> anyhow::Result<()> {
             spec.plugin
         );
     }
-    let needs = crate::backend::Lockdown::of(spec.ports.iter().map(|p| p.backend));
+    let mut needs = crate::backend::Lockdown::of(spec.ports.iter().map(|p| p.backend));
+    if running.is_component() {
+        needs.push(plugin::component::lockdown());
+    }
     if let Err(e) = (!unlocked)
         .then(|| crate::lockdown::lock_down(&needs))
         .transpose()
@@ -313,13 +315,15 @@ fn run_worker() -> anyhow::Result<()> {
         Err(_) => return Ok(()),
     }
 
-    let result = run.call(&mut store, ());
+    let result = running.run();
     let stack_overflow = matches!(&result, Err(e)
         if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow));
     let end_ns = sys::now_ns();
-    let host = store.data_mut();
+    let guest = running.finish_output();
+    let component = running.is_component();
+    let host = running.host_mut();
     host.output.flush();
-    let (status, error) = classify(host, &spec, result);
+    let (status, error) = classify(host, &spec, result, component, guest.as_deref());
     host.close_ports(status == Status::Ok);
     let mut figures = host.figures();
     if zenoh_ports {
@@ -414,10 +418,14 @@ fn send_early(
     send_done(ctrl, outcome, teardown)
 }
 
+/// `component`: the plugin is a component, `guest` its own account of a failure
+/// ([`plugin::Running::finish_output`]).
 fn classify(
     host: &Host,
     spec: &WorkerSpec,
     result: wasmtime::Result<i32>,
+    component: bool,
+    guest: Option<&str>,
 ) -> (Status, Option<String>) {
     let name = &spec.plugin;
     let peer = |code: String| match &host.saw_peer_failure {
@@ -456,14 +464,25 @@ fn classify(
                     .downcast_ref::<wasmtime::Trap>()
                     .map(|t| t.to_string())
                     .unwrap_or_else(|| e.to_string());
-                let mut msg = format!("plugin `{name}` trapped: {trap}");
+                let mut msg = match guest {
+                    // A Python exception or a JavaScript throw ends a component in a trap:
+                    // the guest's own words say what happened.
+                    Some(said) if component => {
+                        format!("plugin `{name}` failed in its own code: {said} ({trap})")
+                    }
+                    _ => format!("plugin `{name}` trapped: {trap}"),
+                };
                 if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow) {
                     msg.push_str(&format!(
                         ": its wasm code used up its stack limit of {} B (plugin.stack)",
                         spec.limits.stack
                     ));
                 }
-                if let Some(port) = fault_address(&e).and_then(|a| read_only_port(host, a)) {
+                // A component's windows are not in its memory: a fault there is its own.
+                if let Some(port) = fault_address(&e)
+                    .filter(|_| !component)
+                    .and_then(|a| read_only_port(host, a))
+                {
                     msg.push_str(&format!(
                         ": it stored into the read-only shared region of input port `{}` \
                          (a consumer may only read what it receives)",
@@ -471,7 +490,12 @@ fn classify(
                     ));
                     msg.push_str(&format!(" at wasm address {:#x}", port.1));
                 }
-                if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+                // A guest that said why it failed needs no backtrace of its interpreter's
+                // abort.
+                if let Some(bt) = e
+                    .downcast_ref::<wasmtime::WasmBacktrace>()
+                    .filter(|_| !(component && guest.is_some()))
+                {
                     let frames: Vec<String> = bt
                         .frames()
                         .iter()

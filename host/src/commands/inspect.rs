@@ -35,22 +35,25 @@ fn describe(ty: &wasmtime::ExternType) -> String {
 /// `inspect PLUGIN [--json]`: 0 when the module meets the ABI, 1 when it does not, 2 when it cannot be read.
 pub fn run(path: &std::path::Path, json: bool) -> Outcome {
     use wasm_ipc::plugin::{self, inspect::Verdict};
-    let loaded = wasm_ipc::scenario::read_regular(path, wasm_ipc::scenario::MAX_MODULE_BYTES)
-        .with_context(|| format!("reading {}", path.display()))
-        .and_then(|bytes| {
-            let engine = plugin::engine()?;
-            let module = plugin::compile(&engine, &bytes).with_context(|| {
-                if bytes.starts_with(b"\0asm") || path.extension().is_some_and(|e| e == "wat") {
-                    format!("{} is not a valid core WebAssembly module", path.display())
-                } else {
-                    format!(
-                        "{} is not WebAssembly at all (no \\0asm header and not WAT text)",
-                        path.display()
-                    )
-                }
-            })?;
-            Ok((bytes.len(), module))
-        });
+    let bytes = wasm_ipc::scenario::read_regular(path, wasm_ipc::scenario::MAX_MODULE_BYTES)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if plugin::component::is_component(&bytes) {
+        return component(path, &bytes, json);
+    }
+    let loaded = Ok::<_, anyhow::Error>(bytes).and_then(|bytes| {
+        let engine = plugin::engine()?;
+        let module = plugin::compile(&engine, &bytes).with_context(|| {
+            if bytes.starts_with(b"\0asm") || path.extension().is_some_and(|e| e == "wat") {
+                format!("{} is not a valid core WebAssembly module", path.display())
+            } else {
+                format!(
+                    "{} is not WebAssembly at all (no \\0asm header and not WAT text)",
+                    path.display()
+                )
+            }
+        })?;
+        Ok((bytes.len(), module))
+    });
     let (size, module) = loaded?;
     let findings = plugin::inspect::inspect(&module, true);
     let ok = findings.iter().all(|f| f.verdict != Verdict::Fail);
@@ -63,6 +66,7 @@ pub fn run(path: &std::path::Path, json: bool) -> Outcome {
         let value = serde_json::json!({
             "file": path.display().to_string(),
             "bytes": size,
+            "kind": "module",
             "abi": plugin::inspect::abi_version(&module),
             "meets_abi": ok,
             "imports": imports,
@@ -117,5 +121,73 @@ pub fn run(path: &std::path::Path, json: bool) -> Outcome {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// `inspect` of a component: its imports and exports, checked against the component world.
+fn component(path: &std::path::Path, bytes: &[u8], json: bool) -> Outcome {
+    use wasm_ipc::plugin::{self, component::PACKAGE};
+    let engine = plugin::engine()?;
+    let component = wasmtime::component::Component::new(&engine, bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))?;
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
+    let check = plugin::component::check(&engine, &component);
+    let ok = check.is_ok();
+    let finding = match &check {
+        Ok(()) => format!(
+            "imports only what the host serves (WASI 0.2, {}) and exports `run`",
+            plugin::component::HOST_INSTANCE
+        ),
+        Err(e) => format!("{e:#}"),
+    };
+    if json {
+        let value = serde_json::json!({
+            "file": path.display().to_string(),
+            "bytes": bytes.len(),
+            "kind": "component",
+            "world": PACKAGE,
+            "meets_abi": ok,
+            "imports": imports,
+            "exports": exports,
+            "findings": [{
+                "verdict": if ok { "pass" } else { "fail" },
+                "what": finding,
+                "fix": if ok { None } else {
+                    Some("build against wit/component/wasm-ipc.wit (componentize-py -d wit/component -w plugin …)")
+                },
+            }],
+        });
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        out!("{} ({} bytes): a component", path.display(), bytes.len());
+        out!("imports:");
+        for i in &imports {
+            out!("  {i}");
+        }
+        out!("exports:");
+        for e in &exports {
+            out!("  {e}");
+        }
+        out!("component world {PACKAGE} (wit/component/wasm-ipc.wit):");
+        out!("  [{}] {finding}", if ok { "ok  " } else { "FAIL" });
+        out!(
+            "{}",
+            if ok {
+                "meets the component world"
+            } else {
+                "does NOT meet the component world"
+            }
+        );
+    }
+    Ok(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
     })
 }

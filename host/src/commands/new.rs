@@ -14,7 +14,15 @@ use anyhow::{Context, bail};
 use super::Outcome;
 
 /// Languages with a stream template.
-pub const LANGUAGES: &[&str] = &["rust", "c", "assemblyscript", "zig", "wat"];
+pub const LANGUAGES: &[&str] = &[
+    "rust",
+    "c",
+    "assemblyscript",
+    "zig",
+    "wat",
+    "python",
+    "javascript",
+];
 
 /// Languages with a request/reply template (`--kind request-reply`).
 pub const REQUEST_REPLY_LANGUAGES: &[&str] = &["rust", "c"];
@@ -36,7 +44,7 @@ fn copy_tree(from: &Path, to: &Path, name: &str, root: &str) -> anyhow::Result<(
         let file_name = entry.file_name().to_string_lossy().into_owned();
         if matches!(
             file_name.as_str(),
-            "target" | "node_modules" | "zig-cache" | ".zig-cache"
+            "target" | "node_modules" | "zig-cache" | ".zig-cache" | "__pycache__"
         ) {
             continue;
         }

@@ -17,6 +17,18 @@ impl CopyMeter {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Adds what `other` counted (a copy made while this meter could not be borrowed).
+    pub fn absorb(&mut self, other: CopyMeter) {
+        self.bytes += other.bytes;
+    }
+
+    /// Counts the one copy no primitive here makes: wasmtime's canonical ABI copying `len`
+    /// bytes of a `list<u8>` the host returns into a component's memory (a component plugin's
+    /// `receive` and `call`), which happens after the host function returned.
+    pub fn count_lowering(&mut self, len: usize) {
+        self.bytes += len as u64;
+    }
 }
 
 /// The kernel object a whole message goes through in one call ([`Window::send_whole`]).

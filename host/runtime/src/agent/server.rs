@@ -301,7 +301,7 @@ impl Agent {
                 let compiled =
                     cache::load_or_compile(&self.engine, blob, &tag, self.cache.as_deref())
                         .with_context(|| format!("compiling module {hash}"))?;
-                plugin::check_module(&compiled.module, false)
+                plugin::check_code(&self.engine, &compiled.code, false)
                     .with_context(|| format!("module {hash}"))?;
                 self.modules.insert(hash, compiled);
                 Answer::Ok

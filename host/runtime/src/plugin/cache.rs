@@ -1,4 +1,4 @@
-//! Compiled modules: a disk cache across runs, and sealed memfds within a run.
+//! Compiled plugin code (core modules and components): a disk cache across runs, and sealed memfds within a run.
 //!
 //! The cache lives in `$WASM_IPC_CACHE_DIR`, else `$XDG_CACHE_HOME/wasm-ipc`, else
 //! `~/.cache/wasm-ipc` (mode 0700). A file's name is the module's xxh3-128 and the engine's
@@ -13,15 +13,17 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use wasmtime::{Engine, Module};
+use wasmtime::Engine;
+
+use crate::sys::Code;
 
 use crate::sys;
 
-/// A module compiled (or loaded from the cache) by the supervisor.
+/// Plugin code compiled (or loaded from the cache) by the supervisor.
 #[derive(Debug)]
 pub struct Compiled {
-    /// The module, for checks in the supervisor.
-    pub module: Module,
+    /// The module or component, for checks in the supervisor.
+    pub code: Code,
     /// Serialized code in a sealed memfd, handed to every worker that runs it.
     pub memfd: File,
     /// Whether it was compiled now (false: loaded from the cache).
@@ -71,11 +73,11 @@ pub fn load_or_compile(
         && path.exists()
     {
         match sys::deserialize_cached(engine, path) {
-            Ok(module) => {
+            Ok(loaded) => {
                 let code = std::fs::read(path)?;
                 let memfd = sys::sealed_memfd(tag, &code)?;
                 return Ok(Compiled {
-                    module,
+                    code: loaded,
                     memfd,
                     compiled_now: false,
                 });
@@ -83,15 +85,15 @@ pub fn load_or_compile(
             Err(e) => eprintln!("wasm-ipc: ignoring the module cache: {e:#}"),
         }
     }
-    let module = super::compile(engine, bytes)?;
-    let code = module.serialize()?;
+    let compiled = super::compile_code(engine, bytes)?;
+    let code = compiled.serialize()?;
     if let Some(path) = &cached {
         // A cache that cannot be written only costs the next run a compile.
         let _ = store(path, &code);
     }
     let memfd = sys::sealed_memfd(tag, &code).context("creating the module memfd")?;
     Ok(Compiled {
-        module,
+        code: compiled,
         memfd,
         compiled_now: true,
     })

@@ -3,6 +3,7 @@
 
 pub mod abi;
 pub mod cache;
+pub mod component;
 pub mod inspect;
 pub mod wasi;
 
@@ -72,6 +73,24 @@ pub fn check_module(module: &Module, needs_windows: bool) -> anyhow::Result<()> 
 /// Compiles `path` (.wasm or .wat).
 pub fn compile(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Module> {
     Ok(Module::new(engine, bytes)?)
+}
+
+/// Compiles plugin code: a component (told by its header) or a core module (.wasm or .wat).
+pub fn compile_code(engine: &Engine, bytes: &[u8]) -> anyhow::Result<sys::Code> {
+    Ok(if component::is_component(bytes) {
+        sys::Code::Component(wasmtime::component::Component::new(engine, bytes)?)
+    } else {
+        sys::Code::Module(compile(engine, bytes)?)
+    })
+}
+
+/// Checks compiled plugin code: a core module against the core ABI ([`check_module`]), a
+/// component against the component world ([`component::check`]).
+pub fn check_code(engine: &Engine, code: &sys::Code, needs_windows: bool) -> anyhow::Result<()> {
+    match code {
+        sys::Code::Module(m) => check_module(m, needs_windows),
+        sys::Code::Component(c) => component::check(engine, c),
+    }
 }
 
 /// A port of a running plugin.
@@ -582,6 +601,103 @@ impl Host {
     }
 }
 
+/// A plugin instantiated in its worker, ready to run: a core module or a component.
+pub enum Running {
+    /// A core module: its store and its `run`.
+    Core(wasmtime::Store<Host>, wasmtime::TypedFunc<(), i32>),
+    /// A component: its store and its `run`.
+    Component(wasmtime::Store<component::ComponentState>, component::Run),
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_component() {
+            "Running::Component"
+        } else {
+            "Running::Core"
+        })
+    }
+}
+
+impl Running {
+    /// Instantiates `code` with `host`, opening `ports` (their fds from `fds`).
+    pub fn new(
+        engine: &Engine,
+        code: &sys::Code,
+        mut host: Host,
+        ports: Vec<PortSpec>,
+        fds: &mut dyn FdSource,
+    ) -> anyhow::Result<Running> {
+        Ok(match code {
+            sys::Code::Module(m) => {
+                let (store, run) = instantiate(engine, m, host, ports, fds)?;
+                Running::Core(store, run)
+            }
+            sys::Code::Component(c) => {
+                // A component's windows are not in its memory: its limit is its own.
+                host.limiter.windows = 0;
+                let (store, run) = component::instantiate(engine, c, host, ports, fds)?;
+                Running::Component(store, run)
+            }
+        })
+    }
+
+    /// Whether the plugin is a component.
+    pub fn is_component(&self) -> bool {
+        matches!(self, Running::Component(..))
+    }
+
+    /// Calls the plugin's `run`.
+    pub fn run(&mut self) -> wasmtime::Result<i32> {
+        match self {
+            Running::Core(store, run) => run.call(store, ()),
+            Running::Component(store, run) => {
+                let (code,) = run.call(&mut *store, ())?;
+                Ok(code)
+            }
+        }
+    }
+
+    /// The host state.
+    pub fn host_mut(&mut self) -> &mut Host {
+        match self {
+            Running::Core(store, _) => store.data_mut(),
+            Running::Component(store, _) => &mut store.data_mut().host,
+        }
+    }
+
+    /// Once `run` returned: forwards what a component wrote to stdout and stderr, and returns
+    /// its own account of a failure (a Python traceback's last frame and exception, a
+    /// JavaScript error), if it wrote one. A core module's output went out as it wrote it.
+    pub fn finish_output(&mut self) -> Option<String> {
+        match self {
+            Running::Core(..) => None,
+            Running::Component(store, _) => {
+                component::guest_error(&store.data_mut().forward_output())
+            }
+        }
+    }
+}
+
+/// Makes every epoch tick (the worker's ticker) check the stop and the deadline, so that wasm
+/// code that never calls the host is interrupted too.
+pub(crate) fn arm_epoch<T: 'static>(store: &mut wasmtime::Store<T>, stop: Arc<Stop>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_ctx| {
+        if stop.interrupted() || sys::now_ns() >= stop.deadline_ns() {
+            Err(wasmtime::Error::new(abi::HostTrap::Interrupted(format!(
+                "interrupted in wasm code: {}",
+                match stop.error() {
+                    crate::backend::PortError::Interrupted(why) => why,
+                    _ => "the run's timeout passed".into(),
+                }
+            ))))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        }
+    });
+}
+
 /// Instantiates a plugin: links the ABI and WASI, calls `_initialize`, and asks the plugin for
 /// one window per port (`cabi_realloc`). Returns the store and the `run` function.
 pub fn instantiate(
@@ -599,20 +715,7 @@ pub fn instantiate(
     let stop = host.stop.clone();
     let mut store = wasmtime::Store::new(engine, host);
     store.limiter(|host| &mut host.limiter);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_ctx| {
-        if stop.interrupted() || sys::now_ns() >= stop.deadline_ns() {
-            Err(wasmtime::Error::new(abi::HostTrap::Interrupted(format!(
-                "interrupted in wasm code: {}",
-                match stop.error() {
-                    crate::backend::PortError::Interrupted(why) => why,
-                    _ => "the run's timeout passed".into(),
-                }
-            ))))
-        } else {
-            Ok(wasmtime::UpdateDeadline::Continue(1))
-        }
-    });
+    arm_epoch(&mut store, stop);
     let instance = linker
         .instantiate(&mut store, module)
         .map_err(anyhow::Error::from)

@@ -25,7 +25,7 @@ const ENOSYS: i32 = 52;
 const ESPIPE: i32 = 70;
 
 /// Output a plugin may forward per run before the rest is dropped.
-const OUTPUT_BUDGET: u64 = 1 << 20;
+pub(crate) const OUTPUT_BUDGET: u64 = 1 << 20;
 
 /// A plugin's forwarded output: line-buffered, prefixed with its name, cut off after a fixed
 /// budget of [`OUTPUT_BUDGET`] bytes per run.
