@@ -14,6 +14,9 @@ target/c-sdk-test
 zig test plugins/sdk/zig/wasm_ipc.zig
 (cd plugins/sdk/assemblyscript && node_modules/.bin/asc test/exit_codes.ts --use abort= \
     --outFile ../../../target/as-sdk-test.wasm && node test/run.mjs ../../../target/as-sdk-test.wasm)
+# The Python and JavaScript SDKs' pure parts (the pattern and the web-db table), natively.
+(cd plugins/sdk/python && python3 test_wasm_ipc.py)
+(cd plugins/sdk/javascript && node --import ./test/register.mjs test/run.mjs)
 cargo test --release --workspace
 # The decoders of untrusted input, fuzzed for a bounded number of inputs each.
 scripts/fuzz.sh

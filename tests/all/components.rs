@@ -106,6 +106,12 @@ fn python_and_javascript_feed_and_are_fed_by_other_languages_on_every_backend_wi
 
 /// Runs `lang`'s fixture that fails as `fault` says, feeding a Rust consumer on `msg`.
 fn faulty(dir: &std::path::Path, lang: &str, fault: &str) -> serde_json::Value {
+    let out = faulty_run(dir, lang, fault);
+    assert!(!out.status.success(), "a failing plugin fails the run");
+    report(&out)
+}
+
+fn faulty_run(dir: &std::path::Path, lang: &str, fault: &str) -> std::process::Output {
     let sc = util::scenario(
         dir,
         &format!("faulty-{lang}-{fault}.toml"),
@@ -134,23 +140,55 @@ timeout = "3s"
             c = util::wasm("consumer").display(),
         ),
     );
-    let out = wasm_ipc(&["run", "--json", sc.to_str().unwrap()]);
-    assert!(!out.status.success(), "a failing plugin fails the run");
-    report(&out)
+    wasm_ipc(&["run", "--json", sc.to_str().unwrap()])
+}
+
+#[test]
+fn a_python_plugin_reaches_no_file_directory_environment_argument_or_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = faulty_run(dir.path(), "python", "escape");
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let rep = report(&out);
+    let reports = &rep["runs"][0]["processes"][0]["reports"];
+    for door in [
+        "read_file",
+        "write_file",
+        "list_root",
+        "list_cwd",
+        "environ",
+        "argv",
+        "socket",
+    ] {
+        assert_eq!(reports[door], 0, "{door} should stay shut: {reports}");
+    }
+    assert!(!std::path::Path::new("/tmp/wasm-ipc-escape").exists());
 }
 
 #[test]
 fn a_component_that_raises_hogs_or_spins_gets_a_core_modules_verdict_naming_its_error() {
     let _g = heavy();
     let dir = tempfile::tempdir().unwrap();
+    // Where each fixture raises, read from its source.
+    let line_of = |file: &str, needle: &str| {
+        let text = std::fs::read_to_string(util::root().join(file)).unwrap();
+        1 + text.lines().position(|l| l.contains(needle)).unwrap()
+    };
+    let py = line_of(
+        "plugins/component-fixtures/python/faulty.py",
+        "raise ValueError",
+    );
+    let js = line_of(
+        "plugins/component-fixtures/javascript/faulty.js",
+        "throw new RangeError",
+    );
     for (lang, raised) in [
         (
             "python",
-            "ValueError: the fixture raised on purpose (at faulty.py:11, in fail)",
+            format!("ValueError: the fixture raised on purpose (at faulty.py:{py}, in fail)"),
         ),
         (
             "javascript",
-            "RangeError: the fixture threw on purpose (at faulty.js:8, in fail)",
+            format!("RangeError: the fixture threw on purpose (at faulty.js:{js}, in fail)"),
         ),
     ] {
         let rep = faulty(dir.path(), lang, "raise");

@@ -379,6 +379,15 @@ fn clients_and_servers_of_every_language_answer_each_other_on_every_backend() {
         util::lang_wasm("assemblyscript", "db"),
     );
     let (zig_db, wat_db) = (util::lang_wasm("zig", "db"), util::lang_wasm("wat", "db"));
+    // Components: a Python or JavaScript client or server opposite another language.
+    let (py_web, py_db) = (
+        util::lang_wasm("python", "web"),
+        util::lang_wasm("python", "db"),
+    );
+    let (js_web, js_db) = (
+        util::lang_wasm("javascript", "web"),
+        util::lang_wasm("javascript", "db"),
+    );
     for (web, db) in [
         (&c_web, &rust_db),
         (&rust_web, &c_db),
@@ -386,6 +395,9 @@ fn clients_and_servers_of_every_language_answer_each_other_on_every_backend() {
         (&c_web, &wat_db),
         (&as_web, &rust_db),
         (&rust_web, &as_db),
+        (&py_web, &rust_db),
+        (&rust_web, &js_db),
+        (&js_web, &py_db),
     ] {
         let text = web_db(2, 30, "db", "", "\"shm\", \"msg\"")
             .replace("{wasm:web}", &web.display().to_string())

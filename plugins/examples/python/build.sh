@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the Python example plugins: sh plugins/examples/python/build.sh
-# → plugins/target/lang/python/{producer,consumer,faulty}.wasm: WebAssembly components on the world
+# → plugins/target/lang/python/{producer,consumer,db,web,faulty}.wasm: components on the world
 # wit/component/wasm-ipc.wit, with CPython inside (needs componentize-py 0.25.1:
 # scripts/setup.sh installs it).
 set -eu
@@ -17,7 +17,7 @@ build() { # build DIR MODULE
         -p "$1" -p "$root/plugins/sdk/python" "$2" -o "$out/$2.wasm"
     echo "built $(cd "$out" && pwd)/$2.wasm"
 }
-for plugin in producer consumer; do
+for plugin in producer consumer db web; do
     build "$here" "$plugin"
 done
 # The tests' fixture: a plugin that raises, hogs memory or spins, as its config says.

@@ -187,6 +187,28 @@ export function message(i, size, seed = 0) {
   return new Uint8Array(out.buffer, 0, size);
 }
 
+/** Word `w` of message `i` with `seed` (BigInts). */
+export function word(i, w, seed = 0n) {
+  if (w === 0n) return BigInt.asUintN(64, i);
+  return ((i * INDEX_MUL) ^ (w * WORD_MUL) ^ seed) & MASK;
+}
+
+/**
+ * The length of row `key` of the web-db table (`pattern::table` in every SDK): spread over
+ * `lo..=hi` on a logarithmic scale. Row `key` is `message(key, rowLen(...), seed)`.
+ */
+export function rowLen(key, lo, hi, seed) {
+  lo = Math.max(lo, 1);
+  hi = Math.max(hi, lo);
+  const h = word(BigInt(key), 7n, BigInt(seed) ^ 0x7AB1E000n);
+  const octaves = BigInt(Math.floor(hi / lo).toString(2).length);
+  const low = BigInt(lo) << (h % octaves);
+  const high = (low << 1n) < BigInt(hi + 1) ? low << 1n : BigInt(hi + 1);
+  const span = high - low > 1n ? high - low : 1n;
+  const len = low + ((h >> 16n) % span);
+  return Number(len < BigInt(hi) ? len : BigInt(hi));
+}
+
 /** The index a message carries in its word 0 (the low bytes of it, if shorter). */
 export function indexOf(msg) {
   let v = 0n;

@@ -28,7 +28,7 @@ from wit_world.imports import host
 __all__ = [
     "Closed", "PeerFailed", "TooLarge", "Output", "Input", "Client", "Server", "host_has_port",
     "config", "config_int", "config_bool", "report", "log", "now",
-    "message", "checksum", "index_of", "ERROR", "WARN", "INFO", "DEBUG",
+    "message", "checksum", "index_of", "word", "row_len", "ERROR", "WARN", "INFO", "DEBUG",
 ]
 
 ERROR, WARN, INFO, DEBUG = 0, 1, 2, 3
@@ -222,6 +222,26 @@ def message(i: int, size: int, seed: int = 0) -> bytes:
     spread = int.from_bytes(base.to_bytes(8, "little") * words, "little")
     body = (_table(words) ^ spread).to_bytes(8 * words, "little")
     return head + body[8:size]
+
+
+def word(i: int, w: int, seed: int = 0) -> int:
+    """Word `w` of message `i` with `seed`."""
+    if w == 0:
+        return i & MASK
+    return ((i * INDEX_MUL) ^ (w * WORD_MUL) ^ seed) & MASK
+
+
+def row_len(key: int, lo: int, hi: int, seed: int) -> int:
+    """The length of row `key` of the web-db table (`pattern::table` in every SDK): spread
+    over `lo..=hi` on a logarithmic scale. Row `key` is `message(key, row_len(...), seed)`."""
+    lo = max(lo, 1)
+    hi = max(hi, lo)
+    h = word(key, 7, seed ^ 0x7AB1E000)
+    octaves = (hi // lo).bit_length()
+    low = lo << (h % octaves)
+    high = min(low << 1, hi + 1)
+    span = max(high - low, 1)
+    return min(low + (h >> 16) % span, hi)
 
 
 def index_of(msg: bytes) -> int:

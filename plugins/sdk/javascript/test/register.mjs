@@ -1,0 +1,2 @@
+import { register } from "node:module";
+register("./host-stub.mjs", import.meta.url);
