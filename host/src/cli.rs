@@ -110,7 +110,8 @@ pub enum Cmd {
         #[arg(long, requires = "across")]
         token_file: Option<PathBuf>,
         /// Run only these parts: ping-pong, throughput (one producer → one consumer), fan
-        /// (fan-out 1→2 and 1→4, fan-in 2→1 and 4→1); all by default.
+        /// (fan-out 1→2 and 1→4, fan-in 2→1 and 4→1), languages (every plugin language on
+        /// shm: module size, compile time, start-up, RSS, messages/s); all by default.
         #[arg(long, value_delimiter = ',', value_name = "PART")]
         only: Option<Vec<String>>,
     },

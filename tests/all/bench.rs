@@ -8,6 +8,8 @@ use crate::util::{self, heavy};
 fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     let _g = heavy();
     util::plugins();
+    // The `languages` part runs every language's example plugins.
+    util::lang_wasm("python", "producer");
     let dir = tempfile::tempdir().unwrap();
     let out = util::wasm_ipc(&[
         "bench",
@@ -50,6 +52,9 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "with --load 1, shm ≥ msg on fan-in 4→1 at 64.0 KiB",
         "[not measured] ping-pong one-way p50 at 64 B on shm ≤ 0.8 × iceoryx2",
         "a whole `wasm-ipc run`",
+        "languages: producer and consumer in the same language, on shm",
+        "  python ",
+        "  javascript ",
     ] {
         assert!(table.contains(row), "no {row:?} in:\n{table}");
     }
@@ -75,12 +80,37 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     // wasm-zenoh (sealed); and the engine's own shapes, zenoh-native and zenoh-native-1t,
     // each on TCP and over TLS (`-tls`), in ping-pong and 1→1 throughput, beside
     // wasm-zenoh-plain in ping-pong and wasm-zenoh-open (plain) and wasm-zenoh-open-sealed in
-    // throughput.
+    // throughput. And the `languages` part: 7 languages × 2 sizes.
     assert_eq!(
         samples.len(),
-        2 * (2 + 18 + (76 - 2 * 4) + (156 - 4 * 4)) + 3,
+        2 * (2 + 18 + (76 - 2 * 4) + (156 - 4 * 4) + 7 * 2) + 3,
         "{raw}"
     );
+    for lang in [
+        "rust",
+        "c",
+        "assemblyscript",
+        "zig",
+        "wat",
+        "python",
+        "javascript",
+    ] {
+        let s = samples
+            .iter()
+            .find(|s| s["contender"] == format!("lang-{lang}") && s["pattern"] == "language")
+            .unwrap_or_else(|| panic!("no language sample for {lang}"));
+        for note in [
+            "module_bytes",
+            "compile_cold_ns",
+            "compile_cached_ns",
+            "ready_ns",
+            "rss_kib",
+        ] {
+            let v: f64 = s["notes"][note].as_str().unwrap().parse().unwrap();
+            assert!(v > 0.0, "{lang} {note}: {s}");
+        }
+        assert!(s["msgs_per_s"].as_f64().unwrap() > 0.0, "{lang}");
+    }
     for (c, patterns) in [
         ("zenoh-native", &["ping-pong", "throughput"][..]),
         ("zenoh-native-1t", &["ping-pong", "throughput"]),

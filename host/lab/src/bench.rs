@@ -71,7 +71,7 @@ pub struct Options {
     pub parts: Parts,
 }
 
-/// The parts of a bench run (`--only ping-pong,throughput,fan`); all by default.
+/// The parts of a bench run (`--only ping-pong,throughput,fan,languages`); all by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts {
     /// The 64 B ping-pong.
@@ -80,6 +80,9 @@ pub struct Parts {
     pub throughput: bool,
     /// Fan-out 1→2 and 1→4, fan-in 2→1 and 4→1, at 64 B, 4 KiB and 64 KiB.
     pub fan: bool,
+    /// Every plugin language, producer → consumer on shm: size, compile, start-up, RSS,
+    /// messages/s.
+    pub languages: bool,
 }
 
 impl Default for Parts {
@@ -88,13 +91,14 @@ impl Default for Parts {
             ping_pong: true,
             throughput: true,
             fan: true,
+            languages: true,
         }
     }
 }
 
 impl Parts {
     /// The names `--only` takes.
-    pub const NAMES: [&str; 3] = ["ping-pong", "throughput", "fan"];
+    pub const NAMES: [&str; 4] = ["ping-pong", "throughput", "fan", "languages"];
 
     /// Only the named parts; an unknown name is an error that lists the known ones.
     pub fn only<S: AsRef<str>>(names: &[S]) -> anyhow::Result<Parts> {
@@ -102,12 +106,14 @@ impl Parts {
             ping_pong: false,
             throughput: false,
             fan: false,
+            languages: false,
         };
         for name in names {
             match name.as_ref() {
                 "ping-pong" => parts.ping_pong = true,
                 "throughput" => parts.throughput = true,
                 "fan" => parts.fan = true,
+                "languages" => parts.languages = true,
                 other => bail!(
                     "--only: no part {other:?} (parts: {})",
                     Parts::NAMES.join(", ")
@@ -282,6 +288,9 @@ pub fn run(opts: &Options, exe: &Path) -> anyhow::Result<(Results, PathBuf)> {
                 rig.flow((1, 1), size, count, round)?;
             }
         }
+        if opts.parts.languages {
+            rig.languages(opts.quick, round)?;
+        }
         if opts.parts.fan {
             for (_, producers, consumers) in FANS {
                 for size in FAN_SIZES {
@@ -395,6 +404,88 @@ impl Rig<'_> {
     /// One round of a flow (`producers` → `consumers`, `count` messages per producer) at
     /// `size`: the native floors and the product on each, the product on every other backend
     /// (and across hosts with `--across`, 1→1 only), iceoryx2 (1→1 only).
+    /// Every plugin language, producer and consumer in the same language on `shm`: module
+    /// size, compile time cold and from the cache, start-up, peak RSS, and messages/s at
+    /// [`LANGUAGE_SIZES`] (the consumer checks nothing, as in the other flows).
+    fn languages(&mut self, quick: bool, round: u32) -> anyhow::Result<()> {
+        let engine = wasm_ipc_runtime::plugin::engine()?;
+        for lang in LANGUAGES {
+            let (producer, consumer) = language_plugins(&self.plugins, lang)?;
+            let bytes = std::fs::read(&producer)
+                .with_context(|| format!("reading {}", producer.display()))?;
+            let (cold, cached) = compile_times(&engine, &bytes)?;
+            for size in LANGUAGE_SIZES {
+                // About a second for the slowest language (JavaScript) at each size.
+                let count: u64 = match (quick, size) {
+                    (true, _) => 500,
+                    (false, 64) => 100_000,
+                    (false, _) => 20_000,
+                };
+                let key = format!("lang-{lang}-{size}-{count}");
+                if !self.matrices.contains_key(&key) {
+                    let text = format!(
+                        r#"name = "bench-language-{lang}"
+[[plugin]]
+name = "producer"
+wasm = "{p}"
+config = {{ count = {count}, size = {size}, seed = 1 }}
+[[plugin]]
+name = "consumer"
+wasm = "{c}"
+config = {{ seed = 1, expect = {count}, check = "none" }}
+[[channel]]
+from = "producer.out"
+to = "consumer.in"
+slot_size = {size}
+capacity = 16
+[run]
+verify = "full"
+timeout = "300s"
+"#,
+                        p = producer.display(),
+                        c = consumer.display(),
+                    );
+                    let sc = Scenario::parse(Path::new("bench-language.toml"), &text)?;
+                    let m = Matrix::new(
+                        &sc,
+                        &[BackendKind::Shm],
+                        &[],
+                        self.session.clone(),
+                        Mode::Once,
+                    )?;
+                    self.matrices.insert(key.clone(), m);
+                }
+                let m = self.matrices.get_mut(&key).expect("inserted above");
+                let (point, record) = m.run_one(0, BackendKind::Shm, round)?;
+                let r = RunReport::new(&point.scenario, &record);
+                if !r.ok {
+                    bail!(
+                        "{lang} producer → consumer at {size} B failed: {}",
+                        r.error.unwrap_or_default()
+                    );
+                }
+                let mut sample =
+                    Sample::new(&format!("lang-{lang}"), "language", size, round, r.messages);
+                sample.msgs_per_s = Some(r.msgs_per_s);
+                let cpu: f64 = r.processes.iter().map(|p| p.user_s + p.sys_s).sum::<f64>() * 1e9;
+                sample.cpu_ns_per_msg = Some(cpu / r.messages.max(1) as f64);
+                let ready = r.processes.iter().map(|p| p.ready_ns).max().unwrap_or(0);
+                let rss = r.processes.iter().map(|p| p.max_rss_kib).max().unwrap_or(0);
+                for (k, v) in [
+                    ("module_bytes", bytes.len() as f64),
+                    ("compile_cold_ns", cold),
+                    ("compile_cached_ns", cached),
+                    ("ready_ns", ready as f64),
+                    ("rss_kib", rss as f64),
+                ] {
+                    sample.notes.insert(k.into(), v.to_string());
+                }
+                self.samples.push(sample);
+            }
+        }
+        Ok(())
+    }
+
     fn flow(
         &mut self,
         (producers, consumers): (usize, usize),
@@ -494,6 +585,66 @@ impl Rig<'_> {
     }
 }
 
+/// The languages of the `languages` part, in the table's order.
+const LANGUAGES: [&str; 7] = [
+    "rust",
+    "c",
+    "assemblyscript",
+    "zig",
+    "wat",
+    "python",
+    "javascript",
+];
+
+/// The message sizes of the `languages` part.
+const LANGUAGE_SIZES: [u64; 2] = [64, 4096];
+
+/// A language's example producer and consumer (Rust's from the plugins workspace, the others'
+/// from `plugins/target/lang/<lang>/`).
+fn language_plugins(rust: &Path, lang: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = if lang == "rust" {
+        rust.to_path_buf()
+    } else {
+        crate::repo_root().join("plugins/target/lang").join(lang)
+    };
+    let (p, c) = (dir.join("producer.wasm"), dir.join("consumer.wasm"));
+    for f in [&p, &c] {
+        if !f.exists() {
+            bail!(
+                "{} is missing: build every language's plugins first (sh plugins/build-all.sh)",
+                f.display()
+            );
+        }
+    }
+    Ok((p, c))
+}
+
+/// How long `bytes` takes to compile, and to load from the compiled code as the disk cache
+/// holds it (a private temporary folder), ns.
+fn compile_times(engine: &wasmtime::Engine, bytes: &[u8]) -> anyhow::Result<(f64, f64)> {
+    let start = Instant::now();
+    let code = wasm_ipc_runtime::plugin::compile_code(engine, bytes)?;
+    let cold = start.elapsed().as_nanos() as f64;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("code.cwasm");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(&code.serialize()?)?;
+    }
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    let start = Instant::now();
+    sys::deserialize_cached(engine, &path)?;
+    Ok((cold, start.elapsed().as_nanos() as f64))
+}
+
 /// Messages per producer in a fan row at `size`: about 64 MiB a producer (1 MiB quick),
 /// 256–20000 (16–500 quick).
 fn fan_count(size: u64, quick: bool) -> u64 {
@@ -518,6 +669,31 @@ fn stat(
         .iter()
         .filter(|s| s.contender == contender && s.pattern == pattern && s.size == size)
         .filter_map(f)
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    Some((mid, v[0], v[v.len() - 1]))
+}
+
+/// Median and range of a numeric note `key` over the samples of (contender, pattern, size).
+fn stat_note(
+    samples: &[Sample],
+    contender: &str,
+    pattern: &str,
+    size: u64,
+    key: &str,
+) -> Option<(f64, f64, f64)> {
+    let mut v: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.contender == contender && s.pattern == pattern && s.size == size)
+        .filter_map(|s| s.notes.get(key)?.parse().ok())
         .collect();
     if v.is_empty() {
         return None;
@@ -690,6 +866,42 @@ pub fn table(r: &Results) -> String {
                     });
                 let _ = writeln!(out, "{line} {r}");
             }
+        }
+    }
+    if s.iter().any(|x| x.pattern == "language") {
+        let _ = writeln!(
+            out,
+            "\nlanguages: producer and consumer in the same language, on shm (core modules; Python and \
+             JavaScript are components)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<15} {:<10} {:<26} {:<26} {:<26} {:<26} {:<30} {:<30}",
+            "language",
+            "module",
+            "compile, cold",
+            "compile, cached",
+            "start-up (slowest)",
+            "peak RSS (largest)",
+            "messages/s, 64 B",
+            "messages/s, 4.0 KiB"
+        );
+        let ms = |v: f64| format!("{:.1} ms", v / 1e6);
+        let kib = |v: f64| human_bytes(v * 1024.0);
+        for lang in LANGUAGES {
+            let c = format!("lang-{lang}");
+            let note = |key: &str| stat_note(s, &c, "language", 64, key);
+            let module = note("module_bytes").map_or("-".into(), |(m, _, _)| human_bytes(m));
+            let _ = writeln!(
+                out,
+                "  {lang:<15} {module:<10} {:<26} {:<26} {:<26} {:<26} {:<30} {:<30}",
+                cell(note("compile_cold_ns"), ms),
+                cell(note("compile_cached_ns"), ms),
+                cell(note("ready_ns"), ms),
+                cell(note("rss_kib"), kib),
+                cell(stat(s, &c, "language", 64, |x| x.msgs_per_s), show_rate),
+                cell(stat(s, &c, "language", 4096, |x| x.msgs_per_s), show_rate),
+            );
         }
     }
     let mut ratios = String::new();

@@ -354,7 +354,7 @@ pub static FIELDS: &[Field] = &[
     f(
         "runs[].processes[].max_rss_kib",
         "KiB",
-        "Peak resident set of the worker (`wait4`).",
+        "Peak resident set of the worker: its own `VmHWM` (the peak since its `exec`), read as it reports; `wait4`'s when it could not report (that one also counts the supervisor's pages from before the `exec`).",
     ),
     f(
         "runs[].processes[].voluntary_cs",

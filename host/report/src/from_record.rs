@@ -166,7 +166,13 @@ fn from_record(sc: &Scenario, run: &RunRecord) -> RunReport {
                 .map_or(0, |r| r.saturating_sub(w.spawn_ns)),
             user_s: u.user_s,
             sys_s: u.sys_s,
-            max_rss_kib: u.max_rss_kib,
+            // The worker's own peak when it said it (`wait4`'s counts its parent's pages from
+            // before its `exec`); `wait4`'s when it could not.
+            max_rss_kib: w
+                .outcome
+                .as_ref()
+                .and_then(|o| o.peak_rss_kib)
+                .unwrap_or(u.max_rss_kib),
             voluntary_cs: u.voluntary_cs,
             involuntary_cs: u.involuntary_cs,
             reports: figures.reports.clone(),
@@ -536,6 +542,7 @@ mod tests {
                 ready_at_ns: 1,
                 figures: Default::default(),
                 io: None,
+                peak_rss_kib: None,
                 limit: None,
             }),
             done_ns: Some(S),
@@ -579,6 +586,28 @@ mod tests {
             }],
             clocks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_workers_own_peak_rss_is_reported_rather_than_wait4s() {
+        // wait4's figure counts the parent's pages from before the worker's exec.
+        let mut a = finished("a", 1001, None);
+        if let Some(u) = a.usage.as_mut() {
+            u.max_rss_kib = 400_000;
+        }
+        if let Some(o) = a.outcome.as_mut() {
+            o.peak_rss_kib = Some(13_000);
+        }
+        let mut b = finished("b", 1001, None);
+        if let Some(u) = b.usage.as_mut() {
+            u.max_rss_kib = 9_000;
+        }
+        let r = RunReport::new(&scenario(), &record(vec![a, b]));
+        assert_eq!(r.processes[0].max_rss_kib, 13_000);
+        assert_eq!(
+            r.processes[1].max_rss_kib, 9_000,
+            "wait4's, without the worker's own"
+        );
     }
 
     #[test]

@@ -351,6 +351,7 @@ fn run_worker() -> anyhow::Result<()> {
         ready_at_ns: ready_ns,
         figures,
         io: self_io.as_mut().and_then(sys::SelfIo::read),
+        peak_rss_kib: self_io.as_mut().and_then(sys::SelfIo::peak_rss_kib),
         limit,
     };
     send_done(&mut ctrl, outcome, &teardown)
@@ -413,6 +414,7 @@ fn send_early(
         ready_at_ns,
         figures: Figures::default(),
         io,
+        peak_rss_kib: None,
         limit: None,
     };
     send_done(ctrl, outcome, teardown)

@@ -81,22 +81,45 @@ pub fn self_io() -> Option<(u64, u64)> {
 /// `/proc/self/io`, opened once so that it can be read after the worker's lock-down (which
 /// forbids opening files).
 #[derive(Debug)]
-pub struct SelfIo(std::fs::File);
+pub struct SelfIo(std::fs::File, Option<std::fs::File>);
 
 impl SelfIo {
-    /// Opens `/proc/self/io`.
+    /// Opens `/proc/self/io` (and `/proc/self/status`, for [`SelfIo::peak_rss_kib`]).
     pub fn open() -> io::Result<SelfIo> {
-        std::fs::File::open("/proc/self/io").map(SelfIo)
+        Ok(SelfIo(
+            std::fs::File::open("/proc/self/io")?,
+            std::fs::File::open("/proc/self/status").ok(),
+        ))
     }
 
     /// `rchar` and `wchar` now.
     pub fn read(&mut self) -> Option<(u64, u64)> {
-        use std::io::{Read, Seek};
-        self.0.rewind().ok()?;
-        let mut text = String::new();
-        self.0.read_to_string(&mut text).ok()?;
-        parse_io(&text)
+        parse_io(&reread(&mut self.0)?)
     }
+
+    /// This process's own peak resident set, KiB (`VmHWM`): the peak of its image since
+    /// `exec`. `wait4`'s `ru_maxrss` also counts the parent's pages the child had before its
+    /// `exec`, so a worker spawned by a supervisor that just compiled a large module would
+    /// show the supervisor's size.
+    pub fn peak_rss_kib(&mut self) -> Option<u64> {
+        let text = reread(self.1.as_mut()?)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+/// The whole of a `/proc` file, read again from its start.
+fn reread(f: &mut std::fs::File) -> Option<String> {
+    use std::io::{Read, Seek};
+    f.rewind().ok()?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 fn parse_io(text: &str) -> Option<(u64, u64)> {

@@ -110,6 +110,10 @@ pub struct Outcome {
     pub figures: Figures,
     /// `rchar`, `wchar` from /proc/self/io, read just before reporting.
     pub io: Option<(u64, u64)>,
+    /// The worker's own peak RSS (`VmHWM`, KiB), read just before reporting: unlike
+    /// `wait4`'s, it does not count the supervisor's pages from before the worker's `exec`.
+    #[serde(default)]
+    pub peak_rss_kib: Option<u64>,
     /// The limit the plugin ran into, if it did.
     pub limit: Option<LimitHit>,
 }
