@@ -8,9 +8,9 @@ use crate::util::{self, heavy};
 fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     let _g = heavy();
     util::plugins();
-    // The `languages` part runs every language's example plugins.
-    util::lang_wasm("python", "producer");
     let dir = tempfile::tempdir().unwrap();
+    // Every part but `languages` (its own test below: its components' cold compiles alone
+    // take half a minute a round).
     let out = util::wasm_ipc(&[
         "bench",
         "--quick",
@@ -18,6 +18,8 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "2",
         "--load",
         "1",
+        "--only",
+        "ping-pong,throughput,fan",
         "--out",
         dir.path().to_str().unwrap(),
         "--iceoryx2",
@@ -52,9 +54,6 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "with --load 1, shm ≥ msg on fan-in 4→1 at 64.0 KiB",
         "[not measured] ping-pong one-way p50 at 64 B on shm ≤ 0.8 × iceoryx2",
         "a whole `wasm-ipc run`",
-        "languages: producer and consumer in the same language, on shm",
-        "  python ",
-        "  javascript ",
     ] {
         assert!(table.contains(row), "no {row:?} in:\n{table}");
     }
@@ -80,37 +79,12 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     // wasm-zenoh (sealed); and the engine's own shapes, zenoh-native and zenoh-native-1t,
     // each on TCP and over TLS (`-tls`), in ping-pong and 1→1 throughput, beside
     // wasm-zenoh-plain in ping-pong and wasm-zenoh-open (plain) and wasm-zenoh-open-sealed in
-    // throughput. And the `languages` part: 7 languages × 2 sizes.
+    // throughput.
     assert_eq!(
         samples.len(),
-        2 * (2 + 18 + (76 - 2 * 4) + (156 - 4 * 4) + 7 * 2) + 3,
+        2 * (2 + 18 + (76 - 2 * 4) + (156 - 4 * 4)) + 3,
         "{raw}"
     );
-    for lang in [
-        "rust",
-        "c",
-        "assemblyscript",
-        "zig",
-        "wat",
-        "python",
-        "javascript",
-    ] {
-        let s = samples
-            .iter()
-            .find(|s| s["contender"] == format!("lang-{lang}") && s["pattern"] == "language")
-            .unwrap_or_else(|| panic!("no language sample for {lang}"));
-        for note in [
-            "module_bytes",
-            "compile_cold_ns",
-            "compile_cached_ns",
-            "ready_ns",
-            "rss_kib",
-        ] {
-            let v: f64 = s["notes"][note].as_str().unwrap().parse().unwrap();
-            assert!(v > 0.0, "{lang} {note}: {s}");
-        }
-        assert!(s["msgs_per_s"].as_f64().unwrap() > 0.0, "{lang}");
-    }
     for (c, patterns) in [
         ("zenoh-native", &["ping-pong", "throughput"][..]),
         ("zenoh-native-1t", &["ping-pong", "throughput"]),
@@ -232,5 +206,88 @@ fn bench_only_runs_the_parts_it_is_given_and_names_the_parts_it_knows() {
     assert!(
         err.contains("no part \"pong\"") && err.contains("ping-pong, throughput, fan"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_languages_part_measures_every_language() {
+    let _g = heavy();
+    util::plugins();
+    util::lang_wasm("python", "producer"); // every language's examples are built
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--quick",
+        "--rounds",
+        "1",
+        "--only",
+        "languages",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--iceoryx2",
+        "/nonexistent/iceoryx2-bench",
+    ];
+    // The two components' cold compiles take about half a minute on an idle machine.
+    let out = util::wait_with_watchdog(util::spawn(&args), std::time::Duration::from_secs(600));
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("languages: producer and consumer in the same language, on shm"),
+        "{table}"
+    );
+    for absent in ["ping-pong, 64 B", "throughput, one producer"] {
+        assert!(!table.contains(absent), "{absent} in:\n{table}");
+    }
+    let run = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("raw.json")).unwrap()).unwrap();
+    let samples = raw["samples"].as_array().unwrap();
+    let languages = [
+        "rust",
+        "c",
+        "assemblyscript",
+        "zig",
+        "wat",
+        "python",
+        "javascript",
+    ];
+    for lang in languages {
+        assert!(
+            table.contains(&format!("\n  {lang} ")),
+            "no row {lang}:\n{table}"
+        );
+        for size in [64, 4096] {
+            let s = samples
+                .iter()
+                .find(|s| {
+                    s["contender"] == format!("lang-{lang}")
+                        && s["pattern"] == "language"
+                        && s["size"] == size
+                })
+                .unwrap_or_else(|| panic!("no sample for {lang} at {size} B"));
+            for note in [
+                "module_bytes",
+                "compile_cold_ns",
+                "compile_cached_ns",
+                "ready_ns",
+                "rss_kib",
+            ] {
+                let v: f64 = s["notes"][note].as_str().unwrap().parse().unwrap();
+                assert!(v > 0.0, "{lang} {note}: {s}");
+            }
+            assert!(s["msgs_per_s"].as_f64().unwrap() > 0.0, "{lang}");
+        }
+    }
+    assert_eq!(
+        samples
+            .iter()
+            .filter(|s| s["pattern"] == "language")
+            .count(),
+        languages.len() * 2
     );
 }

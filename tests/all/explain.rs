@@ -86,6 +86,7 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
     let aspects: Vec<&str> = rows.iter().map(|r| r["aspect"].as_str().unwrap()).collect();
     for a in [
         "copies per message",
+        "copies per message, a plugin that cannot see shared memory",
         "system calls per message",
         "context switches per message",
         "CPU per message",
@@ -130,6 +131,23 @@ fn the_textbook_table_is_filled_from_runs_it_made() {
             .unwrap()
             .starts_with("0 B per 4.0 KiB")
     );
+    // A component cannot see the shared window: the boundary's copies, on both backends.
+    let py = row(
+        &rep,
+        "copies per message, a plugin that cannot see shared memory",
+    );
+    for (cell, want) in [
+        (
+            "shm",
+            "Rust 0 B (0.0 copies), Python 12.0 KiB (3.0 copies) per message",
+        ),
+        (
+            "msg",
+            "Rust 8.0 KiB (2.0 copies), Python 20.0 KiB (5.0 copies) per message",
+        ),
+    ] {
+        assert_eq!(py[cell], want, "{py:#}");
+    }
     let msg = runs(&rep, "stream", "msg")[0];
     let per = msg["copied_bytes"].as_f64().unwrap() / msg["messages"].as_f64().unwrap();
     assert_eq!(per, 8192.0);

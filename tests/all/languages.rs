@@ -189,6 +189,13 @@ fn templates_from_new_build_and_pass_in_every_language() {
         let out = wasm_ipc(&["compare", "--quick", "--json", scenario.to_str().unwrap()]);
         assert!(out.status.success(), "{lang}: {}", util::stderr(&out));
         let rep = report(&out);
+        // The components' templates run on every backend; the others on shm and msg.
+        let backends = if matches!(lang, "python" | "javascript") {
+            7
+        } else {
+            2
+        };
+        assert_eq!(rep["runs"].as_array().unwrap().len(), backends, "{lang}");
         for run in rep["runs"].as_array().unwrap() {
             assert_eq!(run["ok"], true, "{lang}: {}", run["error"]);
             assert_eq!(run["messages"], 1000, "{lang}");

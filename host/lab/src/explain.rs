@@ -172,6 +172,15 @@ const EXPERIMENTS: &[Experiment] = &[
         backends: SHM_MSG,
     },
     Experiment {
+        id: "python-stream",
+        file: "explain/python-stream.toml",
+        sets: &[],
+        quick: STREAM_QUICK,
+        must_pass: true,
+        measure: false,
+        backends: SHM_MSG,
+    },
+    Experiment {
         id: "slow-consumer",
         file: "explain/slow-consumer.toml",
         sets: &[],
@@ -957,6 +966,7 @@ pub fn fill(ran: Vec<Ran>, limits: Vec<Limit>, quick: bool) -> Explained {
     };
     let mut rows = vec![
         t.copies(),
+        t.component_copies(),
         t.syscalls(),
         t.switches(),
         t.cpu(),
@@ -1192,6 +1202,59 @@ impl Table<'_> {
             ratio: None,
             outcome: Outcome::NoClaim,
             from: vec![id],
+            others: Vec::new(),
+        }
+    }
+
+    /// The textbook's zero copies need a plugin that writes into the shared window itself: a
+    /// component (Python here) passes lists, which the host copies at the boundary.
+    fn component_copies(&self) -> Row {
+        let copies = |id: &str, b: &str| {
+            let copied = self.med(id, b, |r| per_msg(r, r.copied_bytes as f64));
+            let size = self.med(id, b, |r| per_msg(r, r.bytes as f64));
+            (copied, copied / size)
+        };
+        let show = |b: &str| {
+            let (rust, rn) = copies("stream", b);
+            let (py, pn) = copies("python-stream", b);
+            dash_if_nan(
+                format!(
+                    "Rust {} ({rn:.1} copies), Python {} ({pn:.1} copies) per message",
+                    human_bytes(rust),
+                    human_bytes(py)
+                ),
+                rust + py,
+            )
+        };
+        let ((_, rust_shm), (_, py_shm)) =
+            (copies("stream", "shm"), copies("python-stream", "shm"));
+        let (_, py_msg) = copies("python-stream", "msg");
+        let (_, rust_msg) = copies("stream", "msg");
+        let verdict = if [rust_shm, py_shm, py_msg, rust_msg]
+            .iter()
+            .any(|x| x.is_nan())
+        {
+            "not measured: a run failed".to_string()
+        } else {
+            format!(
+                "zero-copy needs a language that can write into shared memory: on shm the Rust \
+                 module copied {rust_shm:.0} times per message and the Python component \
+                 {py_shm:.0} (its list copied into the window, and the message into a list and \
+                 then into the guest); on msg the component adds the same {:.0} to the kernel's \
+                 {rust_msg:.0}",
+                py_msg - rust_msg
+            )
+        };
+        Row {
+            aspect: "copies per message, a plugin that cannot see shared memory",
+            textbook: "shared memory copies nothing (it assumes the program writes into the shared region itself)",
+            shm: show("shm"),
+            msg: show("msg"),
+            verdict,
+            agrees: None,
+            ratio: None,
+            outcome: Outcome::NoClaim,
+            from: vec!["stream", "python-stream"],
             others: Vec::new(),
         }
     }
