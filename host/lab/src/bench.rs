@@ -665,21 +665,12 @@ fn stat(
     size: u64,
     f: fn(&Sample) -> Option<f64>,
 ) -> Option<(f64, f64, f64)> {
-    let mut v: Vec<f64> = samples
+    let v: Vec<f64> = samples
         .iter()
         .filter(|s| s.contender == contender && s.pattern == pattern && s.size == size)
         .filter_map(f)
         .collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = if v.len() % 2 == 1 {
-        v[v.len() / 2]
-    } else {
-        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-    };
-    Some((mid, v[0], v[v.len() - 1]))
+    spread(v)
 }
 
 /// Median and range of a numeric note `key` over the samples of (contender, pattern, size).
@@ -690,11 +681,17 @@ fn stat_note(
     size: u64,
     key: &str,
 ) -> Option<(f64, f64, f64)> {
-    let mut v: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.contender == contender && s.pattern == pattern && s.size == size)
-        .filter_map(|s| s.notes.get(key)?.parse().ok())
-        .collect();
+    spread(
+        samples
+            .iter()
+            .filter(|s| s.contender == contender && s.pattern == pattern && s.size == size)
+            .filter_map(|s| s.notes.get(key)?.parse().ok())
+            .collect(),
+    )
+}
+
+/// The median, smallest and largest of `v`; `None` when it is empty.
+fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
     if v.is_empty() {
         return None;
     }
