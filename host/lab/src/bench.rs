@@ -423,27 +423,13 @@ impl Rig<'_> {
                 };
                 let key = format!("lang-{lang}-{size}-{count}");
                 if !self.matrices.contains_key(&key) {
-                    let text = format!(
-                        r#"name = "bench-language-{lang}"
-[[plugin]]
-name = "producer"
-wasm = "{p}"
-config = {{ count = {count}, size = {size}, seed = 1 }}
-[[plugin]]
-name = "consumer"
-wasm = "{c}"
-config = {{ seed = 1, expect = {count}, check = "none" }}
-[[channel]]
-from = "producer.out"
-to = "consumer.in"
-slot_size = {size}
-capacity = 16
-[run]
-verify = "full"
-timeout = "300s"
-"#,
-                        p = producer.display(),
-                        c = consumer.display(),
+                    let text = one_to_one(
+                        &format!("bench-language-{lang}"),
+                        [&producer, &consumer],
+                        size,
+                        count,
+                        16,
+                        "verify = \"full\"",
                     );
                     let sc = Scenario::parse(Path::new("bench-language.toml"), &text)?;
                     let m = Matrix::new(
@@ -583,6 +569,41 @@ timeout = "300s"
         }
         Ok(())
     }
+}
+
+/// A 1→1 flow scenario: `producer` streams `count` pattern messages of `size` bytes to
+/// `consumer`, which checks nothing and expects them all, through a channel of `capacity`;
+/// `run` holds the further `[run]` keys (one per line).
+fn one_to_one(
+    name: &str,
+    [producer, consumer]: [&Path; 2],
+    size: u64,
+    count: u64,
+    capacity: u32,
+    run: &str,
+) -> String {
+    format!(
+        r#"name = "{name}"
+[[plugin]]
+name = "producer"
+wasm = "{p}"
+config = {{ count = {count}, size = {size}, seed = 1 }}
+[[plugin]]
+name = "consumer"
+wasm = "{c}"
+config = {{ seed = 1, expect = {count}, check = "none" }}
+[[channel]]
+from = "producer.out"
+to = "consumer.in"
+slot_size = {size}
+capacity = {capacity}
+[run]
+{run}
+timeout = "300s"
+"#,
+        p = producer.display(),
+        c = consumer.display(),
+    )
 }
 
 /// The languages of the `languages` part, in the table's order.
@@ -1970,29 +1991,16 @@ fn wasm_zenoh_open<'a>(
 ) -> anyhow::Result<&'a mut Matrix> {
     let key = format!("open-{size}-{count}-{seal}");
     if !cache.contains_key(&key) {
-        let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
-        let text = format!(
-            r#"name = "bench-zenoh-open"
-[[plugin]]
-name = "producer"
-wasm = "{}"
-config = {{ count = {count}, size = {size}, seed = 1 }}
-[[plugin]]
-name = "consumer"
-wasm = "{}"
-config = {{ seed = 1, expect = {count}, check = "none" }}
-[[channel]]
-from = "producer.out"
-to = "consumer.in"
-slot_size = {size}
-capacity = {OPEN_WINDOW}
-[run]
-verify = "off"
-seal = {seal}
-timeout = "300s"
-"#,
-            p("producer"),
-            p("consumer"),
+        let text = one_to_one(
+            "bench-zenoh-open",
+            [
+                &plugins.join("producer.wasm"),
+                &plugins.join("consumer.wasm"),
+            ],
+            size,
+            count,
+            OPEN_WINDOW,
+            &format!("verify = \"off\"\nseal = {seal}"),
         );
         let sc = Scenario::parse(Path::new("bench-zenoh-open.toml"), &text)?;
         let matrix = Matrix::new(&sc, &[BackendKind::Zenoh], &[], session.clone(), Mode::Once)?;
