@@ -10,7 +10,9 @@
 #   AssemblyScript:  assemblyscript 0.28, pinned by plugins/sdk/assemblyscript/package-lock.json
 #   Python plugins:  componentize-py 0.25.1 (PyPI: CPython inside a WebAssembly component)
 #   JavaScript:      componentize-js 0.23.0 (npm: SpiderMonkey inside a WebAssembly component),
-#                    pinned by plugins/sdk/javascript/package-lock.json
+#                    pinned by plugins/sdk/javascript/package-lock.json, with
+#                    @bytecodealliance/preview2-shim 0.25.0, which its splicer imports at
+#                    run time but lists only among its dev dependencies
 #   The book:        mdbook 0.4.52 (crates.io, without its server and watcher)
 #   Tests:           strace also stalls a worker's exit (tests/all/endings.rs)
 set -euo pipefail
