@@ -150,3 +150,81 @@ fn a_slow_consumer_is_not_taken_for_a_window_that_binds() {
     );
     assert!(!text.contains("bound by its window"), "{text}");
 }
+
+/// Each end's longest wait is its own, on every backend: a consumer that stalls 300 ms in its
+/// own code after 50 messages holds its producer back for most of that in one `loan` (the
+/// producer's longest wait for room), while it never waits that long for a message itself;
+/// a producer that sends 20 messages a second makes its consumer wait about 50 ms in a
+/// `receive`. The longest waits come from the ports' own timing of their waits (no clock
+/// read on a call that did not wait), so they would read 0 if that timing were lost.
+#[test]
+fn each_end_s_longest_wait_is_its_own_on_every_backend() {
+    let _g = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, producer: &str, consumer: &str| {
+        util::scenario(
+            dir.path(),
+            &format!("{name}.toml"),
+            &format!(
+                r#"name = "{name}"
+[[plugin]]
+name = "producer"
+wasm = "{{wasm:producer}}"
+config = {{ size = 64, seed = 5, {producer} }}
+[[plugin]]
+name = "consumer"
+wasm = "{{wasm:consumer}}"
+config = {{ seed = 5, {consumer} }}
+[[channel]]
+from = "producer.out"
+to = "consumer.in"
+slot_size = 64
+capacity = 4
+[run]
+backends = {BACKENDS:?}
+timeout = "60s"
+"#
+            ),
+        )
+    };
+    let runs = |file: std::path::PathBuf| {
+        let out = util::wasm_ipc(&["compare", "--repeat", "1", "--json", file.to_str().unwrap()]);
+        let runs = measured(&util::report(&out));
+        assert_eq!(runs.len(), BACKENDS.len(), "{}", util::stderr(&out));
+        runs
+    };
+    let ms = |l: &serde_json::Value, k: &str| l[k].as_u64().unwrap() as f64 / 1e6;
+
+    let stalled = file(
+        "stalled-consumer",
+        "count = 200",
+        "expect = 200, stall_after = 50, stall_ns = 300000000",
+    );
+    for r in runs(stalled) {
+        let b = r["backend"].as_str().unwrap();
+        assert_eq!(r["ok"], true, "{b}: {}", r["error"]);
+        let l = &r["links"][0];
+        let room = ms(l, "longest_room_wait_ns");
+        let message = ms(l, "longest_message_wait_ns");
+        assert!(
+            room > 150.0,
+            "{b}: the producer waited {room:.1} ms at most for room: {l}"
+        );
+        assert!(
+            message < 150.0,
+            "{b}: the consumer's own stall counted as its wait ({message:.1} ms): {l}"
+        );
+    }
+
+    let paced = file("paced-producer", "count = 10, rate = 20", "expect = 10");
+    for r in runs(paced) {
+        let b = r["backend"].as_str().unwrap();
+        assert_eq!(r["ok"], true, "{b}: {}", r["error"]);
+        let l = &r["links"][0];
+        let message = ms(l, "longest_message_wait_ns");
+        assert!(
+            message > 25.0,
+            "{b}: the consumer waited {message:.1} ms at most for a message: {l}"
+        );
+    }
+}

@@ -350,7 +350,7 @@ pub static COLUMNS: &[Column] = &[
         ],
         unit: "ns",
         doc: "The longest single wait of any link: a producer's for room or a consumer's for a \
-              message (coarse clock, 1–4 ms); a stall shows here, whatever the percentiles say.",
+              message; a stall shows here, whatever the percentiles say.",
         table: row("longest wait", |_, r| human_ns(longest_wait_ns(r))),
         csv: csv("longest_wait_ns", |r| longest_wait_ns(r).to_string()),
         summary: sum(|r| Some(longest_wait_ns(r) as f64), ns),

@@ -542,12 +542,12 @@ pub static FIELDS: &[Field] = &[
     f(
         "runs[].links[].longest_room_wait_ns",
         "ns",
-        "The longest single `loan` or `publish` of its producer (waiting for room; on a fan-out, the port's); coarse clock, 1–4 ms resolution.",
+        "The longest wait of a single `loan` or `publish` of its producer for room (on a fan-out, the port's), as the port timed it; on `zenoh`, whose engine can block a `publish` out of the port's sight, the whole call on the coarse clock (1–4 ms resolution).",
     ),
     f(
         "runs[].links[].longest_message_wait_ns",
         "ns",
-        "The longest single `receive` of its consumer that this link's message or the end of stream ended; coarse clock, 1–4 ms resolution.",
+        "The longest wait of a single `receive` of its consumer that this link's message or the end of stream ended, as the port timed it.",
     ),
     f(
         "runs[].links[].dropped",

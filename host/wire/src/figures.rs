@@ -81,14 +81,17 @@ pub struct LinkFigures {
     /// Consumer: messages that arrived after a later one.
     #[serde(default)]
     pub reordered: u64,
-    /// The longest single blocking call: a producer's `loan` or `publish` waiting for room, a
+    /// The longest single wait: a producer's `loan` or `publish` waiting for room, a
     /// consumer's `receive` waiting for a message (on a fan-in port, the link that delivered
-    /// it), ns, timed with the coarse monotonic clock (its resolution is the kernel's tick,
-    /// 1–4 ms: a shorter wait may show 0).
+    /// it), ns: what the call added to the port's own timing of its waits (`wait_ns`), which
+    /// reads the clock only on a path that waits. On `zenoh`, whose engine can block a
+    /// `publish` out of the port's sight, a producer's whole calls are timed instead, with the
+    /// coarse monotonic clock (its resolution is the kernel's tick, 1–4 ms: a shorter wait may
+    /// show 0).
     pub longest_wait_ns: u64,
-    /// Every such blocking call together, ns: the producer's time held back by a full window,
-    /// the consumer's time waiting for a message. Coarse clock too; summed over many calls
-    /// the tick's error averages out (a wait starts at any phase of the tick).
+    /// Every such wait together, ns: the producer's time held back by a full window, the
+    /// consumer's time waiting for a message, from the first look that found none to the end
+    /// of that call (monotonic clock).
     #[serde(default)]
     pub wait_ns: u64,
     /// Producer: the link's window, messages in flight (`capacity`).

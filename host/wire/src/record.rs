@@ -126,12 +126,12 @@ pub struct LinkReport {
     #[serde(default)]
     pub received: u64,
     /// The longest time its producer waited in one `loan` or `publish` (for room), ns; on a
-    /// fan-out, the producer's port's longest wait, whichever consumer held it back. Timed
-    /// with the coarse monotonic clock (1–4 ms resolution).
+    /// fan-out, the producer's port's longest wait, whichever consumer held it back. As the
+    /// port timed its waits; on `zenoh` the whole call, on the coarse clock (1–4 ms).
     #[serde(default)]
     pub longest_room_wait_ns: u64,
     /// The longest time its consumer waited in one `receive` that this link's message (or
-    /// the end of stream) ended, ns; coarse clock.
+    /// the end of stream) ended, ns, as the port timed its waits.
     #[serde(default)]
     pub longest_message_wait_ns: u64,
     /// Messages its producer's host dropped on it for want of room (`overflow =

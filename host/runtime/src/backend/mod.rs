@@ -489,10 +489,18 @@ pub trait Sender: Send {
     fn round_trips(&self) -> Vec<Option<u64>> {
         Vec::new()
     }
-    /// Time this port waited for room in its window (no credit, no free slot), ns: from the
-    /// first look that found none to the end of that call, timed only on that slow path.
+    /// Time this port waited for room in its window (no credit, no free slot, a full socket
+    /// or queue), ns: from the first look that found none to the end of that call, timed only
+    /// on that slow path.
     fn waited_ns(&self) -> u64 {
         0
+    }
+    /// Whether [`Sender::waited_ns`] holds every wait of this port's calls (the default): the
+    /// caller then learns each call's wait from it, without reading a clock on calls that did
+    /// not wait. A port whose calls can block where it cannot time them (inside an engine)
+    /// says no, and the caller times each of its calls whole, on the coarse clock.
+    fn counts_every_wait(&self) -> bool {
+        true
     }
 }
 

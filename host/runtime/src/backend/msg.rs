@@ -309,8 +309,16 @@ pub(super) struct Calls {
 }
 
 /// Waits until `fd` is ready (or the stop/deadline ends the wait). Counts a wake-up when the
-/// wait ended because the fd became ready after a sleep.
-fn wait_one(fd: &OwnedFd, write: bool, stop: &Stop, calls: &mut Calls) -> Result<(), PortError> {
+/// wait ended because the fd became ready after a sleep; the wait is the port's (`waited`,
+/// which the call it is part of ends).
+fn wait_one(
+    fd: &OwnedFd,
+    write: bool,
+    stop: &Stop,
+    calls: &mut Calls,
+    waited: &mut Waited,
+) -> Result<(), PortError> {
+    waited.start();
     loop {
         if stop.interrupted() || stop.remaining().is_zero() {
             return Err(stop.error());
@@ -469,6 +477,7 @@ impl MsgSender {
         len: usize,
         stop: &Stop,
         calls: &mut Calls,
+        waited: &mut Waited,
     ) -> Result<bool, PortError> {
         let total = HEADER_LEN + len;
         let mut done = 0;
@@ -477,7 +486,7 @@ impl MsgSender {
             match win.writev_frame(fd.data.as_fd(), meter, head, off, len, done) {
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_one(&fd.data, true, stop, calls)?
+                    wait_one(&fd.data, true, stop, calls, waited)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_gone(&e) => return Ok(false),
@@ -489,6 +498,52 @@ impl MsgSender {
 }
 
 impl MsgSender {
+    /// `publish`, less the count of its wait (`Waited::end`), which the caller makes on every
+    /// return.
+    fn publish_waiting(
+        &mut self,
+        win: Window<'_>,
+        meter: &mut CopyMeter,
+        msg: Outgoing,
+        stop: &Stop,
+    ) -> Result<(), PortError> {
+        for link in &mut self.links {
+            let Some(fd) = &link.fd else { continue };
+            if !link.credits.available() {
+                // Only under `drop-newest`: `loan` waits for a credit otherwise.
+                link.offered.drop_one();
+                continue;
+            }
+            let head = Header {
+                kind: FrameKind::Data,
+                len: msg.len,
+                seq: link.offered.take(),
+                publish_ns: msg.publish_ns,
+            }
+            .encode();
+            let (off, len) = (msg.off as usize, msg.len as usize);
+            if Self::write_frame(
+                fd,
+                win,
+                meter,
+                &head,
+                off,
+                len,
+                stop,
+                &mut self.calls,
+                &mut self.waited,
+            )? {
+                link.credits.spend(msg.publish_ns);
+            } else {
+                link.fd = None;
+            }
+        }
+        if self.links.iter().all(|l| l.fd.is_none()) {
+            return Err(PortError::Closed);
+        }
+        Ok(())
+    }
+
     /// `loan`, less the count of its wait (`Waited::end`), which the caller makes on every return.
     fn loan_waiting(&mut self, _win: Window<'_>, len: u32, stop: &Stop) -> Result<u32, PortError> {
         if len > self.slot_size {
@@ -533,7 +588,7 @@ impl MsgSender {
                         let fd = link.fd.as_ref().expect("checked above");
                         // Say who held the producer back: this link's consumer kept
                         // `capacity` messages unread.
-                        wait_one(fd.back(), false, stop, &mut self.calls)
+                        wait_one(fd.back(), false, stop, &mut self.calls, &mut self.waited)
                             .map_err(|e| credit::link_was_full(e, &link.key, self.capacity))?;
                     }
                 }
@@ -561,31 +616,9 @@ impl Sender for MsgSender {
         msg: Outgoing,
         stop: &Stop,
     ) -> Result<(), PortError> {
-        for link in &mut self.links {
-            let Some(fd) = &link.fd else { continue };
-            if !link.credits.available() {
-                // Only under `drop-newest`: `loan` waits for a credit otherwise.
-                link.offered.drop_one();
-                continue;
-            }
-            let head = Header {
-                kind: FrameKind::Data,
-                len: msg.len,
-                seq: link.offered.take(),
-                publish_ns: msg.publish_ns,
-            }
-            .encode();
-            let (off, len) = (msg.off as usize, msg.len as usize);
-            if Self::write_frame(fd, win, meter, &head, off, len, stop, &mut self.calls)? {
-                link.credits.spend(msg.publish_ns);
-            } else {
-                link.fd = None;
-            }
-        }
-        if self.links.iter().all(|l| l.fd.is_none()) {
-            return Err(PortError::Closed);
-        }
-        Ok(())
+        let r = self.publish_waiting(win, meter, msg, stop);
+        self.waited.end();
+        r
     }
 
     fn close(&mut self, stop: &Stop) {
@@ -603,8 +636,18 @@ impl Sender for MsgSender {
                 // then sees end-of-file without an end frame, which is what a failure is. The
                 // end frame needs no credit: it carries no payload.
                 let window = Window::empty();
-                let _ =
-                    Self::write_frame(&fd, window, &mut unused, &head, 0, 0, stop, &mut self.calls);
+                let _ = Self::write_frame(
+                    &fd,
+                    window,
+                    &mut unused,
+                    &head,
+                    0,
+                    0,
+                    stop,
+                    &mut self.calls,
+                    // Not a wait of the run's calls: the end is sent after the last.
+                    &mut Waited::default(),
+                );
             }
         }
     }
@@ -709,6 +752,7 @@ impl MsgReceiver {
         buf: &mut [u8; HEADER_LEN],
         stop: &Stop,
         calls: &mut Calls,
+        waited: &mut Waited,
     ) -> Result<HeaderRead, PortError> {
         let mut got = 0;
         while got < HEADER_LEN {
@@ -722,7 +766,7 @@ impl MsgReceiver {
                 }
                 Ok(n) => got += n,
                 Err(nix::errno::Errno::EAGAIN) if got == 0 => return Ok(HeaderRead::NotReady),
-                Err(nix::errno::Errno::EAGAIN) => wait_one(fd, false, stop, calls)?,
+                Err(nix::errno::Errno::EAGAIN) => wait_one(fd, false, stop, calls, waited)?,
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("recv: {e}"))),
             }
@@ -737,6 +781,7 @@ impl MsgReceiver {
         len: usize,
         stop: &Stop,
         calls: &mut Calls,
+        waited: &mut Waited,
     ) -> Result<(), PortError> {
         let mut got = 0;
         while got < len {
@@ -749,7 +794,7 @@ impl MsgReceiver {
                 }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_one(fd, false, stop, calls)?
+                    wait_one(fd, false, stop, calls, waited)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(PortError::PeerFailed(format!("recv: {e}"))),
@@ -788,7 +833,13 @@ impl MsgReceiver {
             link.state = LinkState::Failed;
             PortError::PeerFailed(format!("producer on link {}: {why}", link.key))
         };
-        match Self::read_header(&link.io.data, &mut head, stop, &mut self.calls) {
+        match Self::read_header(
+            &link.io.data,
+            &mut head,
+            stop,
+            &mut self.calls,
+            &mut self.waited,
+        ) {
             Ok(HeaderRead::Full) => {}
             Ok(HeaderRead::NotReady) => return Ok(None),
             Ok(HeaderRead::Eof) => {
@@ -812,7 +863,15 @@ impl MsgReceiver {
             }
             FrameKind::Data => {
                 let len = header.len as usize;
-                match Self::read_payload(&link.io.data, win, meter, len, stop, &mut self.calls) {
+                match Self::read_payload(
+                    &link.io.data,
+                    win,
+                    meter,
+                    len,
+                    stop,
+                    &mut self.calls,
+                    &mut self.waited,
+                ) {
                     Ok(()) => {}
                     Err(PortError::PeerFailed(why)) => return Err(fail(link, why)),
                     Err(e) => return Err(e),

@@ -784,6 +784,12 @@ impl Sender for ZenohSender {
         self.waited.ns
     }
 
+    fn counts_every_wait(&self) -> bool {
+        // The engine's `put` blocks while its queues are full (`CongestionControl::Block`),
+        // out of this port's sight.
+        false
+    }
+
     fn round_trips(&self) -> Vec<Option<u64>> {
         self.links
             .iter()

@@ -7,7 +7,7 @@
 use wasmtime::{Caller, Linker, ValType};
 
 use super::{Handle, Host, Port, Serving, Side};
-use crate::backend::{Outgoing, PortError};
+use crate::backend::{Outgoing, PortError, Sender};
 use crate::sys::{self, Window};
 
 /// The import module of the current ABI, v0.2.0.
@@ -406,6 +406,35 @@ pub(crate) fn loan_in(caller: &mut impl Ctx, h: i32, len: i32) -> wasmtime::Resu
     }
 }
 
+/// How long one port call waited, for its link's longest wait: what the call added to the
+/// port's own count of its waits (`waited_ns`, which reads the clock only on a path that
+/// waits: a call that found room or a message reads none), or, for a port that cannot see every
+/// wait of its calls ([`Sender::counts_every_wait`]), the whole call on the coarse clock.
+enum CallWait {
+    /// The port's `waited_ns` before the call.
+    Counted(u64),
+    /// The coarse clock before the call.
+    Clocked(u64),
+}
+
+impl CallWait {
+    fn sender(tx: &dyn Sender) -> CallWait {
+        if tx.counts_every_wait() {
+            CallWait::Counted(tx.waited_ns())
+        } else {
+            CallWait::Clocked(sys::coarse_now_ns())
+        }
+    }
+
+    /// The call's wait, ns, given the port's `waited_ns` after it.
+    fn ended(self, waited_ns: u64) -> u64 {
+        match self {
+            CallWait::Counted(before) => waited_ns.saturating_sub(before),
+            CallWait::Clocked(begin) => sys::coarse_now_ns().saturating_sub(begin),
+        }
+    }
+}
+
 /// `loan` on leg `i`: the pointer of the loan.
 fn loan_leg(caller: &mut impl Ctx, call: &str, i: usize, len: i32) -> Leg<i32> {
     let (win, host) = caller.window_of(i);
@@ -426,9 +455,9 @@ fn loan_leg(caller: &mut impl Ctx, call: &str, i: usize, len: i32) -> Leg<i32> {
     };
     // Guest lengths and addresses are u32 in the WIT; the core signature carries them as i32.
     let len = len.cast_unsigned();
-    let begin = sys::coarse_now_ns();
+    let wait = CallWait::sender(&**tx);
     let r = tx.loan(win, len, stop);
-    *longest_wait_ns = (*longest_wait_ns).max(sys::coarse_now_ns().saturating_sub(begin));
+    *longest_wait_ns = (*longest_wait_ns).max(wait.ended(tx.waited_ns()));
     if matches!(r, Err(PortError::Closed)) {
         *refused += 1;
     }
@@ -503,9 +532,9 @@ fn publish_leg(caller: &mut impl Ctx, call: &str, i: usize, len: i32) -> Leg<()>
         len,
         publish_ns: sys::now_ns(),
     };
-    let begin = sys::coarse_now_ns();
+    let wait = CallWait::sender(&**tx);
     let r = tx.publish(win, meter, msg, stop);
-    *longest_wait_ns = (*longest_wait_ns).max(sys::coarse_now_ns().saturating_sub(begin));
+    *longest_wait_ns = (*longest_wait_ns).max(wait.ended(tx.waited_ns()));
     if matches!(r, Err(PortError::Closed)) {
         *refused += 1;
     }
@@ -618,9 +647,9 @@ fn receive_leg(caller: &mut impl Ctx, call: &str, i: usize) -> Leg<(i64, usize)>
             }
         }));
     }
-    let begin = sys::coarse_now_ns();
+    let wait = CallWait::Counted(rx.waited_ns());
     let r = rx.receive(win, meter, stop);
-    let waited = sys::coarse_now_ns().saturating_sub(begin);
+    let waited = wait.ended(rx.waited_ns());
     let d = match r {
         Ok(d) => d,
         Err(e) => {

@@ -113,7 +113,7 @@ pub(crate) enum Side {
         messages: u64,
         /// `loan`s and `publish`es refused because every consumer was gone.
         refused: u64,
-        /// The longest `loan` or `publish`, ns (coarse clock).
+        /// The longest wait of a `loan` or `publish`, ns (`abi::CallWait`).
         longest_wait_ns: u64,
     },
     In {
@@ -125,7 +125,7 @@ pub(crate) enum Side {
         bytes: u64,
         /// Per link: messages received from it.
         per_link: Vec<u64>,
-        /// Per link: the longest `receive` it ended, ns (coarse clock).
+        /// Per link: the longest wait of a `receive` it ended, ns (`abi::CallWait`).
         longest_wait_ns: Vec<u64>,
         /// Whether `receive` returned end of stream.
         ended: bool,
