@@ -374,10 +374,15 @@ impl<'a> Window<'a> {
     /// bytes (the `zenoh` engine), counting the copy.
     pub fn copy_out(&self, meter: &mut CopyMeter, off: usize, len: usize) -> io::Result<Vec<u8>> {
         self.check(off, len)?;
-        let mut v = vec![0u8; len];
+        // Not zeroed first: every byte is written by the copy below.
+        let mut v = Vec::with_capacity(len);
         // SAFETY: the source range is inside the live window (checked above); `v` is a
-        // distinct, freshly allocated buffer of `len` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), v.as_mut_ptr(), len) };
+        // distinct, freshly allocated buffer with room for `len` bytes, and the copy
+        // initialises all `len` of them before `set_len` exposes them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(off), v.as_mut_ptr(), len);
+            v.set_len(len);
+        }
         meter.bytes += len as u64;
         Ok(v)
     }

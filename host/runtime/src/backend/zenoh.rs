@@ -111,11 +111,11 @@ pub struct ZenohParams {
 /// The header every publication carries as its attachment: kind (0 data, 1 end), the
 /// sequence number on its link (for an end: the count offered, as in [`super::frame`]) and the
 /// publish time, little-endian.
-fn header(kind: u8, seq: u32, publish_ns: u64) -> Vec<u8> {
-    let mut h = Vec::with_capacity(HEADER);
-    h.push(kind);
-    h.extend_from_slice(&seq.to_le_bytes());
-    h.extend_from_slice(&publish_ns.to_le_bytes());
+fn header(kind: u8, seq: u32, publish_ns: u64) -> [u8; HEADER] {
+    let mut h = [0; HEADER];
+    h[0] = kind;
+    h[1..5].copy_from_slice(&seq.to_le_bytes());
+    h[5..].copy_from_slice(&publish_ns.to_le_bytes());
     h
 }
 
