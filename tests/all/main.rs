@@ -32,3 +32,4 @@ mod udp;
 mod util;
 mod verdicts;
 mod window;
+mod zenoh;

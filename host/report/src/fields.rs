@@ -489,7 +489,7 @@ pub static FIELDS: &[Field] = &[
     f(
         "runs[].syscalls.<name>",
         "",
-        "One kind: `reads`, `writes`, `polls` (`msg`), `futex_waits`, `futex_wakes`, `sched_yields` (`shm`).",
+        "One kind: `reads`, `writes`, `polls` (`msg`), `futex_waits`, `futex_wakes`, `sched_yields` (`shm`; `zenoh` under `wait = \"spin\"`).",
     ),
     f(
         "runs[].syscalls_per_message",

@@ -283,7 +283,7 @@ pub struct RunReport {
     pub processes: Vec<ProcessReport>,
     /// System calls the backends made on their ports, counted where they make them, summed
     /// over processes: `reads`, `writes`, `polls` (`msg`), `futex_waits`, `futex_wakes`,
-    /// `sched_yields` (`shm`); added in schema 1.
+    /// `sched_yields` (`shm`; `zenoh` under `wait = "spin"`); added in schema 1.
     #[serde(default)]
     pub syscalls: BTreeMap<String, u64>,
     /// Those calls per delivered message.

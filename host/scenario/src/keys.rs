@@ -529,7 +529,7 @@ pub static KEYS: &[KeyDecl] = &[
     key(
         "run.wait",
         KeyType::OneOf(wait_modes),
-        "how a blocked call waits: spin, sleep at once (`futex`), or spin briefly then sleep",
+        "how a blocked call waits: spin, never sleeping (`zenoh` yields the CPU between looks, to its engine's threads), sleep at once (`futex`), or spin briefly then sleep",
     )
     .default(KeyDefault::Text("\"adaptive\""))
     .settable(),

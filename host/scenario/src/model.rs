@@ -469,7 +469,8 @@ impl BackendKind {
 pub enum WaitMode {
     /// `"adaptive"`: spin briefly, then sleep on a futex.
     Adaptive,
-    /// `"spin"`: never sleep.
+    /// `"spin"`: never sleep (`zenoh`'s ports yield the CPU between looks: its engine's
+    /// threads make what they wait for).
     Spin,
     /// `"futex"`: sleep on a futex at once.
     Futex,

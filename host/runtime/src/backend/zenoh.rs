@@ -439,6 +439,12 @@ fn watch_peers(
 
 /// Waits for the next event: polls for `spin_ns`, then sleeps in slices, until the stop or the
 /// deadline. Counts a sleep that an event ended as a wake-up.
+///
+/// A port that spins without limit (`[run] wait = "spin"`) yields the CPU between looks: what
+/// it waits for is made by its engine's thread, in the same process, and by the peer's. Spinning
+/// without yielding takes the core those threads need (a 64-byte round trip of 213–240 µs
+/// against 118–133 µs sleeping, on 2 vCPUs); yielding keeps the vCPU awake and hands it to them
+/// whenever they can run, so no hand-off waits for a halted vCPU to wake (about 90 µs).
 fn next_event(
     rx: &mpsc::Receiver<Event>,
     spin_ns: u64,
@@ -458,6 +464,10 @@ fn next_event(
             return Err(stop.error());
         }
         if spin.again(spin_ns) {
+            if spin_ns == u64::MAX {
+                calls.sched_yields += 1;
+                sys::yield_now();
+            }
             continue;
         }
         calls.sleeps += 1;
@@ -474,12 +484,13 @@ fn next_event(
     }
 }
 
-/// Sleeps and wake-ups of a port's blocked calls.
+/// Sleeps, wake-ups and yields of a port's blocked calls.
 #[derive(Debug, Default, Clone, Copy)]
 struct Calls {
     sleeps: u64,
     wakeups: u64,
     puts: u64,
+    sched_yields: u64,
 }
 
 struct OutLink {
@@ -771,6 +782,7 @@ impl Sender for ZenohSender {
         Counters::from([
             ("credit_waits", self.credit_waits),
             ("puts", self.calls.puts),
+            ("sched_yields", self.calls.sched_yields),
             ("sleeps", self.calls.sleeps),
             ("wakeups", self.calls.wakeups),
         ])
@@ -1149,6 +1161,7 @@ impl Receiver for ZenohReceiver {
     fn counters(&self) -> Counters {
         Counters::from([
             ("credit_puts", self.credit_puts),
+            ("sched_yields", self.calls.sched_yields),
             ("sleeps", self.calls.sleeps),
             ("wakeups", self.calls.wakeups),
         ])
