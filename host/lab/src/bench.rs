@@ -365,6 +365,7 @@ impl Rig<'_> {
                 across,
                 kind,
                 true,
+                false,
             )?;
             self.samples
                 .push(wasm(sc, kind, "ping-pong", 64, pings, round)?);
@@ -388,9 +389,27 @@ impl Rig<'_> {
             None,
             BackendKind::Zenoh,
             false,
+            false,
         )?;
         let mut sample = wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?;
         sample.contender = "wasm-zenoh-plain".into();
+        self.samples.push(sample);
+        // The same with ports that never sleep (`wait = "spin"`: on zenoh they yield to the
+        // engine's threads), which spares the wake-ups at the cost of the CPU they spin on.
+        let sc = wasm_scenario(
+            &self.plugins,
+            &mut self.matrices,
+            &self.session,
+            Shape::PingPong,
+            64,
+            pings,
+            None,
+            BackendKind::Zenoh,
+            false,
+            true,
+        )?;
+        let mut sample = wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?;
+        sample.contender = "wasm-zenoh-spin".into();
         self.samples.push(sample);
         if let Some(ice) = &self.iceoryx2 {
             self.samples
@@ -503,6 +522,7 @@ impl Rig<'_> {
                 None,
                 kind,
                 true,
+                false,
             )?;
             let mut sample = wasm(sc, kind, pattern, size, count, round)?;
             sample.notes.insert(
@@ -525,6 +545,7 @@ impl Rig<'_> {
                 across,
                 BackendKind::Zenoh,
                 true,
+                false,
             )?;
             let mut sample = wasm(sc, BackendKind::Zenoh, pattern, size, count, round)?;
             sample.notes.insert(
@@ -977,6 +998,7 @@ fn contenders(s: &[Sample], pattern: &str) -> Vec<String> {
     // The engine's own shapes, and the product on zenoh with a window that does not bind.
     for c in [
         "wasm-zenoh-plain",
+        "wasm-zenoh-spin",
         "wasm-zenoh-open",
         "wasm-zenoh-open-sealed",
         "zenoh-native",
@@ -1080,6 +1102,20 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             "wasm-zenoh-plain / zenoh-native-1t, one-way mean",
             "wasm-zenoh-plain",
             "zenoh-native-1t",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh-spin / zenoh-native-1t, one-way mean",
+            "wasm-zenoh-spin",
+            "zenoh-native-1t",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh-spin / wasm-zenoh-plain, one-way mean (what never sleeping saves)",
+            "wasm-zenoh-spin",
+            "wasm-zenoh-plain",
             "ping-pong",
             |x| x.one_way_mean_ns,
         ),
@@ -1354,6 +1390,20 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
             );
         }
     }
+    // The round trip again, plain, with ports that never sleep (`wait = "spin"`): what the
+    // product reaches when it spends CPU instead of wake-ups, beside the default above.
+    let runtimes = ["zenoh-native", "zenoh-native-1t"];
+    let native = best(runtimes, "ping-pong", 64, mean, true);
+    add(
+        format!(
+            "zenoh round trip (mean), plain, wait = \"spin\", at 64 B ≤ 1.25 × the engine's own \
+             ({})",
+            native.unwrap_or(runtimes[0])
+        ),
+        native.and_then(|n| ratio(s, "wasm-zenoh-spin", n, "ping-pong", 64, mean)),
+        |m| m <= 1.25,
+        " ×",
+    );
     for size in SIZES {
         add(
             format!(
@@ -1750,6 +1800,7 @@ fn wasm_scenario<'a>(
     across: Option<&[String; 2]>,
     kind: BackendKind,
     seal: bool,
+    spin: bool,
 ) -> anyhow::Result<&'a mut Matrix> {
     let capacity = match shape {
         Shape::PingPong => 4,
@@ -1758,7 +1809,10 @@ fn wasm_scenario<'a>(
             consumers,
         } => flow_capacity(size, producers, consumers, kind),
     };
-    let key = format!("{shape:?}-{size}-{capacity}-{}-{seal}", across.is_some());
+    let key = format!(
+        "{shape:?}-{size}-{capacity}-{}-{seal}-{spin}",
+        across.is_some()
+    );
     if !cache.contains_key(&key) {
         let p = |n: &str| plugins.join(format!("{n}.wasm")).display().to_string();
         let mut text = match shape {
@@ -1857,6 +1911,10 @@ timeout = "300s"
         if !seal {
             // Plain links (`zenoh` only; the other backends have none to seal).
             text = text.replacen("[run]\n", "[run]\nseal = false\n", 1);
+        }
+        if spin {
+            // Ports that never sleep (on `zenoh`: yielding to the engine's threads).
+            text = text.replacen("[run]\n", "[run]\nwait = \"spin\"\n", 1);
         }
         let sc = Scenario::parse(Path::new("bench.toml"), &text)?;
         // The backends that admit this capacity (all but `pipe` where its pipes cannot
