@@ -72,17 +72,18 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
     let raw: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("raw.json")).unwrap()).unwrap();
     let samples = raw["samples"].as_array().unwrap();
-    // 2 rounds × (2 references + 19 ping-pong + 4 sizes × 19 throughput + 4 fan shapes × 3
+    // 2 rounds × (2 references + 20 ping-pong + 4 sizes × 19 throughput + 4 fan shapes × 3
     // sizes × 13 contenders), less what mq and udp do not carry (64 KiB and 1 MiB: 2 sizes
     // of throughput and 4 fan shapes at 64 KiB, native and wasm on each), then 3 one-off
     // rows. The contenders: native and wasm on shm, msg, pipe, mq, tcp and udp, and
     // wasm-zenoh (sealed); and the engine's own shapes, zenoh-native and zenoh-native-1t,
     // each on TCP and over TLS (`-tls`), in ping-pong and 1→1 throughput, beside
-    // wasm-zenoh-plain and wasm-zenoh-spin (plain, `wait = "spin"`) in ping-pong and
+    // wasm-zenoh-plain, wasm-zenoh-spin and wasm-zenoh-spin-sealed (`wait = "spin"`) in
+    // ping-pong and
     // wasm-zenoh-open (plain) and wasm-zenoh-open-sealed in throughput.
     assert_eq!(
         samples.len(),
-        2 * (2 + 19 + (76 - 2 * 4) + (156 - 4 * 4)) + 3,
+        2 * (2 + 20 + (76 - 2 * 4) + (156 - 4 * 4)) + 3,
         "{raw}"
     );
     for (c, patterns) in [
@@ -92,6 +93,7 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         ("zenoh-native-1t-tls", &["ping-pong", "throughput"]),
         ("wasm-zenoh-plain", &["ping-pong"]),
         ("wasm-zenoh-spin", &["ping-pong"]),
+        ("wasm-zenoh-spin-sealed", &["ping-pong"]),
         ("wasm-zenoh-open", &["throughput"]),
         ("wasm-zenoh-open-sealed", &["throughput"]),
     ] {
@@ -110,7 +112,10 @@ fn a_quick_bench_runs_every_contender_and_saves_its_results() {
         "zenoh round trip (mean), sealed, at 64 B ≤ 1.25 × the engine's own (zenoh-native",
         "zenoh round trip (mean), plain, wait = \"spin\", at 64 B ≤ 1.25 × the engine's own \
          (zenoh-native",
+        "zenoh round trip (mean), sealed, wait = \"spin\", at 64 B ≤ 1.25 × the engine's own \
+         (zenoh-native",
         "wasm-zenoh-spin / zenoh-native-1t, one-way mean",
+        "wasm-zenoh-spin-sealed / zenoh-native-1t-tls, one-way mean",
         "zenoh throughput, plain, window 4096, nothing touched, ≥ 0.7 × the engine's own \
          (zenoh-native",
         "zenoh throughput, sealed, window 4096, nothing touched, ≥ 0.7 × the engine's own \

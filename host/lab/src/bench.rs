@@ -395,22 +395,25 @@ impl Rig<'_> {
         sample.contender = "wasm-zenoh-plain".into();
         self.samples.push(sample);
         // The same with ports that never sleep (`wait = "spin"`: on zenoh they yield to the
-        // engine's threads), which spares the wake-ups at the cost of the CPU they spin on.
-        let sc = wasm_scenario(
-            &self.plugins,
-            &mut self.matrices,
-            &self.session,
-            Shape::PingPong,
-            64,
-            pings,
-            None,
-            BackendKind::Zenoh,
-            false,
-            true,
-        )?;
-        let mut sample = wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?;
-        sample.contender = "wasm-zenoh-spin".into();
-        self.samples.push(sample);
+        // engine's threads), which spares the wake-ups at the cost of the CPU they spin on;
+        // plain and sealed.
+        for (seal, contender) in [(false, "wasm-zenoh-spin"), (true, "wasm-zenoh-spin-sealed")] {
+            let sc = wasm_scenario(
+                &self.plugins,
+                &mut self.matrices,
+                &self.session,
+                Shape::PingPong,
+                64,
+                pings,
+                None,
+                BackendKind::Zenoh,
+                seal,
+                true,
+            )?;
+            let mut sample = wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?;
+            sample.contender = contender.into();
+            self.samples.push(sample);
+        }
         if let Some(ice) = &self.iceoryx2 {
             self.samples
                 .push(iceoryx2_run(ice, "ping-pong", 64, pings, round)?);
@@ -999,6 +1002,7 @@ fn contenders(s: &[Sample], pattern: &str) -> Vec<String> {
     for c in [
         "wasm-zenoh-plain",
         "wasm-zenoh-spin",
+        "wasm-zenoh-spin-sealed",
         "wasm-zenoh-open",
         "wasm-zenoh-open-sealed",
         "zenoh-native",
@@ -1116,6 +1120,13 @@ fn ratio_rows() -> Vec<(&'static str, &'static str, &'static str, &'static str, 
             "wasm-zenoh-spin / wasm-zenoh-plain, one-way mean (what never sleeping saves)",
             "wasm-zenoh-spin",
             "wasm-zenoh-plain",
+            "ping-pong",
+            |x| x.one_way_mean_ns,
+        ),
+        (
+            "wasm-zenoh-spin-sealed / zenoh-native-1t-tls, one-way mean",
+            "wasm-zenoh-spin-sealed",
+            "zenoh-native-1t-tls",
             "ping-pong",
             |x| x.one_way_mean_ns,
         ),
@@ -1390,20 +1401,32 @@ fn targets(s: &[Sample], load: u32) -> Vec<Target> {
             );
         }
     }
-    // The round trip again, plain, with ports that never sleep (`wait = "spin"`): what the
-    // product reaches when it spends CPU instead of wake-ups, beside the default above.
-    let runtimes = ["zenoh-native", "zenoh-native-1t"];
-    let native = best(runtimes, "ping-pong", 64, mean, true);
-    add(
-        format!(
-            "zenoh round trip (mean), plain, wait = \"spin\", at 64 B ≤ 1.25 × the engine's own \
-             ({})",
-            native.unwrap_or(runtimes[0])
+    // The round trip again with ports that never sleep (`wait = "spin"`): what the product
+    // reaches when it spends CPU instead of wake-ups, beside the default above.
+    for (links, product, runtimes) in [
+        (
+            "plain",
+            "wasm-zenoh-spin",
+            ["zenoh-native", "zenoh-native-1t"],
         ),
-        native.and_then(|n| ratio(s, "wasm-zenoh-spin", n, "ping-pong", 64, mean)),
-        |m| m <= 1.25,
-        " ×",
-    );
+        (
+            "sealed",
+            "wasm-zenoh-spin-sealed",
+            ["zenoh-native-tls", "zenoh-native-1t-tls"],
+        ),
+    ] {
+        let native = best(runtimes, "ping-pong", 64, mean, true);
+        add(
+            format!(
+                "zenoh round trip (mean), {links}, wait = \"spin\", at 64 B ≤ 1.25 × the engine's \
+                 own ({})",
+                native.unwrap_or(runtimes[0])
+            ),
+            native.and_then(|n| ratio(s, product, n, "ping-pong", 64, mean)),
+            |m| m <= 1.25,
+            " ×",
+        );
+    }
     for size in SIZES {
         add(
             format!(
