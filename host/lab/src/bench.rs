@@ -378,26 +378,14 @@ impl Rig<'_> {
             }
         }
         // The product on plain links, against the engine on plain TCP (`wasm-zenoh` is
-        // sealed, the default).
-        let sc = wasm_scenario(
-            &self.plugins,
-            &mut self.matrices,
-            &self.session,
-            Shape::PingPong,
-            64,
-            pings,
-            None,
-            BackendKind::Zenoh,
-            false,
-            false,
-        )?;
-        let mut sample = wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?;
-        sample.contender = "wasm-zenoh-plain".into();
-        self.samples.push(sample);
-        // The same with ports that never sleep (`wait = "spin"`: on zenoh they yield to the
-        // engine's threads), which spares the wake-ups at the cost of the CPU they spin on;
-        // plain and sealed.
-        for (seal, contender) in [(false, "wasm-zenoh-spin"), (true, "wasm-zenoh-spin-sealed")] {
+        // sealed, the default); then with ports that never sleep (`wait = "spin"`: on zenoh
+        // they yield to the engine's threads), which spares the wake-ups at the cost of the
+        // CPU they spin on, plain and sealed.
+        for (seal, spin, contender) in [
+            (false, false, "wasm-zenoh-plain"),
+            (false, true, "wasm-zenoh-spin"),
+            (true, true, "wasm-zenoh-spin-sealed"),
+        ] {
             let sc = wasm_scenario(
                 &self.plugins,
                 &mut self.matrices,
@@ -408,7 +396,7 @@ impl Rig<'_> {
                 None,
                 BackendKind::Zenoh,
                 seal,
-                true,
+                spin,
             )?;
             let mut sample = wasm(sc, BackendKind::Zenoh, "ping-pong", 64, pings, round)?;
             sample.contender = contender.into();
